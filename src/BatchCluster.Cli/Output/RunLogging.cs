@@ -1,0 +1,48 @@
+using BatchCluster.Core.Training;
+using Serilog;
+using Serilog.Core;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+
+namespace BatchCluster.Cli.Output;
+
+/// <summary>
+/// Serilog for one run: human-readable console lines, and the run's event log
+/// (&lt;runs-dir&gt;/&lt;run-id&gt;/events.clef, compact JSON, one event per line). StepCompleted events go
+/// to the file only; the progress display covers them on the console.
+/// </summary>
+public static class RunLogging
+{
+    public const string EventLogFileName = "events.clef";
+
+    public static string NewRunId(TrainingConfig config) =>
+        $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{config.Model.Name}-b{config.GlobalBatch}-w{config.Workers}-{Random.Shared.Next(0x10000):x4}";
+
+    /// <summary>Refuses to reuse a run id whose directory already holds a log: a run never overwrites another.</summary>
+    public static string CheckNewRunDirectory(string runsDirectory, string runId)
+    {
+        string directory = Path.GetFullPath(Path.Combine(runsDirectory, runId));
+        if (File.Exists(Path.Combine(directory, EventLogFileName)))
+            throw new Options.UsageException($"run id '{runId}' already has an event log at {directory}; choose another --run-id or remove that directory");
+        return directory;
+    }
+
+    public static Logger Create(string runDirectory, bool console)
+    {
+        Directory.CreateDirectory(runDirectory);
+        var configuration = new LoggerConfiguration()
+            .MinimumLevel.Information()
+            .Enrich.FromLogContext()
+            .WriteTo.File(new CompactJsonFormatter(), Path.Combine(runDirectory, EventLogFileName), buffered: true, flushToDiskInterval: TimeSpan.FromSeconds(2));
+        if (console)
+        {
+            configuration = configuration.WriteTo.Logger(lc => lc
+                .Filter.ByExcluding(e => IsEvent(e, "StepCompleted"))
+                .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}", restrictedToMinimumLevel: LogEventLevel.Information));
+        }
+        return configuration.CreateLogger();
+    }
+
+    private static bool IsEvent(LogEvent e, string type) =>
+        e.Properties.TryGetValue(RunEvents.EventTypeProperty, out var value) && value is ScalarValue { Value: string s } && s == type;
+}

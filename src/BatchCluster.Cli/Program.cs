@@ -1,0 +1,66 @@
+using BatchCluster.Cli.Commands;
+using BatchCluster.Cli.Options;
+using BatchCluster.Core.Data;
+
+namespace BatchCluster.Cli;
+
+public static class Program
+{
+    private const string Usage = """
+        usage: batchcluster <command> [flags]
+          train            one training run (local simulated cluster or the plain loop); 'train --help' lists the flags
+          bench overhead   samples/s of the plain loop vs the local cluster with 1 and 2 workers
+        """;
+
+    public static async Task<int> Main(string[] args)
+    {
+        using var cancellation = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cancellation.Cancel();
+        };
+        try
+        {
+            return await RunAsync(args, cancellation.Token);
+        }
+        catch (Exception e) when (e is UsageException or DataSetException or InvalidDataException or DirectoryNotFoundException)
+        {
+            Console.Error.WriteLine($"batchcluster: {e.Message}");
+            return 2;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("batchcluster: cancelled");
+            return 130;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"batchcluster: the run failed: {e.GetBaseException().Message}");
+            Console.Error.WriteLine(e);
+            return 1;
+        }
+    }
+
+    public static Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    {
+        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        {
+            Console.Out.Write(Usage);
+            return Task.FromResult(args.Length == 0 ? 2 : 0);
+        }
+        string[] rest = args[1..];
+        if (rest.Contains("--help"))
+        {
+            Console.Out.Write(args[0] == "train" ? TrainOptions.Help : Usage);
+            return Task.FromResult(0);
+        }
+        return args[0] switch
+        {
+            "train" => TrainCommand.RunAsync(rest, cancellation),
+            "bench" when rest.Length > 0 && rest[0] == "overhead" => BenchOverheadCommand.RunAsync(rest[1..], cancellation),
+            "bench" => throw new UsageException("bench needs a benchmark name: overhead"),
+            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, bench"),
+        };
+    }
+}

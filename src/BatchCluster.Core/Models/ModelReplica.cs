@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using BatchCluster.Core.Data;
+using BatchCluster.Core.Gradients;
+using BatchCluster.Core.Planning;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace BatchCluster.Core.Models;
+
+/// <summary>
+/// One worker's copy of the model: loads a flat parameter buffer, computes the gradient SUM of a
+/// share micro-batch by micro-batch (gradients accumulate in TorchSharp's .grad between
+/// micro-batches), and evaluates. Not thread-safe: one replica belongs to one thread (TorchSharp's
+/// dispose scopes are thread-static).
+///
+/// Inputs are pixels scaled to [0, 1] (x / 255), nothing else. With batch norm, statistics are
+/// those of each micro-batch ("ghost batch norm"): results then depend on the micro-batch size.
+/// </summary>
+public sealed class ModelReplica : IDisposable
+{
+    private readonly nn.Module<Tensor, Tensor> _model;
+    private readonly List<TorchSharp.Modules.Parameter> _parameters;
+
+    public ModelReplica(ModelSpec spec)
+    {
+        Spec = spec;
+        _model = ModelFactory.Create(spec);
+        _model.train();
+        _parameters = _model.parameters().ToList();
+        Layout = ParameterLayout.Of(_model);
+    }
+
+    public ModelSpec Spec { get; }
+    public ParameterLayout Layout { get; }
+    public int ParameterCount => Layout.TotalCount;
+
+    public void LoadParameters(ReadOnlySpan<float> flat) => ParameterLayout.CopyIn(_model, flat);
+
+    public void CopyParametersTo(Span<float> flat) => ParameterLayout.CopyOut(_model, flat);
+
+    /// <summary>
+    /// Σ over the share's samples of ∇ loss(sample), written into <paramref name="gradientSum"/>,
+    /// processing at most <paramref name="microBatch"/> samples per forward/backward pass.
+    /// </summary>
+    public ShareGradient ComputeGradientSum(ImageDataSet data, ReadOnlySpan<int> sampleIds, int microBatch, float[] gradientSum)
+    {
+        if (gradientSum.Length != ParameterCount)
+            throw new ArgumentException($"gradient buffer holds {gradientSum.Length} values, the model has {ParameterCount}");
+        var clock = Stopwatch.StartNew();
+        _model.zero_grad();
+        double lossSum = 0;
+        foreach (Range range in MicroBatches.Of(sampleIds.Length, microBatch))
+        {
+            using var scope = NewDisposeScope();
+            var ids = sampleIds[range];
+            Tensor inputs = Inputs(data, ids);
+            Tensor labels = Labels(data, ids);
+            Tensor loss = nn.functional.cross_entropy(_model.call(inputs), labels, reduction: nn.Reduction.Sum);
+            loss.backward();
+            lossSum += loss.item<float>();
+        }
+        CopyGradientsTo(gradientSum);
+        double squaredNorm = GradientClipping.SquaredNorm(gradientSum);
+        return new ShareGradient(gradientSum, sampleIds.Length, lossSum, squaredNorm, clock.Elapsed.TotalMilliseconds);
+    }
+
+    /// <summary>Loss sum and correct count over samples [start, start + count) in eval mode.</summary>
+    public EvaluationResult Evaluate(ImageDataSet data, int start, int count, int batchSize = 1000)
+    {
+        _model.eval();
+        try
+        {
+            var result = EvaluationResult.Empty;
+            using var noGrad = no_grad();
+            for (int offset = 0; offset < count; offset += batchSize)
+            {
+                using var scope = NewDisposeScope();
+                int n = Math.Min(batchSize, count - offset);
+                int[] ids = Enumerable.Range(start + offset, n).ToArray();
+                Tensor logits = _model.call(Inputs(data, ids));
+                Tensor labels = Labels(data, ids);
+                double loss = nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).item<float>();
+                long correct = logits.argmax(1).eq(labels).sum().item<long>();
+                result = result.Add(new EvaluationResult(loss, correct, n));
+            }
+            return result;
+        }
+        finally
+        {
+            _model.train();
+        }
+    }
+
+    private void CopyGradientsTo(Span<float> flat)
+    {
+        int offset = 0;
+        foreach (var p in _parameters)
+        {
+            int count = (int)p.numel();
+            var target = flat.Slice(offset, count);
+            using Tensor? grad = p.grad;
+            if (grad is null) target.Clear(); // a parameter the loss does not touch
+            else ParameterLayout.FloatsOf(grad).CopyTo(target);
+            offset += count;
+        }
+    }
+
+    private static Tensor Inputs(ImageDataSet data, ReadOnlySpan<int> ids)
+    {
+        int pixels = data.PixelsPerImage;
+        Tensor inputs = empty(ids.Length, 1, data.Height, data.Width, dtype: ScalarType.Float32);
+        Span<float> values = ParameterLayout.FloatsOf(inputs);
+        for (int i = 0; i < ids.Length; i++)
+        {
+            var image = data.Image(ids[i]);
+            var row = values.Slice(i * pixels, pixels);
+            for (int p = 0; p < pixels; p++) row[p] = image[p] / 255f;
+        }
+        return inputs;
+    }
+
+    private static Tensor Labels(ImageDataSet data, ReadOnlySpan<int> ids)
+    {
+        Tensor labels = empty(ids.Length, dtype: ScalarType.Int64);
+        Span<long> values = MemoryMarshal.Cast<byte, long>(labels.bytes);
+        for (int i = 0; i < ids.Length; i++) values[i] = data.Labels[ids[i]];
+        return labels;
+    }
+
+    public void Dispose() => _model.Dispose();
+}

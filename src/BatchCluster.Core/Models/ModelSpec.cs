@@ -1,0 +1,15 @@
+namespace BatchCluster.Core.Models;
+
+/// <summary>Which network to train. Names are the CLI's: <c>mlp</c>, <c>cnn</c>, <c>cnn-bn</c>.</summary>
+public sealed record ModelSpec(string Name, IReadOnlyList<int> HiddenSizes)
+{
+    public static readonly string[] Names = ["mlp", "cnn", "cnn-bn"];
+    public static readonly int[] DefaultMlpHidden = [256];
+
+    public static ModelSpec Mlp(params int[] hidden) => new("mlp", hidden.Length == 0 ? DefaultMlpHidden : hidden);
+    public static ModelSpec Cnn(bool batchNorm) => new(batchNorm ? "cnn-bn" : "cnn", []);
+
+    public bool HasBatchNorm => Name == "cnn-bn";
+
+    public override string ToString() => Name == "mlp" ? $"mlp({string.Join('-', HiddenSizes)})" : Name;
+}

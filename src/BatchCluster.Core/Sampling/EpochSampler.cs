@@ -1,0 +1,65 @@
+namespace BatchCluster.Core.Sampling;
+
+/// <summary>
+/// Deterministic global batches. Epoch e visits the training set in the order of a permutation
+/// fixed by (seed, e) — or in file order when shuffling is off — and cuts it into consecutive
+/// global batches. The sequence never depends on the number of workers (DESIGN promise 2).
+///
+/// The last partial batch of an epoch is dropped: every step then has exactly the configured
+/// global batch, which is what batch-size experiments compare. At most B − 1 samples per epoch
+/// are skipped, and with shuffling a different subset each epoch.
+/// </summary>
+public sealed class EpochSampler
+{
+    private readonly int _datasetSize;
+    private readonly long _seed;
+    private readonly bool _shuffle;
+    private int _cachedEpoch = -1;
+    private int[] _cachedOrder = [];
+
+    public EpochSampler(int datasetSize, int globalBatch, long seed, bool shuffle)
+    {
+        if (globalBatch <= 0)
+            throw new ArgumentOutOfRangeException(nameof(globalBatch), $"global batch {globalBatch} must be positive");
+        if (globalBatch > datasetSize)
+            throw new ArgumentOutOfRangeException(nameof(globalBatch),
+                $"global batch {globalBatch} is larger than the {datasetSize} training samples; use a smaller --global-batch");
+        _datasetSize = datasetSize;
+        GlobalBatchSize = globalBatch;
+        _seed = seed;
+        _shuffle = shuffle;
+        StepsPerEpoch = datasetSize / globalBatch;
+    }
+
+    public int GlobalBatchSize { get; }
+    public int StepsPerEpoch { get; }
+
+    public GlobalBatch Take(long step)
+    {
+        if (step < 0) throw new ArgumentOutOfRangeException(nameof(step));
+        int epoch = checked((int)(step / StepsPerEpoch));
+        int index = (int)(step % StepsPerEpoch);
+        int[] order = OrderOf(epoch);
+        return new GlobalBatch(step, epoch, index, order.AsSpan(index * GlobalBatchSize, GlobalBatchSize).ToArray());
+    }
+
+    /// <summary>The visiting order of one epoch: a Fisher–Yates shuffle driven by (seed, epoch).</summary>
+    public int[] OrderOf(int epoch)
+    {
+        if (epoch == _cachedEpoch) return _cachedOrder;
+        var order = new int[_datasetSize];
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+        if (_shuffle)
+        {
+            var rng = SplitMix64.For(_seed, epoch);
+            for (int i = order.Length - 1; i > 0; i--)
+            {
+                int j = rng.NextInt(i + 1);
+                (order[i], order[j]) = (order[j], order[i]);
+            }
+        }
+        _cachedEpoch = epoch;
+        _cachedOrder = order;
+        return order;
+    }
+}

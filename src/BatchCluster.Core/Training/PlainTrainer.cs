@@ -1,0 +1,41 @@
+using BatchCluster.Core.Data;
+using BatchCluster.Core.Gradients;
+using BatchCluster.Core.Models;
+
+namespace BatchCluster.Core.Training;
+
+/// <summary>
+/// The reference loop (--engine plain): the same model, sampler, optimizer and LR rule as the
+/// cluster, in one thread with no actors. The yardstick for correctness and for overhead.
+/// </summary>
+public static class PlainTrainer
+{
+    public static RunResult Run(TrainingConfig config, DataSplits data, float[] initialParameters, RunEvents events, string logPath,
+        Action<StepRecord, TrainingSession>? onStep = null, CancellationToken cancellation = default)
+    {
+        using var replica = new ModelReplica(config.Model);
+        var session = new TrainingSession(config, data.Train.Count, initialParameters, events);
+        var gradientSum = new float[replica.ParameterCount];
+        var shares = new ShareGradient[1];
+        while (!session.Finished)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var batch = session.NextBatch();
+            double startedAt = session.NowMs;
+            replica.LoadParameters(session.Parameters);
+            shares[0] = replica.ComputeGradientSum(data.Train, batch.SampleIds, config.EffectiveMicroBatch(batch.Size), gradientSum);
+            var record = session.Commit(batch, shares, shares[0].ComputeMilliseconds, startedAt);
+            onStep?.Invoke(record, session);
+            if (session.ValidationDue)
+            {
+                replica.LoadParameters(session.Parameters);
+                session.RecordEvaluation("validation", replica.Evaluate(data.Validation, 0, data.Validation.Count));
+            }
+        }
+        replica.LoadParameters(session.Parameters);
+        var validation = replica.Evaluate(data.Validation, 0, data.Validation.Count);
+        var test = replica.Evaluate(data.Test, 0, data.Test.Count);
+        var summary = session.Complete(validation, test, workers: 1, logPath);
+        return new RunResult(summary, session.Parameters.ToArray());
+    }
+}

@@ -1,0 +1,52 @@
+using Serilog;
+using Serilog.Events;
+
+namespace BatchCluster.Core.Training;
+
+/// <summary>
+/// The event log's schema in code: every event analysis reads is written here and nowhere else,
+/// with an <c>EventType</c> property and typed properties. docs/log-schema.md documents it;
+/// changing a name or meaning here is an interface change (bump <see cref="SchemaVersion"/>).
+/// </summary>
+public sealed class RunEvents(ILogger logger, string runId)
+{
+    public const int SchemaVersion = 1;
+    public const string EventTypeProperty = "EventType";
+
+    public string RunId { get; } = runId;
+
+    private ILogger For(string eventType) =>
+        logger.ForContext(EventTypeProperty, eventType).ForContext("RunId", RunId);
+
+    public void RunStarted(TrainingConfig config, string engine, int workers, int parameterCount, int trainSamples, int stepsPerEpoch, long totalSteps, int threads) =>
+        For("RunStarted").ForContext("SchemaVersion", SchemaVersion).ForContext("Config", config, destructureObjects: true).Information(
+            "Run {RunId} started: {Engine} engine, {Workers} workers, model {Model} with {ParameterCount} parameters, {TrainSamples} training samples, global batch {GlobalBatch}, {StepsPerEpoch} steps per epoch, {TotalSteps} steps, {Threads} torch threads",
+            RunId, engine, workers, config.Model.ToString(), parameterCount, trainSamples, config.GlobalBatch, stepsPerEpoch, totalSteps, threads);
+
+    public void WorkerJoined(int workerIndex, string address, int threads) =>
+        For("WorkerJoined").Information("Worker {WorkerIndex} joined at {WorkerAddress} with {Threads} torch threads", workerIndex, address, threads);
+
+    public void StepCompleted(StepRecord step) =>
+        For("StepCompleted").Information(
+            "Step {Step} (epoch {Epoch}): loss {Loss:F4}, lr {LearningRate:G4}, grad norm {GradNorm:G4}, {GlobalBatch} samples in shares {Shares}, {StepMs:F2} ms (compute {ComputeMs:F2}, update {UpdateMs:F2}, wait {WaitMs:F2}), {SamplesPerSecond:F0} samples/s, parameter version {ParameterVersion}",
+            step.Step, step.Epoch, step.Loss, step.LearningRate, step.GradNorm, step.GlobalBatch, step.Shares, step.Timing.StepMs,
+            step.Timing.ComputeMs, step.Timing.UpdateMs, step.Timing.WaitMs, step.SamplesPerSecond, step.ParameterVersion);
+
+    public void EvalCompleted(long step, double epoch, string split, Models.EvaluationResult result) =>
+        For("EvalCompleted").Information(
+            "Evaluation after step {Step} (epoch {Epoch:F2}) on {Split}: loss {Loss:F4}, accuracy {Accuracy:P2} over {Samples} samples",
+            step, epoch, split, result.MeanLoss, result.Accuracy, result.Count);
+
+    public void RunCompleted(RunSummary summary, double wallSeconds) =>
+        For("RunCompleted").ForContext("Summary", summary, destructureObjects: true).Information(
+            "Run {RunId} completed: {Steps} steps, validation accuracy {ValAccuracy:P2}, test accuracy {TestAccuracy:P2}, {SamplesPerSecond:F0} samples/s, {WallSeconds:F1} s",
+            RunId, summary.Steps, summary.ValidationAccuracy, summary.TestAccuracy, summary.SamplesPerSecond, wallSeconds);
+
+    public void RunFailed(Exception error) =>
+        For("RunFailed").Write(LogEventLevel.Error, error, "Run {RunId} failed: {Error}", RunId, error.Message);
+}
+
+/// <summary>The properties of one StepCompleted event.</summary>
+public sealed record StepRecord(
+    long Step, int Epoch, int GlobalBatch, int[] Shares, double Loss, double LearningRate, double GradNorm,
+    StepTiming Timing, double SamplesPerSecond, long ParameterVersion);

@@ -1,0 +1,53 @@
+using BatchCluster.Core.Models;
+using BatchCluster.Core.Optimizers;
+using BatchCluster.Core.Schedules;
+
+namespace BatchCluster.Core.Training;
+
+public enum Engine { Actors, Plain }
+
+/// <summary>
+/// Everything that defines a run. Logged whole in RunStarted, so a run can be recomputed from its log.
+/// Exactly one of <see cref="Steps"/> and <see cref="Epochs"/> is set.
+/// </summary>
+public sealed record TrainingConfig
+{
+    public string Dataset { get; init; } = "fashion-mnist";
+    public string DataDirectory { get; init; } = Data.FashionMnist.DefaultDirectory;
+    public int ValidationSize { get; init; } = Data.FashionMnist.DefaultValidationSize;
+    public ModelSpec Model { get; init; } = ModelSpec.Mlp();
+    public int GlobalBatch { get; init; } = 128;
+    /// <summary>Largest forward/backward pass on a worker; defaults to the whole share.</summary>
+    public int? MicroBatch { get; init; }
+    public int Workers { get; init; } = 4;
+    public long? Steps { get; init; }
+    public double? Epochs { get; init; }
+    public double LearningRate { get; init; } = 0.1;
+    public LrScaling LrScaling { get; init; } = LrScaling.None;
+    public int BaseBatch { get; init; } = LearningRateSchedule.DefaultBaseBatch;
+    public int WarmupSteps { get; init; }
+    public OptimizerSettings Optimizer { get; init; } = new(OptimizerKind.Sgd);
+    /// <summary>Global L2 clipping of the averaged gradient; 0 turns it off.</summary>
+    public double ClipGradNorm { get; init; }
+    public long Seed { get; init; } = 1;
+    /// <summary>libtorch intra-op threads per process; null picks cores / workers (at least 1).</summary>
+    public int? Threads { get; init; }
+    public Engine Engine { get; init; } = Engine.Actors;
+    public string RunsDirectory { get; init; } = "runs";
+    public string? RunId { get; init; }
+    /// <summary>Validate every this many steps; null means once per epoch, 0 means only at the end.</summary>
+    public long? EvalEvery { get; init; }
+    public bool Shuffle { get; init; } = true;
+    public string? InitParams { get; init; }
+    public string? ExportParams { get; init; }
+
+    public int EffectiveThreads => Threads ?? Math.Max(1, Environment.ProcessorCount / (Engine == Engine.Plain ? 1 : Workers));
+
+    /// <summary>The micro-batch for a share: the configured one, or the whole share when none is set.</summary>
+    public int EffectiveMicroBatch(int shareSize) => MicroBatch is int m ? m : Math.Max(1, shareSize);
+
+    public LearningRateSchedule Schedule => new(LearningRate, LrScaling, BaseBatch, GlobalBatch, WarmupSteps);
+
+    public long TotalSteps(int stepsPerEpoch) =>
+        Steps ?? (long)Math.Ceiling((Epochs ?? 1.0) * stepsPerEpoch - 1e-9);
+}

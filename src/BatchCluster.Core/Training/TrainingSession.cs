@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using BatchCluster.Core.Gradients;
+using BatchCluster.Core.Models;
+using BatchCluster.Core.Optimizers;
+using BatchCluster.Core.Sampling;
+using BatchCluster.Core.Schedules;
+
+namespace BatchCluster.Core.Training;
+
+/// <summary>
+/// The single writer of a run's state (DESIGN promise 5): parameters, optimizer, sampler position,
+/// LR schedule. An engine asks it for the next global batch, hands back the share gradients, and it
+/// averages exactly, clips, updates and logs. Both the plain loop and the coordinator actor drive
+/// this same object, so they cannot drift apart.
+/// </summary>
+public sealed class TrainingSession
+{
+    private const int TrainLossWindow = 50;
+
+    private readonly TrainingConfig _config;
+    private readonly RunEvents _events;
+    private readonly EpochSampler _sampler;
+    private readonly LearningRateSchedule _schedule;
+    private readonly IOptimizer _optimizer;
+    private readonly float[] _parameters;
+    private readonly float[] _meanGradient;
+    private readonly Queue<double> _recentLosses = new();
+    private readonly long _evalEvery;
+    private double _trainingMilliseconds;
+    private long _trainedSamples;
+    private readonly Stopwatch _wall = Stopwatch.StartNew();
+
+    public TrainingSession(TrainingConfig config, int trainSamples, float[] initialParameters, RunEvents events)
+    {
+        _config = config;
+        _events = events;
+        _sampler = new EpochSampler(trainSamples, config.GlobalBatch, config.Seed, config.Shuffle);
+        _schedule = config.Schedule;
+        _parameters = (float[])initialParameters.Clone();
+        _meanGradient = new float[_parameters.Length];
+        _optimizer = config.Optimizer.Create(_parameters.Length);
+        TotalSteps = config.TotalSteps(_sampler.StepsPerEpoch);
+        _evalEvery = config.EvalEvery ?? _sampler.StepsPerEpoch;
+    }
+
+    public long TotalSteps { get; }
+    public int StepsPerEpoch => _sampler.StepsPerEpoch;
+    /// <summary>The next step to run; equals the number of committed updates (the parameter version).</summary>
+    public long NextStep { get; private set; }
+    public long ParameterVersion => NextStep;
+    public bool Finished => NextStep >= TotalSteps;
+    public ReadOnlySpan<float> Parameters => _parameters;
+    /// <summary>A read-only view of the live parameters; valid to read until the next Commit.</summary>
+    public ReadOnlyMemory<float> ParametersMemory => _parameters;
+    public double EpochsDone => (double)NextStep / _sampler.StepsPerEpoch;
+    public RunEvents Events => _events;
+
+    public GlobalBatch NextBatch() => _sampler.Take(NextStep);
+
+    /// <summary>
+    /// Commits one step: g = Σ grad_sum / Σ n over the shares (in plan order), optional clipping,
+    /// one optimizer update at this step's learning rate. The shares must cover the batch exactly.
+    /// </summary>
+    /// <returns>Milliseconds spent in averaging and the update.</returns>
+    public StepRecord Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, double computeMs, double stepStartedAtMs)
+    {
+        if (batch.Step != NextStep)
+            throw new InvalidOperationException($"commit for step {batch.Step} but the next step is {NextStep}");
+        var clock = Stopwatch.StartNew();
+        int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient);
+        if (samples != batch.Size)
+            throw new InvalidOperationException($"step {batch.Step}: shares hold {samples} samples but the global batch has {batch.Size}");
+        double gradNorm = GradientClipping.ClipInPlace(_meanGradient, _config.ClipGradNorm);
+        double lr = _schedule.At(batch.Step);
+        _optimizer.Step(_parameters, _meanGradient, (float)lr);
+        double updateMs = clock.Elapsed.TotalMilliseconds;
+
+        double lossSum = 0;
+        foreach (var share in sharesInPlanOrder) lossSum += share.LossSum;
+        double loss = lossSum / samples;
+        Remember(loss);
+
+        NextStep++;
+        double stepMs = _wall.Elapsed.TotalMilliseconds - stepStartedAtMs;
+        _trainingMilliseconds += stepMs;
+        _trainedSamples += samples;
+        var record = new StepRecord(
+            batch.Step, batch.Epoch, batch.Size, sharesInPlanOrder.Select(s => s.SampleCount).ToArray(), loss, lr, gradNorm,
+            new StepTiming(computeMs, updateMs, stepMs), samples / (stepMs / 1000.0), ParameterVersion);
+        _events.StepCompleted(record);
+        return record;
+    }
+
+    /// <summary>Milliseconds since the session started: engines stamp step starts with it.</summary>
+    public double NowMs => _wall.Elapsed.TotalMilliseconds;
+
+    /// <summary>Whether to validate now (after the last commit): every EvalEvery steps, never at step 0.</summary>
+    public bool ValidationDue => _evalEvery > 0 && NextStep > 0 && NextStep % _evalEvery == 0 && !Finished;
+
+    public void RecordEvaluation(string split, EvaluationResult result) =>
+        _events.EvalCompleted(NextStep, EpochsDone, split, result);
+
+    public RunSummary Complete(EvaluationResult validation, EvaluationResult test, int workers, string logPath)
+    {
+        RecordEvaluation("validation", validation);
+        RecordEvaluation("test", test);
+        var summary = new RunSummary(
+            _events.RunId, NextStep, Math.Round(EpochsDone, 4), _config.GlobalBatch, workers,
+            _recentLosses.Count == 0 ? double.NaN : _recentLosses.Average(),
+            validation.MeanLoss, validation.Accuracy, test.Accuracy,
+            _trainingMilliseconds > 0 ? _trainedSamples / (_trainingMilliseconds / 1000.0) : 0,
+            GradientClipping.L2Norm(_parameters), logPath);
+        _events.RunCompleted(summary, _wall.Elapsed.TotalSeconds);
+        return summary;
+    }
+
+    private void Remember(double loss)
+    {
+        _recentLosses.Enqueue(loss);
+        if (_recentLosses.Count > TrainLossWindow) _recentLosses.Dequeue();
+    }
+}
