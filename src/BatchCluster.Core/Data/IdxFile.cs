@@ -79,11 +79,13 @@ public static class IdxFile
     {
         int rank = expectedMagic & 0xff;
         int headerLength = 4 + 4 * rank;
-        if (bytes.Length < headerLength)
+        if (bytes.Length < 4)
             throw new DataSetException($"{path}: {bytes.Length} bytes is too short for an IDX {kind} header ({headerLength} bytes); the file is truncated");
         int magic = BinaryPrimitives.ReadInt32BigEndian(bytes);
         if (magic != expectedMagic)
             throw new DataSetException($"{path}: bad magic number 0x{magic:x8}, expected 0x{expectedMagic:x8} for IDX {kind}; is this the right file?");
+        if (bytes.Length < headerLength)
+            throw new DataSetException($"{path}: {bytes.Length} bytes is too short for an IDX {kind} header ({headerLength} bytes); the file is truncated");
         var dims = new int[rank];
         for (int i = 0; i < rank; i++)
         {
