@@ -1,0 +1,122 @@
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using BatchCluster.Cluster.Actors;
+using BatchCluster.Cluster.Protocol;
+using BatchCluster.Core.Data;
+using BatchCluster.Core.Models;
+using BatchCluster.Core.Native;
+using BatchCluster.Core.Training;
+using static BatchCluster.Cluster.Tests.TrainingFixtures;
+
+namespace BatchCluster.Cluster.Tests.Actors;
+
+/// <summary>
+/// The coordinator's side of the protocol, with TestProbes playing the workers: what it sends,
+/// and that stale or foreign results are dropped (DESIGN promise 4) while the right ones commit.
+/// </summary>
+public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.AkkaConfig)
+{
+    private static readonly DataSplits Data = SyntheticImages.Create(seed: 1, trainCount: 64, validationCount: 10, testCount: 6);
+    private static readonly ModelSpec Model = ModelSpec.Mlp(8);
+
+    private static TrainingConfig OneStep(int workers) => new()
+    {
+        Dataset = "synthetic", Model = Model, GlobalBatch = 8, Steps = 1, Workers = workers, EvalEvery = 0, LearningRate = 0.5,
+    };
+
+    private static TrainingProtocol.ShareComputed Reply(TrainingProtocol.ComputeShare work, int parameterCount,
+        string? runId = null, long? step = null, long? version = null, int? count = null) =>
+        new(runId ?? work.RunId, step ?? work.Step, version ?? work.Parameters.Version, work.ShareIndex, count ?? work.SampleIds.Length,
+            LossSum: work.SampleIds.Length, Enumerable.Repeat(1f, parameterCount).ToArray(), 0, 1);
+
+    private (IActorRef Coordinator, TaskCompletionSource<RunResult> Done, List<StepRecord> Steps, float[] Initial) Start(TrainingConfig config, params IActorRef[] workers)
+    {
+        int count = ModelFactory.LayoutOf(Model).TotalCount;
+        var initial = new float[count];
+        var session = new TrainingSession(config, Data.Train.Count, initial, SilentEvents("run-a"));
+        var done = new TaskCompletionSource<RunResult>();
+        var steps = new List<StepRecord>();
+        var coordinator = Sys.ActorOf(CoordinatorActor.Props(session, config, Data, workers, "", done, (record, _) => steps.Add(record)));
+        return (coordinator, done, steps, initial);
+    }
+
+    [Fact]
+    public void Sends_each_worker_its_share_at_the_current_parameter_version()
+    {
+        var a = CreateTestProbe();
+        var b = CreateTestProbe();
+        Start(OneStep(2), a.Ref, b.Ref);
+        var workA = a.ExpectMsg<TrainingProtocol.ComputeShare>();
+        var workB = b.ExpectMsg<TrainingProtocol.ComputeShare>();
+        Assert.Equal("run-a", workA.RunId);
+        Assert.Equal(0, workA.Step);
+        Assert.Equal(0, workA.Parameters.Version);
+        Assert.Equal((4, 4), (workA.SampleIds.Length, workB.SampleIds.Length));
+        Assert.Empty(workA.SampleIds.Intersect(workB.SampleIds));
+    }
+
+    [Fact]
+    public async Task Stale_and_foreign_results_are_dropped_and_the_right_one_commits()
+    {
+        var worker = CreateTestProbe();
+        var (coordinator, done, steps, initial) = Start(OneStep(1), worker.Ref);
+        var work = worker.ExpectMsg<TrainingProtocol.ComputeShare>();
+
+        coordinator.Tell(Reply(work, initial.Length, runId: "another-run"), worker.Ref);
+        coordinator.Tell(Reply(work, initial.Length, step: work.Step + 7), worker.Ref);
+        coordinator.Tell(Reply(work, initial.Length, version: work.Parameters.Version + 1), worker.Ref);
+        // None of those may commit: the coordinator still waits, sends nothing new.
+        worker.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        Assert.Empty(steps);
+
+        coordinator.Tell(Reply(work, initial.Length), worker.Ref);
+        // The step commits; then the final evaluations go out at the new version.
+        var validation = worker.ExpectMsg<TrainingProtocol.Evaluate>();
+        Assert.Equal(DataSplit.Validation, validation.Split);
+        Assert.Equal(1, validation.Parameters.Version);
+        // Gradient sum 1 per entry over 8 samples → mean 1/8, times lr 0.5 → every parameter moved by −1/16.
+        Assert.All(validation.Parameters.Values.ToArray(), v => Assert.Equal(-0.0625f, v));
+        Assert.Single(steps);
+        Assert.Equal(1.0, steps[0].Loss);
+
+        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", validation.RequestId, 1, 5.0, 3, validation.Count), worker.Ref);
+        var test = worker.ExpectMsg<TrainingProtocol.Evaluate>();
+        Assert.Equal(DataSplit.Test, test.Split);
+        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", test.RequestId, 1, 3.0, 6, test.Count), worker.Ref);
+
+        var result = await done.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(1, result.Summary.Steps);
+        Assert.Equal(0.3, result.Summary.ValidationAccuracy, 10);
+        Assert.Equal(1.0, result.Summary.TestAccuracy, 10);
+    }
+
+    [Fact]
+    public async Task A_share_with_the_wrong_sample_count_fails_the_run_instead_of_committing()
+    {
+        var worker = CreateTestProbe();
+        var (coordinator, done, steps, initial) = Start(OneStep(1), worker.Ref);
+        var work = worker.ExpectMsg<TrainingProtocol.ComputeShare>();
+        coordinator.Tell(Reply(work, initial.Length, count: work.SampleIds.Length - 1), worker.Ref);
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => done.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("computed 7 samples, planned 8", error.Message);
+        Assert.Empty(steps);
+    }
+
+    [Fact]
+    public void A_real_worker_actor_returns_the_replicas_gradient_sum()
+    {
+        TorchRuntime.Initialise(1);
+        var worker = Sys.ActorOf(WorkerActor.Props(Data, Model));
+        var parameters = ModelFactory.InitialParameters(Model, 4);
+        var ids = new[] { 3, 1, 4, 1, 5, 9, 2, 6 };
+        worker.Tell(new TrainingProtocol.ComputeShare("r", 0, 0, ids, 3, new TrainingProtocol.ParameterSnapshot(0, parameters)));
+        var reply = ExpectMsg<TrainingProtocol.ShareComputed>();
+
+        using var replica = new ModelReplica(Model);
+        replica.LoadParameters(parameters);
+        var expected = replica.ComputeGradientSum(Data.Train, ids, 3, new float[replica.ParameterCount]);
+        Assert.Equal(8, reply.SampleCount);
+        Assert.Equal(expected.GradientSum, reply.GradientSum);
+        Assert.Equal(expected.LossSum, reply.LossSum);
+    }
+}
