@@ -1,0 +1,66 @@
+namespace BatchCluster.EndToEnd.Tests;
+
+/// <summary>Bad input: exit code 2, one clear sentence naming what was wrong, no stack trace, nothing written.</summary>
+public sealed class BadInputTests : IDisposable
+{
+    private readonly string _runs = Directory.CreateTempSubdirectory("bad-input-runs-").FullName;
+
+    public void Dispose() => Directory.Delete(_runs, recursive: true);
+
+    [Theory]
+    [InlineData("--lr-scaling must be one of none|linear|sqrt, not 'cubic'", "--lr-scaling", "cubic")]
+    [InlineData("--global-batch must be a whole number from 1", "--global-batch", "0")]
+    [InlineData("--lr must be a number greater than 0", "--lr", "-0.1")]
+    [InlineData("give either --steps or --epochs, not both", "--steps", "3", "--epochs", "1")]
+    [InlineData("unknown flag --bogus", "--bogus", "1")]
+    [InlineData("--engine must be one of actors|plain, not 'gpu'", "--engine", "gpu")]
+    [InlineData("--shuffle must be one of true|false, not 'maybe'", "--shuffle", "maybe")]
+    [InlineData("--optimizer must be one of sgd|momentum|adam, not 'lbfgs'", "--optimizer", "lbfgs")]
+    [InlineData("--model must be one of mlp|cnn|cnn-bn, not 'resnet'", "--model", "resnet")]
+    [InlineData("--workers 9 is more than --global-batch 8", "--workers", "9", "--global-batch", "8")]
+    [InlineData("--nesterov applies to --optimizer momentum only", "--nesterov", "true")]
+    [InlineData("--run-id may hold only letters", "--run-id", "../escape")]
+    [InlineData("flag --steps needs a value", "--steps")]
+    [InlineData("apt-get install dataset-fashion-mnist", "--data-dir", "/nonexistent/fashion")]
+    [InlineData("--global-batch 999999 is larger than the 6000 training samples", "--dataset", "synthetic", "--global-batch", "999999", "--workers", "1")]
+    public void Bad_train_flags_are_refused_clearly(string expected, params string[] flags)
+    {
+        var outcome = CliProcess.Run(["train", "--runs-dir", _runs, .. flags]);
+        AssertRefused(outcome, expected);
+        Assert.Empty(Directory.GetFileSystemEntries(_runs)); // nothing was written
+    }
+
+    [Fact]
+    public void An_unknown_command_is_refused()
+    {
+        AssertRefused(CliProcess.Run("frobnicate"), "unknown command 'frobnicate'");
+    }
+
+    [Fact]
+    public void Corrupt_data_files_are_refused_with_the_file_named()
+    {
+        string dir = Directory.CreateTempSubdirectory("corrupt-data-").FullName;
+        try
+        {
+            foreach (var name in new[] { "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" })
+                File.WriteAllBytes(Path.Combine(dir, name), [0, 0, 0x08, 0x03, 0, 0, 0, 1]);
+            var outcome = CliProcess.Run("train", "--runs-dir", _runs, "--data-dir", dir, "--steps", "1");
+            AssertRefused(outcome, Path.Combine(dir, "train-images-idx3-ubyte") + ": 8 bytes is too short for an IDX images header");
+            Assert.Empty(Directory.GetFileSystemEntries(_runs));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    internal static void AssertRefused(CliProcess.Outcome outcome, string expected)
+    {
+        Assert.Equal(2, outcome.ExitCode);
+        string error = outcome.StdErr.Trim();
+        Assert.StartsWith("batchcluster: ", error);
+        Assert.Contains(expected, error);
+        Assert.DoesNotContain("\n", error);      // one sentence
+        Assert.DoesNotContain("   at ", error);  // no stack trace
+    }
+}
