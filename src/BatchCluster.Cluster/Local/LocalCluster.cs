@@ -42,8 +42,8 @@ public static class LocalCluster
 
     private static Config LoadEmbeddedConfig()
     {
-        using var stream = typeof(LocalCluster).Assembly.GetManifestResourceStream("BatchCluster.Cluster.local-cluster.hocon")
-            ?? throw new InvalidOperationException("embedded local-cluster.hocon is missing from the build");
+        using var stream = typeof(LocalCluster).Assembly.GetManifestResourceStream("BatchCluster.Cluster.local.hocon")
+            ?? throw new InvalidOperationException("embedded cluster-config/local.hocon is missing from the build");
         using var reader = new StreamReader(stream);
         return ConfigurationFactory.ParseString(reader.ReadToEnd());
     }
