@@ -1,4 +1,4 @@
-using System.Numerics.Tensors;
+using BatchCluster.Core.Numerics;
 
 namespace BatchCluster.Core.Gradients;
 
@@ -20,11 +20,11 @@ public static class ExactAverage
             if (sum.Length != mean.Length)
                 throw new ArgumentException($"share {i} has {sum.Length} gradient values, expected {mean.Length}");
             if (i == 0) sum.AsSpan().CopyTo(mean);
-            else TensorPrimitives.Add(mean, sum, mean);
+            else FlatMath.AddInPlace(mean, sum);
             total += sharesInPlanOrder[i].SampleCount;
         }
         if (total <= 0) throw new ArgumentException("shares hold no samples", nameof(sharesInPlanOrder));
-        TensorPrimitives.Divide(mean, (float)total, mean);
+        FlatMath.DivideInPlace(mean, total);
         return total;
     }
 }

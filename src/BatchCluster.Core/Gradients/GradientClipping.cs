@@ -1,4 +1,4 @@
-using System.Numerics.Tensors;
+using BatchCluster.Core.Numerics;
 
 namespace BatchCluster.Core.Gradients;
 
@@ -10,19 +10,9 @@ public static class GradientClipping
     {
         double norm = L2Norm(gradient);
         if (maxNorm > 0 && norm > maxNorm)
-            TensorPrimitives.Multiply(gradient, (float)(maxNorm / (norm + 1e-6)), gradient);
+            FlatMath.ScaleInPlace(gradient, (float)(maxNorm / (norm + 1e-6)));
         return norm;
     }
 
-    public static double L2Norm(ReadOnlySpan<float> values) => Math.Sqrt(SquaredNorm(values));
-
-    /// <summary>Σ x², accumulated in double in chunks so large vectors keep their precision.</summary>
-    public static double SquaredNorm(ReadOnlySpan<float> values)
-    {
-        const int chunk = 4096;
-        double total = 0;
-        for (int start = 0; start < values.Length; start += chunk)
-            total += TensorPrimitives.SumOfSquares(values.Slice(start, Math.Min(chunk, values.Length - start)));
-        return total;
-    }
+    public static double L2Norm(ReadOnlySpan<float> values) => Math.Sqrt(FlatMath.SquaredNorm(values));
 }

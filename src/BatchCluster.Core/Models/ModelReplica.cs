@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Gradients;
+using BatchCluster.Core.Numerics;
 using BatchCluster.Core.Planning;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -61,7 +62,7 @@ public sealed class ModelReplica : IDisposable
             lossSum += loss.item<float>();
         }
         CopyGradientsTo(gradientSum);
-        double squaredNorm = GradientClipping.SquaredNorm(gradientSum);
+        double squaredNorm = FlatMath.SquaredNorm(gradientSum);
         return new ShareGradient(gradientSum, sampleIds.Length, lossSum, squaredNorm, clock.Elapsed.TotalMilliseconds);
     }
 
@@ -112,11 +113,7 @@ public sealed class ModelReplica : IDisposable
         Tensor inputs = empty(ids.Length, 1, data.Height, data.Width, dtype: ScalarType.Float32);
         Span<float> values = ParameterLayout.FloatsOf(inputs);
         for (int i = 0; i < ids.Length; i++)
-        {
-            var image = data.Image(ids[i]);
-            var row = values.Slice(i * pixels, pixels);
-            for (int p = 0; p < pixels; p++) row[p] = image[p] / 255f;
-        }
+            FlatMath.BytesToUnitFloats(data.Image(ids[i]), values.Slice(i * pixels, pixels));
         return inputs;
     }
 

@@ -1,34 +1,36 @@
-using System.Numerics.Tensors;
+using System.Numerics;
+using static BatchCluster.Core.Numerics.FlatMath;
 
 namespace BatchCluster.Core.Optimizers;
 
 /// <summary>
-/// SGD with heavy-ball or Nesterov momentum, exactly as torch.optim.SGD (dampening 0):
-/// d = g + wd·p; buf ← d on the first step, else μ·buf + d; step direction buf, or d + μ·buf with Nesterov.
+/// SGD with heavy-ball or Nesterov momentum, as torch.optim.SGD (dampening 0): d = g + wd·p;
+/// buf ← d on the first step, else μ·buf + d; p ← p − lr·buf, or p − lr·(d + μ·buf) with Nesterov.
 /// </summary>
 public sealed class MomentumSgd(int parameterCount, float momentum, bool nesterov, float weightDecay) : IOptimizer
 {
     private readonly float[] _buffer = new float[parameterCount];
-    private readonly float[] _decayed = new float[parameterCount];
-    private readonly float[] _nesterov = nesterov ? new float[parameterCount] : [];
 
     public string Name => nesterov ? "momentum-nesterov" : "momentum";
     public long StepCount { get; private set; }
-    public ReadOnlySpan<float> MomentumBuffer => _buffer;
 
     public void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
-        ReadOnlySpan<float> d = WeightDecay.Apply(parameters, gradient, weightDecay, _decayed);
-        if (StepCount == 0) d.CopyTo(_buffer);
-        else TensorPrimitives.MultiplyAdd(_buffer, momentum, d, _buffer);
-
-        ReadOnlySpan<float> direction = _buffer;
-        if (nesterov)
+        CheckLengths(parameters.Length, gradient.Length);
+        CheckLengths(parameters.Length, _buffer.Length);
+        var wd = new Vector<float>(weightDecay);
+        var mu = new Vector<float>(momentum);
+        var minusLr = new Vector<float>(-learningRate);
+        bool first = StepCount == 0;
+        for (int i = 0; i < parameters.Length; i += Width)
         {
-            TensorPrimitives.MultiplyAdd(_buffer, momentum, d, _nesterov);
-            direction = _nesterov;
+            var p = Load(parameters, i);
+            var d = Load(gradient, i) + wd * p;
+            var buf = first ? d : Load(_buffer, i) * mu + d;
+            Store(buf, _buffer, i);
+            var direction = nesterov ? d + mu * buf : buf;
+            Store(p + minusLr * direction, parameters, i);
         }
-        TensorPrimitives.MultiplyAdd(direction, -learningRate, parameters, parameters);
         StepCount++;
     }
 }

@@ -17,7 +17,7 @@ public sealed record OptimizerSettings(
 {
     public IOptimizer Create(int parameterCount) => Kind switch
     {
-        OptimizerKind.Sgd => new Sgd(parameterCount, (float)WeightDecay),
+        OptimizerKind.Sgd => new Sgd((float)WeightDecay),
         OptimizerKind.Momentum => new MomentumSgd(parameterCount, (float)Momentum, Nesterov, (float)WeightDecay),
         OptimizerKind.Adam => new Adam(parameterCount, (float)Beta1, (float)Beta2, (float)Epsilon, (float)WeightDecay),
         _ => throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "unknown optimizer"),

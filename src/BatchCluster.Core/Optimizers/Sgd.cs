@@ -1,19 +1,25 @@
-using System.Numerics.Tensors;
+using System.Numerics;
+using static BatchCluster.Core.Numerics.FlatMath;
 
 namespace BatchCluster.Core.Optimizers;
 
-/// <summary>Plain SGD: p ← p − lr·(g + wd·p).</summary>
-public sealed class Sgd(int parameterCount, float weightDecay) : IOptimizer
+/// <summary>Plain SGD as torch.optim.SGD without momentum: d = g + wd·p; p ← p − lr·d. One pass.</summary>
+public sealed class Sgd(float weightDecay) : IOptimizer
 {
-    private readonly float[] _decayed = new float[parameterCount];
-
     public string Name => "sgd";
     public long StepCount { get; private set; }
 
     public void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
-        ReadOnlySpan<float> direction = WeightDecay.Apply(parameters, gradient, weightDecay, _decayed);
-        TensorPrimitives.MultiplyAdd(direction, -learningRate, parameters, parameters);
+        CheckLengths(parameters.Length, gradient.Length);
+        var wd = new Vector<float>(weightDecay);
+        var minusLr = new Vector<float>(-learningRate);
+        for (int i = 0; i < parameters.Length; i += Width)
+        {
+            var p = Load(parameters, i);
+            var d = Load(gradient, i) + wd * p;
+            Store(p + minusLr * d, parameters, i);
+        }
         StepCount++;
     }
 }

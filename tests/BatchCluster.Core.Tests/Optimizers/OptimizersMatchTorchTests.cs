@@ -61,7 +61,7 @@ public class OptimizersMatchTorchTests
     [InlineData(0.01)]
     public void Sgd_matches_torch(double weightDecay)
     {
-        var (ours, theirs) = RunBoth(new Sgd(Size, (float)weightDecay),
+        var (ours, theirs) = RunBoth(new Sgd((float)weightDecay),
             p => optim.SGD([p], 0.1, weight_decay: weightDecay), 0.1f);
         AssertClose(ours, theirs);
     }

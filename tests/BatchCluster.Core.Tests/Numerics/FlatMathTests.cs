@@ -1,0 +1,52 @@
+using BatchCluster.Core.Numerics;
+
+namespace BatchCluster.Core.Tests.Numerics;
+
+/// <summary>The vector loops must equal their scalar definitions exactly, including the partial last vector.</summary>
+public class FlatMathTests
+{
+    public static TheoryData<int> Lengths => new() { 0, 1, 7, 8, 9, 31, 33, 784, 1001 };
+
+    private static float[] Values(int n, int seed) => Enumerable.Range(0, n).Select(i => (float)Math.Sin(i * 0.37 + seed) * (seed + 1)).ToArray();
+
+    [Theory]
+    [MemberData(nameof(Lengths))]
+    public void Element_wise_operations_equal_scalar_ones(int n)
+    {
+        float[] x = Values(n, 1), y = Values(n, 2);
+        var sum = (float[])y.Clone();
+        FlatMath.AddInPlace(sum, x);
+        Assert.Equal(y.Zip(x, (a, b) => a + b), sum);
+
+        var divided = (float[])y.Clone();
+        FlatMath.DivideInPlace(divided, 7f);
+        Assert.Equal(y.Select(a => a / 7f), divided);
+
+        var scaled = (float[])y.Clone();
+        FlatMath.ScaleInPlace(scaled, 0.3f);
+        Assert.Equal(y.Select(a => a * 0.3f), scaled);
+
+        double exact = x.Sum(a => (double)a * a);
+        Assert.True(Math.Abs(FlatMath.SquaredNorm(x) - exact) <= 1e-6 * exact, "squared norm off by more than 1e-6 relative");
+    }
+
+    [Theory]
+    [MemberData(nameof(Lengths))]
+    public void Pixels_become_exactly_x_over_255(int n)
+    {
+        var pixels = Enumerable.Range(0, n).Select(i => (byte)(i * 37 % 256)).ToArray();
+        var floats = new float[n];
+        FlatMath.BytesToUnitFloats(pixels, floats);
+        Assert.Equal(pixels.Select(p => p / 255f), floats);
+    }
+
+    [Fact]
+    public void Writes_stay_inside_the_span()
+    {
+        var buffer = Enumerable.Repeat(5f, 20).ToArray();
+        FlatMath.ScaleInPlace(buffer.AsSpan(2, 11), 2f);
+        Assert.Equal(new[] { 5f, 5f }, buffer[..2]);
+        Assert.All(buffer[2..13], v => Assert.Equal(10f, v));
+        Assert.All(buffer[13..], v => Assert.Equal(5f, v));
+    }
+}
