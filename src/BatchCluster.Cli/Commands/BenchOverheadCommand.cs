@@ -12,8 +12,9 @@ namespace BatchCluster.Cli.Commands;
 /// <summary>
 /// <c>batchcluster bench overhead</c>: training samples/s of the plain loop against the local
 /// simulated cluster with 1 and 2 workers, per global batch, and their ratios. The first steps of
-/// each run (JIT, allocator warm-up) are not timed; each layout runs several times, interleaved,
-/// and the median is reported, because this is a small shared machine.
+/// each run (JIT, allocator warm-up) are not timed; each layout runs several times, interleaved in
+/// alternating order, and medians are reported (of throughputs, and of the ratios of runs made
+/// back to back), because this is a small shared machine whose speed drifts by ±20%.
 /// </summary>
 public static class BenchOverheadCommand
 {
@@ -52,26 +53,29 @@ public static class BenchOverheadCommand
 
         Console.Out.WriteLine($"bench overhead: MLP {initial.Length} parameters, {dataset}, {steps} timed steps after {warmup} warm-up steps, median of {repeats} runs, {threads} threads, {Environment.ProcessorCount} cores");
         Console.Out.WriteLine();
-        Console.Out.WriteLine("| global batch | layout | samples/s (median) | min – max | ratio to plain |");
-        Console.Out.WriteLine("| ---: | --- | ---: | ---: | ---: |");
+        Console.Out.WriteLine("| global batch | layout | samples/s (median) | min – max | ratio to plain (median of paired runs) | ratio min – max |");
+        Console.Out.WriteLine("| ---: | --- | ---: | ---: | ---: | ---: |");
         foreach (int batch in batches)
         {
             var samples = layouts.ToDictionary(l => l, _ => new List<double>());
             for (int r = 0; r < repeats; r++)
             {
-                foreach (var layout in layouts)
+                // Alternate the order so that a slow drift of the shared machine favours no layout.
+                var order = r % 2 == 0 ? layouts : layouts.Reverse().ToArray();
+                foreach (var layout in order)
                 {
                     var config = baseConfig with { GlobalBatch = batch, Engine = layout.Engine, Workers = layout.Workers, Threads = layout.ThreadsPerProcess };
                     samples[layout].Add(await MeasureAsync(config, data, initial, warmup, cancellation));
                 }
             }
-            double plain = Median(samples[layouts[0]]);
+            var plain = samples[layouts[0]];
             foreach (var layout in layouts)
             {
                 var values = samples[layout];
-                double median = Median(values);
+                // Ratios of runs made back to back (same repeat) cancel most of the machine's drift.
+                var ratios = values.Zip(plain, (v, p) => v / p).ToList();
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {batch} | {layout.Name} | {median:F0} | {values.Min():F0} – {values.Max():F0} | {median / plain:F3} |"));
+                    $"| {batch} | {layout.Name} | {Median(values):F0} | {values.Min():F0} – {values.Max():F0} | {Median(ratios):F3} | {ratios.Min():F3} – {ratios.Max():F3} |"));
             }
         }
         return 0;

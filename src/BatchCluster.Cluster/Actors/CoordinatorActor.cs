@@ -17,6 +17,8 @@ namespace BatchCluster.Cluster.Actors;
 /// </summary>
 public sealed class CoordinatorActor : ReceiveActor
 {
+    public const string DispatcherId = "batchcluster.coordinator-dispatcher";
+
     private readonly TrainingSession _session;
     private readonly TrainingConfig _config;
     private readonly DataSplits _data;
@@ -51,7 +53,7 @@ public sealed class CoordinatorActor : ReceiveActor
 
     public static Props Props(TrainingSession session, TrainingConfig config, DataSplits data, IReadOnlyList<IActorRef> workers,
         string logPath, TaskCompletionSource<RunResult> completion, Action<StepRecord, TrainingSession>? onStep) =>
-        Akka.Actor.Props.Create(() => new CoordinatorActor(session, config, data, workers, logPath, completion, onStep));
+        Akka.Actor.Props.Create(() => new CoordinatorActor(session, config, data, workers, logPath, completion, onStep)).WithDispatcher(DispatcherId);
 
     public CoordinatorActor(TrainingSession session, TrainingConfig config, DataSplits data, IReadOnlyList<IActorRef> workers,
         string logPath, TaskCompletionSource<RunResult> completion, Action<StepRecord, TrainingSession>? onStep)
