@@ -33,14 +33,14 @@ public static class TrainCommand
             : ModelFactory.InitialParameters(config.Model, config.Seed);
 
         string logPath = Path.Combine(runDirectory, RunLogging.EventLogFileName);
-        using var logger = RunLogging.Create(runDirectory, console: true);
+        var progress = ProgressDisplay.ForConsole();
+        using var logger = RunLogging.Create(runDirectory, progress.LogWriter);
         Log.Logger = logger; // Akka's own log events reach Serilog through the static logger.
         var events = new RunEvents(logger, runId);
         events.RunStarted(config, config.Engine.ToString().ToLowerInvariant(), config.Workers, layout.TotalCount, data.Train.Count,
             sampler.StepsPerEpoch, config.TotalSteps(sampler.StepsPerEpoch), config.EffectiveThreads);
         try
         {
-            var progress = ProgressDisplay.ForConsole();
             var result = await Engines.RunAsync(config, data, initial, events, logPath, progress.Report, cancellation);
             if (config.ExportParams is string exportPath)
                 ParameterFile.Write(exportPath, result.FinalParameters);

@@ -3,17 +3,19 @@ using Serilog;
 using Serilog.Core;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
+using Serilog.Formatting.Display;
 
 namespace BatchCluster.Cli.Output;
 
 /// <summary>
-/// Serilog for one run: human-readable console lines, and the run's event log
+/// Serilog for one run: human-readable console lines (written to <paramref name="console"/>), and the run's event log
 /// (&lt;runs-dir&gt;/&lt;run-id&gt;/events.clef, compact JSON, one event per line). StepCompleted events go
 /// to the file only; the progress display covers them on the console.
 /// </summary>
 public static class RunLogging
 {
     public const string EventLogFileName = "events.clef";
+    private const string ConsoleTemplate = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}";
 
     public static string NewRunId(TrainingConfig config) =>
         $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{config.Model.Name}-b{config.GlobalBatch}-w{config.Workers}-{Random.Shared.Next(0x10000):x4}";
@@ -27,18 +29,18 @@ public static class RunLogging
         return directory;
     }
 
-    public static Logger Create(string runDirectory, bool console)
+    public static Logger Create(string runDirectory, TextWriter? console)
     {
         Directory.CreateDirectory(runDirectory);
         var configuration = new LoggerConfiguration()
             .MinimumLevel.Information()
             .Enrich.FromLogContext()
             .WriteTo.File(new CompactJsonFormatter(), Path.Combine(runDirectory, EventLogFileName), buffered: true, flushToDiskInterval: TimeSpan.FromSeconds(2));
-        if (console)
+        if (console is not null)
         {
             configuration = configuration.WriteTo.Logger(lc => lc
                 .Filter.ByExcluding(e => IsEvent(e, "StepCompleted"))
-                .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}", restrictedToMinimumLevel: LogEventLevel.Information));
+                .WriteTo.Sink(new TextWriterSink(console, new MessageTemplateTextFormatter(ConsoleTemplate)), LogEventLevel.Information));
         }
         return configuration.CreateLogger();
     }
