@@ -24,6 +24,15 @@ public sealed class IdxFileTests : IDisposable
         return path;
     }
 
+    /// <summary>A Fashion-MNIST-like directory: 20 training images, 4 test images, the given training labels.</summary>
+    private void WriteDataDirectory(byte[] trainLabels)
+    {
+        WriteImages("train-images-idx3-ubyte", 20);
+        WriteLabels("train-labels-idx1-ubyte", trainLabels);
+        WriteImages("t10k-images-idx3-ubyte", 4);
+        WriteLabels("t10k-labels-idx1-ubyte", new byte[4]);
+    }
+
     private static void Gzip(string source, string target)
     {
         using var input = File.OpenRead(source);
@@ -124,10 +133,7 @@ public sealed class IdxFileTests : IDisposable
     [Fact]
     public void Image_and_label_count_mismatch_is_named()
     {
-        WriteImages("train-images-idx3-ubyte", 20);
-        WriteLabels("train-labels-idx1-ubyte", new byte[19]);
-        WriteImages("t10k-images-idx3-ubyte", 4);
-        WriteLabels("t10k-labels-idx1-ubyte", new byte[4]);
+        WriteDataDirectory(trainLabels: new byte[19]);
         var e = Assert.Throws<DataSetException>(() => FashionMnist.Load(_dir, validationSize: 5));
         Assert.Contains("20 images but its labels file holds 19 labels", e.Message);
     }
@@ -135,10 +141,7 @@ public sealed class IdxFileTests : IDisposable
     [Fact]
     public void Loads_a_directory_and_holds_out_the_tail_for_validation()
     {
-        WriteImages("train-images-idx3-ubyte", 20);
-        WriteLabels("train-labels-idx1-ubyte", Enumerable.Range(0, 20).Select(i => (byte)(i % 10)).ToArray());
-        WriteImages("t10k-images-idx3-ubyte", 4);
-        WriteLabels("t10k-labels-idx1-ubyte", new byte[4]);
+        WriteDataDirectory(trainLabels: Enumerable.Range(0, 20).Select(i => (byte)(i % 10)).ToArray());
         var splits = FashionMnist.Load(_dir, validationSize: 5);
         Assert.Equal((15, 5, 4), (splits.Train.Count, splits.Validation.Count, splits.Test.Count));
         Assert.Equal(15 % 10, splits.Validation.Labels[0]);
@@ -149,10 +152,7 @@ public sealed class IdxFileTests : IDisposable
     [Fact]
     public void Validation_larger_than_training_is_refused()
     {
-        WriteImages("train-images-idx3-ubyte", 20);
-        WriteLabels("train-labels-idx1-ubyte", new byte[20]);
-        WriteImages("t10k-images-idx3-ubyte", 4);
-        WriteLabels("t10k-labels-idx1-ubyte", new byte[4]);
+        WriteDataDirectory(trainLabels: new byte[20]);
         Assert.Contains("--validation-size", Assert.Throws<DataSetException>(() => FashionMnist.Load(_dir, validationSize: 20)).Message);
     }
 }
