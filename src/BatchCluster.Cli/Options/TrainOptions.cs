@@ -13,7 +13,7 @@ public static partial class TrainOptions
     [
         "dataset", "data-dir", "validation-size", "model", "hidden", "global-batch", "micro-batch", "workers", "steps", "epochs",
         "lr", "lr-scaling", "base-batch", "warmup-steps", "optimizer", "momentum", "nesterov", "weight-decay", "clip-grad-norm",
-        "seed", "threads", "engine", "runs-dir", "run-id", "eval-every", "shuffle", "init-params", "export-params",
+        "seed", "threads", "engine", "runs-dir", "run-id", "eval-every", "shuffle", "init-params", "export-params", "step-deadline",
     ];
 
     public const string Help = """
@@ -39,6 +39,7 @@ public static partial class TrainOptions
           --runs-dir DIR  --run-id ID         event log at DIR/ID/events.clef (default runs/, generated id)
           --eval-every K                      validate every K steps (default once per epoch; 0 = only at the end)
           --shuffle true|false                (default true; false takes the training set in order)
+          --step-deadline SECONDS             re-plan the shares of workers that are later than this (default 60)
           --init-params FILE                  start from these parameters (raw little-endian float32)
           --export-params FILE                write the final parameters there (same format)
         """;
@@ -106,6 +107,7 @@ public static partial class TrainOptions
             RunId = runId,
             EvalEvery = flags.Long("eval-every", 0),
             Shuffle = flags.Bool("shuffle", true),
+            StepDeadlineSeconds = flags.Double("step-deadline", 0, minExclusive: true) ?? 60,
             InitParams = flags.String("init-params"),
             ExportParams = flags.String("export-params"),
         };

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using BatchCluster.Cluster.Actors;
+using BatchCluster.Cluster.Protocol;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Training;
 
@@ -8,11 +9,12 @@ namespace BatchCluster.Cluster.Local;
 
 /// <summary>
 /// The local simulated cluster: one ActorSystem holding one coordinator and N worker actors, no
-/// remoting. The same actors as the multi-node cluster, bootstrapped in one process.
+/// remoting. The same actors and protocol as the multi-node cluster (workers register, are accepted,
+/// report ready), bootstrapped in one process with the data set shared in memory.
 /// </summary>
 public static class LocalCluster
 {
-    public static Config AkkaConfig { get; } = LoadEmbeddedConfig();
+    public static Config AkkaConfig { get; } = ClusterConfigFiles.Load("local.hocon");
 
     public static async Task<RunResult> RunAsync(TrainingConfig config, DataSplits data, float[] initialParameters, RunEvents events,
         string logPath, Action<StepRecord, TrainingSession>? onStep = null, CancellationToken cancellation = default)
@@ -22,29 +24,19 @@ public static class LocalCluster
         var system = ActorSystem.Create("batchcluster-local", AkkaConfig);
         try
         {
-            var workers = new List<IActorRef>();
-            for (int i = 0; i < config.Workers; i++)
-            {
-                var worker = system.ActorOf(WorkerActor.Props(data, config.Model), $"worker-{i}");
-                workers.Add(worker);
-                events.WorkerJoined(i, worker.Path.ToString(), config.EffectiveThreads);
-            }
             var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
             await using var registration = cancellation.Register(() => completion.TrySetCanceled(cancellation));
-            system.ActorOf(CoordinatorActor.Props(session, config, data, workers, logPath, completion, onStep), "coordinator");
+            var settings = new CoordinatorSettings(config.Workers, TimeSpan.FromSeconds(config.StepDeadlineSeconds), RunSpecs.Of(config),
+                data.Validation.Count, data.Test.Count, WatchClusterMembership: false);
+            var coordinator = system.ActorOf(CoordinatorActor.Props(session, config, settings, logPath, completion, onStep), "coordinator");
+            var workerSettings = new WorkerSettings("cpu", config.EffectiveThreads, _ => data);
+            for (int i = 0; i < config.Workers; i++)
+                system.ActorOf(WorkerActor.Props(coordinator, workerSettings), $"worker-{i}");
             return await completion.Task.ConfigureAwait(false);
         }
         finally
         {
             await system.Terminate().ConfigureAwait(false);
         }
-    }
-
-    private static Config LoadEmbeddedConfig()
-    {
-        using var stream = typeof(LocalCluster).Assembly.GetManifestResourceStream("BatchCluster.Cluster.local.hocon")
-            ?? throw new InvalidOperationException("embedded cluster-config/local.hocon is missing from the build");
-        using var reader = new StreamReader(stream);
-        return ConfigurationFactory.ParseString(reader.ReadToEnd());
     }
 }

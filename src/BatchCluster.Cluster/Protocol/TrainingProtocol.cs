@@ -3,29 +3,65 @@ using BatchCluster.Core.Data;
 namespace BatchCluster.Cluster.Protocol;
 
 /// <summary>
-/// The messages of one step (DESIGN "One step") and of evaluation. Every request carries the run id
-/// and the parameter version it must be computed at; every reply echoes them, so the coordinator
-/// can drop stale or foreign work.
+/// The messages between the coordinator and its workers (DESIGN "One step"), the same in the local
+/// simulated cluster and across processes. Every request carries the run id and the parameter
+/// version it must be computed at; every reply echoes them, so the coordinator can drop stale or
+/// foreign work.
 ///
 /// Parameters travel with the work as a read-only view of the coordinator's buffer. In one
 /// process that view is the live buffer: this is safe because the coordinator only mutates its
 /// parameters when no share or evaluation is outstanding (every worker has already copied them
-/// into its replica before replying). Across processes the serializer copies them.
+/// into its replica before replying). Across processes the tensor transport copies them when sent.
 /// </summary>
 public static class TrainingProtocol
 {
+    /// <summary>Bumped whenever a message's meaning or encoding changes; workers must match it.</summary>
+    public const int Version = 1;
+
     public sealed record ParameterSnapshot(long Version, ReadOnlyMemory<float> Values);
 
+    /// <summary>Worker → coordinator, on start: who it is and what it offers.</summary>
+    public sealed record RegisterWorker(string WorkerId, string Address, string Device, int Threads, int ProtocolVersion) : ITrainingMessage;
+
+    /// <summary>Coordinator → worker: the run it joins and what it needs to build its replica and data.</summary>
+    public sealed record WorkerAccepted(string RunId, RunSpec Spec) : ITrainingMessage;
+
+    /// <summary>What a worker needs to know about the run: the model and the data set to load locally.</summary>
+    public sealed record RunSpec(string Dataset, int ValidationSize, string Model, int[] HiddenSizes, long Seed);
+
+    /// <summary>Coordinator → worker: refused (e.g. another protocol version); the reason says why.</summary>
+    public sealed record WorkerRejected(string Reason) : ITrainingMessage;
+
+    /// <summary>Worker → coordinator: replica and data are loaded; measured forward/backward throughput.</summary>
+    public sealed record WorkerReady(string WorkerId, double SamplesPerSecond) : ITrainingMessage;
+
+    /// <summary>Coordinator → workers: the run is over; worker nodes exit.</summary>
+    public sealed record RunEnded(string RunId, bool Succeeded) : ITrainingMessage;
+
     /// <summary>Compute the gradient sum of <paramref name="SampleIds"/> at parameters version <c>Parameters.Version</c>.</summary>
-    public sealed record ComputeShare(string RunId, long Step, int ShareIndex, int[] SampleIds, int MicroBatch, ParameterSnapshot Parameters) : ITrainingMessage;
+    public sealed record ComputeShare(string RunId, long Step, int ShareIndex, int[] SampleIds, int MicroBatch, ParameterSnapshot Parameters)
+        : ITensorMessage
+    {
+        public ReadOnlyMemory<float> Tensor => Parameters.Values;
+        public ITensorMessage WithTensor(ReadOnlyMemory<float> tensor) => this with { Parameters = Parameters with { Values = tensor } };
+    }
 
     /// <summary>The gradient SUM and loss SUM over a share (see Core's ShareGradient).</summary>
     public sealed record ShareComputed(
         string RunId, long Step, long ParameterVersion, int ShareIndex, int SampleCount, double LossSum,
-        float[] GradientSum, double GradientSumSquaredNorm, double ComputeMilliseconds) : ITrainingMessage;
+        ReadOnlyMemory<float> GradientSum, double GradientSumSquaredNorm, double ComputeMilliseconds) : ITensorMessage
+    {
+        public ReadOnlyMemory<float> Tensor => GradientSum;
+        public ITensorMessage WithTensor(ReadOnlyMemory<float> tensor) => this with { GradientSum = tensor };
+    }
 
     /// <summary>Evaluate samples [Start, Start + Count) of a split in eval mode.</summary>
-    public sealed record Evaluate(string RunId, int RequestId, DataSplit Split, int Start, int Count, ParameterSnapshot Parameters) : ITrainingMessage;
+    public sealed record Evaluate(string RunId, int RequestId, int Part, DataSplit Split, int Start, int Count, ParameterSnapshot Parameters)
+        : ITensorMessage
+    {
+        public ReadOnlyMemory<float> Tensor => Parameters.Values;
+        public ITensorMessage WithTensor(ReadOnlyMemory<float> tensor) => this with { Parameters = Parameters with { Values = tensor } };
+    }
 
-    public sealed record EvaluationDone(string RunId, int RequestId, long ParameterVersion, double LossSum, long Correct, long Count) : ITrainingMessage;
+    public sealed record EvaluationDone(string RunId, int RequestId, int Part, long ParameterVersion, double LossSum, long Correct, long Count) : ITrainingMessage;
 }

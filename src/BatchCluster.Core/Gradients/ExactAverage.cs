@@ -19,8 +19,8 @@ public static class ExactAverage
             var sum = sharesInPlanOrder[i].GradientSum;
             if (sum.Length != mean.Length)
                 throw new ArgumentException($"share {i} has {sum.Length} gradient values, expected {mean.Length}");
-            if (i == 0) sum.AsSpan().CopyTo(mean);
-            else FlatMath.AddInPlace(mean, sum);
+            if (i == 0) sum.Span.CopyTo(mean);
+            else FlatMath.AddInPlace(mean, sum.Span);
             total += sharesInPlanOrder[i].SampleCount;
         }
         if (total <= 0) throw new ArgumentException("shares hold no samples", nameof(sharesInPlanOrder));

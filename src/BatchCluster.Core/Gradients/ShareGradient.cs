@@ -5,4 +5,4 @@ namespace BatchCluster.Core.Gradients;
 /// so that shares of any size combine exactly. <see cref="GradientSum"/> is one flat buffer in the
 /// documented parameter order.
 /// </summary>
-public sealed record ShareGradient(float[] GradientSum, int SampleCount, double LossSum, double GradientSumSquaredNorm, double ComputeMilliseconds);
+public sealed record ShareGradient(ReadOnlyMemory<float> GradientSum, int SampleCount, double LossSum, double GradientSumSquaredNorm, double ComputeMilliseconds);

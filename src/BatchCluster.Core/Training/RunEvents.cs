@@ -23,8 +23,30 @@ public sealed class RunEvents(ILogger logger, string runId)
             "Run {RunId} started: {Engine} engine, {Workers} workers, model {Model} with {ParameterCount} parameters, {TrainSamples} training samples, global batch {GlobalBatch}, {StepsPerEpoch} steps per epoch, {TotalSteps} steps, {Threads} torch threads",
             RunId, engine, workers, config.Model.ToString(), parameterCount, trainSamples, config.GlobalBatch, stepsPerEpoch, totalSteps, threads);
 
-    public void WorkerJoined(int workerIndex, string address, int threads) =>
-        For("WorkerJoined").Information("Worker {WorkerIndex} joined at {WorkerAddress} with {Threads} torch threads", workerIndex, address, threads);
+    public void WorkerJoined(string workerId, string address, string device, int threads, double samplesPerSecond, int readyWorkers) =>
+        For("WorkerJoined").Information(
+            "Worker {WorkerId} joined from {WorkerAddress}: {Device}, {Threads} torch threads, {MeasuredSamplesPerSecond:F0} samples/s measured; {ReadyWorkers} workers ready",
+            workerId, address, device, threads, samplesPerSecond, readyWorkers);
+
+    public void WorkerLeft(string workerId, string reason, int readyWorkers) =>
+        For("WorkerLeft").Warning("Worker {WorkerId} left ({Reason}); {ReadyWorkers} workers ready", workerId, reason, readyWorkers);
+
+    public void StepReplanned(long step, string lostWorker, string reason, int[] movedSampleIds, string[] newWorkers) =>
+        For("StepReplanned").Warning(
+            "Step {Step}: {MovedCount} samples of {LostWorker} ({Reason}) re-planned onto {NewWorkers}; moved ids {MovedSampleIds}",
+            step, movedSampleIds.Length, lostWorker, reason, newWorkers, movedSampleIds);
+
+    public void StallReport(long step, string[] lateWorkers, double deadlineSeconds) =>
+        For("StallReport").Warning("Step {Step} missed its {DeadlineSeconds} s deadline; still waiting for {LateWorkers}", step, deadlineSeconds, lateWorkers);
+
+    public void RunPaused(long step, int readyWorkers, int minWorkers) =>
+        For("RunPaused").Warning("Run paused before step {Step}: {ReadyWorkers} workers ready, at least {MinWorkers} needed; waiting for workers", step, readyWorkers, minWorkers);
+
+    public void RunResumed(long step, int readyWorkers) =>
+        For("RunResumed").Information("Run resumed at step {Step} with {ReadyWorkers} workers", step, readyWorkers);
+
+    public void ResultDropped(long step, int shareIndex, string worker, string reason) =>
+        For("ResultDropped").Warning("Dropped a result for step {Step} share {ShareIndex} from {Worker}: {Reason}", step, shareIndex, worker, reason);
 
     public void StepCompleted(StepRecord step) =>
         For("StepCompleted").Information(

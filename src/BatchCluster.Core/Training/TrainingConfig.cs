@@ -38,6 +38,8 @@ public sealed record TrainingConfig
     /// <summary>Validate every this many steps; null means once per epoch, 0 means only at the end.</summary>
     public long? EvalEvery { get; init; }
     public bool Shuffle { get; init; } = true;
+    /// <summary>A step whose shares are not all back after this long has its late shares re-planned.</summary>
+    public double StepDeadlineSeconds { get; init; } = 60;
     public string? InitParams { get; init; }
     public string? ExportParams { get; init; }
 

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.TestKit;
 using Akka.TestKit.Xunit2;
 using BatchCluster.Cluster.Actors;
 using BatchCluster.Cluster.Protocol;
@@ -24,28 +25,45 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
         Dataset = "synthetic", Model = Model, GlobalBatch = 8, Steps = 1, Workers = workers, EvalEvery = 0, LearningRate = 0.5,
     };
 
+    private static readonly TrainingProtocol.RunSpec Spec = new("synthetic", 10, "mlp", [8], 1);
+
+    private static CoordinatorSettings Settings(int minWorkers, double deadlineSeconds = 30) =>
+        new(minWorkers, TimeSpan.FromSeconds(deadlineSeconds), Spec, Data.Validation.Count, Data.Test.Count, WatchClusterMembership: false);
+
+    /// <summary>A probe plays a worker: it registers, is accepted, and reports ready.</summary>
+    private TestProbe JoinedWorker(IActorRef coordinator, string name)
+    {
+        var probe = CreateTestProbe(name);
+        probe.Send(coordinator, new TrainingProtocol.RegisterWorker(name, "test", "cpu", 1, TrainingProtocol.Version));
+        var accepted = probe.ExpectMsg<TrainingProtocol.WorkerAccepted>();
+        Assert.Equal(Spec, accepted.Spec with { HiddenSizes = Spec.HiddenSizes });
+        probe.Send(coordinator, new TrainingProtocol.WorkerReady(name, 1000));
+        return probe;
+    }
+
     private static TrainingProtocol.ShareComputed Reply(TrainingProtocol.ComputeShare work, int parameterCount,
         string? runId = null, long? step = null, long? version = null, int? count = null) =>
         new(runId ?? work.RunId, step ?? work.Step, version ?? work.Parameters.Version, work.ShareIndex, count ?? work.SampleIds.Length,
             LossSum: work.SampleIds.Length, Enumerable.Repeat(1f, parameterCount).ToArray(), 0, 1);
 
-    private (IActorRef Coordinator, TaskCompletionSource<RunResult> Done, List<StepRecord> Steps, float[] Initial) Start(TrainingConfig config, params IActorRef[] workers)
+    private (IActorRef Coordinator, TaskCompletionSource<RunResult> Done, List<StepRecord> Steps, float[] Initial) Start(TrainingConfig config, CoordinatorSettings settings)
     {
         int count = ModelFactory.LayoutOf(Model).TotalCount;
         var initial = new float[count];
         var session = new TrainingSession(config, Data.Train.Count, initial, SilentEvents("run-a"));
         var done = new TaskCompletionSource<RunResult>();
         var steps = new List<StepRecord>();
-        var coordinator = Sys.ActorOf(CoordinatorActor.Props(session, config, Data, workers, "", done, (record, _) => steps.Add(record)));
+        var coordinator = Sys.ActorOf(CoordinatorActor.Props(session, config, settings, "", done, (record, _) => steps.Add(record)));
         return (coordinator, done, steps, initial);
     }
 
     [Fact]
     public void Sends_each_worker_its_share_at_the_current_parameter_version()
     {
-        var a = CreateTestProbe();
-        var b = CreateTestProbe();
-        Start(OneStep(2), a.Ref, b.Ref);
+        var (coordinator, _, _, _) = Start(OneStep(2), Settings(minWorkers: 2));
+        var a = JoinedWorker(coordinator, "a");
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // one worker is below the minimum of two: nothing starts
+        var b = JoinedWorker(coordinator, "b");
         var workA = a.ExpectMsg<TrainingProtocol.ComputeShare>();
         var workB = b.ExpectMsg<TrainingProtocol.ComputeShare>();
         Assert.Equal("run-a", workA.RunId);
@@ -58,10 +76,11 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
     [Fact]
     public async Task Stale_and_foreign_results_are_dropped_and_the_right_one_commits()
     {
-        var worker = CreateTestProbe();
-        var (coordinator, done, steps, initial) = Start(OneStep(1), worker.Ref);
+        var (coordinator, done, steps, initial) = Start(OneStep(1), Settings(minWorkers: 1));
+        var worker = JoinedWorker(coordinator, "w");
         var work = worker.ExpectMsg<TrainingProtocol.ComputeShare>();
 
+        coordinator.Tell(Reply(work, initial.Length), CreateTestProbe().Ref); // right content, wrong sender
         coordinator.Tell(Reply(work, initial.Length, runId: "another-run"), worker.Ref);
         coordinator.Tell(Reply(work, initial.Length, step: work.Step + 7), worker.Ref);
         coordinator.Tell(Reply(work, initial.Length, version: work.Parameters.Version + 1), worker.Ref);
@@ -79,12 +98,13 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
         Assert.Single(steps);
         Assert.Equal(1.0, steps[0].Loss);
 
-        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", validation.RequestId, 1, 5.0, 3, validation.Count), worker.Ref);
+        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", validation.RequestId, validation.Part, 1, 5.0, 3, validation.Count), worker.Ref);
         var test = worker.ExpectMsg<TrainingProtocol.Evaluate>();
         Assert.Equal(DataSplit.Test, test.Split);
-        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", test.RequestId, 1, 3.0, 6, test.Count), worker.Ref);
+        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", test.RequestId, test.Part, 1, 3.0, 6, test.Count), worker.Ref);
 
         var result = await done.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(worker.ExpectMsg<TrainingProtocol.RunEnded>().Succeeded);
         Assert.Equal(1, result.Summary.Steps);
         Assert.Equal(0.3, result.Summary.ValidationAccuracy, 10);
         Assert.Equal(1.0, result.Summary.TestAccuracy, 10);
@@ -93,20 +113,25 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
     [Fact]
     public async Task A_share_with_the_wrong_sample_count_fails_the_run_instead_of_committing()
     {
-        var worker = CreateTestProbe();
-        var (coordinator, done, steps, initial) = Start(OneStep(1), worker.Ref);
+        var (coordinator, done, steps, initial) = Start(OneStep(1), Settings(minWorkers: 1));
+        var worker = JoinedWorker(coordinator, "w");
         var work = worker.ExpectMsg<TrainingProtocol.ComputeShare>();
         coordinator.Tell(Reply(work, initial.Length, count: work.SampleIds.Length - 1), worker.Ref);
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => done.Task.WaitAsync(TimeSpan.FromSeconds(10)));
-        Assert.Contains("computed 7 samples, planned 8", error.Message);
+        Assert.Contains("worker computed 7 samples and", error.Message);
+        Assert.Contains("planned 8 samples", error.Message);
         Assert.Empty(steps);
     }
 
     [Fact]
-    public void A_real_worker_actor_returns_the_replicas_gradient_sum()
+    public void A_real_worker_actor_registers_and_returns_the_replicas_gradient_sum()
     {
         TorchRuntime.Initialise(1);
-        var worker = Sys.ActorOf(WorkerActor.Props(Data, Model));
+        var worker = Sys.ActorOf(WorkerActor.Props(TestActor, new WorkerSettings("cpu", 1, _ => Data)));
+        var registration = ExpectMsg<TrainingProtocol.RegisterWorker>();
+        Assert.Equal(TrainingProtocol.Version, registration.ProtocolVersion);
+        worker.Tell(new TrainingProtocol.WorkerAccepted("r", Spec));
+        Assert.True(ExpectMsg<TrainingProtocol.WorkerReady>().SamplesPerSecond > 0);
         var parameters = ModelFactory.InitialParameters(Model, 4);
         var ids = new[] { 3, 1, 4, 1, 5, 9, 2, 6 };
         worker.Tell(new TrainingProtocol.ComputeShare("r", 0, 0, ids, 3, new TrainingProtocol.ParameterSnapshot(0, parameters)));
@@ -116,7 +141,7 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
         replica.LoadParameters(parameters);
         var expected = replica.ComputeGradientSum(Data.Train, ids, 3, new float[replica.ParameterCount]);
         Assert.Equal(8, reply.SampleCount);
-        Assert.Equal(expected.GradientSum, reply.GradientSum);
+        Assert.Equal(expected.GradientSum.ToArray(), reply.GradientSum.ToArray());
         Assert.Equal(expected.LossSum, reply.LossSum);
     }
 }

@@ -1,0 +1,185 @@
+using System.Runtime.InteropServices;
+using Akka.Actor;
+using Akka.Serialization;
+using BatchCluster.Cluster.Protocol;
+using BatchCluster.Cluster.Transport;
+using BatchCluster.Core.Data;
+using SerializationException = System.Runtime.Serialization.SerializationException;
+
+namespace BatchCluster.Cluster.Serialization;
+
+/// <summary>
+/// Binary encoding of every <see cref="ITrainingMessage"/> (bound in cluster-config/cluster.hocon).
+/// Short, stable manifests; little-endian fields; tensors as raw float32 bytes. Unknown manifests
+/// raise <see cref="SerializationException"/>, which makes Akka drop that one message instead of
+/// tearing down the connection (FACTS §5).
+/// </summary>
+public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+{
+    public const int SerializerId = 4107;
+
+    public override int Identifier => SerializerId;
+
+    public override string Manifest(object o) => o switch
+    {
+        TrainingProtocol.RegisterWorker => "rw",
+        TrainingProtocol.WorkerAccepted => "wa",
+        TrainingProtocol.WorkerRejected => "wj",
+        TrainingProtocol.WorkerReady => "wr",
+        TrainingProtocol.RunEnded => "re",
+        TrainingProtocol.ComputeShare => "cs",
+        TrainingProtocol.ShareComputed => "sc",
+        TrainingProtocol.Evaluate => "ev",
+        TrainingProtocol.EvaluationDone => "ed",
+        TensorTransferStart => "ts",
+        TensorChunk => "tc",
+        _ => throw new ArgumentException($"{o.GetType()} is not a message of the training protocol"),
+    };
+
+    public override byte[] ToBinary(object obj)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new BinaryWriter(stream))
+            Write(w, obj);
+        return stream.ToArray();
+    }
+
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        using var r = new BinaryReader(new MemoryStream(bytes));
+        try
+        {
+            return Read(r, manifest);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new SerializationException($"truncated '{manifest}' message ({bytes.Length} bytes)", e);
+        }
+    }
+
+    private void Write(BinaryWriter w, object obj)
+    {
+        switch (obj)
+        {
+            case TrainingProtocol.RegisterWorker m:
+                w.Write(m.WorkerId); w.Write(m.Address); w.Write(m.Device); w.Write(m.Threads); w.Write(m.ProtocolVersion);
+                break;
+            case TrainingProtocol.WorkerAccepted m:
+                w.Write(m.RunId); w.Write(m.Spec.Dataset); w.Write(m.Spec.ValidationSize); w.Write(m.Spec.Model);
+                WriteInts(w, m.Spec.HiddenSizes); w.Write(m.Spec.Seed);
+                break;
+            case TrainingProtocol.WorkerRejected m:
+                w.Write(m.Reason);
+                break;
+            case TrainingProtocol.WorkerReady m:
+                w.Write(m.WorkerId); w.Write(m.SamplesPerSecond);
+                break;
+            case TrainingProtocol.RunEnded m:
+                w.Write(m.RunId); w.Write(m.Succeeded);
+                break;
+            case TrainingProtocol.ComputeShare m:
+                w.Write(m.RunId); w.Write(m.Step); w.Write(m.ShareIndex); WriteInts(w, m.SampleIds); w.Write(m.MicroBatch);
+                w.Write(m.Parameters.Version); WriteFloats(w, m.Parameters.Values.Span);
+                break;
+            case TrainingProtocol.ShareComputed m:
+                w.Write(m.RunId); w.Write(m.Step); w.Write(m.ParameterVersion); w.Write(m.ShareIndex); w.Write(m.SampleCount);
+                w.Write(m.LossSum); WriteFloats(w, m.GradientSum.Span); w.Write(m.GradientSumSquaredNorm); w.Write(m.ComputeMilliseconds);
+                break;
+            case TrainingProtocol.Evaluate m:
+                w.Write(m.RunId); w.Write(m.RequestId); w.Write(m.Part); w.Write((int)m.Split); w.Write(m.Start); w.Write(m.Count);
+                w.Write(m.Parameters.Version); WriteFloats(w, m.Parameters.Values.Span);
+                break;
+            case TrainingProtocol.EvaluationDone m:
+                w.Write(m.RunId); w.Write(m.RequestId); w.Write(m.Part); w.Write(m.ParameterVersion); w.Write(m.LossSum); w.Write(m.Correct); w.Write(m.Count);
+                break;
+            case TensorTransferStart m:
+                w.Write(m.TransferId); w.Write(m.TotalLength); w.Write(m.ChunkCount);
+                w.Write(Manifest(m.Message)); Write(w, m.Message);
+                break;
+            case TensorChunk m:
+                w.Write(m.TransferId); w.Write(m.Index); WriteFloats(w, m.Values);
+                break;
+            default:
+                throw new ArgumentException($"{obj.GetType()} is not a message of the training protocol");
+        }
+    }
+
+    private object Read(BinaryReader r, string manifest) => manifest switch
+    {
+        "rw" => new TrainingProtocol.RegisterWorker(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt32(), r.ReadInt32()),
+        "wa" => new TrainingProtocol.WorkerAccepted(r.ReadString(),
+            new TrainingProtocol.RunSpec(r.ReadString(), r.ReadInt32(), r.ReadString(), ReadInts(r), r.ReadInt64())),
+        "wj" => new TrainingProtocol.WorkerRejected(r.ReadString()),
+        "wr" => new TrainingProtocol.WorkerReady(r.ReadString(), r.ReadDouble()),
+        "re" => new TrainingProtocol.RunEnded(r.ReadString(), r.ReadBoolean()),
+        "cs" => new TrainingProtocol.ComputeShare(r.ReadString(), r.ReadInt64(), r.ReadInt32(), ReadInts(r), r.ReadInt32(),
+            new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r))),
+        "sc" => new TrainingProtocol.ShareComputed(r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(),
+            r.ReadDouble(), ReadFloats(r), r.ReadDouble(), r.ReadDouble()),
+        "ev" => new TrainingProtocol.Evaluate(r.ReadString(), r.ReadInt32(), r.ReadInt32(), ReadSplit(r), r.ReadInt32(), r.ReadInt32(),
+            new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r))),
+        "ed" => new TrainingProtocol.EvaluationDone(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64()),
+        "ts" => ReadTransferStart(r),
+        "tc" => new TensorChunk(r.ReadInt64(), r.ReadInt32(), ReadFloats(r)),
+        _ => throw new SerializationException($"unknown manifest '{manifest}' for the training protocol (a peer of another version?)"),
+    };
+
+    private TensorTransferStart ReadTransferStart(BinaryReader r)
+    {
+        long id = r.ReadInt64();
+        int total = r.ReadInt32();
+        int chunks = r.ReadInt32();
+        string inner = r.ReadString();
+        if (Read(r, inner) is not ITensorMessage message)
+            throw new SerializationException($"transfer {id} wraps '{inner}', which carries no tensor");
+        return new TensorTransferStart(id, message, total, chunks);
+    }
+
+    private static DataSplit ReadSplit(BinaryReader r)
+    {
+        int value = r.ReadInt32();
+        return Enum.IsDefined(typeof(DataSplit), value) ? (DataSplit)value : throw new SerializationException($"unknown data split {value}");
+    }
+
+    private static void WriteInts(BinaryWriter w, int[] values)
+    {
+        w.Write(values.Length);
+        w.Write(MemoryMarshal.AsBytes(values.AsSpan()));
+    }
+
+    private static int[] ReadInts(BinaryReader r)
+    {
+        var values = new int[ReadLength(r, sizeof(int))];
+        r.BaseStream.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan()));
+        return values;
+    }
+
+    private static void WriteFloats(BinaryWriter w, ReadOnlySpan<float> values)
+    {
+        w.Write(values.Length);
+        w.Write(MemoryMarshal.AsBytes(values));
+    }
+
+    private static float[] ReadFloats(BinaryReader r)
+    {
+        var values = new float[ReadLength(r, sizeof(float))];
+        r.BaseStream.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan()));
+        return values;
+    }
+
+    /// <summary>A length prefix that cannot exceed what is left in the message.</summary>
+    private static int ReadLength(BinaryReader r, int elementSize)
+    {
+        int length = r.ReadInt32();
+        long left = r.BaseStream.Length - r.BaseStream.Position;
+        if (length < 0 || (long)length * elementSize > left)
+            throw new SerializationException($"array length {length} does not fit the {left} bytes left in the message");
+        return length;
+    }
+
+    static TrainingMessageSerializer()
+    {
+        // Tensors and ints go as raw memory: only little-endian hosts (x86-64, ARM64) are supported.
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("BatchCluster's wire format needs a little-endian host");
+    }
+}
