@@ -8,11 +8,8 @@ namespace BatchCluster.Cli.Commands;
 public static class Engines
 {
     /// <summary>The configured data set; a missing or bad real data set is an error, never replaced by synthetic data.</summary>
-    public static DataSplits LoadData(TrainingConfig config) => config.Dataset switch
-    {
-        "synthetic" => SyntheticImages.Create(checked((int)(config.Seed & 0x7fffffff))),
-        _ => FashionMnist.Load(config.DataDirectory, config.ValidationSize),
-    };
+    public static DataSplits LoadData(TrainingConfig config) =>
+        DataSource.Load(config.Dataset, config.DataDirectory, config.ValidationSize, config.Seed);
 
     public static Task<RunResult> RunAsync(TrainingConfig config, DataSplits data, float[] initialParameters, RunEvents events, string logPath,
         Action<StepRecord, TrainingSession>? onStep, CancellationToken cancellation) => config.Engine switch

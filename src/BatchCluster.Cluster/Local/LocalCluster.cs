@@ -14,7 +14,7 @@ namespace BatchCluster.Cluster.Local;
 /// </summary>
 public static class LocalCluster
 {
-    public static Config AkkaConfig { get; } = ClusterConfigFiles.Load("local.hocon");
+    public static Config AkkaConfig { get; } = ClusterConfigFiles.Load("common.hocon");
 
     public static async Task<RunResult> RunAsync(TrainingConfig config, DataSplits data, float[] initialParameters, RunEvents events,
         string logPath, Action<StepRecord, TrainingSession>? onStep = null, CancellationToken cancellation = default)

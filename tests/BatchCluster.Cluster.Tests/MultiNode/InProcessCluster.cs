@@ -1,0 +1,68 @@
+using Akka.Actor;
+using BatchCluster.Cluster.Actors;
+using BatchCluster.Cluster.Nodes;
+using BatchCluster.Cluster.Protocol;
+using BatchCluster.Core.Data;
+using BatchCluster.Core.Models;
+using BatchCluster.Core.Native;
+using BatchCluster.Core.Training;
+
+namespace BatchCluster.Cluster.Tests.MultiNode;
+
+/// <summary>
+/// A real multi-node cluster inside the test process: one ActorSystem per node on 127.0.0.1 with
+/// port 0, joined over TCP, the coordinator as a cluster singleton, workers through the proxy.
+/// Every message crosses a real Akka.Remote connection and our serializer.
+/// </summary>
+public sealed class InProcessCluster : IAsyncDisposable
+{
+    private static readonly TimeSpan JoinTimeout = TimeSpan.FromSeconds(30);
+    private readonly List<ActorSystem> _workers = [];
+
+    public ActorSystem Coordinator { get; }
+    public NodeAddress Seed { get; }
+    public TaskCompletionSource<RunResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public List<StepRecord> Steps { get; } = [];
+    public IReadOnlyList<ActorSystem> WorkerSystems => _workers;
+    private readonly DataSplits _data;
+
+    private InProcessCluster(ActorSystem coordinator, DataSplits data)
+    {
+        Coordinator = coordinator;
+        var address = Akka.Cluster.Cluster.Get(coordinator).SelfAddress;
+        Seed = new NodeAddress(address.Host!, address.Port!.Value);
+        _data = data;
+    }
+
+    public static async Task<InProcessCluster> StartAsync(TrainingConfig config, DataSplits data, int minWorkers, RunEvents events,
+        TimeSpan? stepDeadline = null, Action<StepRecord, TrainingSession>? onStep = null)
+    {
+        TorchRuntime.Initialise(1);
+        var system = ClusterBootstrap.Start(ClusterBootstrap.CoordinatorRole, "127.0.0.1", 0);
+        Assert.True(await ClusterBootstrap.JoinAsync(system, [], JoinTimeout), "the coordinator node did not come up");
+        var cluster = new InProcessCluster(system, data);
+        var session = new TrainingSession(config, data.Train.Count, ModelFactory.InitialParameters(config.Model, config.Seed), events);
+        var settings = new CoordinatorSettings(minWorkers, stepDeadline ?? TimeSpan.FromSeconds(60), RunSpecs.Of(config),
+            data.Validation.Count, data.Test.Count, WatchClusterMembership: true);
+        ClusterBootstrap.StartCoordinatorSingleton(system, CoordinatorActor.Props(session, config, settings, "", cluster.Completion,
+            (record, s) => { lock (cluster.Steps) cluster.Steps.Add(record); onStep?.Invoke(record, s); }));
+        return cluster;
+    }
+
+    /// <summary>Starts a worker node: joins through the coordinator's address, registers through the proxy.</summary>
+    public async Task<ActorSystem> AddWorkerAsync(Func<TrainingProtocol.RunSpec, DataSplits>? loadData = null)
+    {
+        var system = ClusterBootstrap.Start(ClusterBootstrap.WorkerRole, "127.0.0.1", 0);
+        Assert.True(await ClusterBootstrap.JoinAsync(system, [Seed], JoinTimeout), "a worker node did not join");
+        var proxy = ClusterBootstrap.CoordinatorProxy(system);
+        system.ActorOf(WorkerActor.Props(proxy, new WorkerSettings("cpu", 1, loadData ?? (_ => _data))), "worker");
+        lock (_workers) _workers.Add(system);
+        return system;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var system in _workers) await system.Terminate();
+        await Coordinator.Terminate();
+    }
+}
