@@ -1,0 +1,100 @@
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using BatchCluster.Cluster.Nodes;
+using BatchCluster.Cluster.Protocol;
+using BatchCluster.Cluster.Serialization;
+using BatchCluster.Cluster.Transport;
+using BatchCluster.Core.Data;
+using SerializationException = System.Runtime.Serialization.SerializationException;
+
+namespace BatchCluster.Cluster.Tests.Serialization;
+
+/// <summary>Every message of the protocol survives our serializer, which Akka picks for it by configuration.</summary>
+public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigFor(ClusterBootstrap.WorkerRole, "127.0.0.1", 0))
+{
+    private static readonly float[] Tensor = Enumerable.Range(0, 1000).Select(i => i * 0.5f - 7f).ToArray();
+
+    public static TheoryData<ITrainingMessage> Messages => new()
+    {
+        new TrainingProtocol.RegisterWorker("akka.tcp://batchcluster@10.0.0.2:4053/user/worker", "akka.tcp://batchcluster@10.0.0.2:4053", "cpu", 4, TrainingProtocol.Version),
+        new TrainingProtocol.WorkerAccepted("run-1", new TrainingProtocol.RunSpec("fashion-mnist", 5000, "mlp", [256, 128], -3)),
+        new TrainingProtocol.WorkerRejected("protocol version 0 does not match"),
+        new TrainingProtocol.WorkerReady("w", 12345.5),
+        new TrainingProtocol.RunEnded("run-1", true),
+        new TrainingProtocol.ComputeShare("run-1", 42, 3, [5, 1, 9], 16, new TrainingProtocol.ParameterSnapshot(42, Tensor)),
+        new TrainingProtocol.ShareComputed("run-1", 42, 42, 3, 3, 6.25, Tensor, 99.5, 1.75),
+        new TrainingProtocol.Evaluate("run-1", 7, 1, DataSplit.Test, 100, 50, new TrainingProtocol.ParameterSnapshot(43, Tensor)),
+        new TrainingProtocol.EvaluationDone("run-1", 7, 1, 43, 12.5, 44, 50),
+        new TensorTransferStart(9, new TrainingProtocol.ShareComputed("r", 1, 1, 0, 8, 1, ReadOnlyMemory<float>.Empty, 0, 0), 100_000, 2),
+        new TensorChunk(9, 1, [1f, 2f, float.NaN]),
+    };
+
+    [Theory]
+    [MemberData(nameof(Messages))]
+    public void Round_trips_through_the_configured_serializer(ITrainingMessage message)
+    {
+        var serializer = Sys.Serialization.FindSerializerFor(message);
+        Assert.IsType<TrainingMessageSerializer>(serializer);
+        var typed = (TrainingMessageSerializer)serializer;
+        var bytes = typed.ToBinary(message);
+        var back = typed.FromBinary(bytes, typed.Manifest(message));
+        Assert.Equal(Describe(message), Describe(back));
+    }
+
+    [Fact]
+    public void An_unknown_manifest_is_a_serialization_exception()
+    {
+        var serializer = (TrainingMessageSerializer)Sys.Serialization.FindSerializerForType(typeof(TrainingProtocol.RunEnded));
+        Assert.Throws<SerializationException>(() => serializer.FromBinary([1, 2, 3], "zz"));
+        // A truncated message as well: Akka then drops that message and keeps the connection.
+        var bytes = serializer.ToBinary(new TrainingProtocol.ComputeShare("r", 1, 0, [1, 2], 2, new TrainingProtocol.ParameterSnapshot(1, Tensor)));
+        Assert.Throws<SerializationException>(() => serializer.FromBinary(bytes[..^10], "cs"));
+    }
+
+    /// <summary>A tensor far larger than the 4 MiB frame crosses a real remote connection in chunks and arrives intact.</summary>
+    [Fact]
+    public async Task A_tensor_larger_than_the_frame_size_arrives_intact_across_nodes()
+    {
+        var big = Enumerable.Range(0, 3_000_000).Select(i => (float)Math.Sin(i)).ToArray(); // 12 MB
+        using var receiver = ClusterBootstrap.Start(ClusterBootstrap.WorkerRole, "127.0.0.1", 0);
+        var arrived = new TaskCompletionSource<TrainingProtocol.ShareComputed>();
+        receiver.ActorOf(Props.Create(() => new ReassemblingReceiver(arrived)), "receiver");
+        var address = ((ExtendedActorSystem)receiver).Provider.DefaultAddress;
+        var remote = await Sys.ActorSelection($"{address}/user/receiver").ResolveOne(TimeSpan.FromSeconds(10));
+
+        var message = new TrainingProtocol.ShareComputed("run", 5, 5, 2, 64, 3.5, big, 1, 2);
+        TensorTransport.Tell(remote, message, TestActor);
+        var received = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(big, received.GradientSum.ToArray());
+        Assert.Equal(message with { GradientSum = ReadOnlyMemory<float>.Empty }, received with { GradientSum = ReadOnlyMemory<float>.Empty });
+        await receiver.Terminate();
+    }
+
+    private sealed class ReassemblingReceiver : ReceiveActor
+    {
+        public ReassemblingReceiver(TaskCompletionSource<TrainingProtocol.ShareComputed> arrived)
+        {
+            var reassembly = new TensorReassembly();
+            Receive<TensorTransferStart>(start => reassembly.Begin(Sender.Path.ToString(), start));
+            Receive<TensorChunk>(chunk =>
+            {
+                if (reassembly.Add(Sender.Path.ToString(), chunk) is TrainingProtocol.ShareComputed complete) arrived.TrySetResult(complete);
+            });
+            Receive<TrainingProtocol.ShareComputed>(whole => arrived.TrySetResult(whole));
+        }
+    }
+
+    /// <summary>Records compare arrays and memories by reference; compare their contents instead.</summary>
+    private static string Describe(object message) => message switch
+    {
+        TrainingProtocol.ComputeShare m => $"{m with { SampleIds = [], Parameters = m.Parameters with { Values = default } }} ids {string.Join(',', m.SampleIds)} {Floats(m.Parameters.Values)}",
+        TrainingProtocol.ShareComputed m => $"{m with { GradientSum = default }} {Floats(m.GradientSum)}",
+        TrainingProtocol.Evaluate m => $"{m with { Parameters = m.Parameters with { Values = default } }} {Floats(m.Parameters.Values)}",
+        TrainingProtocol.WorkerAccepted m => $"{m.RunId} {m.Spec with { HiddenSizes = [] }} {string.Join(',', m.Spec.HiddenSizes)}",
+        TensorTransferStart m => $"{m.TransferId} {m.TotalLength} {m.ChunkCount} {Describe(m.Message)}",
+        TensorChunk m => $"{m.TransferId} {m.Index} {Floats(m.Values)}",
+        _ => message.ToString()!,
+    };
+
+    private static string Floats(ReadOnlyMemory<float> values) => string.Join(',', values.ToArray().Select(v => BitConverter.SingleToInt32Bits(v)));
+}
