@@ -9,6 +9,7 @@ public static class Program
     private const string Usage = """
         usage: batchcluster <command> [flags]
           train            one training run (local simulated cluster or the plain loop); 'train --help' lists the flags
+          node             a node of a multi-node cluster ('node --help')
           bench overhead   samples/s of the plain loop vs the local cluster with 1 and 2 workers
         """;
 
@@ -28,6 +29,11 @@ public static class Program
         {
             Console.Error.WriteLine($"batchcluster: {e.Message}");
             return 2;
+        }
+        catch (CommandFailedException e)
+        {
+            Console.Error.WriteLine($"batchcluster: {e.Message}");
+            return 3;
         }
         catch (OperationCanceledException)
         {
@@ -52,15 +58,16 @@ public static class Program
         string[] rest = args[1..];
         if (rest.Contains("--help"))
         {
-            Console.Out.Write(args[0] == "train" ? TrainOptions.Help : Usage);
+            Console.Out.Write(args[0] switch { "train" => TrainOptions.Help, "node" => NodeCommand.Help, _ => Usage });
             return Task.FromResult(0);
         }
         return args[0] switch
         {
             "train" => TrainCommand.RunAsync(rest, cancellation),
+            "node" => NodeCommand.RunAsync(rest, cancellation),
             "bench" when rest.Length > 0 && rest[0] == "overhead" => BenchOverheadCommand.RunAsync(rest[1..], cancellation),
             "bench" => throw new UsageException("bench needs a benchmark name: overhead"),
-            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, bench"),
+            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, bench"),
         };
     }
 }

@@ -56,7 +56,7 @@ public static partial class TrainOptions
         int globalBatch = flags.Int("global-batch", 1) ?? 128;
         int workers = flags.Int("workers", 1, 1024) ?? 4;
         var engine = flags.Choice("engine", "actors", "actors", "plain") == "plain" ? Engine.Plain : Engine.Actors;
-        if (engine == Engine.Actors && workers > globalBatch)
+        if (engine == Engine.Actors && flags.Has("workers") && workers > globalBatch)
             throw new UsageException($"--workers {workers} is more than --global-batch {globalBatch}: some workers would never get a sample; use at most {globalBatch} workers");
 
         string optimizerName = flags.Choice("optimizer", "sgd", "sgd", "momentum", "adam");

@@ -1,0 +1,137 @@
+using BatchCluster.Cli.Options;
+using BatchCluster.Cluster.Actors;
+using BatchCluster.Cluster.Nodes;
+using BatchCluster.Cluster.Protocol;
+using BatchCluster.Core.Data;
+using BatchCluster.Core.Native;
+using BatchCluster.Core.Training;
+using Serilog;
+using TorchSharp;
+
+namespace BatchCluster.Cli.Commands;
+
+/// <summary>
+/// <c>batchcluster node</c>: one node of a multi-node cluster. A coordinator node hosts the
+/// coordinator singleton, runs the configured training once enough workers are ready and prints
+/// the summary line; a worker node joins, registers, works until the run ends, then exits.
+/// Host, port and seeds come from flags, else BATCHCLUSTER_HOST, BATCHCLUSTER_PORT, BATCHCLUSTER_SEEDS.
+/// </summary>
+public static class NodeCommand
+{
+    private static readonly string[] NodeFlags = ["role", "host", "port", "seed", "join-timeout"];
+    private static readonly string[] WorkerFlags = ["threads", "device", "data-dir"];
+    private static readonly string[] CoordinatorFlags = ["min-workers"];
+
+    public const string Help = """
+        batchcluster node --role coordinator|worker [flags]
+          --host H                 address to bind and advertise (default 127.0.0.1, or BATCHCLUSTER_HOST)
+          --port P                 TCP port (coordinator default 4053, worker default 0 = any; or BATCHCLUSTER_PORT)
+          --seed HOST:PORT[,…]     seed nodes to join (workers: required; or BATCHCLUSTER_SEEDS)
+          --join-timeout SECONDS   give up joining after this long (default 30)
+        coordinator:  --min-workers N (default 1) and every 'train' flag except --workers and --engine
+        worker:       --threads T (default all cores), --device cpu|cuda (default cpu), --data-dir DIR
+        """;
+
+    public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    {
+        string role = args.SkipWhile(a => a != "--role").Skip(1).FirstOrDefault() ?? "";
+        if (role is not (ClusterBootstrap.CoordinatorRole or ClusterBootstrap.WorkerRole))
+            throw new UsageException("node needs --role coordinator or --role worker");
+        return role == ClusterBootstrap.CoordinatorRole
+            ? await RunCoordinatorAsync(args, cancellation)
+            : await RunWorkerAsync(args, cancellation);
+    }
+
+    private sealed record Endpoint(string Host, int Port, IReadOnlyList<NodeAddress> Seeds, TimeSpan JoinTimeout);
+
+    private static Endpoint ReadEndpoint(FlagSet flags, int defaultPort)
+    {
+        string host = flags.String("host") ?? Environment.GetEnvironmentVariable("BATCHCLUSTER_HOST") ?? "127.0.0.1";
+        int port = flags.Int("port", 0, 65535)
+                   ?? (int.TryParse(Environment.GetEnvironmentVariable("BATCHCLUSTER_PORT"), out int envPort) ? envPort : defaultPort);
+        string seedText = flags.String("seed") ?? Environment.GetEnvironmentVariable("BATCHCLUSTER_SEEDS") ?? "";
+        var seeds = new List<NodeAddress>();
+        foreach (string seed in seedText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            try { seeds.Add(NodeAddress.Parse(seed)); }
+            catch (FormatException e) { throw new UsageException($"--seed: {e.Message}"); }
+        }
+        var timeout = TimeSpan.FromSeconds(flags.Double("join-timeout", 0, minExclusive: true) ?? 30);
+        return new Endpoint(host, port, seeds, timeout);
+    }
+
+    private static async Task<Akka.Actor.ActorSystem> JoinAsync(string role, Endpoint endpoint)
+    {
+        var system = ClusterBootstrap.Start(role, endpoint.Host, endpoint.Port);
+        if (await ClusterBootstrap.JoinAsync(system, endpoint.Seeds, endpoint.JoinTimeout)) return system;
+        await system.Terminate();
+        throw new CommandFailedException(endpoint.Seeds.Count == 0
+            ? $"could not form a cluster at {endpoint.Host}:{endpoint.Port} within {endpoint.JoinTimeout.TotalSeconds:F0} s"
+            : $"no seed node answered at {string.Join(", ", endpoint.Seeds)} within {endpoint.JoinTimeout.TotalSeconds:F0} s; is the coordinator running there? (--seed, --join-timeout)");
+    }
+
+    private static async Task<int> RunCoordinatorAsync(string[] args, CancellationToken cancellation)
+    {
+        var allowed = NodeFlags.Concat(CoordinatorFlags).Concat(TrainOptions.Flags.Except(["workers", "engine"])).ToArray();
+        var flags = new FlagSet(args, allowed, "node --role coordinator");
+        var endpoint = ReadEndpoint(flags, defaultPort: 4053);
+        int minWorkers = flags.Int("min-workers", 1, 10_000) ?? 1;
+        var config = TrainOptions.Parse(flags) with { Workers = minWorkers, Engine = Engine.Actors };
+        var host = RunHost.Prepare(config);
+        return await host.RunAsync("cluster", minWorkers, async (events, onStep) =>
+        {
+            var system = await JoinAsync(ClusterBootstrap.CoordinatorRole, endpoint);
+            try
+            {
+                Log.Information("Coordinator node up at {Address}; waiting for {MinWorkers} workers", Akka.Cluster.Cluster.Get(system).SelfAddress, minWorkers);
+                var session = new TrainingSession(config, host.Data.Train.Count, host.Initial, events);
+                var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+                await using var registration = cancellation.Register(() => completion.TrySetCanceled(cancellation));
+                var settings = new CoordinatorSettings(minWorkers, TimeSpan.FromSeconds(config.StepDeadlineSeconds), RunSpecs.Of(config),
+                    host.Data.Validation.Count, host.Data.Test.Count, WatchClusterMembership: true);
+                ClusterBootstrap.StartCoordinatorSingleton(system, CoordinatorActor.Props(session, config, settings, host.LogPath, completion, onStep));
+                return await completion.Task;
+            }
+            finally
+            {
+                await ClusterBootstrap.LeaveAsync(system);
+            }
+        });
+    }
+
+    private static async Task<int> RunWorkerAsync(string[] args, CancellationToken cancellation)
+    {
+        var flags = new FlagSet(args, NodeFlags.Concat(WorkerFlags).ToArray(), "node --role worker");
+        var endpoint = ReadEndpoint(flags, defaultPort: 0);
+        if (endpoint.Seeds.Count == 0)
+            throw new UsageException("a worker node needs --seed HOST:PORT (the coordinator's address), or BATCHCLUSTER_SEEDS");
+        string device = flags.Choice("device", "cpu", "cpu", "cuda");
+        int threads = flags.Int("threads", 1, 256) ?? Environment.ProcessorCount;
+        string dataDirectory = flags.String("data-dir", FashionMnist.DefaultDirectory);
+        TorchRuntime.Initialise(threads);
+        if (device == "cuda" && !torch.cuda.is_available())
+            throw new UsageException("--device cuda: this build uses TorchSharp-cpu and finds no CUDA device here; use --device cpu");
+
+        using var logger = new LoggerConfiguration().MinimumLevel.Information()
+            .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}").CreateLogger();
+        Log.Logger = logger;
+        var system = await JoinAsync(ClusterBootstrap.WorkerRole, endpoint);
+        try
+        {
+            Log.Information("Worker node up at {Address} ({Device}, {Threads} threads); registering with the coordinator",
+                Akka.Cluster.Cluster.Get(system).SelfAddress, device, threads);
+            var runEnded = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            await using var registration = cancellation.Register(() => runEnded.TrySetCanceled(cancellation));
+            var settings = new WorkerSettings(device, threads, spec => DataSource.Load(spec.Dataset, dataDirectory, spec.ValidationSize, spec.Seed));
+            system.ActorOf(WorkerActor.Props(ClusterBootstrap.CoordinatorProxy(system), settings, runEnded), "worker");
+            bool succeeded = await runEnded.Task;
+            Log.Information("The run ended ({Outcome}); leaving the cluster", succeeded ? "completed" : "failed");
+            return succeeded ? 0 : 1;
+        }
+        finally
+        {
+            await ClusterBootstrap.LeaveAsync(system);
+            Log.Logger = Serilog.Core.Logger.None;
+        }
+    }
+}

@@ -1,0 +1,84 @@
+using BatchCluster.Cli.Options;
+using BatchCluster.Cli.Output;
+using BatchCluster.Core.Data;
+using BatchCluster.Core.Models;
+using BatchCluster.Core.Native;
+using BatchCluster.Core.Sampling;
+using BatchCluster.Core.Training;
+using Serilog;
+
+namespace BatchCluster.Cli.Commands;
+
+/// <summary>
+/// What every command that runs training shares (train, node --role coordinator): every input is
+/// checked before the run directory is created, so bad input leaves nothing behind; then the run
+/// log is opened, RunStarted written, the engine run, the parameters exported and the summary
+/// line printed last.
+/// </summary>
+public sealed class RunHost
+{
+    private RunHost(TrainingConfig config, string runId, string runDirectory, DataSplits data, float[] initial, int stepsPerEpoch)
+    {
+        Config = config;
+        RunId = runId;
+        RunDirectory = runDirectory;
+        Data = data;
+        Initial = initial;
+        StepsPerEpoch = stepsPerEpoch;
+    }
+
+    public TrainingConfig Config { get; }
+    public string RunId { get; }
+    public string RunDirectory { get; }
+    public string LogPath => Path.Combine(RunDirectory, RunLogging.EventLogFileName);
+    public DataSplits Data { get; }
+    public float[] Initial { get; }
+    public int StepsPerEpoch { get; }
+
+    /// <summary>Checks every input and loads data and initial parameters; writes nothing.</summary>
+    public static RunHost Prepare(TrainingConfig config)
+    {
+        string runId = config.RunId ?? RunLogging.NewRunId(config);
+        string runDirectory = RunLogging.CheckNewRunDirectory(config.RunsDirectory, runId);
+        if (config.ExportParams is string export && Path.GetDirectoryName(Path.GetFullPath(export)) is string exportDir && !Directory.Exists(exportDir))
+            throw new UsageException($"--export-params: directory {exportDir} does not exist; create it first");
+
+        var data = Engines.LoadData(config);
+        if (config.GlobalBatch > data.Train.Count)
+            throw new UsageException($"--global-batch {config.GlobalBatch} is larger than the {data.Train.Count} training samples; use a smaller global batch");
+        var sampler = new EpochSampler(data.Train.Count, config.GlobalBatch, config.Seed, config.Shuffle);
+        TorchRuntime.Initialise(config.EffectiveThreads);
+        int parameterCount = ModelFactory.LayoutOf(config.Model).TotalCount;
+        float[] initial = config.InitParams is string init
+            ? ParameterFile.Read(init, parameterCount)
+            : ModelFactory.InitialParameters(config.Model, config.Seed);
+        return new RunHost(config, runId, runDirectory, data, initial, sampler.StepsPerEpoch);
+    }
+
+    public delegate Task<RunResult> Engine(RunEvents events, Action<StepRecord, TrainingSession> onStep);
+
+    /// <summary>Opens the run's log, runs <paramref name="engine"/>, exports, and prints the summary line last on stdout.</summary>
+    public async Task<int> RunAsync(string engineName, int workers, Engine engine)
+    {
+        var progress = ProgressDisplay.ForConsole();
+        using var logger = RunLogging.Create(RunDirectory, progress.LogWriter);
+        Log.Logger = logger; // Akka's own log events reach Serilog through the static logger.
+        var events = new RunEvents(logger, RunId);
+        events.RunStarted(Config, engineName, workers, Initial.Length, Data.Train.Count, StepsPerEpoch, Config.TotalSteps(StepsPerEpoch), Config.EffectiveThreads);
+        try
+        {
+            var result = await engine(events, progress.Report);
+            if (Config.ExportParams is string exportPath)
+                ParameterFile.Write(exportPath, result.FinalParameters);
+            logger.Dispose();
+            Log.Logger = Serilog.Core.Logger.None;
+            Console.Out.WriteLine(SummaryLine.Format(result.Summary));
+            return 0;
+        }
+        catch (Exception e)
+        {
+            events.RunFailed(e);
+            throw;
+        }
+    }
+}
