@@ -1,4 +1,5 @@
 using BatchCluster.Cluster.Local;
+using BatchCluster.Core.Checkpoints;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Training;
 
@@ -12,9 +13,9 @@ public static class Engines
         DataSource.Load(config.Dataset, config.DataDirectory, config.ValidationSize, config.Seed);
 
     public static Task<RunResult> RunAsync(TrainingConfig config, DataSplits data, float[] initialParameters, RunEvents events, string logPath,
-        Action<StepRecord, TrainingSession>? onStep, CancellationToken cancellation) => config.Engine switch
+        Action<StepRecord, TrainingSession>? onStep, CancellationToken cancellation, CheckpointState? resumeFrom = null) => config.Engine switch
     {
-        Engine.Plain => Task.Run(() => PlainTrainer.Run(config, data, initialParameters, events, logPath, onStep, cancellation), cancellation),
-        _ => LocalCluster.RunAsync(config, data, initialParameters, events, logPath, onStep, cancellation),
+        Engine.Plain => Task.Run(() => PlainTrainer.Run(config, data, initialParameters, events, logPath, onStep, cancellation, resumeFrom), cancellation),
+        _ => LocalCluster.RunAsync(config, data, initialParameters, events, logPath, onStep, cancellation, resumeFrom),
     };
 }

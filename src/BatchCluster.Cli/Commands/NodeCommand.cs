@@ -84,7 +84,7 @@ public static class NodeCommand
             try
             {
                 Log.Information("Coordinator node up at {Address}; waiting for {MinWorkers} workers", Akka.Cluster.Cluster.Get(system).SelfAddress, minWorkers);
-                var session = new TrainingSession(config, host.Data.Train.Count, host.Initial, events);
+                var session = new TrainingSession(config, host.Data.Train.Count, host.Initial, events, host.ResumeFrom);
                 var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
                 await using var registration = cancellation.Register(() => completion.TrySetCanceled(cancellation));
                 var settings = new CoordinatorSettings(minWorkers, TimeSpan.FromSeconds(config.StepDeadlineSeconds), RunSpecs.Of(config),

@@ -1,5 +1,6 @@
 using BatchCluster.Cli.Options;
 using BatchCluster.Cli.Output;
+using BatchCluster.Core.Checkpoints;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Models;
 using BatchCluster.Core.Native;
@@ -17,8 +18,12 @@ namespace BatchCluster.Cli.Commands;
 /// </summary>
 public sealed class RunHost
 {
-    private RunHost(TrainingConfig config, string runId, string runDirectory, DataSplits data, float[] initial, int stepsPerEpoch)
+    private RunHost(TrainingConfig config, string runId, string runDirectory, DataSplits data, float[] initial, int stepsPerEpoch,
+        CheckpointState? resumeFrom, string? resumePath, IReadOnlyList<string> skippedCheckpoints)
     {
+        ResumeFrom = resumeFrom;
+        _resumePath = resumePath;
+        _skippedCheckpoints = skippedCheckpoints;
         Config = config;
         RunId = runId;
         RunDirectory = runDirectory;
@@ -34,6 +39,10 @@ public sealed class RunHost
     public DataSplits Data { get; }
     public float[] Initial { get; }
     public int StepsPerEpoch { get; }
+    /// <summary>The checkpoint this run continues from (--resume), or null.</summary>
+    public CheckpointState? ResumeFrom { get; }
+    private readonly string? _resumePath;
+    private readonly IReadOnlyList<string> _skippedCheckpoints;
 
     /// <summary>Checks every input and loads data and initial parameters; writes nothing.</summary>
     public static RunHost Prepare(TrainingConfig config)
@@ -52,7 +61,32 @@ public sealed class RunHost
         float[] initial = config.InitParams is string init
             ? ParameterFile.Read(init, parameterCount)
             : ModelFactory.InitialParameters(config.Model, config.Seed);
-        return new RunHost(config, runId, runDirectory, data, initial, sampler.StepsPerEpoch);
+
+        CheckpointState? resumeFrom = null;
+        string? resumePath = null;
+        IReadOnlyList<string> skipped = [];
+        if (config.Resume)
+        {
+            var store = new CheckpointStore(config.CheckpointDirectory);
+            resumeFrom = store.LoadNewest(ConfigFingerprint.Of(config), out skipped);
+            resumePath = store.PathFor(resumeFrom.NextStep);
+            if (resumeFrom.Parameters.Length != parameterCount)
+                throw new InvalidDataException($"--resume: {resumePath} holds {resumeFrom.Parameters.Length} parameters, the model has {parameterCount}");
+        }
+        if (config.CheckpointEvery > 0) CheckWritable(config.CheckpointDirectory);
+        return new RunHost(config, runId, runDirectory, data, initial, sampler.StepsPerEpoch, resumeFrom, resumePath, skipped);
+    }
+
+    private static void CheckWritable(string directory)
+    {
+        try
+        {
+            Directory.CreateDirectory(directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--checkpoint-dir {directory} cannot be created ({e.Message}); choose a writable directory");
+        }
     }
 
     public delegate Task<RunResult> Engine(RunEvents events, Action<StepRecord, TrainingSession> onStep);
@@ -65,6 +99,8 @@ public sealed class RunHost
         Log.Logger = logger; // Akka's own log events reach Serilog through the static logger.
         var events = new RunEvents(logger, RunId);
         events.RunStarted(Config, engineName, workers, Initial.Length, Data.Train.Count, StepsPerEpoch, Config.TotalSteps(StepsPerEpoch), Config.EffectiveThreads);
+        if (ResumeFrom is not null)
+            events.ResumedFromCheckpoint(ResumeFrom.NextStep, ResumeFrom.Epoch, ResumeFrom.IndexInEpoch, _resumePath!, _skippedCheckpoints);
         try
         {
             var result = await engine(events, progress.Report);

@@ -10,6 +10,6 @@ public static class TrainCommand
         var config = TrainOptions.Parse(new FlagSet(args, TrainOptions.Flags, "train"));
         var host = RunHost.Prepare(config);
         return host.RunAsync(config.Engine.ToString().ToLowerInvariant(), config.Workers,
-            (events, onStep) => Engines.RunAsync(config, host.Data, host.Initial, events, host.LogPath, onStep, cancellation));
+            (events, onStep) => Engines.RunAsync(config, host.Data, host.Initial, events, host.LogPath, onStep, cancellation, host.ResumeFrom));
     }
 }

@@ -10,6 +10,9 @@ public sealed class FlagSet
 {
     private readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
 
+    /// <summary>Flags that take no value (their presence means true).</summary>
+    public static readonly string[] Switches = ["resume"];
+
     public FlagSet(IEnumerable<string> args, IReadOnlyCollection<string> knownFlags, string command)
     {
         var list = args.ToList();
@@ -24,6 +27,11 @@ public sealed class FlagSet
             {
                 name = arg[2..equals];
                 value = arg[(equals + 1)..];
+            }
+            else if (Switches.Contains(arg[2..]))
+            {
+                name = arg[2..];
+                value = "true";
             }
             else
             {

@@ -14,6 +14,7 @@ public static partial class TrainOptions
         "dataset", "data-dir", "validation-size", "model", "hidden", "global-batch", "micro-batch", "workers", "steps", "epochs",
         "lr", "lr-scaling", "base-batch", "warmup-steps", "optimizer", "momentum", "nesterov", "weight-decay", "clip-grad-norm",
         "seed", "threads", "engine", "runs-dir", "run-id", "eval-every", "shuffle", "init-params", "export-params", "step-deadline",
+        "checkpoint-every", "checkpoint-dir", "resume",
     ];
 
     public const string Help = """
@@ -40,6 +41,9 @@ public static partial class TrainOptions
           --eval-every K                      validate every K steps (default once per epoch; 0 = only at the end)
           --shuffle true|false                (default true; false takes the training set in order)
           --step-deadline SECONDS             re-plan the shares of workers that are later than this (default 60)
+          --checkpoint-every K                write a checkpoint every K steps (default 0 = never)
+          --checkpoint-dir DIR                where checkpoints go (default checkpoints)
+          --resume                            continue from the newest intact checkpoint in --checkpoint-dir
           --init-params FILE                  start from these parameters (raw little-endian float32)
           --export-params FILE                write the final parameters there (same format)
         """;
@@ -109,6 +113,9 @@ public static partial class TrainOptions
             Shuffle = flags.Bool("shuffle", true),
             StepDeadlineSeconds = flags.Double("step-deadline", 0, minExclusive: true) ?? 60,
             InitParams = flags.String("init-params"),
+            CheckpointEvery = flags.Long("checkpoint-every", 0) ?? 0,
+            CheckpointDirectory = flags.String("checkpoint-dir", "checkpoints"),
+            Resume = flags.Has("resume"),
             ExportParams = flags.String("export-params"),
         };
     }

@@ -17,10 +17,11 @@ public static class LocalCluster
     public static Config AkkaConfig { get; } = ClusterConfigFiles.Load("common.hocon");
 
     public static async Task<RunResult> RunAsync(TrainingConfig config, DataSplits data, float[] initialParameters, RunEvents events,
-        string logPath, Action<StepRecord, TrainingSession>? onStep = null, CancellationToken cancellation = default)
+        string logPath, Action<StepRecord, TrainingSession>? onStep = null, CancellationToken cancellation = default,
+        Core.Checkpoints.CheckpointState? resumeFrom = null)
     {
         if (config.Workers <= 0) throw new ArgumentOutOfRangeException(nameof(config), $"workers {config.Workers} must be positive");
-        var session = new TrainingSession(config, data.Train.Count, initialParameters, events);
+        var session = new TrainingSession(config, data.Train.Count, initialParameters, events, resumeFrom);
         var system = ActorSystem.Create("batchcluster-local", AkkaConfig);
         try
         {

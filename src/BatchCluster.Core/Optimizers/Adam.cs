@@ -41,4 +41,14 @@ public sealed class Adam(int parameterCount, float beta1, float beta2, float eps
             Store(p + minusStepSize * (m / denominator), parameters, i);
         }
     }
+
+    public OptimizerState Export() => new(Name, StepCount, [(float[])_m.Clone(), (float[])_v.Clone()]);
+
+    public void Import(OptimizerState state)
+    {
+        OptimizerStates.Check(state, Name, 2, _m.Length);
+        state.Buffers[0].CopyTo(_m, 0);
+        state.Buffers[1].CopyTo(_v, 0);
+        StepCount = state.StepCount;
+    }
 }

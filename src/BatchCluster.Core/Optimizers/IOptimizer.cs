@@ -13,4 +13,10 @@ public interface IOptimizer
 
     /// <summary>Applies one update: <paramref name="parameters"/> ← update(parameters, gradient, lr).</summary>
     void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate);
+
+    /// <summary>A copy of the state, for a checkpoint.</summary>
+    OptimizerState Export();
+
+    /// <summary>Continues from <paramref name="state"/> (from <see cref="Export"/> of the same kind and size).</summary>
+    void Import(OptimizerState state);
 }

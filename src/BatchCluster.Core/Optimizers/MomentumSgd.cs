@@ -33,4 +33,13 @@ public sealed class MomentumSgd(int parameterCount, float momentum, bool nestero
         }
         StepCount++;
     }
+
+    public OptimizerState Export() => new(Name, StepCount, [(float[])_buffer.Clone()]);
+
+    public void Import(OptimizerState state)
+    {
+        OptimizerStates.Check(state, Name, 1, _buffer.Length);
+        state.Buffers[0].CopyTo(_buffer, 0);
+        StepCount = state.StepCount;
+    }
 }

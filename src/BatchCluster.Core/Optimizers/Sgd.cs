@@ -22,4 +22,12 @@ public sealed class Sgd(float weightDecay) : IOptimizer
         }
         StepCount++;
     }
+
+    public OptimizerState Export() => new(Name, StepCount, []);
+
+    public void Import(OptimizerState state)
+    {
+        OptimizerStates.Check(state, Name, 0, 0);
+        StepCount = state.StepCount;
+    }
 }

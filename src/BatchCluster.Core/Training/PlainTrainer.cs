@@ -11,10 +11,10 @@ namespace BatchCluster.Core.Training;
 public static class PlainTrainer
 {
     public static RunResult Run(TrainingConfig config, DataSplits data, float[] initialParameters, RunEvents events, string logPath,
-        Action<StepRecord, TrainingSession>? onStep = null, CancellationToken cancellation = default)
+        Action<StepRecord, TrainingSession>? onStep = null, CancellationToken cancellation = default, Checkpoints.CheckpointState? resumeFrom = null)
     {
         using var replica = new ModelReplica(config.Model);
-        var session = new TrainingSession(config, data.Train.Count, initialParameters, events);
+        var session = new TrainingSession(config, data.Train.Count, initialParameters, events, resumeFrom);
         var gradientSum = new float[replica.ParameterCount];
         var shares = new ShareGradient[1];
         while (!session.Finished)

@@ -64,6 +64,14 @@ public sealed class RunEvents(ILogger logger, string runId)
             "Run {RunId} completed: {Steps} steps, validation accuracy {ValAccuracy:P2}, test accuracy {TestAccuracy:P2}, {SamplesPerSecond:F0} samples/s, {WallSeconds:F1} s",
             RunId, summary.Steps, summary.ValidationAccuracy, summary.TestAccuracy, summary.SamplesPerSecond, wallSeconds);
 
+    public void CheckpointWritten(long step, string path, long bytes, double milliseconds) =>
+        For("CheckpointWritten").Information("Checkpoint before step {Step} written to {CheckpointPath} ({Bytes} bytes, {Milliseconds:F1} ms)", step, path, bytes, milliseconds);
+
+    public void ResumedFromCheckpoint(long step, int epoch, int indexInEpoch, string path, IReadOnlyList<string> skippedDamaged) =>
+        For("ResumedFromCheckpoint").Information(
+            "Resuming at step {Step} (epoch {Epoch}, batch {IndexInEpoch} of the epoch) from {CheckpointPath}; damaged checkpoints skipped: {SkippedCheckpoints}",
+            step, epoch, indexInEpoch, path, skippedDamaged);
+
     public void RunFailed(Exception error) =>
         For("RunFailed").Write(LogEventLevel.Error, error, "Run {RunId} failed: {Error}", RunId, error.Message);
 }

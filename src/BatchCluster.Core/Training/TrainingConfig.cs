@@ -41,6 +41,11 @@ public sealed record TrainingConfig
     /// <summary>A step whose shares are not all back after this long has its late shares re-planned.</summary>
     public double StepDeadlineSeconds { get; init; } = 60;
     public string? InitParams { get; init; }
+    /// <summary>Write a checkpoint every this many steps; 0 turns checkpoints off.</summary>
+    public long CheckpointEvery { get; init; }
+    public string CheckpointDirectory { get; init; } = "checkpoints";
+    /// <summary>Continue from the newest intact checkpoint in <see cref="CheckpointDirectory"/>.</summary>
+    public bool Resume { get; init; }
     public string? ExportParams { get; init; }
 
     public int EffectiveThreads => Threads ?? Math.Max(1, Environment.ProcessorCount / (Engine == Engine.Plain ? 1 : Workers));

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BatchCluster.Core.Checkpoints;
 using BatchCluster.Core.Gradients;
 using BatchCluster.Core.Models;
 using BatchCluster.Core.Optimizers;
@@ -30,7 +31,10 @@ public sealed class TrainingSession
     private long _trainedSamples;
     private readonly Stopwatch _wall = Stopwatch.StartNew();
 
-    public TrainingSession(TrainingConfig config, int trainSamples, float[] initialParameters, RunEvents events)
+    private readonly CheckpointStore? _checkpoints;
+
+    /// <param name="resumeFrom">A checkpoint of this configuration to continue from (its parameters replace <paramref name="initialParameters"/>).</param>
+    public TrainingSession(TrainingConfig config, int trainSamples, float[] initialParameters, RunEvents events, CheckpointState? resumeFrom = null)
     {
         _config = config;
         _events = events;
@@ -41,7 +45,28 @@ public sealed class TrainingSession
         _optimizer = config.Optimizer.Create(_parameters.Length);
         TotalSteps = config.TotalSteps(_sampler.StepsPerEpoch);
         _evalEvery = config.EvalEvery ?? _sampler.StepsPerEpoch;
+        _checkpoints = config.CheckpointEvery > 0 ? new CheckpointStore(config.CheckpointDirectory) : null;
+        Fingerprint = ConfigFingerprint.Of(config);
+        if (resumeFrom is not null) Restore(resumeFrom);
     }
+
+    public string Fingerprint { get; }
+
+    private void Restore(CheckpointState state)
+    {
+        if (state.ConfigFingerprint != Fingerprint)
+            throw new InvalidDataException($"checkpoint fingerprint {state.ConfigFingerprint} does not match this run's {Fingerprint}");
+        if (state.Parameters.Length != _parameters.Length)
+            throw new InvalidDataException($"checkpoint holds {state.Parameters.Length} parameters, the model has {_parameters.Length}");
+        state.Parameters.CopyTo(_parameters, 0);
+        _optimizer.Import(state.Optimizer);
+        NextStep = state.NextStep;
+    }
+
+    /// <summary>The whole state needed to continue this run from <see cref="NextStep"/>.</summary>
+    public CheckpointState Capture() => new(
+        Fingerprint, NextStep, (int)(NextStep / _sampler.StepsPerEpoch), (int)(NextStep % _sampler.StepsPerEpoch),
+        (float[])_parameters.Clone(), _optimizer.Export());
 
     public long TotalSteps { get; }
     public int StepsPerEpoch => _sampler.StepsPerEpoch;
@@ -88,7 +113,15 @@ public sealed class TrainingSession
             batch.Step, batch.Epoch, batch.Size, sharesInPlanOrder.Select(s => s.SampleCount).ToArray(), loss, lr, gradNorm,
             new StepTiming(computeMs, updateMs, stepMs), samples / (stepMs / 1000.0), ParameterVersion);
         _events.StepCompleted(record);
+        if (_checkpoints is not null && NextStep % _config.CheckpointEvery == 0) WriteCheckpoint(_checkpoints);
         return record;
+    }
+
+    private void WriteCheckpoint(CheckpointStore store)
+    {
+        var clock = Stopwatch.StartNew();
+        string path = store.Write(Capture());
+        _events.CheckpointWritten(NextStep, path, new FileInfo(path).Length, clock.Elapsed.TotalMilliseconds);
     }
 
     /// <summary>Milliseconds since the session started: engines stamp step starts with it.</summary>

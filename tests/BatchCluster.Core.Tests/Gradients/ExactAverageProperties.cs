@@ -39,7 +39,7 @@ public class ExactAverageProperties
     {
         // Share A: 3 samples with gradient sum 3 (mean 1); share B: 1 sample with gradient 5.
         var mean = new float[1];
-        ExactAverage.Compute([new ShareGradient([3f], 3, 0, 0, 0), new ShareGradient([5f], 1, 0, 0, 0)], mean);
+        ExactAverage.Compute([new ShareGradient(new[] { 3f }, 3, 0, 0, 0), new ShareGradient(new[] { 5f }, 1, 0, 0, 0)], mean);
         Assert.Equal(2f, mean[0]); // (3 + 5) / 4, not (1 + 5) / 2
     }
 
@@ -47,7 +47,7 @@ public class ExactAverageProperties
     public void Mismatched_lengths_are_refused()
     {
         var mean = new float[2];
-        Assert.Throws<ArgumentException>(() => ExactAverage.Compute([new ShareGradient([1f], 1, 0, 0, 0)], mean));
+        Assert.Throws<ArgumentException>(() => ExactAverage.Compute([new ShareGradient(new[] { 1f }, 1, 0, 0, 0)], mean));
     }
 
     [Fact]

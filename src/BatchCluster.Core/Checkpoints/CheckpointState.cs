@@ -1,0 +1,18 @@
+using BatchCluster.Core.Optimizers;
+
+namespace BatchCluster.Core.Checkpoints;
+
+/// <summary>
+/// Everything needed to continue a run exactly: the step (= parameter version) to run next, the
+/// parameters, the optimizer state, and the sampler position. The sampler itself holds no random
+/// state: batches are a pure function of (seed, epoch, index in epoch), so (Epoch, IndexInEpoch)
+/// of the next step is the whole sampler and RNG state. The fingerprint names the configuration
+/// that produced it; a checkpoint only continues a run with the same fingerprint.
+/// </summary>
+public sealed record CheckpointState(
+    string ConfigFingerprint,
+    long NextStep,
+    int Epoch,
+    int IndexInEpoch,
+    float[] Parameters,
+    OptimizerState Optimizer);

@@ -1,0 +1,151 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
+using BatchCluster.Core.Optimizers;
+
+namespace BatchCluster.Core.Checkpoints;
+
+/// <summary>
+/// Checkpoint files in one directory, <c>checkpoint-&lt;step&gt;.bcck</c>. A file is written to a
+/// temporary name, flushed to disk, then renamed over its final name, so a crash mid-write leaves
+/// the previous good checkpoint untouched. Each file ends with a SHA-256 of its content; a file
+/// whose hash does not match is never used. The newest <see cref="Keep"/> checkpoints are kept.
+///
+/// Format (little-endian): "BCCK", version (int32), fingerprint (string), next step (int64),
+/// epoch (int32), index in epoch (int32), parameters (int32 n, n float32), optimizer name
+/// (string), optimizer step count (int64), buffers (int32 k, then k × (int32 n, n float32)),
+/// then the 32-byte SHA-256 of everything before it.
+/// </summary>
+public sealed partial class CheckpointStore(string directory)
+{
+    public const int Keep = 3;
+    private const int FormatVersion = 1;
+    private static readonly byte[] Magic = "BCCK"u8.ToArray();
+
+    public string Directory { get; } = directory;
+
+    public string PathFor(long step) => Path.Combine(Directory, $"checkpoint-{step:D10}.bcck");
+
+    /// <returns>The path written.</returns>
+    public string Write(CheckpointState state)
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        string path = PathFor(state.NextStep);
+        string temp = path + $".{Environment.ProcessId}.tmp";
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                byte[] body = Encode(state);
+                stream.Write(body);
+                stream.Write(SHA256.HashData(body));
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+        foreach (string old in Files().Skip(Keep)) File.Delete(old);
+        return path;
+    }
+
+    /// <summary>Checkpoint files, newest first.</summary>
+    public IReadOnlyList<string> Files() =>
+        !System.IO.Directory.Exists(Directory) ? [] :
+        System.IO.Directory.GetFiles(Directory, "checkpoint-*.bcck").Where(f => FileName().IsMatch(Path.GetFileName(f)))
+            .OrderByDescending(f => f, StringComparer.Ordinal).ToList();
+
+    /// <summary>
+    /// The newest checkpoint that reads back intact. Damaged files are skipped and reported in
+    /// <paramref name="skipped"/>; a checkpoint of another configuration is refused outright.
+    /// </summary>
+    public CheckpointState LoadNewest(string expectedFingerprint, out IReadOnlyList<string> skipped)
+    {
+        var damaged = new List<string>();
+        skipped = damaged;
+        foreach (string path in Files())
+        {
+            CheckpointState state;
+            try
+            {
+                state = Read(path);
+            }
+            catch (InvalidDataException e)
+            {
+                damaged.Add($"{path}: {e.Message}");
+                continue;
+            }
+            if (state.ConfigFingerprint != expectedFingerprint)
+                throw new InvalidDataException(
+                    $"--resume: {path} was written by a run with another configuration (fingerprint {state.ConfigFingerprint}, this run {expectedFingerprint}); resume with the same data, model, batch, learning-rate, optimizer and seed flags, or use another --checkpoint-dir");
+            return state;
+        }
+        throw new InvalidDataException(damaged.Count == 0
+            ? $"--resume: no checkpoint in {Path.GetFullPath(Directory)}; start without --resume, or point --checkpoint-dir at the run's checkpoints"
+            : $"--resume: no intact checkpoint in {Path.GetFullPath(Directory)} ({string.Join("; ", damaged)})");
+    }
+
+    public static CheckpointState Read(string path)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        if (bytes.Length < Magic.Length + 32 || !bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic))
+            throw new InvalidDataException("not a BatchCluster checkpoint");
+        var body = bytes.AsSpan(0, bytes.Length - 32);
+        if (!SHA256.HashData(body).AsSpan().SequenceEqual(bytes.AsSpan(bytes.Length - 32)))
+            throw new InvalidDataException("checksum mismatch (damaged or partly written)");
+        using var r = new BinaryReader(new MemoryStream(bytes, 0, body.Length));
+        r.ReadBytes(Magic.Length);
+        int version = r.ReadInt32();
+        if (version != FormatVersion) throw new InvalidDataException($"format version {version}, expected {FormatVersion}");
+        string fingerprint = r.ReadString();
+        long nextStep = r.ReadInt64();
+        int epoch = r.ReadInt32();
+        int index = r.ReadInt32();
+        float[] parameters = ReadFloats(r);
+        string optimizer = r.ReadString();
+        long optimizerSteps = r.ReadInt64();
+        var buffers = new float[r.ReadInt32()][];
+        for (int i = 0; i < buffers.Length; i++) buffers[i] = ReadFloats(r);
+        return new CheckpointState(fingerprint, nextStep, epoch, index, parameters, new OptimizerState(optimizer, optimizerSteps, buffers));
+    }
+
+    private static byte[] Encode(CheckpointState state)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new BinaryWriter(stream))
+        {
+            w.Write(Magic);
+            w.Write(FormatVersion);
+            w.Write(state.ConfigFingerprint);
+            w.Write(state.NextStep);
+            w.Write(state.Epoch);
+            w.Write(state.IndexInEpoch);
+            WriteFloats(w, state.Parameters);
+            w.Write(state.Optimizer.Name);
+            w.Write(state.Optimizer.StepCount);
+            w.Write(state.Optimizer.Buffers.Count);
+            foreach (var buffer in state.Optimizer.Buffers) WriteFloats(w, buffer);
+        }
+        return stream.ToArray();
+    }
+
+    private static void WriteFloats(BinaryWriter w, float[] values)
+    {
+        w.Write(values.Length);
+        w.Write(MemoryMarshal.AsBytes(values.AsSpan()));
+    }
+
+    private static float[] ReadFloats(BinaryReader r)
+    {
+        int n = r.ReadInt32();
+        if (n < 0 || (long)n * 4 > r.BaseStream.Length - r.BaseStream.Position) throw new InvalidDataException($"array of {n} values overruns the file");
+        var values = new float[n];
+        r.BaseStream.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan()));
+        return values;
+    }
+
+    [GeneratedRegex(@"^checkpoint-\d{10}\.bcck$")]
+    private static partial Regex FileName();
+}
