@@ -1,0 +1,84 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+
+namespace BatchCluster.EndToEnd.Tests;
+
+/// <summary>Kill the coordinator's process mid-run, restart it with --resume: the run ends where an uninterrupted one does.</summary>
+public sealed class CheckpointResumeTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(3);
+    private readonly string _dir = Directory.CreateTempSubdirectory("resume-e2e-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string[] Flags(string runId, string checkpoints, string export, params string[] more) =>
+        FlagsWith(runId, checkpoints, export, steps: 300, lr: "0.05", more);
+
+    private string[] FlagsWith(string runId, string checkpoints, string export, int steps, string lr, params string[] more) =>
+    [
+        "train", "--dataset", "synthetic", "--workers", "2", "--threads", "1", "--global-batch", "64", "--steps", steps.ToString(),
+        "--optimizer", "momentum", "--lr", lr, "--eval-every", "0", "--checkpoint-every", "25",
+        "--checkpoint-dir", checkpoints, "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", runId, "--export-params", export, .. more,
+    ];
+
+    private static float[] ReadFloats(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        return Enumerable.Range(0, bytes.Length / 4).Select(i => BitConverter.ToSingle(bytes, 4 * i)).ToArray();
+    }
+
+    [Fact]
+    public async Task A_killed_run_resumed_from_its_checkpoint_ends_like_an_uninterrupted_one()
+    {
+        string checkpoints = Path.Combine(_dir, "checkpoints");
+        var uninterrupted = CliProcess.Run(Flags("whole", Path.Combine(_dir, "other-checkpoints"), Path.Combine(_dir, "whole.f32")));
+        Assert.True(uninterrupted.ExitCode == 0, uninterrupted.StdErr);
+
+        using (var doomed = new NodeProcess(Flags("killed", checkpoints, Path.Combine(_dir, "killed.f32"))))
+        {
+            await doomed.WaitForLineAsync(l => l.StartsWith("progress: step") && (l.Contains("(30%)") || l.Contains("(40%)")), Timeout);
+            doomed.Kill();
+            await doomed.WaitForExitAsync(Timeout);
+        }
+        Assert.False(File.Exists(Path.Combine(_dir, "killed.f32")));
+        Assert.NotEmpty(Directory.GetFiles(checkpoints, "*.bcck"));
+
+        var resumed = CliProcess.Run(Flags("resumed", checkpoints, Path.Combine(_dir, "resumed.f32"), "--resume"));
+        Assert.True(resumed.ExitCode == 0, resumed.StdErr);
+        Assert.Equal(300, JsonDocument.Parse(resumed.LastLine).RootElement.GetProperty("steps").GetInt64());
+        string log = File.ReadAllText(Path.Combine(_dir, "runs", "resumed", "events.clef"));
+        Assert.Contains("\"EventType\":\"ResumedFromCheckpoint\"", log);
+
+        float[] expected = ReadFloats(Path.Combine(_dir, "whole.f32"));
+        float[] actual = ReadFloats(Path.Combine(_dir, "resumed.f32"));
+        double worst = expected.Zip(actual, (a, b) => Math.Abs(a - (double)b)).Max();
+        Assert.True(worst <= 1e-4, $"resumed run differs by {worst:E2}");
+    }
+
+    [Fact]
+    public void Mismatched_or_corrupt_checkpoints_are_refused_and_left_untouched()
+    {
+        string checkpoints = Path.Combine(_dir, "checkpoints");
+        var first = CliProcess.Run(FlagsWith("first", checkpoints, Path.Combine(_dir, "first.f32"), steps: 50, lr: "0.05"));
+        Assert.True(first.ExitCode == 0, first.StdErr);
+        string Hashes() => string.Join(',', Directory.GetFiles(checkpoints).Order().Select(f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f)))));
+        string before = Hashes();
+
+        var mismatched = CliProcess.Run(FlagsWith("second", checkpoints, Path.Combine(_dir, "second.f32"), steps: 50, lr: "0.1", "--resume"));
+        BadInputTests.AssertRefused(mismatched, "was written by a run with another configuration");
+        Assert.Equal(before, Hashes());
+
+        foreach (string file in Directory.GetFiles(checkpoints))
+        {
+            var bytes = File.ReadAllBytes(file);
+            bytes[bytes.Length / 2] ^= 0xff;
+            File.WriteAllBytes(file, bytes);
+        }
+        string corrupted = Hashes();
+        var corrupt = CliProcess.Run(Flags("third", checkpoints, Path.Combine(_dir, "third.f32"), "--resume"));
+        BadInputTests.AssertRefused(corrupt, "no intact checkpoint in");
+        Assert.Contains("checksum mismatch", corrupt.StdErr);
+        Assert.Equal(corrupted, Hashes());
+        Assert.False(Directory.Exists(Path.Combine(_dir, "runs", "third")));
+    }
+}
