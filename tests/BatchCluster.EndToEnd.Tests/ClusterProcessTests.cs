@@ -49,6 +49,64 @@ public sealed class ClusterProcessTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// The coordinator node dies (SIGKILL); restarted with --resume on the same port, it continues
+    /// from its last checkpoint, the surviving worker nodes rejoin by themselves, and the run ends
+    /// where the plain reference loop ends (within 1e-4, the cross-layout bound).
+    /// </summary>
+    [Fact]
+    public async Task A_coordinator_restarted_with_resume_continues_the_run_with_its_workers()
+    {
+        int port = NodeProcess.FreePort();
+        string checkpoints = Path.Combine(_dir, "checkpoints");
+        string[] Train(string runId, string export) =>
+        [
+            "--dataset", "synthetic", "--steps", "300", "--global-batch", "64", "--optimizer", "momentum", "--lr", "0.05",
+            "--eval-every", "0", "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", runId, "--export-params", export,
+        ];
+        var reference = CliProcess.Run(["train", "--engine", "plain", .. Train("reference", Path.Combine(_dir, "reference.f32"))]);
+        Assert.True(reference.ExitCode == 0, reference.StdErr);
+
+        string[] Coordinator(string runId, params string[] more) =>
+        [
+            "node", "--role", "coordinator", "--port", port.ToString(), "--min-workers", "2", "--checkpoint-every", "20",
+            "--checkpoint-dir", checkpoints, .. Train(runId, Path.Combine(_dir, runId + ".f32")), .. more,
+        ];
+        var workers = Enumerable.Range(0, 2)
+            .Select(_ => new NodeProcess("node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "60")).ToList();
+        try
+        {
+            using (var first = new NodeProcess(Coordinator("first")))
+            {
+                await first.WaitForLineAsync(l => l.StartsWith("progress: step") && (l.Contains("(30%)") || l.Contains("(40%)")), Timeout);
+                first.Kill();
+                await first.WaitForExitAsync(Timeout);
+            }
+            Assert.NotEmpty(Directory.GetFiles(checkpoints, "*.bcck"));
+
+            using var second = new NodeProcess(Coordinator("second", "--resume"));
+            int exit = await second.WaitForExitAsync(Timeout);
+            Assert.True(exit == 0, string.Join('\n', second.StdErr.Concat(second.StdOut)));
+            Assert.Equal(300, JsonDocument.Parse(second.StdOut.Last()).RootElement.GetProperty("steps").GetInt64());
+            foreach (var w in workers) Assert.Equal(0, await w.WaitForExitAsync(Timeout));
+
+            float[] expected = ReadFloats(Path.Combine(_dir, "reference.f32"));
+            float[] actual = ReadFloats(Path.Combine(_dir, "second.f32"));
+            double worst = expected.Zip(actual, (a, b) => Math.Abs(a - (double)b)).Max();
+            Assert.True(worst <= 1e-4, $"resumed cluster run differs from the plain loop by {worst:E2}");
+        }
+        finally
+        {
+            foreach (var w in workers) w.Dispose();
+        }
+    }
+
+    private static float[] ReadFloats(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        return Enumerable.Range(0, bytes.Length / 4).Select(i => BitConverter.ToSingle(bytes, 4 * i)).ToArray();
+    }
+
     [Fact]
     public async Task A_worker_whose_seed_does_not_answer_exits_naming_the_seed()
     {

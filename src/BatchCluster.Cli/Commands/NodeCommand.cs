@@ -115,22 +115,35 @@ public static class NodeCommand
         using var logger = new LoggerConfiguration().MinimumLevel.Information()
             .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}").CreateLogger();
         Log.Logger = logger;
-        var system = await JoinAsync(ClusterBootstrap.WorkerRole, endpoint);
         try
         {
-            Log.Information("Worker node up at {Address} ({Device}, {Threads} threads); registering with the coordinator",
-                Akka.Cluster.Cluster.Get(system).SelfAddress, device, threads);
-            var runEnded = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-            await using var registration = cancellation.Register(() => runEnded.TrySetCanceled(cancellation));
             var settings = new WorkerSettings(device, threads, spec => DataSource.Load(spec.Dataset, dataDirectory, spec.ValidationSize, spec.Seed));
-            system.ActorOf(WorkerActor.Props(ClusterBootstrap.CoordinatorProxy(system), settings, runEnded), "worker");
-            bool succeeded = await runEnded.Task;
-            Log.Information("The run ended ({Outcome}); leaving the cluster", succeeded ? "completed" : "failed");
-            return succeeded ? 0 : 1;
+            while (true)
+            {
+                var system = await JoinAsync(ClusterBootstrap.WorkerRole, endpoint);
+                Log.Information("Worker node up at {Address} ({Device}, {Threads} threads); registering with the coordinator",
+                    Akka.Cluster.Cluster.Get(system).SelfAddress, device, threads);
+                var runEnded = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                var coordinatorLost = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                await using var registration = cancellation.Register(() => runEnded.TrySetCanceled(cancellation));
+                system.ActorOf(CoordinatorPresence.Props(coordinatorLost), "coordinator-presence");
+                system.ActorOf(WorkerActor.Props(ClusterBootstrap.CoordinatorProxy(system), settings, runEnded), "worker");
+                var first = await Task.WhenAny(runEnded.Task, coordinatorLost.Task, system.WhenTerminated);
+                if (first == runEnded.Task)
+                {
+                    bool succeeded = await runEnded.Task;
+                    Log.Information("The run ended ({Outcome}); leaving the cluster", succeeded ? "completed" : "failed");
+                    await ClusterBootstrap.LeaveAsync(system);
+                    return succeeded ? 0 : 1;
+                }
+                // The coordinator is gone (or this node was downed): start afresh and join the seeds
+                // again, so a coordinator restarted with --resume finds this worker.
+                Log.Warning("The cluster lost its coordinator; rejoining through {Seeds}", string.Join(", ", endpoint.Seeds));
+                await system.Terminate();
+            }
         }
         finally
         {
-            await ClusterBootstrap.LeaveAsync(system);
             Log.Logger = Serilog.Core.Logger.None;
         }
     }
