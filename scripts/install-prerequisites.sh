@@ -2,6 +2,8 @@
 # Installs what BatchCluster needs on Debian 12 and is missing; does nothing when all is there.
 #   - the real Fashion-MNIST (Debian package dataset-fashion-mnist)
 #   - g++ and patchelf, only where the system libstdc++ is too old for TorchSharp (FACTS §1)
+#   - any further Debian packages named as arguments (scripts/test.sh asks for docker-compose,
+#     whose 'config' command validates docker-compose.yml in the tests)
 # The .NET SDK itself is a precondition (see README).
 set -euo pipefail
 
@@ -10,7 +12,7 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-wanted=(dataset-fashion-mnist)
+wanted=(dataset-fashion-mnist "$@")
 libstdcxx=$(/sbin/ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/ {print $NF; exit}')
 if [ -z "$libstdcxx" ] || ! grep -qa GLIBCXX_3.4.32 "$libstdcxx"; then
   wanted+=(g++ patchelf)

@@ -3,7 +3,7 @@
 # "N passed, N failed". Exit code 0 only when all tests pass.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$root/scripts/install-prerequisites.sh"
+"$root/scripts/install-prerequisites.sh" docker-compose
 cd "$root"
 dotnet build BatchCluster.sln -c Release -nologo -v quiet
 
