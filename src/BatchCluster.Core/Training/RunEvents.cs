@@ -10,7 +10,7 @@ namespace BatchCluster.Core.Training;
 /// </summary>
 public sealed class RunEvents(ILogger logger, string runId)
 {
-    public const int SchemaVersion = 1;
+    public const int SchemaVersion = 2;
     public const string EventTypeProperty = "EventType";
 
     public string RunId { get; } = runId;

@@ -50,12 +50,15 @@ public sealed class InProcessCluster : IAsyncDisposable
     }
 
     /// <summary>Starts a worker node: joins through the coordinator's address, registers through the proxy.</summary>
-    public async Task<ActorSystem> AddWorkerAsync(Func<TrainingProtocol.RunSpec, DataSplits>? loadData = null)
+    public Task<ActorSystem> AddWorkerAsync() =>
+        AddNodeAsync(proxy => WorkerActor.Props(proxy, new WorkerSettings("cpu", 1, _ => _data)));
+
+    /// <summary>Starts a worker-role node running the actor <paramref name="worker"/> makes from the coordinator proxy.</summary>
+    public async Task<ActorSystem> AddNodeAsync(Func<IActorRef, Props> worker)
     {
         var system = ClusterBootstrap.Start(ClusterBootstrap.WorkerRole, "127.0.0.1", 0);
         Assert.True(await ClusterBootstrap.JoinAsync(system, [Seed], JoinTimeout), "a worker node did not join");
-        var proxy = ClusterBootstrap.CoordinatorProxy(system);
-        system.ActorOf(WorkerActor.Props(proxy, new WorkerSettings("cpu", 1, loadData ?? (_ => _data))), "worker");
+        system.ActorOf(worker(ClusterBootstrap.CoordinatorProxy(system)), "worker");
         lock (_workers) _workers.Add(system);
         return system;
     }
