@@ -30,6 +30,11 @@ public static class Program
             Console.Error.WriteLine($"batchcluster: {e.Message}");
             return 2;
         }
+        catch (RunEndedElsewhereException e)
+        {
+            Console.Error.WriteLine($"batchcluster: {e.Message}");
+            return 0;
+        }
         catch (CommandFailedException e)
         {
             Console.Error.WriteLine($"batchcluster: {e.Message}");

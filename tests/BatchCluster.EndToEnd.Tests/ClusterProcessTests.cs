@@ -22,7 +22,8 @@ public sealed class ClusterProcessTests : IDisposable
             .Select(_ => new NodeProcess("node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", "1")).ToList();
         try
         {
-            // Once a tenth of the run is done, one worker dies without a word.
+            // Once all three work and a tenth of the run is done, one worker dies without a word.
+            await coordinator.WaitForLineAsync(l => l.Contains("3 workers ready"), Timeout);
             await coordinator.WaitForLineAsync(l => l.StartsWith("progress: step") && !l.Contains("(0%)"), Timeout);
             workers[1].Kill();
             int exit = await coordinator.WaitForExitAsync(Timeout);
@@ -94,6 +95,54 @@ public sealed class ClusterProcessTests : IDisposable
             float[] actual = ReadFloats(Path.Combine(_dir, "second.f32"));
             double worst = expected.Zip(actual, (a, b) => Math.Abs(a - (double)b)).Max();
             Assert.True(worst <= 1e-4, $"resumed cluster run differs from the plain loop by {worst:E2}");
+        }
+        finally
+        {
+            foreach (var w in workers) w.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// With a standby coordinator node up, killing the coordinator node moves the coordinator
+    /// singleton to the standby, which resumes from the newest checkpoint; the workers re-register
+    /// by themselves and the run ends where the plain loop ends (within 1e-4).
+    /// </summary>
+    [Fact]
+    public async Task The_coordinator_moves_to_a_standby_node_and_resumes_from_the_checkpoint()
+    {
+        int primaryPort = NodeProcess.FreePort(), standbyPort = NodeProcess.FreePort();
+        string checkpoints = Path.Combine(_dir, "checkpoints");
+        string[] Train(string runId) =>
+        [
+            "--dataset", "synthetic", "--steps", "300", "--global-batch", "64", "--optimizer", "momentum", "--lr", "0.05",
+            "--eval-every", "0", "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", runId, "--export-params", Path.Combine(_dir, runId + ".f32"),
+        ];
+        var reference = CliProcess.Run(["train", "--engine", "plain", .. Train("reference")]);
+        Assert.True(reference.ExitCode == 0, reference.StdErr);
+
+        string[] Coordinator(string runId, int port, params string[] more) =>
+        [
+            "node", "--role", "coordinator", "--port", port.ToString(), "--min-workers", "2", "--checkpoint-every", "20",
+            "--checkpoint-dir", checkpoints, .. Train(runId), .. more,
+        ];
+        using var primary = new NodeProcess(Coordinator("primary", primaryPort));
+        using var standby = new NodeProcess(Coordinator("standby", standbyPort, "--standby", "--seed-nodes", $"127.0.0.1:{primaryPort}"));
+        var workers = Enumerable.Range(0, 2).Select(_ => new NodeProcess(
+            "node", "--role", "worker", "--seed", $"127.0.0.1:{primaryPort},127.0.0.1:{standbyPort}", "--threads", "1", "--join-timeout", "60")).ToList();
+        try
+        {
+            await primary.WaitForLineAsync(l => l.StartsWith("progress: step") && (l.Contains("(30%)") || l.Contains("(40%)")), Timeout);
+            primary.Kill();
+            int exit = await standby.WaitForExitAsync(Timeout);
+            Assert.True(exit == 0, string.Join('\n', standby.StdErr.Concat(standby.StdOut)));
+            Assert.Equal(300, JsonDocument.Parse(standby.StdOut.Last()).RootElement.GetProperty("steps").GetInt64());
+            Assert.Contains("\"EventType\":\"ResumedFromCheckpoint\"", File.ReadAllText(Path.Combine(_dir, "runs", "standby", "events.clef")));
+            foreach (var w in workers) Assert.Equal(0, await w.WaitForExitAsync(Timeout));
+
+            float[] expected = ReadFloats(Path.Combine(_dir, "reference.f32"));
+            float[] actual = ReadFloats(Path.Combine(_dir, "standby.f32"));
+            double worst = expected.Zip(actual, (a, b) => Math.Abs(a - (double)b)).Max();
+            Assert.True(worst <= 1e-4, $"the run continued on the standby differs from the plain loop by {worst:E2}");
         }
         finally
         {

@@ -2,6 +2,7 @@ using BatchCluster.Cli.Options;
 using BatchCluster.Cluster.Actors;
 using BatchCluster.Cluster.Nodes;
 using BatchCluster.Cluster.Protocol;
+using BatchCluster.Core.Checkpoints;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Native;
 using BatchCluster.Core.Training;
@@ -18,17 +19,22 @@ namespace BatchCluster.Cli.Commands;
 /// </summary>
 public static class NodeCommand
 {
-    private static readonly string[] NodeFlags = ["role", "host", "port", "seed", "join-timeout"];
-    private static readonly string[] WorkerFlags = ["threads", "device", "data-dir"];
-    private static readonly string[] CoordinatorFlags = ["min-workers"];
+    private static readonly string[] NodeFlags = ["role", "host", "port", "join-timeout"];
+    // A worker's cluster seeds are --seed (as in the docs); a coordinator's --seed is the training
+    // seed of 'train', so its cluster seeds are --seed-nodes.
+    private static readonly string[] WorkerFlags = ["seed", "threads", "device", "data-dir"];
+    private static readonly string[] CoordinatorFlags = ["seed-nodes", "min-workers", "standby"];
 
     public const string Help = """
         batchcluster node --role coordinator|worker [flags]
           --host H                 address to bind and advertise (default 127.0.0.1, or BATCHCLUSTER_HOST)
           --port P                 TCP port (coordinator default 4053, worker default 0 = any; or BATCHCLUSTER_PORT)
-          --seed HOST:PORT[,…]     seed nodes to join (workers: required; or BATCHCLUSTER_SEEDS)
+          --seed HOST:PORT[,…]     (worker) seed nodes to join, required; or BATCHCLUSTER_SEEDS
+          --seed-nodes HOST:PORT[,…]  (coordinator) an existing cluster to join, e.g. for --standby
           --join-timeout SECONDS   give up joining after this long (default 30)
-        coordinator:  --min-workers N (default 1) and every 'train' flag except --workers and --engine
+        coordinator:  --min-workers N (default 1) and every 'train' flag except --workers and --engine;
+                      --standby: a second coordinator node (same flags, its own --port, --seed-nodes the first);
+                      if the first dies, the coordinator moves here and resumes from the newest checkpoint
         worker:       --threads T (default all cores), --device cpu|cuda (default cpu), --data-dir DIR
         """;
 
@@ -44,17 +50,17 @@ public static class NodeCommand
 
     private sealed record Endpoint(string Host, int Port, IReadOnlyList<NodeAddress> Seeds, TimeSpan JoinTimeout);
 
-    private static Endpoint ReadEndpoint(FlagSet flags, int defaultPort)
+    private static Endpoint ReadEndpoint(FlagSet flags, int defaultPort, string seedFlag)
     {
         string host = flags.String("host") ?? Environment.GetEnvironmentVariable("BATCHCLUSTER_HOST") ?? "127.0.0.1";
         int port = flags.Int("port", 0, 65535)
                    ?? (int.TryParse(Environment.GetEnvironmentVariable("BATCHCLUSTER_PORT"), out int envPort) ? envPort : defaultPort);
-        string seedText = flags.String("seed") ?? Environment.GetEnvironmentVariable("BATCHCLUSTER_SEEDS") ?? "";
+        string seedText = flags.String(seedFlag) ?? Environment.GetEnvironmentVariable("BATCHCLUSTER_SEEDS") ?? "";
         var seeds = new List<NodeAddress>();
         foreach (string seed in seedText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             try { seeds.Add(NodeAddress.Parse(seed)); }
-            catch (FormatException e) { throw new UsageException($"--seed: {e.Message}"); }
+            catch (FormatException e) { throw new UsageException($"--{seedFlag}: {e.Message}"); }
         }
         var timeout = TimeSpan.FromSeconds(flags.Double("join-timeout", 0, minExclusive: true) ?? 30);
         return new Endpoint(host, port, seeds, timeout);
@@ -74,9 +80,14 @@ public static class NodeCommand
     {
         var allowed = NodeFlags.Concat(CoordinatorFlags).Concat(TrainOptions.Flags.Except(["workers", "engine"])).ToArray();
         var flags = new FlagSet(args, allowed, "node --role coordinator");
-        var endpoint = ReadEndpoint(flags, defaultPort: 4053);
+        var endpoint = ReadEndpoint(flags, defaultPort: 4053, seedFlag: "seed-nodes");
         int minWorkers = flags.Int("min-workers", 1, 10_000) ?? 1;
         var config = TrainOptions.Parse(flags) with { Workers = minWorkers, Engine = Engine.Actors };
+        bool standby = flags.Has("standby");
+        if (standby && endpoint.Seeds.Count == 0)
+            throw new UsageException("--standby needs --seed-nodes HOST:PORT of the running coordinator node");
+        if (standby && config.CheckpointEvery == 0)
+            throw new UsageException("--standby needs --checkpoint-every K (the same checkpoints as the running coordinator) to resume from");
         var host = RunHost.Prepare(config);
         return await host.RunAsync("cluster", minWorkers, async (events, onStep) =>
         {
@@ -84,12 +95,31 @@ public static class NodeCommand
             try
             {
                 Log.Information("Coordinator node up at {Address}; waiting for {MinWorkers} workers", Akka.Cluster.Cluster.Get(system).SelfAddress, minWorkers);
-                var session = new TrainingSession(config, host.Data.Train.Count, host.Initial, events, host.ResumeFrom);
+                // Built when the singleton starts on this node: at once on the first coordinator node,
+                // only after a take-over on a standby node, which then resumes from the newest checkpoint.
+                TrainingSession CreateSession()
+                {
+                    var resumeFrom = host.ResumeFrom;
+                    if (standby)
+                    {
+                        var store = new CheckpointStore(config.CheckpointDirectory);
+                        if (store.Files().Count > 0)
+                        {
+                            resumeFrom = store.LoadNewest(ConfigFingerprint.Of(config), out var skipped);
+                            events.ResumedFromCheckpoint(resumeFrom.NextStep, resumeFrom.Epoch, resumeFrom.IndexInEpoch, store.PathFor(resumeFrom.NextStep), skipped);
+                        }
+                    }
+                    return new TrainingSession(config, host.Data.Train.Count, host.Initial, events, resumeFrom);
+                }
                 var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
                 await using var registration = cancellation.Register(() => completion.TrySetCanceled(cancellation));
                 var settings = new CoordinatorSettings(minWorkers, TimeSpan.FromSeconds(config.StepDeadlineSeconds), RunSpecs.Of(config),
                     host.Data.Validation.Count, host.Data.Test.Count, WatchClusterMembership: true);
-                ClusterBootstrap.StartCoordinatorSingleton(system, CoordinatorActor.Props(session, config, settings, host.LogPath, completion, onStep));
+                var endedElsewhere = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                system.ActorOf(RunWatch.Props(endedElsewhere), CoordinatorActor.RunWatchName);
+                ClusterBootstrap.StartCoordinatorSingleton(system, CoordinatorActor.Props(CreateSession, config, settings, host.LogPath, completion, onStep));
+                if (await Task.WhenAny(completion.Task, endedElsewhere.Task) == endedElsewhere.Task)
+                    throw new RunEndedElsewhereException();
                 return await completion.Task;
             }
             finally
@@ -102,7 +132,7 @@ public static class NodeCommand
     private static async Task<int> RunWorkerAsync(string[] args, CancellationToken cancellation)
     {
         var flags = new FlagSet(args, NodeFlags.Concat(WorkerFlags).ToArray(), "node --role worker");
-        var endpoint = ReadEndpoint(flags, defaultPort: 0);
+        var endpoint = ReadEndpoint(flags, defaultPort: 0, seedFlag: "seed");
         if (endpoint.Seeds.Count == 0)
             throw new UsageException("a worker node needs --seed HOST:PORT (the coordinator's address), or BATCHCLUSTER_SEEDS");
         string device = flags.Choice("device", "cpu", "cpu", "cuda");

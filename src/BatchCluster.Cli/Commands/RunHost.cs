@@ -111,7 +111,7 @@ public sealed class RunHost
             Console.Out.WriteLine(SummaryLine.Format(result.Summary));
             return 0;
         }
-        catch (Exception e)
+        catch (Exception e) when (e is not RunEndedElsewhereException)
         {
             events.RunFailed(e);
             throw;

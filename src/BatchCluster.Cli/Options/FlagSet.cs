@@ -11,7 +11,7 @@ public sealed class FlagSet
     private readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
 
     /// <summary>Flags that take no value (their presence means true).</summary>
-    public static readonly string[] Switches = ["resume"];
+    public static readonly string[] Switches = ["resume", "standby"];
 
     public FlagSet(IEnumerable<string> args, IReadOnlyCollection<string> knownFlags, string command)
     {

@@ -91,17 +91,27 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     private sealed record StepDeadlinePassed(long Step);
 
+    private sealed record EvaluationDeadlinePassed(int RequestId);
+
     public static Props Props(TrainingSession session, TrainingConfig config, CoordinatorSettings settings,
+        string logPath, TaskCompletionSource<RunResult> completion, Action<StepRecord, TrainingSession>? onStep) =>
+        Props(() => session, config, settings, logPath, completion, onStep);
+
+    /// <param name="session">Called when the actor starts: a singleton that takes over on another
+    /// node builds its session then, e.g. from the newest checkpoint.</param>
+    public static Props Props(Func<TrainingSession> session, TrainingConfig config, CoordinatorSettings settings,
         string logPath, TaskCompletionSource<RunResult> completion, Action<StepRecord, TrainingSession>? onStep) =>
         Akka.Actor.Props.Create(() => new CoordinatorActor(session, config, settings, logPath, completion, onStep)).WithDispatcher(DispatcherId);
 
-    public CoordinatorActor(TrainingSession session, TrainingConfig config, CoordinatorSettings settings,
+    public const string RunWatchName = "run-watch";
+
+    public CoordinatorActor(Func<TrainingSession> session, TrainingConfig config, CoordinatorSettings settings,
         string logPath, TaskCompletionSource<RunResult> completion, Action<StepRecord, TrainingSession>? onStep)
     {
-        _session = session;
+        _session = session();
         _config = config;
         _settings = settings;
-        _runId = session.Events.RunId;
+        _runId = _session.Events.RunId;
         _logPath = logPath;
         _completion = completion;
         _onStep = onStep;
@@ -115,6 +125,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             if (_reassembly.Add(Sender.Path.ToString(), chunk) is { } complete) Self.Tell(complete, Sender);
         });
         Receive<StepDeadlinePassed>(OnStepDeadline);
+        Receive<EvaluationDeadlinePassed>(OnEvaluationDeadline);
         Receive<Terminated>(t => LoseWorkers(w => w.Actor.Equals(t.ActorRef), "stopped"));
         Receive<ClusterMembership.UnreachableMember>(m => LoseWorkers(w => w.Actor.Path.Address.Equals(m.Member.Address), "unreachable"));
         Receive<ClusterMembership.MemberRemoved>(m => LoseWorkers(w => w.Actor.Path.Address.Equals(m.Member.Address), "left the cluster"));
@@ -371,12 +382,29 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         }
         _evaluation = new PendingEvaluation(split, ++_nextRequestId, list, then);
         AssignOrphanedParts();
+        Timers.StartSingleTimer("evaluation-deadline", new EvaluationDeadlinePassed(_evaluation.RequestId), _settings.StepDeadline);
     }
 
-    private void AssignOrphanedParts()
+    /// <summary>Evaluation parts have the step deadline too: a stalled worker must not hang the run at an evaluation.</summary>
+    private void OnEvaluationDeadline(EvaluationDeadlinePassed deadline)
+    {
+        var evaluation = _evaluation;
+        if (evaluation is null || evaluation.RequestId != deadline.RequestId) return;
+        var late = evaluation.Parts.Where(p => p.Result is null && p.Worker is not null).ToList();
+        var lateWorkers = late.Select(p => p.Worker!).Distinct().ToList();
+        _session.Events.StallReport(_session.NextStep, lateWorkers.Select(w => w.Id).ToArray(), _settings.StepDeadline.TotalSeconds);
+        if (ReadyWorkers(lateWorkers).Count > 0)
+        {
+            foreach (var part in late) part.Worker = null;
+            AssignOrphanedParts(excluding: lateWorkers);
+        }
+        Timers.StartSingleTimer("evaluation-deadline", deadline, _settings.StepDeadline);
+    }
+
+    private void AssignOrphanedParts(List<WorkerEntry>? excluding = null)
     {
         var evaluation = _evaluation!;
-        var workers = ReadyWorkers();
+        var workers = ReadyWorkers(excluding);
         if (workers.Count == 0)
         {
             Pause(0);
@@ -406,6 +434,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         evaluation.Parts[done.Part].Result = new EvaluationResult(done.LossSum, done.Correct, done.Count);
         if (evaluation.Parts.Any(p => p.Result is null)) return;
         _evaluation = null;
+        Timers.Cancel("evaluation-deadline");
         var total = evaluation.Parts.Aggregate(EvaluationResult.Empty, (sum, p) => sum.Add(p.Result!.Value));
         evaluation.Then(total);
     }
@@ -416,8 +445,18 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     {
         var summary = _session.Complete(validation, test, _workersSeen.Count, _logPath);
         foreach (var worker in _workers) worker.Actor.Tell(new TrainingProtocol.RunEnded(_runId, Succeeded: true));
+        TellStandbyCoordinators(new TrainingProtocol.RunEnded(_runId, Succeeded: true));
         _completion.TrySetResult(new RunResult(summary, _session.Parameters.ToArray()));
         Context.Stop(Self);
+    }
+
+    /// <summary>Other coordinator-role nodes wait to take over; tell them the run is over.</summary>
+    private void TellStandbyCoordinators(TrainingProtocol.RunEnded ended)
+    {
+        if (!_settings.WatchClusterMembership) return;
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        foreach (var member in cluster.State.Members.Where(m => m.HasRole(Nodes.ClusterBootstrap.CoordinatorRole) && !m.Address.Equals(cluster.SelfAddress)))
+            Context.ActorSelection($"{member.Address}/user/{RunWatchName}").Tell(ended);
     }
 
     private void Fail(Exception error)

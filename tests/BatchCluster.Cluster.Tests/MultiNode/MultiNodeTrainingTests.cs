@@ -91,6 +91,32 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
         Assert.True(difference <= 1e-3, $"differs by {difference:E2}");
     }
 
+    /// <summary>
+    /// A worker that stays alive but never answers misses the step deadline: a StallReport names it,
+    /// its share goes to the others within the step, and every step still commits its whole batch.
+    /// </summary>
+    [Fact]
+    public async Task A_stalled_worker_is_named_and_its_share_moves_at_the_deadline()
+    {
+        var data = FashionMnistData;
+        var events = new EventCollector();
+        await using var cluster = await InProcessCluster.StartAsync(Sgd(3), data, minWorkers: 3, events.Run("stall"),
+            stepDeadline: TimeSpan.FromSeconds(1));
+        await cluster.AddWorkerAsync();
+        await cluster.AddWorkerAsync();
+        await cluster.AddNodeAsync(proxy => Props.Create(() => new WorkerThatNeverAnswers(proxy, new TaskCompletionSource())));
+        var result = await cluster.Completion.Task.WaitAsync(RunTimeout);
+
+        var stalls = events.OfType("StallReport").ToList();
+        // One per step (the stalled worker keeps its place: it may only be slow) and one for each of
+        // the final validation and test evaluations, whose parts move the same way.
+        Assert.Equal(5, stalls.Count);
+        Assert.All(stalls, e => Assert.Contains("never-answers", e.RenderMessage()));
+        Assert.All(events.OfType("StepReplanned"), e => Assert.Contains("missed the step deadline", e.RenderMessage()));
+        Assert.Equal(3, result.Summary.Steps);
+        Assert.All(cluster.Steps, s => Assert.Equal(128, s.Shares.Sum()));
+    }
+
     /// <summary>Registers and reports ready like a worker, then keeps every share it is given.</summary>
     private sealed class WorkerThatNeverAnswers : ReceiveActor
     {
