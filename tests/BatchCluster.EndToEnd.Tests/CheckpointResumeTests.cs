@@ -21,11 +21,6 @@ public sealed class CheckpointResumeTests : IDisposable
         "--checkpoint-dir", checkpoints, "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", runId, "--export-params", export, .. more,
     ];
 
-    private static float[] ReadFloats(string path)
-    {
-        var bytes = File.ReadAllBytes(path);
-        return Enumerable.Range(0, bytes.Length / 4).Select(i => BitConverter.ToSingle(bytes, 4 * i)).ToArray();
-    }
 
     [Fact]
     public async Task A_killed_run_resumed_from_its_checkpoint_ends_like_an_uninterrupted_one()
@@ -49,9 +44,7 @@ public sealed class CheckpointResumeTests : IDisposable
         string log = File.ReadAllText(Path.Combine(_dir, "runs", "resumed", "events.clef"));
         Assert.Contains("\"EventType\":\"ResumedFromCheckpoint\"", log);
 
-        float[] expected = ReadFloats(Path.Combine(_dir, "whole.f32"));
-        float[] actual = ReadFloats(Path.Combine(_dir, "resumed.f32"));
-        double worst = expected.Zip(actual, (a, b) => Math.Abs(a - (double)b)).Max();
+        double worst = CliProcess.MaxAbsDifference(Path.Combine(_dir, "whole.f32"), Path.Combine(_dir, "resumed.f32"));
         Assert.True(worst <= 1e-4, $"resumed run differs by {worst:E2}");
     }
 

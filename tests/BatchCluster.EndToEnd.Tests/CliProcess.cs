@@ -13,7 +13,17 @@ public static class CliProcess
 
     public static Outcome Run(params string[] args) => Run(TimeSpan.FromMinutes(3), args);
 
-    public static Outcome Run(TimeSpan timeout, params string[] args)
+    /// <summary>Largest |a − b| between two parameter files written by --export-params.</summary>
+    public static double MaxAbsDifference(string exportA, string exportB)
+    {
+        int count = (int)(new FileInfo(exportA).Length / sizeof(float));
+        var a = Core.Training.ParameterFile.Read(exportA, count);
+        var b = Core.Training.ParameterFile.Read(exportB, count);
+        return a.Zip(b, (x, y) => Math.Abs(x - (double)y)).Max();
+    }
+
+    /// <summary>How to start the CLI built beside the tests with <paramref name="args"/>, output redirected.</summary>
+    public static ProcessStartInfo StartInfo(IEnumerable<string> args)
     {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
@@ -23,7 +33,12 @@ public static class CliProcess
         };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "batchcluster.dll"));
         foreach (string a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
+        return start;
+    }
+
+    public static Outcome Run(TimeSpan timeout, params string[] args)
+    {
+        using var process = Process.Start(StartInfo(args))!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(timeout))

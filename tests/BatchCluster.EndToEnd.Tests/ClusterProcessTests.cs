@@ -59,20 +59,8 @@ public sealed class ClusterProcessTests : IDisposable
     public async Task A_coordinator_restarted_with_resume_continues_the_run_with_its_workers()
     {
         int port = NodeProcess.FreePort();
-        string checkpoints = Path.Combine(_dir, "checkpoints");
-        string[] Train(string runId, string export) =>
-        [
-            "--dataset", "synthetic", "--steps", "300", "--global-batch", "64", "--optimizer", "momentum", "--lr", "0.05",
-            "--eval-every", "0", "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", runId, "--export-params", export,
-        ];
-        var reference = CliProcess.Run(["train", "--engine", "plain", .. Train("reference", Path.Combine(_dir, "reference.f32"))]);
-        Assert.True(reference.ExitCode == 0, reference.StdErr);
-
-        string[] Coordinator(string runId, params string[] more) =>
-        [
-            "node", "--role", "coordinator", "--port", port.ToString(), "--min-workers", "2", "--checkpoint-every", "20",
-            "--checkpoint-dir", checkpoints, .. Train(runId, Path.Combine(_dir, runId + ".f32")), .. more,
-        ];
+        RunPlainReference();
+        string[] Coordinator(string runId, params string[] more) => CoordinatorFlags(runId, port, more);
         var workers = Enumerable.Range(0, 2)
             .Select(_ => new NodeProcess("node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "60")).ToList();
         try
@@ -83,7 +71,7 @@ public sealed class ClusterProcessTests : IDisposable
                 first.Kill();
                 await first.WaitForExitAsync(Timeout);
             }
-            Assert.NotEmpty(Directory.GetFiles(checkpoints, "*.bcck"));
+            Assert.NotEmpty(Directory.GetFiles(Checkpoints, "*.bcck"));
 
             using var second = new NodeProcess(Coordinator("second", "--resume"));
             int exit = await second.WaitForExitAsync(Timeout);
@@ -91,9 +79,7 @@ public sealed class ClusterProcessTests : IDisposable
             Assert.Equal(300, JsonDocument.Parse(second.StdOut.Last()).RootElement.GetProperty("steps").GetInt64());
             foreach (var w in workers) Assert.Equal(0, await w.WaitForExitAsync(Timeout));
 
-            float[] expected = ReadFloats(Path.Combine(_dir, "reference.f32"));
-            float[] actual = ReadFloats(Path.Combine(_dir, "second.f32"));
-            double worst = expected.Zip(actual, (a, b) => Math.Abs(a - (double)b)).Max();
+            double worst = CliProcess.MaxAbsDifference(Path.Combine(_dir, "reference.f32"), Path.Combine(_dir, "second.f32"));
             Assert.True(worst <= 1e-4, $"resumed cluster run differs from the plain loop by {worst:E2}");
         }
         finally
@@ -111,20 +97,8 @@ public sealed class ClusterProcessTests : IDisposable
     public async Task The_coordinator_moves_to_a_standby_node_and_resumes_from_the_checkpoint()
     {
         int primaryPort = NodeProcess.FreePort(), standbyPort = NodeProcess.FreePort();
-        string checkpoints = Path.Combine(_dir, "checkpoints");
-        string[] Train(string runId) =>
-        [
-            "--dataset", "synthetic", "--steps", "300", "--global-batch", "64", "--optimizer", "momentum", "--lr", "0.05",
-            "--eval-every", "0", "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", runId, "--export-params", Path.Combine(_dir, runId + ".f32"),
-        ];
-        var reference = CliProcess.Run(["train", "--engine", "plain", .. Train("reference")]);
-        Assert.True(reference.ExitCode == 0, reference.StdErr);
-
-        string[] Coordinator(string runId, int port, params string[] more) =>
-        [
-            "node", "--role", "coordinator", "--port", port.ToString(), "--min-workers", "2", "--checkpoint-every", "20",
-            "--checkpoint-dir", checkpoints, .. Train(runId), .. more,
-        ];
+        RunPlainReference();
+        string[] Coordinator(string runId, int port, params string[] more) => CoordinatorFlags(runId, port, more);
         using var primary = new NodeProcess(Coordinator("primary", primaryPort));
         using var standby = new NodeProcess(Coordinator("standby", standbyPort, "--standby", "--seed-nodes", $"127.0.0.1:{primaryPort}"));
         var workers = Enumerable.Range(0, 2).Select(_ => new NodeProcess(
@@ -139,9 +113,7 @@ public sealed class ClusterProcessTests : IDisposable
             Assert.Contains("\"EventType\":\"ResumedFromCheckpoint\"", File.ReadAllText(Path.Combine(_dir, "runs", "standby", "events.clef")));
             foreach (var w in workers) Assert.Equal(0, await w.WaitForExitAsync(Timeout));
 
-            float[] expected = ReadFloats(Path.Combine(_dir, "reference.f32"));
-            float[] actual = ReadFloats(Path.Combine(_dir, "standby.f32"));
-            double worst = expected.Zip(actual, (a, b) => Math.Abs(a - (double)b)).Max();
+            double worst = CliProcess.MaxAbsDifference(Path.Combine(_dir, "reference.f32"), Path.Combine(_dir, "standby.f32"));
             Assert.True(worst <= 1e-4, $"the run continued on the standby differs from the plain loop by {worst:E2}");
         }
         finally
@@ -150,10 +122,27 @@ public sealed class ClusterProcessTests : IDisposable
         }
     }
 
-    private static float[] ReadFloats(string path)
+
+    private string Checkpoints => Path.Combine(_dir, "checkpoints");
+
+    /// <summary>The run both coordinator tests make: 300 momentum steps on the synthetic set, parameters exported as &lt;run id&gt;.f32.</summary>
+    private string[] TrainFlags(string runId) =>
+    [
+        "--dataset", "synthetic", "--steps", "300", "--global-batch", "64", "--optimizer", "momentum", "--lr", "0.05",
+        "--eval-every", "0", "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", runId, "--export-params", Path.Combine(_dir, runId + ".f32"),
+    ];
+
+    private string[] CoordinatorFlags(string runId, int port, string[] more) =>
+    [
+        "node", "--role", "coordinator", "--port", port.ToString(), "--min-workers", "2", "--checkpoint-every", "20",
+        "--checkpoint-dir", Checkpoints, .. TrainFlags(runId), .. more,
+    ];
+
+    /// <summary>The same run in the plain reference loop, exported as reference.f32.</summary>
+    private void RunPlainReference()
     {
-        var bytes = File.ReadAllBytes(path);
-        return Enumerable.Range(0, bytes.Length / 4).Select(i => BitConverter.ToSingle(bytes, 4 * i)).ToArray();
+        var reference = CliProcess.Run(["train", "--engine", "plain", .. TrainFlags("reference")]);
+        Assert.True(reference.ExitCode == 0, reference.StdErr);
     }
 
     [Fact]

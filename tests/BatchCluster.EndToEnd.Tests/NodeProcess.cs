@@ -14,15 +14,7 @@ public sealed class NodeProcess : IDisposable
 
     public NodeProcess(params string[] args)
     {
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "batchcluster.dll"));
-        foreach (string a in args) start.ArgumentList.Add(a);
-        _process = new Process { StartInfo = start };
+        _process = new Process { StartInfo = CliProcess.StartInfo(args) };
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) StdOut.Enqueue(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) StdErr.Enqueue(e.Data); };
         _process.Start();
