@@ -50,9 +50,10 @@ public sealed class RunEvents(ILogger logger, string runId)
 
     public void StepCompleted(StepRecord step) =>
         For("StepCompleted").Information(
-            "Step {Step} (epoch {Epoch}): loss {Loss:F4}, lr {LearningRate:G4}, grad norm {GradNorm:G4}, {GlobalBatch} samples in shares {Shares}, {StepMs:F2} ms (compute {ComputeMs:F2}, update {UpdateMs:F2}, wait {WaitMs:F2}), {SamplesPerSecond:F0} samples/s, parameter version {ParameterVersion}",
+            "Step {Step} (epoch {Epoch}): loss {Loss:F4}, lr {LearningRate:G4}, grad norm {GradNorm:G4}, {GlobalBatch} samples in shares {Shares}, {StepMs:F2} ms (compute {ComputeMs:F2}, update {UpdateMs:F2}, wait {WaitMs:F2}), {SamplesPerSecond:F0} samples/s, parameter version {ParameterVersion}, B_simple {BSimple:G4} (|G|² {GradSquaredEstimate:G4}, tr Σ {TraceSigmaEstimate:G4})",
             step.Step, step.Epoch, step.Loss, step.LearningRate, step.GradNorm, step.GlobalBatch, step.Shares, step.Timing.StepMs,
-            step.Timing.ComputeMs, step.Timing.UpdateMs, step.Timing.WaitMs, step.SamplesPerSecond, step.ParameterVersion);
+            step.Timing.ComputeMs, step.Timing.UpdateMs, step.Timing.WaitMs, step.SamplesPerSecond, step.ParameterVersion,
+            step.NoiseScale.BSimple, step.NoiseScale.GradSquared, step.NoiseScale.TraceSigma);
 
     public void EvalCompleted(long step, double epoch, string split, Models.EvaluationResult result) =>
         For("EvalCompleted").Information(
@@ -79,4 +80,4 @@ public sealed class RunEvents(ILogger logger, string runId)
 /// <summary>The properties of one StepCompleted event.</summary>
 public sealed record StepRecord(
     long Step, int Epoch, int GlobalBatch, int[] Shares, double Loss, double LearningRate, double GradNorm,
-    StepTiming Timing, double SamplesPerSecond, long ParameterVersion);
+    StepTiming Timing, double SamplesPerSecond, long ParameterVersion, Gradients.NoiseScaleEstimate NoiseScale = default);

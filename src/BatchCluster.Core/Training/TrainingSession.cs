@@ -26,6 +26,7 @@ public sealed class TrainingSession
     private readonly float[] _parameters;
     private readonly float[] _meanGradient;
     private readonly Queue<double> _recentLosses = new();
+    private readonly GradientNoiseScale _noiseScale = new();
     private readonly long _evalEvery;
     private double _trainingMilliseconds;
     private long _trainedSamples;
@@ -96,6 +97,7 @@ public sealed class TrainingSession
         if (samples != batch.Size)
             throw new InvalidOperationException($"step {batch.Step}: shares hold {samples} samples but the global batch has {batch.Size}");
         double gradNorm = GradientClipping.ClipInPlace(_meanGradient, _config.ClipGradNorm);
+        var noise = _noiseScale.Update(sharesInPlanOrder.Select(s => (s.SampleCount, s.GradientSumSquaredNorm)).ToList(), samples, gradNorm * gradNorm);
         double lr = _schedule.At(batch.Step);
         _optimizer.Step(_parameters, _meanGradient, (float)lr);
         double updateMs = clock.Elapsed.TotalMilliseconds;
@@ -111,7 +113,7 @@ public sealed class TrainingSession
         _trainedSamples += samples;
         var record = new StepRecord(
             batch.Step, batch.Epoch, batch.Size, sharesInPlanOrder.Select(s => s.SampleCount).ToArray(), loss, lr, gradNorm,
-            new StepTiming(computeMs, updateMs, stepMs), samples / (stepMs / 1000.0), ParameterVersion);
+            new StepTiming(computeMs, updateMs, stepMs), samples / (stepMs / 1000.0), ParameterVersion, noise);
         _events.StepCompleted(record);
         if (_checkpoints is not null && NextStep % _config.CheckpointEvery == 0) WriteCheckpoint(_checkpoints);
         return record;
