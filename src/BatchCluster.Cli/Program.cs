@@ -10,6 +10,7 @@ public static class Program
         usage: batchcluster <command> [flags]
           train            one training run (local simulated cluster or the plain loop); 'train --help' lists the flags
           node             a node of a multi-node cluster ('node --help')
+          probe            step time and throughput per batch size on this node ('probe --help')
           bench overhead   samples/s of the plain loop vs the local cluster with 1 and 2 workers
         """;
 
@@ -63,16 +64,17 @@ public static class Program
         string[] rest = args[1..];
         if (rest.Contains("--help"))
         {
-            Console.Out.Write(args[0] switch { "train" => TrainOptions.Help, "node" => NodeCommand.Help, _ => Usage });
+            Console.Out.Write(args[0] switch { "train" => TrainOptions.Help, "node" => NodeCommand.Help, "probe" => ProbeCommand.Help, _ => Usage });
             return Task.FromResult(0);
         }
         return args[0] switch
         {
             "train" => TrainCommand.RunAsync(rest, cancellation),
             "node" => NodeCommand.RunAsync(rest, cancellation),
+            "probe" => ProbeCommand.RunAsync(rest),
             "bench" when rest.Length > 0 && rest[0] == "overhead" => BenchOverheadCommand.RunAsync(rest[1..], cancellation),
             "bench" => throw new UsageException("bench needs a benchmark name: overhead"),
-            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, bench"),
+            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, probe, bench"),
         };
     }
 }

@@ -1,0 +1,67 @@
+using System.Globalization;
+using System.Text;
+using BatchCluster.Analysis;
+using BatchCluster.Cli.Options;
+using BatchCluster.Core.Data;
+using BatchCluster.Core.Models;
+using BatchCluster.Core.Native;
+using BatchCluster.Core.Probing;
+
+namespace BatchCluster.Cli.Commands;
+
+/// <summary>
+/// <c>batchcluster probe</c>: step time, throughput and memory per batch size on this node, to
+/// answer "do powers of two run faster here?" with data. Prints a table, writes probe.csv and probe.png.
+/// </summary>
+public static class ProbeCommand
+{
+    private static readonly string[] Flags = ["model", "hidden", "batch-sizes", "repeats", "out", "threads", "dataset", "data-dir"];
+
+    public const string Help = """
+        batchcluster probe [flags]
+          --model mlp|cnn|cnn-bn   (default mlp)   --hidden 256[,…] (mlp)
+          --batch-sizes 31,32,33,… (default: neighbours of powers of two 31…513, and 100, 1000)
+          --repeats R              timed steps per batch size (default 30)
+          --threads T              libtorch threads (default all cores)
+          --out DIR                where probe.csv and probe.png go (default probe)
+          --dataset fashion-mnist|synthetic, --data-dir DIR
+        """;
+
+    public static Task<int> RunAsync(string[] args)
+    {
+        var flags = new FlagSet(args, Flags, "probe");
+        string modelName = flags.Choice("model", "mlp", ModelSpec.Names);
+        int[]? hidden = flags.IntList("hidden", 1);
+        var model = modelName == "mlp" ? ModelSpec.Mlp(hidden ?? []) : ModelSpec.Cnn(modelName == "cnn-bn");
+        int[] sizes = flags.IntList("batch-sizes", 1) ?? BatchSizeProbe.DefaultBatchSizes;
+        int repeats = flags.Int("repeats", 3, 100_000) ?? 30;
+        int threads = flags.Int("threads", 1, 256) ?? Environment.ProcessorCount;
+        string outDir = flags.String("out", "probe");
+        string dataset = flags.Choice("dataset", "fashion-mnist", DataSource.Names);
+        var data = DataSource.Load(dataset, flags.String("data-dir", FashionMnist.DefaultDirectory), FashionMnist.DefaultValidationSize, seed: 1).Train;
+        if (sizes.Max() > data.Count)
+            throw new UsageException($"--batch-sizes: {sizes.Max()} is more than the {data.Count} training samples");
+        Directory.CreateDirectory(outDir);
+
+        TorchRuntime.Initialise(threads);
+        var results = BatchSizeProbe.Measure(model, data, sizes, repeats);
+
+        var csv = new StringBuilder("batch_size,repeats,median_ms,p10_ms,p90_ms,samples_per_s,resident_mb,power_of_two\n");
+        Console.Out.WriteLine($"probe: {model} on {dataset}, forward+backward+update, {repeats} timed steps per batch size, {threads} threads");
+        Console.Out.WriteLine("| batch | median ms | p10 – p90 ms | samples/s | resident MB | power of two |");
+        Console.Out.WriteLine("| ---: | ---: | ---: | ---: | ---: | :---: |");
+        foreach (var r in results)
+        {
+            bool power = ProbePlot.IsPowerOfTwo(r.BatchSize);
+            double mb = r.ResidentBytes / (1024.0 * 1024.0);
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.BatchSize} | {r.MedianMs:F3} | {r.P10Ms:F3} – {r.P90Ms:F3} | {r.SamplesPerSecond:F0} | {mb:F0} | {(power ? "yes" : "")} |"));
+            csv.Append(CultureInfo.InvariantCulture, $"{r.BatchSize},{r.Repeats},{r.MedianMs:F4},{r.P10Ms:F4},{r.P90Ms:F4},{r.SamplesPerSecond:F1},{mb:F1},{power}\n");
+        }
+        File.WriteAllText(Path.Combine(outDir, "probe.csv"), csv.ToString());
+        ProbePlot.WritePng(results.Select(r => new ProbePoint(r.BatchSize, r.SamplesPerSecond, r.MedianMs)).ToList(),
+            $"{model}: training throughput per batch size ({threads} threads)", Path.Combine(outDir, "probe.png"));
+        Console.Out.WriteLine($"wrote {Path.Combine(outDir, "probe.csv")} and {Path.Combine(outDir, "probe.png")}");
+        return Task.FromResult(0);
+    }
+}
