@@ -40,7 +40,7 @@ public static class BenchOverheadCommand
             EvalEvery = 0,
             Steps = warmup + steps,
         };
-        var data = Engines.LoadData(baseConfig);
+        var data = DataSource.Load(baseConfig.Dataset, baseConfig.DataDirectory, baseConfig.ValidationSize, baseConfig.Seed);
         TorchRuntime.Initialise(threads);
         float[] initial = ModelFactory.InitialParameters(baseConfig.Model, baseConfig.Seed);
         // libtorch's thread count is per process; two workers share the cores, one thread each.

@@ -52,7 +52,7 @@ public sealed class RunHost
         if (config.ExportParams is string export && Path.GetDirectoryName(Path.GetFullPath(export)) is string exportDir && !Directory.Exists(exportDir))
             throw new UsageException($"--export-params: directory {exportDir} does not exist; create it first");
 
-        var data = Engines.LoadData(config);
+        var data = DataSource.Load(config.Dataset, config.DataDirectory, config.ValidationSize, config.Seed);
         if (config.GlobalBatch > data.Train.Count)
             throw new UsageException($"--global-batch {config.GlobalBatch} is larger than the {data.Train.Count} training samples; use a smaller global batch");
         var sampler = new EpochSampler(data.Train.Count, config.GlobalBatch, config.Seed, config.Shuffle);

@@ -353,7 +353,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         _step = null;
         _onStep?.Invoke(record, _session);
         if (_session.ValidationDue)
-            Evaluate(DataSplit.Validation, result => { _session.RecordEvaluation("validation", result); BeginStepOrFinish(); });
+            Evaluate(DataSplit.Validation, result => { _session.RecordEvaluation(DataSplit.Validation, result); BeginStepOrFinish(); });
         else
             BeginStepOrFinish();
     }

@@ -123,7 +123,6 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         var clock = Stopwatch.StartNew();
         const int repeats = 3;
         for (int i = 0; i < repeats; i++) _replica.ComputeGradientSum(_data.Train, ids, ids.Length, _gradientSum);
-        _loadedVersion = -1; // the measurement does not change parameters, but be explicit: reload on next work
         return repeats * ids.Length / clock.Elapsed.TotalSeconds;
     }
 

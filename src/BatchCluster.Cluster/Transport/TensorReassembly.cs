@@ -19,8 +19,6 @@ public sealed class TensorReassembly
 
     private readonly Dictionary<(string Sender, long Id), Transfer> _transfers = new();
 
-    public int Pending => _transfers.Count;
-
     public void Begin(string sender, TensorTransferStart start)
     {
         if (start.TotalLength < 0 || start.ChunkCount <= 0)

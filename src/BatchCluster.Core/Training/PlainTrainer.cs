@@ -29,7 +29,7 @@ public static class PlainTrainer
             if (session.ValidationDue)
             {
                 replica.LoadParameters(session.Parameters);
-                session.RecordEvaluation("validation", replica.Evaluate(data.Validation, 0, data.Validation.Count));
+                session.RecordEvaluation(DataSplit.Validation, replica.Evaluate(data.Validation, 0, data.Validation.Count));
             }
         }
         replica.LoadParameters(session.Parameters);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using BatchCluster.Core.Checkpoints;
+using BatchCluster.Core.Data;
 using BatchCluster.Core.Gradients;
 using BatchCluster.Core.Models;
 using BatchCluster.Core.Optimizers;
@@ -132,13 +133,13 @@ public sealed class TrainingSession
     /// <summary>Whether to validate now (after the last commit): every EvalEvery steps, never at step 0.</summary>
     public bool ValidationDue => _evalEvery > 0 && NextStep > 0 && NextStep % _evalEvery == 0 && !Finished;
 
-    public void RecordEvaluation(string split, EvaluationResult result) =>
-        _events.EvalCompleted(NextStep, EpochsDone, split, result);
+    public void RecordEvaluation(DataSplit split, EvaluationResult result) =>
+        _events.EvalCompleted(NextStep, EpochsDone, split.LogName(), result);
 
     public RunSummary Complete(EvaluationResult validation, EvaluationResult test, int workers, string logPath)
     {
-        RecordEvaluation("validation", validation);
-        RecordEvaluation("test", test);
+        RecordEvaluation(DataSplit.Validation, validation);
+        RecordEvaluation(DataSplit.Test, test);
         var summary = new RunSummary(
             _events.RunId, NextStep, Math.Round(EpochsDone, 4), _config.GlobalBatch, workers,
             _recentLosses.Count == 0 ? double.NaN : _recentLosses.Average(),
