@@ -13,7 +13,8 @@ public sealed class TrainCommandTests : IDisposable
     private string Runs => Path.Combine(_dir, "runs");
 
     private static readonly string[] SummaryFields =
-        ["run_id", "steps", "epochs", "global_batch", "workers", "final_train_loss", "val_loss", "val_accuracy", "test_accuracy", "samples_per_s", "params_l2", "log_path"];
+        ["run_id", "steps", "epochs", "global_batch", "workers", "final_train_loss", "val_loss", "val_accuracy", "test_accuracy", "samples_per_s", "params_l2", "log_path",
+         "train_accuracy", "generalization_gap"];
 
     private CliProcess.Outcome Train(params string[] flags) =>
         CliProcess.Run(["train", "--dataset", "synthetic", "--runs-dir", Runs, .. flags]);

@@ -114,7 +114,8 @@ public static class NodeCommand
                 var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
                 await using var registration = cancellation.Register(() => completion.TrySetCanceled(cancellation));
                 var settings = new CoordinatorSettings(minWorkers, TimeSpan.FromSeconds(config.StepDeadlineSeconds), RunSpecs.Of(config),
-                    host.Data.Validation.Count, host.Data.Test.Count, WatchClusterMembership: true);
+                    host.Data.Validation.Count, host.Data.Test.Count, WatchClusterMembership: true,
+                config.TrainEvaluationCount(host.Data.Train.Count));
                 var endedElsewhere = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
                 system.ActorOf(RunWatch.Props(endedElsewhere), CoordinatorActor.RunWatchName);
                 ClusterBootstrap.StartCoordinatorSingleton(system, CoordinatorActor.Props(CreateSession, config, settings, host.LogPath, completion, onStep));

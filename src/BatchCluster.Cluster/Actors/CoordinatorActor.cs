@@ -3,6 +3,7 @@ using Akka.Event;
 using BatchCluster.Cluster.Protocol;
 using BatchCluster.Cluster.Transport;
 using BatchCluster.Core.Data;
+using BatchCluster.Core.Diagnostics;
 using BatchCluster.Core.Gradients;
 using BatchCluster.Core.Models;
 using BatchCluster.Core.Planning;
@@ -40,6 +41,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private readonly List<WorkerEntry> _workers = [];
     private readonly HashSet<string> _workersSeen = [];
 
+    private readonly string _selfAddress = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString();
     private PendingStep? _step;
     private PendingEvaluation? _evaluation;
     private bool _started;
@@ -57,11 +59,15 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>A share of the current step: who computes it, its result, or abandoned after a fault.</summary>
-    private sealed class ShareSlot(int[] sampleIds, WorkerEntry? worker)
+    private sealed class ShareSlot(int[] sampleIds, WorkerEntry? worker, double sentAtMs)
     {
         public int[] SampleIds { get; } = sampleIds;
         public WorkerEntry? Worker { get; set; } = worker;
+        public double SentAtMs { get; } = sentAtMs;
         public ShareGradient? Result { get; set; }
+        /// <summary>Coordinator-clock round trip minus the worker's handling time.</summary>
+        public double TransferMs { get; set; }
+        public double ArrivedAtMs { get; set; }
         public bool Abandoned { get; set; }
         public bool Outstanding => !Abandoned && Result is null;
     }
@@ -71,6 +77,10 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         public GlobalBatch Batch { get; } = batch;
         public double StartedAtMs { get; } = startedAtMs;
         public List<ShareSlot> Slots { get; } = [];
+        /// <summary>Tensor payload bytes sent and received for this step (parameters, sample ids, gradients).</summary>
+        public long BytesMoved { get; set; }
+        /// <summary>Latest peak resident MiB reported by each worker node, keyed by node address.</summary>
+        public Dictionary<string, double> PeakMemoryMbByNode { get; } = [];
     }
 
     private sealed class EvaluationPart(int start, int count)
@@ -224,8 +234,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     {
         if (_session.Finished)
         {
-            Evaluate(DataSplit.Validation, validation =>
-                Evaluate(DataSplit.Test, test => Finish(validation, test)));
+            EvaluateTrainSubset(train =>
+                Evaluate(DataSplit.Validation, validation =>
+                    Evaluate(DataSplit.Test, test => Finish(train, validation, test))));
             return;
         }
         var workers = ReadyWorkers();
@@ -249,9 +260,10 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         var added = new List<ShareSlot>();
         foreach (var share in plan)
         {
-            var slot = new ShareSlot(share.SampleIds, workers[share.WorkerIndex]);
+            var slot = new ShareSlot(share.SampleIds, workers[share.WorkerIndex], _session.NowMs);
             step.Slots.Add(slot);
             added.Add(slot);
+            step.BytesMoved += sizeof(float) * (long)parameters.Values.Length + sizeof(int) * (long)share.SampleIds.Length;
             TensorTransport.Tell(slot.Worker!.Actor, new TrainingProtocol.ComputeShare(
                 _runId, step.Batch.Step, step.Slots.Count - 1, share.SampleIds, _config.EffectiveMicroBatch(share.Size), parameters), Self);
         }
@@ -271,7 +283,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         if (targets.Count == 0)
         {
             // Nobody left to take them: keep them as one orphan share until workers return.
-            _step!.Slots.Add(new ShareSlot(moved, worker: null));
+            _step!.Slots.Add(new ShareSlot(moved, worker: null, _session.NowMs));
             _session.Events.StepReplanned(_step.Batch.Step, lostWorker, reason, moved, []);
             Pause(0);
             return;
@@ -335,6 +347,10 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             return;
         }
         slot.Result = new ShareGradient(result.GradientSum, result.SampleCount, result.LossSum, result.GradientSumSquaredNorm, result.ComputeMilliseconds);
+        slot.ArrivedAtMs = _session.NowMs;
+        slot.TransferMs = Math.Max(0, slot.ArrivedAtMs - slot.SentAtMs - result.HandlingMilliseconds);
+        step.BytesMoved += sizeof(float) * (long)result.GradientSum.Length;
+        step.PeakMemoryMbByNode[slot.Worker!.Registration.Address] = result.PeakMemoryBytes / (1024.0 * 1024.0);
         if (step.Slots.Any(s => s.Outstanding)) return;
         Commit(step);
     }
@@ -348,12 +364,17 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             Fail(new InvalidOperationException($"step {step.Batch.Step}: the shares do not cover the global batch exactly once"));
             return;
         }
-        double computeMs = done.Max(s => s.Result!.ComputeMilliseconds);
-        var record = _session.Commit(step.Batch, done.Select(s => s.Result!).ToList(), computeMs, step.StartedAtMs);
+        // The step waited for the share that arrived last: its compute and transfer are the critical path.
+        var critical = done.MaxBy(s => s.ArrivedAtMs)!;
+        // The coordinator's own node too (in one process it is the workers' node as well).
+        step.PeakMemoryMbByNode[_selfAddress] = PeakMemory.Megabytes;
+        var measured = new StepMeasurements(critical.Result!.ComputeMilliseconds, critical.TransferMs, step.BytesMoved, step.PeakMemoryMbByNode);
+        var record = _session.Commit(step.Batch, done.Select(s => s.Result!).ToList(), measured, step.StartedAtMs);
         _step = null;
         _onStep?.Invoke(record, _session);
         if (_session.ValidationDue)
-            Evaluate(DataSplit.Validation, result => { _session.RecordEvaluation(DataSplit.Validation, result); BeginStepOrFinish(); });
+            EvaluateTrainSubset(_ =>
+                Evaluate(DataSplit.Validation, result => { _session.RecordEvaluation(DataSplit.Validation, result); BeginStepOrFinish(); }));
         else
             BeginStepOrFinish();
     }
@@ -367,10 +388,33 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     // ---- evaluation ----
 
+    /// <summary>
+    /// Evaluates the fixed training subset (for the generalization gap) and logs it, then continues;
+    /// at the end of the run the result goes to the summary instead. Skipped when the subset is off.
+    /// </summary>
+    private void EvaluateTrainSubset(Action<EvaluationResult?> then)
+    {
+        if (_settings.TrainEvaluationCount <= 0)
+        {
+            then(null);
+            return;
+        }
+        Evaluate(DataSplit.Train, result =>
+        {
+            if (!_session.Finished) _session.RecordEvaluation(DataSplit.Train, result);
+            then(result);
+        });
+    }
+
     /// <summary>Splits the set evenly over the ready workers and continues with the summed result.</summary>
     private void Evaluate(DataSplit split, Action<EvaluationResult> then)
     {
-        int count = split == DataSplit.Validation ? _settings.ValidationCount : _settings.TestCount;
+        int count = split switch
+        {
+            DataSplit.Validation => _settings.ValidationCount,
+            DataSplit.Test => _settings.TestCount,
+            _ => _settings.TrainEvaluationCount,
+        };
         int parts = Math.Max(1, Math.Min(Math.Max(1, ReadyWorkers().Count), count));
         var list = new List<EvaluationPart>();
         int start = 0;
@@ -441,9 +485,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     // ---- the end ----
 
-    private void Finish(EvaluationResult validation, EvaluationResult test)
+    private void Finish(EvaluationResult? train, EvaluationResult validation, EvaluationResult test)
     {
-        var summary = _session.Complete(validation, test, _workersSeen.Count, _logPath);
+        var summary = _session.Complete(train, validation, test, _workersSeen.Count, _logPath);
         foreach (var worker in _workers) worker.Actor.Tell(new TrainingProtocol.RunEnded(_runId, Succeeded: true));
         TellStandbyCoordinators(new TrainingProtocol.RunEnded(_runId, Succeeded: true));
         _completion.TrySetResult(new RunResult(summary, _session.Parameters.ToArray()));

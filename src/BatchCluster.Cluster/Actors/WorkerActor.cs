@@ -4,6 +4,7 @@ using Akka.Event;
 using BatchCluster.Cluster.Protocol;
 using BatchCluster.Cluster.Transport;
 using BatchCluster.Core.Data;
+using BatchCluster.Core.Diagnostics;
 using BatchCluster.Core.Models;
 
 namespace BatchCluster.Cluster.Actors;
@@ -152,11 +153,13 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void OnComputeShare(TrainingProtocol.ComputeShare work)
     {
+        long handlingStarted = Stopwatch.GetTimestamp();
         var replica = ReplicaAt(work.Parameters);
         var gradient = replica.ComputeGradientSum(_data!.Train, work.SampleIds, work.MicroBatch, _gradientSum);
         TensorTransport.Tell(Sender, new TrainingProtocol.ShareComputed(
             work.RunId, work.Step, work.Parameters.Version, work.ShareIndex, gradient.SampleCount, gradient.LossSum,
-            gradient.GradientSum, gradient.GradientSumSquaredNorm, gradient.ComputeMilliseconds), Self);
+            gradient.GradientSum, gradient.GradientSumSquaredNorm, gradient.ComputeMilliseconds,
+            Stopwatch.GetElapsedTime(handlingStarted).TotalMilliseconds, PeakMemory.Bytes), Self);
     }
 
     private void OnEvaluate(TrainingProtocol.Evaluate request)

@@ -28,7 +28,8 @@ public static class LocalCluster
             var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
             await using var registration = cancellation.Register(() => completion.TrySetCanceled(cancellation));
             var settings = new CoordinatorSettings(config.Workers, TimeSpan.FromSeconds(config.StepDeadlineSeconds), RunSpecs.Of(config),
-                data.Validation.Count, data.Test.Count, WatchClusterMembership: false);
+                data.Validation.Count, data.Test.Count, WatchClusterMembership: false,
+                config.TrainEvaluationCount(data.Train.Count));
             var coordinator = system.ActorOf(CoordinatorActor.Props(session, config, settings, logPath, completion, onStep), "coordinator");
             var workerSettings = new WorkerSettings("cpu", config.EffectiveThreads, _ => data);
             for (int i = 0; i < config.Workers; i++)

@@ -16,7 +16,7 @@ namespace BatchCluster.Cluster.Protocol;
 public static class TrainingProtocol
 {
     /// <summary>Bumped whenever a message's meaning or encoding changes; workers must match it.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
 
     public sealed record ParameterSnapshot(long Version, ReadOnlyMemory<float> Values);
 
@@ -46,10 +46,15 @@ public static class TrainingProtocol
         public ITensorMessage WithTensor(ReadOnlyMemory<float> tensor) => this with { Parameters = Parameters with { Values = tensor } };
     }
 
-    /// <summary>The gradient SUM and loss SUM over a share (see Core's ShareGradient).</summary>
+    /// <summary>
+    /// The gradient SUM and loss SUM over a share (see Core's ShareGradient), with what the worker
+    /// measured: forward/backward time, its whole handling time (from the complete request to the
+    /// reply, so the coordinator can tell transfer from work) and its process's peak memory.
+    /// </summary>
     public sealed record ShareComputed(
         string RunId, long Step, long ParameterVersion, int ShareIndex, int SampleCount, double LossSum,
-        ReadOnlyMemory<float> GradientSum, double GradientSumSquaredNorm, double ComputeMilliseconds) : ITensorMessage
+        ReadOnlyMemory<float> GradientSum, double GradientSumSquaredNorm, double ComputeMilliseconds,
+        double HandlingMilliseconds, long PeakMemoryBytes) : ITensorMessage
     {
         public ReadOnlyMemory<float> Tensor => GradientSum;
         public ITensorMessage WithTensor(ReadOnlyMemory<float> tensor) => this with { GradientSum = tensor };

@@ -1,4 +1,5 @@
 using BatchCluster.Core.Data;
+using BatchCluster.Core.Diagnostics;
 using BatchCluster.Core.Gradients;
 using BatchCluster.Core.Models;
 
@@ -17,6 +18,9 @@ public static class PlainTrainer
         var session = new TrainingSession(config, data.Train.Count, initialParameters, events, resumeFrom);
         var gradientSum = new float[replica.ParameterCount];
         var shares = new ShareGradient[1];
+        int trainEvalCount = config.TrainEvaluationCount(data.Train.Count);
+        EvaluationResult? EvaluateTrainSubset() => trainEvalCount > 0 ? replica.Evaluate(data.Train, 0, trainEvalCount) : null;
+        var noTransfer = new Dictionary<string, double> { ["local"] = 0 };
         while (!session.Finished)
         {
             cancellation.ThrowIfCancellationRequested();
@@ -24,18 +28,22 @@ public static class PlainTrainer
             double startedAt = session.NowMs;
             replica.LoadParameters(session.Parameters);
             shares[0] = replica.ComputeGradientSum(data.Train, batch.SampleIds, config.EffectiveMicroBatch(batch.Size), gradientSum);
-            var record = session.Commit(batch, shares, shares[0].ComputeMilliseconds, startedAt);
+            // One process, nothing sent: no transfer, no bytes moved.
+            noTransfer["local"] = PeakMemory.Megabytes;
+            var record = session.Commit(batch, shares, new StepMeasurements(shares[0].ComputeMilliseconds, 0, 0, noTransfer), startedAt);
             onStep?.Invoke(record, session);
             if (session.ValidationDue)
             {
                 replica.LoadParameters(session.Parameters);
+                if (EvaluateTrainSubset() is { } train) session.RecordEvaluation(DataSplit.Train, train);
                 session.RecordEvaluation(DataSplit.Validation, replica.Evaluate(data.Validation, 0, data.Validation.Count));
             }
         }
         replica.LoadParameters(session.Parameters);
+        var finalTrain = EvaluateTrainSubset();
         var validation = replica.Evaluate(data.Validation, 0, data.Validation.Count);
         var test = replica.Evaluate(data.Test, 0, data.Test.Count);
-        var summary = session.Complete(validation, test, workers: 1, logPath);
+        var summary = session.Complete(finalTrain, validation, test, workers: 1, logPath);
         return new RunResult(summary, session.Parameters.ToArray());
     }
 }

@@ -10,7 +10,7 @@ namespace BatchCluster.Core.Training;
 /// </summary>
 public sealed class RunEvents(ILogger logger, string runId)
 {
-    public const int SchemaVersion = 2;
+    public const int SchemaVersion = 3;
     public const string EventTypeProperty = "EventType";
 
     public string RunId { get; } = runId;
@@ -49,16 +49,25 @@ public sealed class RunEvents(ILogger logger, string runId)
         For("ResultDropped").Warning("Dropped a result for step {Step} share {ShareIndex} from {Worker}: {Reason}", step, shareIndex, worker, reason);
 
     public void StepCompleted(StepRecord step) =>
-        For("StepCompleted").Information(
-            "Step {Step} (epoch {Epoch}): loss {Loss:F4}, lr {LearningRate:G4}, grad norm {GradNorm:G4}, {GlobalBatch} samples in shares {Shares}, {StepMs:F2} ms (compute {ComputeMs:F2}, update {UpdateMs:F2}, wait {WaitMs:F2}), {SamplesPerSecond:F0} samples/s, parameter version {ParameterVersion}, B_simple {BSimple:G4} (|G|² {GradSquaredEstimate:G4}, tr Σ {TraceSigmaEstimate:G4})",
+        For("StepCompleted").ForContext("PeakMemoryMbByNode", step.PeakMemoryMbByNode, destructureObjects: true).Information(
+            "Step {Step} (epoch {Epoch}): loss {Loss:F4}, lr {LearningRate:G4}, grad norm {GradNorm:G4}, {GlobalBatch} samples in shares {Shares}, {StepMs:F2} ms (compute {ComputeMs:F2}, transfer {TransferMs:F2}, update {UpdateMs:F2}, wait {WaitMs:F2}), {SamplesPerSecond:F0} samples/s, {BytesMoved} bytes moved, peak memory {PeakMemoryMb:F0} MiB, parameter version {ParameterVersion}, B_simple {BSimple:G4} (|G|² {GradSquaredEstimate:G4}, tr Σ {TraceSigmaEstimate:G4})",
             step.Step, step.Epoch, step.Loss, step.LearningRate, step.GradNorm, step.GlobalBatch, step.Shares, step.Timing.StepMs,
-            step.Timing.ComputeMs, step.Timing.UpdateMs, step.Timing.WaitMs, step.SamplesPerSecond, step.ParameterVersion,
-            step.NoiseScale.BSimple, step.NoiseScale.GradSquared, step.NoiseScale.TraceSigma);
+            step.Timing.ComputeMs, step.Timing.TransferMs, step.Timing.UpdateMs, step.Timing.WaitMs, step.SamplesPerSecond, step.BytesMoved,
+            step.PeakMemoryMb, step.ParameterVersion, step.NoiseScale.BSimple, step.NoiseScale.GradSquared, step.NoiseScale.TraceSigma);
 
-    public void EvalCompleted(long step, double epoch, string split, Models.EvaluationResult result) =>
-        For("EvalCompleted").Information(
-            "Evaluation after step {Step} (epoch {Epoch:F2}) on {Split}: loss {Loss:F4}, accuracy {Accuracy:P2} over {Samples} samples",
-            step, epoch, split, result.MeanLoss, result.Accuracy, result.Count);
+    /// <param name="trainAccuracy">On validation events: the training subset's accuracy at the same step (NaN when not measured).</param>
+    public void EvalCompleted(long step, double epoch, string split, Models.EvaluationResult result, double trainAccuracy)
+    {
+        var log = For("EvalCompleted");
+        if (double.IsNaN(trainAccuracy))
+            log.Information(
+                "Evaluation after step {Step} (epoch {Epoch:F2}) on {Split}: loss {Loss:F4}, accuracy {Accuracy:P2} over {Samples} samples",
+                step, epoch, split, result.MeanLoss, result.Accuracy, result.Count);
+        else
+            log.Information(
+                "Evaluation after step {Step} (epoch {Epoch:F2}) on {Split}: loss {Loss:F4}, accuracy {Accuracy:P2} over {Samples} samples; train accuracy {TrainAccuracy:P2}, generalization gap {GeneralizationGap:F4}",
+                step, epoch, split, result.MeanLoss, result.Accuracy, result.Count, trainAccuracy, trainAccuracy - result.Accuracy);
+    }
 
     public void RunCompleted(RunSummary summary, double wallSeconds) =>
         For("RunCompleted").ForContext("Summary", summary, destructureObjects: true).Information(
@@ -80,4 +89,5 @@ public sealed class RunEvents(ILogger logger, string runId)
 /// <summary>The properties of one StepCompleted event.</summary>
 public sealed record StepRecord(
     long Step, int Epoch, int GlobalBatch, int[] Shares, double Loss, double LearningRate, double GradNorm,
-    StepTiming Timing, double SamplesPerSecond, long ParameterVersion, Gradients.NoiseScaleEstimate NoiseScale = default);
+    StepTiming Timing, double SamplesPerSecond, long ParameterVersion, Gradients.NoiseScaleEstimate NoiseScale,
+    long BytesMoved, double PeakMemoryMb, IReadOnlyDictionary<string, double> PeakMemoryMbByNode);

@@ -1,11 +1,24 @@
 namespace BatchCluster.Core.Training;
 
 /// <summary>
-/// Where one step's wall time went. Compute is the slowest share's forward/backward time (the
-/// critical path); Update is the coordinator's averaging + optimizer time; Step is the wall time
-/// from dispatching the shares to the committed update; Wait is what is left (messaging, queueing).
+/// Where one step's wall time went, measured on the critical share (the one whose result arrived
+/// last, so the step waited for it). Compute is that share's forward/backward time; Transfer is its
+/// round trip on the coordinator's clock minus the worker's handling time (serialization, network,
+/// reassembly, mailboxes); Update is the coordinator's averaging + optimizer time; Step is the wall
+/// time from dispatching the shares to the committed update; Wait is what is left (the worker's
+/// parameter load and gradient copy, dispatch, re-planning after faults).
 /// </summary>
-public readonly record struct StepTiming(double ComputeMs, double UpdateMs, double StepMs)
+public readonly record struct StepTiming(double ComputeMs, double TransferMs, double UpdateMs, double StepMs)
 {
-    public double WaitMs => Math.Max(0, StepMs - ComputeMs - UpdateMs);
+    public double WaitMs => Math.Max(0, StepMs - ComputeMs - TransferMs - UpdateMs);
+}
+
+/// <summary>
+/// What an engine measured about one step before committing it: the critical share's compute and
+/// transfer time, the tensor payload bytes the step's messages carried, and each node's peak
+/// resident memory in MiB (keyed by node address).
+/// </summary>
+public sealed record StepMeasurements(double ComputeMs, double TransferMs, long BytesMoved, IReadOnlyDictionary<string, double> PeakMemoryMbByNode)
+{
+    public double PeakMemoryMb => PeakMemoryMbByNode.Count == 0 ? double.NaN : PeakMemoryMbByNode.Values.Max();
 }

@@ -38,6 +38,11 @@ public sealed record TrainingConfig
     /// <summary>Validate every this many steps; null means once per epoch, 0 means only at the end.</summary>
     public long? EvalEvery { get; init; }
     public bool Shuffle { get; init; } = true;
+    /// <summary>
+    /// Training samples evaluated (eval mode) before every validation, for the generalization gap:
+    /// the first this many of the training split, a fixed subset; 0 turns it off.
+    /// </summary>
+    public int TrainEvalSamples { get; init; } = 5000;
     /// <summary>A step whose shares are not all back after this long has its late shares re-planned.</summary>
     public double StepDeadlineSeconds { get; init; } = 60;
     public string? InitParams { get; init; }
@@ -52,6 +57,9 @@ public sealed record TrainingConfig
 
     /// <summary>The micro-batch for a share: the configured one, or the whole share when none is set.</summary>
     public int EffectiveMicroBatch(int shareSize) => MicroBatch is int m ? m : Math.Max(1, shareSize);
+
+    /// <summary>Samples of the fixed training subset evaluated with every validation (0: none).</summary>
+    public int TrainEvaluationCount(int trainSamples) => Math.Clamp(TrainEvalSamples, 0, trainSamples);
 
     public LearningRateSchedule Schedule => new(LearningRate, LrScaling, BaseBatch, GlobalBatch, WarmupSteps);
 

@@ -28,6 +28,7 @@ public sealed class TrainingSession
     private readonly float[] _meanGradient;
     private readonly Queue<double> _recentLosses = new();
     private readonly GradientNoiseScale _noiseScale = new();
+    private (long Step, EvaluationResult Result)? _lastTrainEvaluation;
     private readonly long _evalEvery;
     private double _trainingMilliseconds;
     private long _trainedSamples;
@@ -89,7 +90,7 @@ public sealed class TrainingSession
     /// one optimizer update at this step's learning rate. The shares must cover the batch exactly.
     /// </summary>
     /// <returns>Milliseconds spent in averaging and the update.</returns>
-    public StepRecord Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, double computeMs, double stepStartedAtMs)
+    public StepRecord Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, StepMeasurements measured, double stepStartedAtMs)
     {
         if (batch.Step != NextStep)
             throw new InvalidOperationException($"commit for step {batch.Step} but the next step is {NextStep}");
@@ -114,7 +115,8 @@ public sealed class TrainingSession
         _trainedSamples += samples;
         var record = new StepRecord(
             batch.Step, batch.Epoch, batch.Size, sharesInPlanOrder.Select(s => s.SampleCount).ToArray(), loss, lr, gradNorm,
-            new StepTiming(computeMs, updateMs, stepMs), samples / (stepMs / 1000.0), ParameterVersion, noise);
+            new StepTiming(measured.ComputeMs, measured.TransferMs, updateMs, stepMs), samples / (stepMs / 1000.0), ParameterVersion, noise,
+            measured.BytesMoved, measured.PeakMemoryMb, measured.PeakMemoryMbByNode);
         _events.StepCompleted(record);
         if (_checkpoints is not null && NextStep % _config.CheckpointEvery == 0) WriteCheckpoint(_checkpoints);
         return record;
@@ -133,19 +135,32 @@ public sealed class TrainingSession
     /// <summary>Whether to validate now (after the last commit): every EvalEvery steps, never at step 0.</summary>
     public bool ValidationDue => _evalEvery > 0 && NextStep > 0 && NextStep % _evalEvery == 0 && !Finished;
 
-    public void RecordEvaluation(DataSplit split, EvaluationResult result) =>
-        _events.EvalCompleted(NextStep, EpochsDone, split.LogName(), result);
-
-    public RunSummary Complete(EvaluationResult validation, EvaluationResult test, int workers, string logPath)
+    /// <summary>
+    /// Logs an evaluation at the current step. Evaluate the training subset first: the validation
+    /// event that follows at the same step then carries the generalization gap.
+    /// </summary>
+    public void RecordEvaluation(DataSplit split, EvaluationResult result)
     {
+        double trainAccuracy = double.NaN;
+        if (split == DataSplit.Train) _lastTrainEvaluation = (NextStep, result);
+        else if (split == DataSplit.Validation && _lastTrainEvaluation is { } train && train.Step == NextStep)
+            trainAccuracy = train.Result.Accuracy;
+        _events.EvalCompleted(NextStep, EpochsDone, split.LogName(), result, trainAccuracy);
+    }
+
+    /// <param name="train">The fixed training subset's evaluation at the end, or null when it is off.</param>
+    public RunSummary Complete(EvaluationResult? train, EvaluationResult validation, EvaluationResult test, int workers, string logPath)
+    {
+        if (train is { } t) RecordEvaluation(DataSplit.Train, t);
         RecordEvaluation(DataSplit.Validation, validation);
         RecordEvaluation(DataSplit.Test, test);
+        double trainAccuracy = train?.Accuracy ?? double.NaN;
         var summary = new RunSummary(
             _events.RunId, NextStep, Math.Round(EpochsDone, 4), _config.GlobalBatch, workers,
             _recentLosses.Count == 0 ? double.NaN : _recentLosses.Average(),
             validation.MeanLoss, validation.Accuracy, test.Accuracy,
             _trainingMilliseconds > 0 ? _trainedSamples / (_trainingMilliseconds / 1000.0) : 0,
-            GradientClipping.L2Norm(_parameters), logPath);
+            GradientClipping.L2Norm(_parameters), logPath, trainAccuracy, trainAccuracy - validation.Accuracy);
         _events.RunCompleted(summary, _wall.Elapsed.TotalSeconds);
         return summary;
     }

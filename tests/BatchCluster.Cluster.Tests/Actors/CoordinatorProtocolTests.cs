@@ -28,7 +28,8 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
     private static readonly TrainingProtocol.RunSpec Spec = new("synthetic", 10, "mlp", [8], 1);
 
     private static CoordinatorSettings Settings(int minWorkers, double deadlineSeconds = 30) =>
-        new(minWorkers, TimeSpan.FromSeconds(deadlineSeconds), Spec, Data.Validation.Count, Data.Test.Count, WatchClusterMembership: false);
+        new(minWorkers, TimeSpan.FromSeconds(deadlineSeconds), Spec, Data.Validation.Count, Data.Test.Count, WatchClusterMembership: false,
+            TrainEvaluationCount: 0);
 
     /// <summary>A probe plays a worker: it registers, is accepted, and reports ready.</summary>
     private TestProbe JoinedWorker(IActorRef coordinator, string name)
@@ -44,7 +45,7 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
     private static TrainingProtocol.ShareComputed Reply(TrainingProtocol.ComputeShare work, int parameterCount,
         string? runId = null, long? step = null, long? version = null, int? count = null) =>
         new(runId ?? work.RunId, step ?? work.Step, version ?? work.Parameters.Version, work.ShareIndex, count ?? work.SampleIds.Length,
-            LossSum: work.SampleIds.Length, Enumerable.Repeat(1f, parameterCount).ToArray(), 0, 1);
+            LossSum: work.SampleIds.Length, Enumerable.Repeat(1f, parameterCount).ToArray(), 0, 1, 1, 0);
 
     private (IActorRef Coordinator, TaskCompletionSource<RunResult> Done, List<StepRecord> Steps, float[] Initial) Start(TrainingConfig config, CoordinatorSettings settings)
     {

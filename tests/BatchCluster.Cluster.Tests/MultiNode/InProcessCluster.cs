@@ -43,7 +43,7 @@ public sealed class InProcessCluster : IAsyncDisposable
         var cluster = new InProcessCluster(system, data);
         var session = new TrainingSession(config, data.Train.Count, ModelFactory.InitialParameters(config.Model, config.Seed), events);
         var settings = new CoordinatorSettings(minWorkers, stepDeadline ?? TimeSpan.FromSeconds(60), RunSpecs.Of(config),
-            data.Validation.Count, data.Test.Count, WatchClusterMembership: true);
+            data.Validation.Count, data.Test.Count, WatchClusterMembership: true, config.TrainEvaluationCount(data.Train.Count));
         ClusterBootstrap.StartCoordinatorSingleton(system, CoordinatorActor.Props(session, config, settings, "", cluster.Completion,
             (record, s) => { lock (cluster.Steps) cluster.Steps.Add(record); onStep?.Invoke(record, s); }));
         return cluster;

@@ -22,10 +22,10 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
         new TrainingProtocol.WorkerReady("w", 12345.5),
         new TrainingProtocol.RunEnded("run-1", true),
         new TrainingProtocol.ComputeShare("run-1", 42, 3, [5, 1, 9], 16, new TrainingProtocol.ParameterSnapshot(42, Tensor)),
-        new TrainingProtocol.ShareComputed("run-1", 42, 42, 3, 3, 6.25, Tensor, 99.5, 1.75),
+        new TrainingProtocol.ShareComputed("run-1", 42, 42, 3, 3, 6.25, Tensor, 99.5, 1.75, 2.5, 123_456_789),
         new TrainingProtocol.Evaluate("run-1", 7, 1, DataSplit.Test, 100, 50, new TrainingProtocol.ParameterSnapshot(43, Tensor)),
         new TrainingProtocol.EvaluationDone("run-1", 7, 1, 43, 12.5, 44, 50),
-        new TensorTransferStart(9, new TrainingProtocol.ShareComputed("r", 1, 1, 0, 8, 1, ReadOnlyMemory<float>.Empty, 0, 0), 100_000, 2),
+        new TensorTransferStart(9, new TrainingProtocol.ShareComputed("r", 1, 1, 0, 8, 1, ReadOnlyMemory<float>.Empty, 0, 0, 0, 0), 100_000, 2),
         new TensorChunk(9, 1, [1f, 2f, float.NaN]),
     };
 
@@ -62,7 +62,7 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
         var address = ((ExtendedActorSystem)receiver).Provider.DefaultAddress;
         var remote = await Sys.ActorSelection($"{address}/user/receiver").ResolveOne(TimeSpan.FromSeconds(10));
 
-        var message = new TrainingProtocol.ShareComputed("run", 5, 5, 2, 64, 3.5, big, 1, 2);
+        var message = new TrainingProtocol.ShareComputed("run", 5, 5, 2, 64, 3.5, big, 1, 2, 3, 4);
         TensorTransport.Tell(remote, message, TestActor);
         var received = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(big, received.GradientSum.ToArray());
