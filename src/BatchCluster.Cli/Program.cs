@@ -11,6 +11,7 @@ public static class Program
           train            one training run (local simulated cluster or the plain loop); 'train --help' lists the flags
           node             a node of a multi-node cluster ('node --help')
           probe            step time and throughput per batch size on this node ('probe --help')
+          analyze          tables, plots and an HTML report from event logs ('analyze --help')
           bench overhead   samples/s of the plain loop vs the local cluster with 1 and 2 workers
         """;
 
@@ -64,7 +65,7 @@ public static class Program
         string[] rest = args[1..];
         if (rest.Contains("--help"))
         {
-            Console.Out.Write(args[0] switch { "train" => TrainOptions.Help, "node" => NodeCommand.Help, "probe" => ProbeCommand.Help, _ => Usage });
+            Console.Out.Write(args[0] switch { "train" => TrainOptions.Help, "node" => NodeCommand.Help, "probe" => ProbeCommand.Help, "analyze" => AnalyzeCommand.Help, _ => Usage });
             return Task.FromResult(0);
         }
         return args[0] switch
@@ -72,9 +73,10 @@ public static class Program
             "train" => TrainCommand.RunAsync(rest, cancellation),
             "node" => NodeCommand.RunAsync(rest, cancellation),
             "probe" => ProbeCommand.RunAsync(rest),
+            "analyze" => AnalyzeCommand.RunAsync(rest),
             "bench" when rest.Length > 0 && rest[0] == "overhead" => BenchOverheadCommand.RunAsync(rest[1..], cancellation),
             "bench" => throw new UsageException("bench needs a benchmark name: overhead"),
-            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, probe, bench"),
+            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, probe, analyze, bench"),
         };
     }
 }

@@ -13,12 +13,18 @@ public sealed class FlagSet
     /// <summary>Flags that take no value (their presence means true).</summary>
     public static readonly string[] Switches = ["resume", "standby"];
 
-    public FlagSet(IEnumerable<string> args, IReadOnlyCollection<string> knownFlags, string command)
+    /// <param name="allowPositionals">Whether arguments that are not flags (e.g. paths) are allowed; they land in <see cref="Positionals"/>.</param>
+    public FlagSet(IEnumerable<string> args, IReadOnlyCollection<string> knownFlags, string command, bool allowPositionals = false)
     {
         var list = args.ToList();
         for (int i = 0; i < list.Count; i++)
         {
             string arg = list[i];
+            if (!arg.StartsWith("--", StringComparison.Ordinal) && allowPositionals)
+            {
+                Positionals.Add(arg);
+                continue;
+            }
             if (!arg.StartsWith("--", StringComparison.Ordinal))
                 throw new UsageException($"unexpected argument '{arg}' for '{command}': flags look like --name value (see 'batchcluster {command} --help')");
             string name, value;
@@ -46,6 +52,9 @@ public sealed class FlagSet
                 throw new UsageException($"flag --{name} is given twice; give it once");
         }
     }
+
+    /// <summary>The arguments that are not flags, in order (only when allowed).</summary>
+    public List<string> Positionals { get; } = [];
 
     public bool Has(string name) => _values.ContainsKey(name);
 

@@ -1,0 +1,136 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace BatchCluster.Analysis.Logs;
+
+/// <summary>
+/// Reads an event log (CLEF, one JSON object per line; docs/log-schema.md) into a <see cref="RunLog"/>.
+/// It never throws on content: a line that is not a JSON object, or a schema event without a
+/// property the schema requires, is counted in <see cref="RunLog.BadLines"/> and skipped, so a
+/// log cut short by a crash or a full disk still yields everything before the damage.
+/// </summary>
+public static class EventLogReader
+{
+    public static RunLog Read(string path)
+    {
+        using var reader = new StreamReader(path);
+        return Read(reader, path);
+    }
+
+    public static RunLog Read(TextReader reader, string path)
+    {
+        RunInfo? info = null;
+        var steps = new List<StepPoint>();
+        var evaluations = new List<EvalPoint>();
+        RunCompletion? completion = null;
+        string? failure = null;
+        int bad = 0, foreign = 0;
+        string? line;
+        while ((line = reader.ReadLine()) is not null)
+        {
+            if (line.Length == 0) continue;
+            JsonDocument document;
+            try
+            {
+                document = JsonDocument.Parse(line);
+            }
+            catch (JsonException)
+            {
+                bad++;
+                continue;
+            }
+            using (document)
+            {
+                var e = document.RootElement;
+                if (e.ValueKind != JsonValueKind.Object)
+                {
+                    bad++;
+                    continue;
+                }
+                if (!e.TryGetProperty("EventType", out var type) || type.ValueKind != JsonValueKind.String)
+                {
+                    foreign++;
+                    continue;
+                }
+                try
+                {
+                    switch (type.GetString())
+                    {
+                        case "RunStarted": info = ReadStarted(e); break;
+                        case "StepCompleted": steps.Add(ReadStep(e)); break;
+                        case "EvalCompleted": evaluations.Add(ReadEval(e)); break;
+                        case "RunCompleted": completion = ReadCompleted(e); break;
+                        case "RunFailed": failure = Text(e, "Error") ?? "unknown error"; break;
+                    }
+                }
+                catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException)
+                {
+                    bad++;
+                }
+            }
+        }
+        return new RunLog(path, info, steps, evaluations, completion, failure, bad, foreign);
+    }
+
+    private static RunInfo ReadStarted(JsonElement e)
+    {
+        var config = e.GetProperty("Config");
+        var schedule = config.TryGetProperty("Schedule", out var s) ? s : default;
+        var optimizer = config.TryGetProperty("Optimizer", out var o) ? o : default;
+        return new RunInfo(
+            RunId: Text(e, "RunId") ?? "",
+            SchemaVersion: (int)Number(e, "SchemaVersion"),
+            Engine: Text(e, "Engine") ?? "",
+            Workers: (int)Number(e, "Workers"),
+            Model: Text(e, "Model") ?? "",
+            GlobalBatch: (int)Number(e, "GlobalBatch"),
+            MicroBatch: config.TryGetProperty("MicroBatch", out var m) && m.ValueKind == JsonValueKind.Number ? m.GetInt32() : null,
+            LrScaling: (config.TryGetProperty("LrScaling", out var l) ? l.ToString() : "None").ToLowerInvariant(),
+            BaseLearningRate: OptionalNumber(config, "LearningRate"),
+            PeakLearningRate: schedule.ValueKind == JsonValueKind.Object ? OptionalNumber(schedule, "PeakLearningRate") : double.NaN,
+            WarmupSteps: config.TryGetProperty("WarmupSteps", out var w) && w.ValueKind == JsonValueKind.Number ? w.GetInt32() : 0,
+            Optimizer: optimizer.ValueKind == JsonValueKind.Object && optimizer.TryGetProperty("Kind", out var k) ? k.ToString().ToLowerInvariant() : "",
+            StepsPerEpoch: (int)Number(e, "StepsPerEpoch"),
+            TotalSteps: (long)Number(e, "TotalSteps"),
+            StartedAt: Time(e));
+    }
+
+    private static StepPoint ReadStep(JsonElement e) => new(
+        (long)Number(e, "Step"), (int)Number(e, "Epoch"), Number(e, "Loss"), Number(e, "LearningRate"), Number(e, "GradNorm"),
+        Number(e, "StepMs"), Number(e, "ComputeMs"), OptionalNumber(e, "TransferMs"), Number(e, "UpdateMs"), Number(e, "WaitMs"),
+        Number(e, "SamplesPerSecond"), (long)OptionalNumber(e, "BytesMoved", 0), OptionalNumber(e, "PeakMemoryMb"), OptionalNumber(e, "BSimple"));
+
+    private static EvalPoint ReadEval(JsonElement e) => new(
+        (long)Number(e, "Step"), Number(e, "Epoch"), Text(e, "Split") ?? throw new KeyNotFoundException("Split"),
+        Number(e, "Loss"), Number(e, "Accuracy"), OptionalNumber(e, "GeneralizationGap"), Time(e));
+
+    private static RunCompletion ReadCompleted(JsonElement e)
+    {
+        var summary = e.TryGetProperty("Summary", out var s) && s.ValueKind == JsonValueKind.Object ? s : default;
+        double FromSummary(string name) => summary.ValueKind == JsonValueKind.Object ? OptionalNumber(summary, name) : double.NaN;
+        return new RunCompletion(Number(e, "ValAccuracy"), Number(e, "TestAccuracy"), FromSummary("TrainAccuracy"), FromSummary("GeneralizationGap"),
+            Number(e, "SamplesPerSecond"), Number(e, "WallSeconds"));
+    }
+
+    /// <summary>A required number. Serilog writes NaN and infinities as strings ("NaN"), so those are accepted too.</summary>
+    private static double Number(JsonElement e, string name)
+    {
+        var value = e.GetProperty(name);
+        return value.ValueKind switch
+        {
+            JsonValueKind.Number => value.GetDouble(),
+            JsonValueKind.String when double.TryParse(value.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out double d) => d,
+            _ => throw new FormatException($"{name} is not a number"),
+        };
+    }
+
+    /// <summary>A number added in a later schema version: missing in older logs.</summary>
+    private static double OptionalNumber(JsonElement e, string name, double missing = double.NaN) =>
+        e.TryGetProperty(name, out _) ? Number(e, name) : missing;
+
+    private static string? Text(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    private static DateTimeOffset Time(JsonElement e) =>
+        DateTimeOffset.Parse(Text(e, "@t") ?? throw new KeyNotFoundException("@t"), CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,37 @@
+namespace BatchCluster.Analysis.Logs;
+
+/// <summary>How a run's log ends: with RunCompleted, with RunFailed, or neither (still running, killed, truncated).</summary>
+public enum RunStatus { Completed, Failed, Incomplete }
+
+/// <summary>What RunStarted says about a run's configuration (the columns a sweep varies).</summary>
+public sealed record RunInfo(
+    string RunId, int SchemaVersion, string Engine, int Workers, string Model, int GlobalBatch, int? MicroBatch,
+    string LrScaling, double BaseLearningRate, double PeakLearningRate, int WarmupSteps, string Optimizer,
+    int StepsPerEpoch, long TotalSteps, DateTimeOffset StartedAt);
+
+/// <summary>One StepCompleted event.</summary>
+public sealed record StepPoint(
+    long Step, int Epoch, double Loss, double LearningRate, double GradNorm, double StepMs, double ComputeMs, double TransferMs,
+    double UpdateMs, double WaitMs, double SamplesPerSecond, long BytesMoved, double PeakMemoryMb, double BSimple);
+
+/// <summary>One EvalCompleted event (split: train, validation or test).</summary>
+public sealed record EvalPoint(long Step, double Epoch, string Split, double Loss, double Accuracy, double GeneralizationGap, DateTimeOffset At);
+
+/// <summary>What RunCompleted reports.</summary>
+public sealed record RunCompletion(double ValidationAccuracy, double TestAccuracy, double TrainAccuracy, double GeneralizationGap,
+    double SamplesPerSecond, double WallSeconds);
+
+/// <summary>
+/// One event log, read tolerantly: the schema's events, and counts of what could not be read.
+/// <see cref="BadLines"/> counts lines that are not JSON objects (truncated or garbage) and schema
+/// events missing a property they must have; <see cref="ForeignLines"/> counts valid lines without
+/// an EventType (Akka and other libraries), which carry no schema and are skipped.
+/// </summary>
+public sealed record RunLog(
+    string Path, RunInfo? Info, IReadOnlyList<StepPoint> Steps, IReadOnlyList<EvalPoint> Evaluations,
+    RunCompletion? Completion, string? FailureMessage, int BadLines, int ForeignLines)
+{
+    public RunStatus Status => Completion is not null ? RunStatus.Completed : FailureMessage is not null ? RunStatus.Failed : RunStatus.Incomplete;
+    public string RunId => Info?.RunId ?? System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(Path)) ?? Path;
+    public IEnumerable<EvalPoint> Validations => Evaluations.Where(e => e.Split == "validation");
+}

@@ -1,0 +1,153 @@
+using BatchCluster.Analysis.Logs;
+using BatchCluster.Analysis.Summary;
+using ScottPlot;
+
+namespace BatchCluster.Analysis.Plots;
+
+/// <summary>
+/// The report's PNG plots. Each method writes one file and returns its name, or null when the
+/// runs hold nothing to draw (e.g. steps to target when no target was given).
+/// </summary>
+public static class ReportPlots
+{
+    private const int Width = 960;
+    private const int Height = 560;
+
+    /// <summary>Mean training loss per step, smoothed over a window of about 1% of the run, per run.</summary>
+    public static string LossVsStep(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir) =>
+        Loss(runs, outDir, "loss_vs_step.png", "optimizer step", (log, step) => step.Step);
+
+    /// <summary>The same against epochs, where runs with different global batches line up by data seen.</summary>
+    public static string LossVsEpoch(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir) =>
+        Loss(runs, outDir, "loss_vs_epoch.png", "epoch (samples seen / training samples)",
+            (log, step) => log.Info is { StepsPerEpoch: > 0 } info ? (double)step.Step / info.StepsPerEpoch : step.Step);
+
+    private static string Loss(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir, string file, string xLabel, Func<RunLog, StepPoint, double> x)
+    {
+        var plot = new Plot();
+        foreach (var (row, log) in runs.Where(r => r.Log.Steps.Count > 0))
+        {
+            var steps = log.Steps.OrderBy(s => s.Step).ToList();
+            var line = plot.Add.ScatterLine(steps.Select(s => x(log, s)).ToArray(), Smooth(steps.Select(s => s.Loss).ToArray()));
+            line.LegendText = row.Label;
+        }
+        Finish(plot, "training loss (mean over the global batch, smoothed)", xLabel, "loss");
+        return Save(plot, outDir, file);
+    }
+
+    public static string ValidationAccuracyVsBatch(IReadOnlyList<RunRow> rows, string outDir) =>
+        AgainstBatch(rows, outDir, "val_accuracy_vs_global_batch.png", "final validation accuracy vs global batch", "validation accuracy (%)",
+            r => 100 * r.FinalValAccuracy);
+
+    public static string ThroughputVsBatch(IReadOnlyList<RunRow> rows, string outDir) =>
+        AgainstBatch(rows, outDir, "throughput_vs_global_batch.png", "training throughput vs global batch", "samples/s (evaluation excluded)",
+            r => r.SamplesPerSecond);
+
+    public static string GapVsBatch(IReadOnlyList<RunRow> rows, string outDir) =>
+        AgainstBatch(rows, outDir, "generalization_gap_vs_global_batch.png", "generalization gap (train − validation accuracy) vs global batch",
+            "gap (percentage points)", r => 100 * r.GeneralizationGap);
+
+    private static string AgainstBatch(IReadOnlyList<RunRow> rows, string outDir, string file, string title, string yLabel, Func<RunRow, double> y)
+    {
+        var plot = new Plot();
+        var usable = rows.Where(r => r.GlobalBatch > 0 && double.IsFinite(y(r))).ToList();
+        foreach (var series in usable.GroupBy(r => r.SeriesKey).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            var points = series.OrderBy(r => r.GlobalBatch).ToList();
+            var scatter = plot.Add.Scatter(points.Select(r => Math.Log2(r.GlobalBatch)).ToArray(), points.Select(y).ToArray());
+            scatter.LegendText = series.Key;
+            scatter.MarkerSize = 8;
+        }
+        if (usable.Count > 0) PlotAxes.Log2(plot.Axes.Bottom, usable.Min(r => r.GlobalBatch), usable.Max(r => r.GlobalBatch));
+        Finish(plot, title, "global batch (log scale)", yLabel);
+        return Save(plot, outDir, file);
+    }
+
+    /// <summary>
+    /// Steps to the target accuracy against global batch, both on log scales, with the perfect
+    /// scaling line (steps ∝ 1/B) through each series' smallest batch: points on it mean doubling
+    /// the batch halves the steps; points above it are the diminishing-returns regime.
+    /// </summary>
+    public static string? StepsToTargetVsBatch(IReadOnlyList<RunRow> rows, double? targetAccuracy, string outDir)
+    {
+        if (targetAccuracy is null) return null;
+        var reached = rows.Where(r => r.StepsToTarget is > 0 && r.GlobalBatch > 0).ToList();
+        var plot = new Plot();
+        foreach (var series in reached.GroupBy(r => r.SeriesKey).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            var points = series.OrderBy(r => r.GlobalBatch).ToList();
+            var scatter = plot.Add.Scatter(points.Select(r => Math.Log2(r.GlobalBatch)).ToArray(), points.Select(r => Math.Log10(r.StepsToTarget!.Value)).ToArray());
+            scatter.LegendText = series.Key;
+            scatter.MarkerSize = 8;
+            var first = points[0];
+            double[] bs = [first.GlobalBatch, points[^1].GlobalBatch];
+            if (bs[1] > bs[0])
+            {
+                var ideal = plot.Add.ScatterLine(bs.Select(Math.Log2).ToArray(),
+                    bs.Select(b => Math.Log10(first.StepsToTarget!.Value * first.GlobalBatch / b)).ToArray());
+                ideal.LinePattern = LinePattern.Dashed;
+                ideal.Color = scatter.Color;
+                ideal.LegendText = $"perfect scaling from B {first.GlobalBatch}";
+            }
+        }
+        if (reached.Count > 0)
+        {
+            PlotAxes.Log2(plot.Axes.Bottom, reached.Min(r => r.GlobalBatch), reached.Max(r => r.GlobalBatch));
+            double minSteps = reached.Min(r => r.StepsToTarget!.Value), maxSteps = reached.Max(r => r.StepsToTarget!.Value);
+            PlotAxes.Log10(plot.Axes.Left, minSteps * reached.Min(r => r.GlobalBatch) / reached.Max(r => r.GlobalBatch), maxSteps);
+        }
+        else
+        {
+            plot.Add.Annotation($"no run reached {100 * targetAccuracy:F1} % validation accuracy");
+        }
+        Finish(plot, $"steps to {100 * targetAccuracy:F1} % validation accuracy (log–log)", "global batch (log scale)", "optimizer steps (log scale)");
+        return Save(plot, outDir, "steps_to_target_vs_global_batch.png");
+    }
+
+    /// <summary>B_simple (the gradient noise scale) against training progress, for runs with two or more shares per step.</summary>
+    public static string BSimpleOverTraining(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir)
+    {
+        var plot = new Plot();
+        int drawn = 0;
+        foreach (var (row, log) in runs)
+        {
+            var points = log.Steps.Where(s => double.IsFinite(s.BSimple) && s.BSimple > 0).OrderBy(s => s.Step).ToList();
+            if (points.Count == 0 || log.Info is not { StepsPerEpoch: > 0 } info) continue;
+            var line = plot.Add.ScatterLine(points.Select(s => (double)s.Step / info.StepsPerEpoch).ToArray(), points.Select(s => s.BSimple).ToArray());
+            line.LegendText = row.Label;
+            drawn++;
+        }
+        if (drawn == 0) plot.Add.Annotation("no run logged B_simple (it needs two or more shares per step: more than one worker)");
+        Finish(plot, "gradient noise scale B_simple = EMA(tr Σ) / EMA(|G|²) over training", "epoch", "B_simple (samples)");
+        return Save(plot, outDir, "b_simple_over_training.png");
+    }
+
+    /// <summary>Moving average over about 1% of the points (at least 1), so long noisy runs stay readable.</summary>
+    public static double[] Smooth(double[] values)
+    {
+        int window = Math.Max(1, values.Length / 100);
+        var smoothed = new double[values.Length];
+        double sum = 0;
+        for (int i = 0; i < values.Length; i++)
+        {
+            sum += values[i];
+            if (i >= window) sum -= values[i - window];
+            smoothed[i] = sum / Math.Min(i + 1, window);
+        }
+        return smoothed;
+    }
+
+    private static void Finish(Plot plot, string title, string xLabel, string yLabel)
+    {
+        plot.Axes.Title.Label.Text = title;
+        plot.Axes.Bottom.Label.Text = xLabel;
+        plot.Axes.Left.Label.Text = yLabel;
+        plot.ShowLegend(Alignment.UpperRight);
+    }
+
+    private static string Save(Plot plot, string outDir, string file)
+    {
+        plot.SavePng(Path.Combine(outDir, file), Width, Height);
+        return file;
+    }
+}

@@ -1,0 +1,78 @@
+using BatchCluster.Analysis.Logs;
+
+namespace BatchCluster.Analysis.Summary;
+
+/// <summary>
+/// One run in the summary table. Accuracies are fractions; NaN means "not measured" (e.g. an
+/// incomplete run has no test accuracy, a run that never reached the target has no time to it).
+/// Time to target is wall time from RunStarted to the first validation at or above the target,
+/// so it includes the evaluations before it.
+/// </summary>
+public sealed record RunRow(
+    string RunId, RunStatus Status, string Engine, string Model, int Workers, int GlobalBatch, int? MicroBatch, string LrScaling,
+    double PeakLearningRate, long Steps, double Epochs, double FinalValAccuracy, double BestValAccuracy, double TestAccuracy,
+    double TrainAccuracy, double GeneralizationGap, long? StepsToTarget, long? SamplesToTarget, double SecondsToTarget,
+    double SamplesPerSecond, double MedianStepMs, double MedianComputeMs, double MedianTransferMs, double PeakMemoryMb,
+    double FinalBSimple, int BadLines)
+{
+    /// <summary>Everything that defines the run except the global batch: runs with the same key form one series in plots against batch size.</summary>
+    public string SeriesKey =>
+        $"{Model}, {Workers} worker{(Workers == 1 ? "" : "s")}, lr {LrScaling}{(MicroBatch is int m ? $", micro {m}" : "")}";
+
+    public string Label => $"B {GlobalBatch}, {SeriesKey}";
+
+    public static RunRow From(RunLog log, double? targetAccuracy)
+    {
+        var info = log.Info;
+        var validations = log.Validations.OrderBy(v => v.Step).ToList();
+        var reached = targetAccuracy is double target ? validations.FirstOrDefault(v => v.Accuracy >= target) : null;
+        var lastValidation = validations.LastOrDefault();
+        var lastTrain = log.Evaluations.Where(e => e.Split == "train").OrderBy(e => e.Step).LastOrDefault();
+        var test = log.Evaluations.LastOrDefault(e => e.Split == "test");
+        int globalBatch = info?.GlobalBatch ?? 0;
+        long steps = log.Steps.Count == 0 ? 0 : log.Steps.Max(s => s.Step) + 1;
+        double trainAccuracy = log.Completion?.TrainAccuracy is double t && !double.IsNaN(t) ? t : lastTrain?.Accuracy ?? double.NaN;
+        double finalVal = log.Completion?.ValidationAccuracy ?? lastValidation?.Accuracy ?? double.NaN;
+        return new RunRow(
+            RunId: log.RunId,
+            Status: log.Status,
+            Engine: info?.Engine ?? "",
+            Model: info?.Model ?? "",
+            Workers: info?.Workers ?? 0,
+            GlobalBatch: globalBatch,
+            MicroBatch: info?.MicroBatch,
+            LrScaling: info?.LrScaling ?? "",
+            PeakLearningRate: info?.PeakLearningRate ?? double.NaN,
+            Steps: steps,
+            Epochs: info is { StepsPerEpoch: > 0 } ? (double)steps / info.StepsPerEpoch : double.NaN,
+            FinalValAccuracy: finalVal,
+            BestValAccuracy: validations.Count == 0 ? double.NaN : validations.Max(v => v.Accuracy),
+            TestAccuracy: log.Completion?.TestAccuracy ?? test?.Accuracy ?? double.NaN,
+            TrainAccuracy: trainAccuracy,
+            GeneralizationGap: trainAccuracy - finalVal,
+            StepsToTarget: reached?.Step,
+            SamplesToTarget: reached is null ? null : reached.Step * globalBatch,
+            SecondsToTarget: reached is not null && info is not null ? (reached.At - info.StartedAt).TotalSeconds : double.NaN,
+            SamplesPerSecond: log.Completion?.SamplesPerSecond ?? ThroughputOf(log.Steps, globalBatch),
+            MedianStepMs: Median(log.Steps.Select(s => s.StepMs)),
+            MedianComputeMs: Median(log.Steps.Select(s => s.ComputeMs)),
+            MedianTransferMs: Median(log.Steps.Select(s => s.TransferMs)),
+            PeakMemoryMb: log.Steps.Count == 0 ? double.NaN : log.Steps.Max(s => double.IsNaN(s.PeakMemoryMb) ? 0 : s.PeakMemoryMb),
+            FinalBSimple: log.Steps.LastOrDefault(s => double.IsFinite(s.BSimple))?.BSimple ?? double.NaN,
+            BadLines: log.BadLines);
+    }
+
+    private static double ThroughputOf(IReadOnlyList<StepPoint> steps, int globalBatch)
+    {
+        double ms = steps.Sum(s => s.StepMs);
+        return ms > 0 ? steps.Count * (double)globalBatch / (ms / 1000.0) : double.NaN;
+    }
+
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Where(double.IsFinite).Order().ToList();
+        if (sorted.Count == 0) return double.NaN;
+        int mid = sorted.Count / 2;
+        return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+}

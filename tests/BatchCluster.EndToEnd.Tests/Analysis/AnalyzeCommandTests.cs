@@ -1,0 +1,90 @@
+using System.Globalization;
+using SkiaSharp;
+
+namespace BatchCluster.EndToEnd.Tests.Analysis;
+
+[Collection(TinyRunsCollection.Name)]
+public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
+{
+    private readonly string _out = Path.Combine(Directory.CreateTempSubdirectory("analyze-").FullName, "report");
+
+    public void Dispose() => Directory.Delete(Path.GetDirectoryName(_out)!, recursive: true);
+
+    [Fact]
+    public void Analyze_writes_one_row_per_run_and_every_plot_into_the_report()
+    {
+        var outcome = CliProcess.Run("analyze", runs.RunsDir, "--out", _out, "--target-accuracy", "0.5");
+        Assert.True(outcome.ExitCode == 0, outcome.StdErr);
+
+        var csv = File.ReadAllLines(Path.Combine(_out, "summary.csv"));
+        var header = csv[0].Split(',');
+        var rows = csv.Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.Equal(2, rows.Count);
+        string Cell(string[] row, string column) => row[Array.IndexOf(header, column)];
+        foreach (var row in rows)
+        {
+            string runId = Cell(row, "run_id");
+            var summary = runs.Summaries[runId];
+            Assert.Equal(summary.GetProperty("global_batch").GetInt32().ToString(CultureInfo.InvariantCulture), Cell(row, "global_batch"));
+            Assert.Equal(summary.GetProperty("val_accuracy").GetDouble(), double.Parse(Cell(row, "final_val_accuracy"), CultureInfo.InvariantCulture));
+            Assert.Equal(summary.GetProperty("test_accuracy").GetDouble(), double.Parse(Cell(row, "test_accuracy"), CultureInfo.InvariantCulture));
+            Assert.Equal(summary.GetProperty("samples_per_s").GetDouble(), double.Parse(Cell(row, "samples_per_s"), CultureInfo.InvariantCulture), 6);
+            Assert.Equal(TinyRuns.Steps.ToString(CultureInfo.InvariantCulture), Cell(row, "steps"));
+            Assert.Equal("completed", Cell(row, "status"));
+            Assert.True(double.Parse(Cell(row, "final_b_simple"), CultureInfo.InvariantCulture) > 0, "two shares per step give B_simple");
+        }
+        Assert.Equal(["32", "128"], rows.Select(r => Cell(r, "global_batch")));
+        // 50 % validation accuracy comes within 20 steps at these settings: steps to target is a validation step.
+        Assert.All(rows, r => Assert.Contains(Cell(r, "steps_to_target"), new[] { "20", "40" }));
+
+        string markdown = File.ReadAllText(Path.Combine(_out, "summary.md"));
+        Assert.Contains("| tiny-b32 |", markdown);
+        Assert.Contains("| tiny-b128 |", markdown);
+
+        string html = File.ReadAllText(Path.Combine(_out, "index.html"));
+        var pngs = Directory.GetFiles(_out, "*.png").Select(Path.GetFileName).ToList();
+        string[] expected =
+        [
+            "loss_vs_step.png", "loss_vs_epoch.png", "val_accuracy_vs_global_batch.png", "throughput_vs_global_batch.png",
+            "generalization_gap_vs_global_batch.png", "steps_to_target_vs_global_batch.png", "b_simple_over_training.png",
+        ];
+        Assert.Equal(expected.Order(), pngs.Order());
+        foreach (string png in expected)
+        {
+            Assert.Contains($"src=\"{png}\"", html);
+            AssertRealPicture(Path.Combine(_out, png));
+        }
+    }
+
+    [Fact]
+    public void A_path_that_does_not_exist_is_refused_and_nothing_is_written()
+    {
+        BadInputTests.AssertRefused(CliProcess.Run("analyze", Path.Combine(runs.RunsDir, "no-such-run"), "--out", _out), "is neither an event log nor a directory");
+        Assert.False(Directory.Exists(_out));
+    }
+
+    [Fact]
+    public void A_directory_without_event_logs_is_refused()
+    {
+        string empty = Directory.CreateTempSubdirectory("no-logs-").FullName;
+        try
+        {
+            BadInputTests.AssertRefused(CliProcess.Run("analyze", empty, "--out", _out), "no events.clef under");
+        }
+        finally
+        {
+            Directory.Delete(empty);
+        }
+    }
+
+    /// <summary>Decodes the PNG and checks it is more than a blank canvas (many distinct colours).</summary>
+    private static void AssertRealPicture(string path)
+    {
+        using var image = SKBitmap.Decode(path);
+        Assert.True(image is not null, $"{path} does not decode as an image");
+        var colours = new HashSet<SKColor>();
+        for (int y = 0; y < image.Height; y += 5)
+            for (int x = 0; x < image.Width; x += 5) colours.Add(image.GetPixel(x, y));
+        Assert.True(colours.Count > 10, $"{Path.GetFileName(path)} looks blank ({colours.Count} colours)");
+    }
+}

@@ -1,0 +1,76 @@
+using BatchCluster.Analysis.Logs;
+
+namespace BatchCluster.EndToEnd.Tests.Analysis;
+
+[Collection(TinyRunsCollection.Name)]
+public sealed class EventLogReaderTests(TinyRuns runs) : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("log-reader-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void A_real_log_reads_back_every_event_with_the_schema_properties()
+    {
+        var log = EventLogReader.Read(runs.LogOf("tiny-b32"));
+        var summary = runs.Summaries["tiny-b32"];
+
+        Assert.Equal(RunStatus.Completed, log.Status);
+        Assert.Equal((0, 0), (log.BadLines, log.ForeignLines));
+        Assert.Equal(("tiny-b32", "actors", 2, 32, "none"), (log.Info!.RunId, log.Info.Engine, log.Info.Workers, log.Info.GlobalBatch, log.Info.LrScaling));
+        Assert.Equal(Enumerable.Range(0, TinyRuns.Steps).Select(i => (long)i), log.Steps.Select(s => s.Step));
+
+        // MLP 784-256-10: 203,530 parameters go to each of the 2 shares, the 32 sample ids are split
+        // between them, and 2 gradient sums come back: 4 bytes each.
+        const long parameters = 203_530;
+        Assert.All(log.Steps, s => Assert.Equal(4 * (2 * parameters + 32) + 4 * 2 * parameters, s.BytesMoved));
+        Assert.All(log.Steps, s => Assert.True(s.PeakMemoryMb > 50, $"peak memory {s.PeakMemoryMb} MiB"));
+        Assert.All(log.Steps, s => Assert.True(s.TransferMs >= 0 && s.ComputeMs > 0 && s.StepMs >= s.ComputeMs + s.TransferMs));
+
+        // Before each validation the fixed training subset; the validation event carries the gap.
+        var atStep20 = log.Evaluations.Where(e => e.Step == 20).ToList();
+        Assert.Equal(["train", "validation"], atStep20.Select(e => e.Split));
+        Assert.Equal(atStep20[0].Accuracy - atStep20[1].Accuracy, atStep20[1].GeneralizationGap, 12);
+        Assert.Equal(["train", "validation", "test"], log.Evaluations.Where(e => e.Step == TinyRuns.Steps).Select(e => e.Split));
+
+        var completion = log.Completion!;
+        Assert.Equal(summary.GetProperty("val_accuracy").GetDouble(), completion.ValidationAccuracy);
+        Assert.Equal(summary.GetProperty("test_accuracy").GetDouble(), completion.TestAccuracy);
+        Assert.Equal(summary.GetProperty("generalization_gap").GetDouble(), completion.GeneralizationGap, 12);
+    }
+
+    [Fact]
+    public void Truncated_and_garbage_lines_are_counted_and_everything_else_is_kept()
+    {
+        var lines = File.ReadAllLines(runs.LogOf("tiny-b128")).ToList();
+        int firstStep = lines.FindIndex(l => l.Contains("\"EventType\":\"StepCompleted\""));
+        // A step event that lost a property the schema requires (its loss).
+        lines[firstStep + 3] = lines[firstStep + 3].Replace("\"Loss\":", "\"Lost\":");
+        lines.Insert(firstStep + 1, "this is not JSON");
+        lines.Insert(firstStep + 2, "[1, 2, 3]");
+        lines.Insert(firstStep + 5, "{\"@t\":\"2026-11-27T00:00:00Z\",\"@mt\":\"from another library\"}");
+        // The last line (RunCompleted) cut in half, as a crash mid-write leaves it.
+        lines[^1] = lines[^1][..(lines[^1].Length / 2)];
+        string damaged = Path.Combine(_dir, "events.clef");
+        File.WriteAllLines(damaged, lines);
+
+        var log = EventLogReader.Read(damaged);
+
+        Assert.Equal(4, log.BadLines);
+        Assert.Equal(1, log.ForeignLines);
+        Assert.Equal(TinyRuns.Steps - 1, log.Steps.Count);
+        Assert.Equal(RunStatus.Incomplete, log.Status); // the RunCompleted line is gone
+        Assert.Equal(128, log.Info!.GlobalBatch);
+        Assert.Equal(["train", "validation"], log.Evaluations.Where(e => e.Step == 20).Select(e => e.Split));
+    }
+
+    [Fact]
+    public void An_empty_or_wholly_garbage_file_reads_as_an_incomplete_run_with_its_bad_lines_counted()
+    {
+        string path = Path.Combine(_dir, "garbage.clef");
+        File.WriteAllText(path, "\0\0\0\n{\"EventType\":\n");
+        var log = EventLogReader.Read(path);
+        Assert.Equal((2, RunStatus.Incomplete, 0), (log.BadLines, log.Status, log.Steps.Count));
+        Assert.Null(log.Info);
+    }
+}
