@@ -11,6 +11,7 @@ public static class Program
           train            one training run (local simulated cluster or the plain loop); 'train --help' lists the flags
           node             a node of a multi-node cluster ('node --help')
           probe            step time and throughput per batch size on this node ('probe --help')
+          sweep            a grid of runs over batch size, workers, micro-batch, LR scaling, then the report ('sweep --help')
           analyze          tables, plots and an HTML report from event logs ('analyze --help')
           bench overhead   samples/s of the plain loop vs the local cluster with 1 and 2 workers
         """;
@@ -65,7 +66,7 @@ public static class Program
         string[] rest = args[1..];
         if (rest.Contains("--help"))
         {
-            Console.Out.Write(args[0] switch { "train" => TrainOptions.Help, "node" => NodeCommand.Help, "probe" => ProbeCommand.Help, "analyze" => AnalyzeCommand.Help, _ => Usage });
+            Console.Out.Write(args[0] switch { "train" => TrainOptions.Help, "node" => NodeCommand.Help, "probe" => ProbeCommand.Help, "analyze" => AnalyzeCommand.Help, "sweep" => SweepCommand.Help, _ => Usage });
             return Task.FromResult(0);
         }
         return args[0] switch
@@ -74,9 +75,10 @@ public static class Program
             "node" => NodeCommand.RunAsync(rest, cancellation),
             "probe" => ProbeCommand.RunAsync(rest),
             "analyze" => AnalyzeCommand.RunAsync(rest),
+            "sweep" => SweepCommand.RunAsync(rest, cancellation),
             "bench" when rest.Length > 0 && rest[0] == "overhead" => BenchOverheadCommand.RunAsync(rest[1..], cancellation),
             "bench" => throw new UsageException("bench needs a benchmark name: overhead"),
-            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, probe, analyze, bench"),
+            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, sweep, probe, analyze, bench"),
         };
     }
 }

@@ -58,6 +58,21 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public void A_run_with_a_target_accuracy_stops_at_the_first_validation_that_reaches_it()
+    {
+        var outcome = Train("--run-id", "target", "--steps", "2000", "--global-batch", "64", "--workers", "2", "--eval-every", "10",
+            "--target-accuracy", "0.5", "--train-eval-samples", "0");
+        Assert.True(outcome.ExitCode == 0, outcome.StdErr);
+        var log = BatchCluster.Analysis.Logs.EventLogReader.Read(Path.Combine(Runs, "target", "events.clef"));
+        long steps = JsonDocument.Parse(outcome.LastLine).RootElement.GetProperty("steps").GetInt64();
+        Assert.InRange(steps, 10, 1990);
+        var validations = log.Validations.Where(v => v.Step < steps).ToList();
+        Assert.All(validations, v => Assert.True(v.Accuracy < 0.5, $"step {v.Step} already had {v.Accuracy}")); // it did not stop late
+        Assert.True(log.Validations.First(v => v.Step == steps).Accuracy >= 0.5); // the one that reached it (the final validation repeats it)
+        Assert.Contains(File.ReadAllLines(Path.Combine(Runs, "target", "events.clef")), l => l.Contains("\"EventType\":\"TargetReached\""));
+    }
+
+    [Fact]
     public void The_plain_engine_and_init_params_start_where_told()
     {
         string export = Path.Combine(_dir, "start.f32");

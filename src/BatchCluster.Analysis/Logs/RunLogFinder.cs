@@ -1,6 +1,10 @@
 namespace BatchCluster.Analysis.Logs;
 
-/// <summary>Turns the paths a user gives (event log files, or directories holding them) into log files.</summary>
+/// <summary>
+/// Turns the paths a user gives (event log files, or directories holding them) into log files.
+/// Directories whose names start with '.' are not searched: a sweep keeps superseded attempts in
+/// &lt;runs-dir&gt;/.superseded/, which should not be counted twice.
+/// </summary>
 public static class RunLogFinder
 {
     public const string LogFileName = "events.clef";
@@ -13,7 +17,8 @@ public static class RunLogFinder
         {
             if (File.Exists(path)) found.Add(Path.GetFullPath(path));
             else if (Directory.Exists(path))
-                found.AddRange(Directory.EnumerateFiles(path, LogFileName, SearchOption.AllDirectories).Select(Path.GetFullPath).Order(StringComparer.Ordinal));
+                found.AddRange(Directory.EnumerateFiles(path, LogFileName, SearchOption.AllDirectories)
+                    .Where(file => !IsUnderHiddenDirectory(path, file)).Select(Path.GetFullPath).Order(StringComparer.Ordinal));
             else throw new FileNotFoundException($"'{path}' is neither an event log nor a directory; give a runs directory or events.clef files", path);
         }
         var distinct = found.Distinct().ToList();
@@ -21,4 +26,7 @@ public static class RunLogFinder
             throw new FileNotFoundException($"no {LogFileName} under {string.Join(", ", paths)}; train or sweep with --runs-dir there first");
         return distinct;
     }
+
+    private static bool IsUnderHiddenDirectory(string root, string file) =>
+        Path.GetRelativePath(root, Path.GetDirectoryName(file)!).Split(Path.DirectorySeparatorChar).Any(part => part.StartsWith('.') && part is not "." and not "..");
 }

@@ -95,7 +95,18 @@ public sealed class RunHost
     public async Task<int> RunAsync(string engineName, int workers, Engine engine)
     {
         var progress = ProgressDisplay.ForConsole();
-        using var logger = RunLogging.Create(RunDirectory, progress.LogWriter);
+        var result = await ExecuteAsync(engineName, workers, engine, progress.LogWriter, progress.Report);
+        Console.Out.WriteLine(SummaryLine.Format(result.Summary));
+        return 0;
+    }
+
+    /// <summary>
+    /// Opens the run's log (console lines to <paramref name="console"/>, or the file only when null),
+    /// runs <paramref name="engine"/> and exports the parameters. A failure is logged as RunFailed and rethrown.
+    /// </summary>
+    public async Task<RunResult> ExecuteAsync(string engineName, int workers, Engine engine, TextWriter? console, Action<StepRecord, TrainingSession> onStep)
+    {
+        using var logger = RunLogging.Create(RunDirectory, console);
         Log.Logger = logger; // Akka's own log events reach Serilog through the static logger.
         var events = new RunEvents(logger, RunId);
         events.RunStarted(Config, engineName, workers, Initial.Length, Data.Train.Count, StepsPerEpoch, Config.TotalSteps(StepsPerEpoch), Config.EffectiveThreads);
@@ -103,18 +114,19 @@ public sealed class RunHost
             events.ResumedFromCheckpoint(ResumeFrom.NextStep, ResumeFrom.Epoch, ResumeFrom.IndexInEpoch, _resumePath!, _skippedCheckpoints);
         try
         {
-            var result = await engine(events, progress.Report);
+            var result = await engine(events, onStep);
             if (Config.ExportParams is string exportPath)
                 ParameterFile.Write(exportPath, result.FinalParameters);
-            logger.Dispose();
-            Log.Logger = Serilog.Core.Logger.None;
-            Console.Out.WriteLine(SummaryLine.Format(result.Summary));
-            return 0;
+            return result;
         }
         catch (Exception e) when (e is not RunEndedElsewhereException)
         {
             events.RunFailed(e);
             throw;
+        }
+        finally
+        {
+            Log.Logger = Serilog.Core.Logger.None;
         }
     }
 }

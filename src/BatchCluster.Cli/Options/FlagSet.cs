@@ -53,6 +53,15 @@ public sealed class FlagSet
         }
     }
 
+    private FlagSet(Dictionary<string, string> values) => _values = values;
+
+    /// <summary>A copy without <paramref name="names"/>: for handing the rest of a command's flags to another parser.</summary>
+    public FlagSet Except(IEnumerable<string> names)
+    {
+        var removed = names.ToHashSet(StringComparer.Ordinal);
+        return new FlagSet(_values.Where(kv => !removed.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal));
+    }
+
     /// <summary>The arguments that are not flags, in order (only when allowed).</summary>
     public List<string> Positionals { get; } = [];
 

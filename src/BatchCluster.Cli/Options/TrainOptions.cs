@@ -14,7 +14,7 @@ public static partial class TrainOptions
         "dataset", "data-dir", "validation-size", "model", "hidden", "global-batch", "micro-batch", "workers", "steps", "epochs",
         "lr", "lr-scaling", "base-batch", "warmup-steps", "optimizer", "momentum", "nesterov", "weight-decay", "clip-grad-norm",
         "seed", "threads", "engine", "runs-dir", "run-id", "eval-every", "shuffle", "init-params", "export-params", "step-deadline",
-        "checkpoint-every", "checkpoint-dir", "resume", "train-eval-samples",
+        "checkpoint-every", "checkpoint-dir", "resume", "train-eval-samples", "target-accuracy",
     ];
 
     public const string Help = """
@@ -41,6 +41,7 @@ public static partial class TrainOptions
           --eval-every K                      validate every K steps (default once per epoch; 0 = only at the end)
           --train-eval-samples N              evaluate the first N training samples before each validation, for
                                               train accuracy and the generalization gap (default 5000; 0 = off)
+          --target-accuracy A                 stop once a validation reaches accuracy A (a fraction, e.g. 0.85)
           --shuffle true|false                (default true; false takes the training set in order)
           --step-deadline SECONDS             re-plan the shares of workers that are later than this (default 60)
           --checkpoint-every K                write a checkpoint every K steps (default 0 = never)
@@ -113,6 +114,7 @@ public static partial class TrainOptions
             RunId = runId,
             EvalEvery = flags.Long("eval-every", 0),
             TrainEvalSamples = flags.Int("train-eval-samples", 0) ?? 5000,
+            TargetAccuracy = flags.Double("target-accuracy", 0, 1, minExclusive: true),
             Shuffle = flags.Bool("shuffle", true),
             StepDeadlineSeconds = flags.Double("step-deadline", 0, minExclusive: true) ?? 60,
             InitParams = flags.String("init-params"),

@@ -69,6 +69,11 @@ public sealed class RunEvents(ILogger logger, string runId)
                 step, epoch, split, result.MeanLoss, result.Accuracy, result.Count, trainAccuracy, trainAccuracy - result.Accuracy);
     }
 
+    public void TargetReached(long step, double epoch, double accuracy, double target) =>
+        For("TargetReached").Information(
+            "Validation accuracy {Accuracy:P2} reached the target {TargetAccuracy:P2} after step {Step} (epoch {Epoch:F2}); the run stops here",
+            accuracy, target, step, epoch);
+
     public void RunCompleted(RunSummary summary, double wallSeconds) =>
         For("RunCompleted").ForContext("Summary", summary, destructureObjects: true).Information(
             "Run {RunId} completed: {Steps} steps, validation accuracy {ValAccuracy:P2}, test accuracy {TestAccuracy:P2}, {SamplesPerSecond:F0} samples/s, {WallSeconds:F1} s",

@@ -43,6 +43,8 @@ public sealed record TrainingConfig
     /// the first this many of the training split, a fixed subset; 0 turns it off.
     /// </summary>
     public int TrainEvalSamples { get; init; } = 5000;
+    /// <summary>Stop early once a validation reaches this accuracy (a fraction); null runs the whole length.</summary>
+    public double? TargetAccuracy { get; init; }
     /// <summary>A step whose shares are not all back after this long has its late shares re-planned.</summary>
     public double StepDeadlineSeconds { get; init; } = 60;
     public string? InitParams { get; init; }

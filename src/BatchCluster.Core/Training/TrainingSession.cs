@@ -76,7 +76,9 @@ public sealed class TrainingSession
     /// <summary>The next step to run; equals the number of committed updates (the parameter version).</summary>
     public long NextStep { get; private set; }
     public long ParameterVersion => NextStep;
-    public bool Finished => NextStep >= TotalSteps;
+    /// <summary>The run length is reached, or a validation reached <see cref="TrainingConfig.TargetAccuracy"/>.</summary>
+    public bool Finished => NextStep >= TotalSteps || TargetReached;
+    public bool TargetReached { get; private set; }
     public ReadOnlySpan<float> Parameters => _parameters;
     /// <summary>A read-only view of the live parameters; valid to read until the next Commit.</summary>
     public ReadOnlyMemory<float> ParametersMemory => _parameters;
@@ -146,6 +148,11 @@ public sealed class TrainingSession
         else if (split == DataSplit.Validation && _lastTrainEvaluation is { } train && train.Step == NextStep)
             trainAccuracy = train.Result.Accuracy;
         _events.EvalCompleted(NextStep, EpochsDone, split.LogName(), result, trainAccuracy);
+        if (split == DataSplit.Validation && _config.TargetAccuracy is double target && result.Accuracy >= target && !TargetReached)
+        {
+            TargetReached = true;
+            _events.TargetReached(NextStep, EpochsDone, result.Accuracy, target);
+        }
     }
 
     /// <param name="train">The fixed training subset's evaluation at the end, or null when it is off.</param>
