@@ -45,6 +45,13 @@ public sealed class SweepGridTests
     }
 
     [Fact]
+    public void Warm_up_in_epochs_becomes_each_batch_sizes_own_step_count()
+    {
+        var points = SweepGrid.Expand(Base, [32, 4096], [1], [null], [LrScaling.Linear], new RunBudget.Epochs(3), 55_000, null, out _, warmupEpochs: 0.5);
+        Assert.Equal([859, 7], points.Select(p => p.Config.WarmupSteps)); // 0.5 × 1718 and 0.5 × 13 steps per epoch
+    }
+
+    [Fact]
     public void Impossible_combinations_are_left_out_and_named()
     {
         var points = SweepGrid.Expand(Base, [2, 60_000, 64], [4], [null], [LrScaling.None], new RunBudget.Steps(5), 55_000, null, out var skipped);

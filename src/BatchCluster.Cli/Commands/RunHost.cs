@@ -106,7 +106,7 @@ public sealed class RunHost
     /// </summary>
     public async Task<RunResult> ExecuteAsync(string engineName, int workers, Engine engine, TextWriter? console, Action<StepRecord, TrainingSession> onStep)
     {
-        using var logger = RunLogging.Create(RunDirectory, console);
+        using var logger = RunLogging.Create(RunDirectory, console, Config.TensorBoardDirectory is string tb ? Path.Combine(tb, RunId) : null);
         Log.Logger = logger; // Akka's own log events reach Serilog through the static logger.
         var events = new RunEvents(logger, RunId);
         events.RunStarted(Config, engineName, workers, Initial.Length, Data.Train.Count, StepsPerEpoch, Config.TotalSteps(StepsPerEpoch), Config.EffectiveThreads);

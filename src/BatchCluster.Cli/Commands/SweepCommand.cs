@@ -20,7 +20,7 @@ namespace BatchCluster.Cli.Commands;
 public static class SweepCommand
 {
     private static readonly string[] ListFlags = ["global-batch", "workers", "micro-batch", "lr-scaling"];
-    private static readonly string[] OwnFlags = ["samples", "evals-per-epoch", "report"];
+    private static readonly string[] OwnFlags = ["samples", "evals-per-epoch", "report", "warmup-epochs"];
     private static readonly string[] Refused = ["run-id", "resume", "checkpoint-every", "checkpoint-dir", "export-params"];
     public const string SupersededDirectory = ".superseded";
 
@@ -33,6 +33,7 @@ public static class SweepCommand
           --epochs E | --samples N | --steps S   budget of every run (default 1 epoch); --samples gives each
                                          run ⌈N / global batch⌉ steps
           --evals-per-epoch K            validations per epoch in every run (default 1)
+          --warmup-epochs W              linear LR warm-up over W epochs in every run (instead of --warmup-steps)
           --target-accuracy A            stop each run once validation reaches A; the report gives steps to A
           --runs-dir DIR                 where the runs' directories go (default runs); re-running the same
                                          sweep skips completed runs
@@ -56,10 +57,13 @@ public static class SweepCommand
         int?[] micro = flags.IntList("micro-batch", 1)?.Select(m => (int?)m).ToArray() ?? [null];
         var scalings = ParseScalings(flags.String("lr-scaling") ?? "none");
         int? evalsPerEpoch = flags.Int("evals-per-epoch", 1);
+        double? warmupEpochs = flags.Double("warmup-epochs", 0);
+        if (warmupEpochs is not null && flags.Has("warmup-steps"))
+            throw new UsageException("give --warmup-epochs or --warmup-steps, not both");
         string reportDir = flags.String("report", Path.Combine(baseConfig.RunsDirectory, "report"));
 
         int trainSamples = DataSource.Load(baseConfig.Dataset, baseConfig.DataDirectory, baseConfig.ValidationSize, baseConfig.Seed).Train.Count;
-        var points = SweepGrid.Expand(baseConfig, batches, workers, micro, scalings, budget, trainSamples, evalsPerEpoch, out var impossible);
+        var points = SweepGrid.Expand(baseConfig, batches, workers, micro, scalings, budget, trainSamples, evalsPerEpoch, out var impossible, warmupEpochs);
         foreach (string note in impossible) Console.Out.WriteLine($"sweep: leaving out {note}");
         if (points.Count == 0) throw new UsageException("the sweep has no runnable combination; see the lines above");
 

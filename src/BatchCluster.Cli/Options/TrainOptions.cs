@@ -14,7 +14,7 @@ public static partial class TrainOptions
         "dataset", "data-dir", "validation-size", "model", "hidden", "global-batch", "micro-batch", "workers", "steps", "epochs",
         "lr", "lr-scaling", "base-batch", "warmup-steps", "optimizer", "momentum", "nesterov", "weight-decay", "clip-grad-norm",
         "seed", "threads", "engine", "runs-dir", "run-id", "eval-every", "shuffle", "init-params", "export-params", "step-deadline",
-        "checkpoint-every", "checkpoint-dir", "resume", "train-eval-samples", "target-accuracy",
+        "checkpoint-every", "checkpoint-dir", "resume", "train-eval-samples", "target-accuracy", "tensorboard",
     ];
 
     public const string Help = """
@@ -49,6 +49,7 @@ public static partial class TrainOptions
           --resume                            continue from the newest intact checkpoint in --checkpoint-dir
           --init-params FILE                  start from these parameters (raw little-endian float32)
           --export-params FILE                write the final parameters there (same format)
+          --tensorboard DIR                   also write TensorBoard scalars to DIR/<run-id>/ (tensorboard --logdir DIR)
         """;
 
     public static TrainingConfig Parse(FlagSet flags)
@@ -122,6 +123,7 @@ public static partial class TrainOptions
             CheckpointDirectory = flags.String("checkpoint-dir", "checkpoints"),
             Resume = flags.Has("resume"),
             ExportParams = flags.String("export-params"),
+            TensorBoardDirectory = flags.String("tensorboard"),
         };
     }
 

@@ -29,13 +29,16 @@ public static class RunLogging
         return directory;
     }
 
-    public static Logger Create(string runDirectory, TextWriter? console)
+    /// <param name="tensorBoardDirectory">Where TensorBoard scalars go (a directory for this run), or null for none.</param>
+    public static Logger Create(string runDirectory, TextWriter? console, string? tensorBoardDirectory = null)
     {
         Directory.CreateDirectory(runDirectory);
         var configuration = new LoggerConfiguration()
             .MinimumLevel.Information()
             .Enrich.FromLogContext()
             .WriteTo.File(new CompactJsonFormatter(), Path.Combine(runDirectory, EventLogFileName), buffered: true, flushToDiskInterval: TimeSpan.FromSeconds(2));
+        if (tensorBoardDirectory is not null)
+            configuration = configuration.WriteTo.Sink(new TensorBoardSink(tensorBoardDirectory));
         if (console is not null)
         {
             configuration = configuration.WriteTo.Logger(lc => lc

@@ -28,9 +28,10 @@ public static class SweepGrid
 {
     /// <param name="microBatches">null entries mean "the whole share".</param>
     /// <param name="evalsPerEpoch">Validations per epoch (each run's eval interval follows its steps per epoch); null keeps the base config's.</param>
+    /// <param name="warmupEpochs">LR warm-up length in epochs (Goyal et al. warm up over epochs, so each batch size gets its own step count); null keeps the base config's steps.</param>
     public static IReadOnlyList<SweepPoint> Expand(TrainingConfig baseConfig, IReadOnlyList<int> globalBatches, IReadOnlyList<int> workers,
         IReadOnlyList<int?> microBatches, IReadOnlyList<LrScaling> scalings, RunBudget budget, int trainSamples, int? evalsPerEpoch,
-        out IReadOnlyList<string> skipped)
+        out IReadOnlyList<string> skipped, double? warmupEpochs = null)
     {
         var points = new List<SweepPoint>();
         var notes = new List<string>();
@@ -64,6 +65,7 @@ public static class SweepGrid
                     _ => null,
                 },
                 EvalEvery = evalsPerEpoch is int k ? Math.Max(1, stepsPerEpoch / k) : baseConfig.EvalEvery,
+                WarmupSteps = warmupEpochs is double we ? (int)Math.Round(we * stepsPerEpoch, MidpointRounding.AwayFromZero) : baseConfig.WarmupSteps,
                 RunId = null,
             };
             string id = RunIdOf(config);
@@ -76,7 +78,8 @@ public static class SweepGrid
     /// <summary>e.g. <c>mlp-b256-w4-share-linear-3f9a01c2</c>: the grid's coordinates, then a hash of the whole configuration.</summary>
     public static string RunIdOf(TrainingConfig config)
     {
-        var canonical = config with { RunId = null, RunsDirectory = "" };
+        // Where output goes is not part of the run: the same run logged elsewhere keeps its id.
+        var canonical = config with { RunId = null, RunsDirectory = "", TensorBoardDirectory = null };
         string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(canonical))))[..8];
         string micro = config.MicroBatch is int m ? $"m{m}" : "share";
         return $"{config.Model.Name}-b{config.GlobalBatch}-w{config.Workers}-{micro}-{config.LrScaling.ToString().ToLowerInvariant()}-{hash}";

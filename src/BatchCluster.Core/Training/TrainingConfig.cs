@@ -54,6 +54,8 @@ public sealed record TrainingConfig
     /// <summary>Continue from the newest intact checkpoint in <see cref="CheckpointDirectory"/>.</summary>
     public bool Resume { get; init; }
     public string? ExportParams { get; init; }
+    /// <summary>Also write TensorBoard scalars to &lt;this&gt;/&lt;run-id&gt;/; null writes none.</summary>
+    public string? TensorBoardDirectory { get; init; }
 
     public int EffectiveThreads => Threads ?? Math.Max(1, Environment.ProcessorCount / (Engine == Engine.Plain ? 1 : Workers));
 
