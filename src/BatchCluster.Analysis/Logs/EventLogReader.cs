@@ -98,7 +98,8 @@ public static class EventLogReader
     private static StepPoint ReadStep(JsonElement e) => new(
         (long)Number(e, "Step"), (int)Number(e, "Epoch"), Number(e, "Loss"), Number(e, "LearningRate"), Number(e, "GradNorm"),
         Number(e, "StepMs"), Number(e, "ComputeMs"), OptionalNumber(e, "TransferMs"), Number(e, "UpdateMs"), Number(e, "WaitMs"),
-        Number(e, "SamplesPerSecond"), (long)OptionalNumber(e, "BytesMoved", 0), OptionalNumber(e, "PeakMemoryMb"), OptionalNumber(e, "BSimple"));
+        Number(e, "SamplesPerSecond"), (long)OptionalNumber(e, "BytesMoved", 0), OptionalNumber(e, "PeakMemoryMb"), OptionalNumber(e, "BSimple"),
+        OptionalNumber(e, "GradSquaredEstimate"), OptionalNumber(e, "TraceSigmaEstimate"));
 
     private static EvalPoint ReadEval(JsonElement e) => new(
         (long)Number(e, "Step"), Number(e, "Epoch"), Text(e, "Split") ?? throw new KeyNotFoundException("Split"),

@@ -12,7 +12,8 @@ public sealed record RunInfo(
 /// <summary>One StepCompleted event.</summary>
 public sealed record StepPoint(
     long Step, int Epoch, double Loss, double LearningRate, double GradNorm, double StepMs, double ComputeMs, double TransferMs,
-    double UpdateMs, double WaitMs, double SamplesPerSecond, long BytesMoved, double PeakMemoryMb, double BSimple);
+    double UpdateMs, double WaitMs, double SamplesPerSecond, long BytesMoved, double PeakMemoryMb, double BSimple,
+    double GradSquaredEstimate, double TraceSigmaEstimate);
 
 /// <summary>One EvalCompleted event (split: train, validation or test).</summary>
 public sealed record EvalPoint(long Step, double Epoch, string Split, double Loss, double Accuracy, double GeneralizationGap, DateTimeOffset At);

@@ -104,21 +104,27 @@ public static class ReportPlots
         return Save(plot, outDir, "steps_to_target_vs_global_batch.png");
     }
 
-    /// <summary>B_simple (the gradient noise scale) against training progress, for runs with two or more shares per step.</summary>
+    /// <summary>
+    /// B_simple (the gradient noise scale) against training progress on a log axis, as ratios of
+    /// averages over quarter-epoch windows (<see cref="NoiseScaleWindows"/>), for runs with two or
+    /// more shares per step.
+    /// </summary>
     public static string BSimpleOverTraining(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir)
     {
         var plot = new Plot();
-        int drawn = 0;
+        var all = new List<double>();
         foreach (var (row, log) in runs)
         {
-            var points = log.Steps.Where(s => double.IsFinite(s.BSimple) && s.BSimple > 0).OrderBy(s => s.Step).ToList();
-            if (points.Count == 0 || log.Info is not { StepsPerEpoch: > 0 } info) continue;
-            var line = plot.Add.ScatterLine(points.Select(s => (double)s.Step / info.StepsPerEpoch).ToArray(), points.Select(s => s.BSimple).ToArray());
+            var curve = NoiseScaleWindows.Curve(log);
+            if (curve.Count == 0) continue;
+            var line = plot.Add.Scatter(curve.Select(p => p.Epoch).ToArray(), curve.Select(p => Math.Log10(p.BSimple)).ToArray());
             line.LegendText = row.Label;
-            drawn++;
+            line.MarkerSize = 4;
+            all.AddRange(curve.Select(p => p.BSimple));
         }
-        if (drawn == 0) plot.Add.Annotation("no run logged B_simple (it needs two or more shares per step: more than one worker)");
-        Finish(plot, "gradient noise scale B_simple = EMA(tr Σ) / EMA(|G|²) over training", "epoch", "B_simple (samples)");
+        if (all.Count == 0) plot.Add.Annotation("no run logged B_simple (it needs two or more shares per step: more than one worker)");
+        else PlotAxes.Log10(plot.Axes.Left, all.Min(), all.Max());
+        Finish(plot, "gradient noise scale B_simple = mean(tr Σ) / mean(|G|²) per quarter epoch", "epoch", "B_simple (samples, log scale)");
         return Save(plot, outDir, "b_simple_over_training.png");
     }
 

@@ -6,7 +6,8 @@ namespace BatchCluster.Analysis.Summary;
 /// One run in the summary table. Accuracies are fractions; NaN means "not measured" (e.g. an
 /// incomplete run has no test accuracy, a run that never reached the target has no time to it).
 /// Time to target is wall time from RunStarted to the first validation at or above the target,
-/// so it includes the evaluations before it.
+/// so it includes the evaluations before it. Final B_simple is the ratio of averages over the
+/// last epoch (<see cref="NoiseScaleWindows.Final"/>), not the last EMA value.
 /// </summary>
 public sealed record RunRow(
     string RunId, RunStatus Status, string Engine, string Model, int Workers, int GlobalBatch, int? MicroBatch, string LrScaling,
@@ -58,7 +59,7 @@ public sealed record RunRow(
             MedianComputeMs: Median(log.Steps.Select(s => s.ComputeMs)),
             MedianTransferMs: Median(log.Steps.Select(s => s.TransferMs)),
             PeakMemoryMb: log.Steps.Count == 0 ? double.NaN : log.Steps.Max(s => double.IsNaN(s.PeakMemoryMb) ? 0 : s.PeakMemoryMb),
-            FinalBSimple: log.Steps.LastOrDefault(s => double.IsFinite(s.BSimple))?.BSimple ?? double.NaN,
+            FinalBSimple: NoiseScaleWindows.Final(log),
             BadLines: log.BadLines);
     }
 

@@ -59,6 +59,15 @@ public static class ProbeCommand
             csv.Append(CultureInfo.InvariantCulture, $"{r.BatchSize},{r.Repeats},{r.MedianMs:F4},{r.P10Ms:F4},{r.P90Ms:F4},{r.SamplesPerSecond:F1},{mb:F1},{power}\n");
         }
         File.WriteAllText(Path.Combine(outDir, "probe.csv"), csv.ToString());
+        var effects = PowerOfTwoEffect.From(results);
+        if (effects.Count > 0)
+        {
+            Console.Out.WriteLine("power of two vs its neighbours (median step time; negative = the power of two is faster):");
+            foreach (var e in effects)
+                Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {e.BatchSize}: {100 * e.RelativeStepTime:+0.0;-0.0} %"));
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  mean over {effects.Count}: {100 * effects.Average(e => e.RelativeStepTime):+0.0;-0.0} %"));
+        }
         ProbePlot.WritePng(results.Select(r => new ProbePoint(r.BatchSize, r.SamplesPerSecond, r.MedianMs)).ToList(),
             $"{model}: training throughput per batch size ({threads} threads)", Path.Combine(outDir, "probe.png"));
         Console.Out.WriteLine($"wrote {Path.Combine(outDir, "probe.csv")} and {Path.Combine(outDir, "probe.png")}");

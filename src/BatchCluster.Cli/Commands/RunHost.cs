@@ -2,6 +2,7 @@ using BatchCluster.Cli.Options;
 using BatchCluster.Cli.Output;
 using BatchCluster.Core.Checkpoints;
 using BatchCluster.Core.Data;
+using BatchCluster.Core.Diagnostics;
 using BatchCluster.Core.Models;
 using BatchCluster.Core.Native;
 using BatchCluster.Core.Sampling;
@@ -109,6 +110,7 @@ public sealed class RunHost
         using var logger = RunLogging.Create(RunDirectory, console, Config.TensorBoardDirectory is string tb ? Path.Combine(tb, RunId) : null);
         Log.Logger = logger; // Akka's own log events reach Serilog through the static logger.
         var events = new RunEvents(logger, RunId);
+        PeakMemory.Reset(); // this run's peak, not the previous run's in the same process (sweep)
         events.RunStarted(Config, engineName, workers, Initial.Length, Data.Train.Count, StepsPerEpoch, Config.TotalSteps(StepsPerEpoch), Config.EffectiveThreads);
         if (ResumeFrom is not null)
             events.ResumedFromCheckpoint(ResumeFrom.NextStep, ResumeFrom.Epoch, ResumeFrom.IndexInEpoch, _resumePath!, _skippedCheckpoints);

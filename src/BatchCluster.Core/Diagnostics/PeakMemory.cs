@@ -33,6 +33,30 @@ public static class PeakMemory
 
     public static double Megabytes => Bytes / (1024.0 * 1024.0);
 
+    /// <summary>
+    /// Starts a new high-water mark from the current resident size, so that a run's peak is its own
+    /// and not an earlier run's in the same process (a sweep). Linux only (writing 5 to
+    /// /proc/self/clear_refs resets VmHWM); elsewhere the peak stays process-wide. Returns whether it did.
+    /// </summary>
+    public static bool Reset()
+    {
+        bool done = false;
+        try
+        {
+            if (OperatingSystem.IsLinux())
+            {
+                File.WriteAllText("/proc/self/clear_refs", "5");
+                done = true;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Not permitted here (e.g. a restricted container): the peak stays process-wide.
+        }
+        Interlocked.Exchange(ref _readAtTicks, long.MinValue);
+        return done;
+    }
+
     /// <summary>Reads the high-water mark now, without the cache.</summary>
     public static long ReadNow()
     {

@@ -2,7 +2,7 @@ using BatchCluster.Core.Experiments;
 using BatchCluster.Core.Schedules;
 using BatchCluster.Core.Training;
 
-namespace BatchCluster.Core.Tests;
+namespace BatchCluster.Core.Tests.Experiments;
 
 public sealed class SweepGridTests
 {
