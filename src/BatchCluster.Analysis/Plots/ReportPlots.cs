@@ -52,21 +52,33 @@ public static class ReportPlots
         var plot = new Plot();
         var usable = rows.Where(r => r.GlobalBatch > 0 && double.IsFinite(y(r))).ToList();
         foreach (var series in usable.GroupBy(r => r.SeriesKey).OrderBy(g => g.Key, StringComparer.Ordinal))
-        {
-            var points = series.OrderBy(r => r.GlobalBatch).ToList();
-            var scatter = plot.Add.Scatter(points.Select(r => Math.Log2(r.GlobalBatch)).ToArray(), points.Select(y).ToArray());
-            scatter.LegendText = series.Key;
-            scatter.MarkerSize = 8;
-        }
+            AddSeries(plot, series.Key, series.ToList(), y);
         if (usable.Count > 0) PlotAxes.Log2(plot.Axes.Bottom, usable.Min(r => r.GlobalBatch), usable.Max(r => r.GlobalBatch));
         Finish(plot, title, "global batch (log scale)", yLabel);
         return Save(plot, outDir, file);
     }
 
     /// <summary>
+    /// One series against log2(global batch): every run as a marker, and a line through the median
+    /// at each global batch (with several seeds per batch the line is the typical run and the
+    /// markers show the spread). Returns the line's colour and the medians by global batch.
+    /// </summary>
+    private static (Color Color, List<(int Batch, double Median)> Medians) AddSeries(Plot plot, string label, List<RunRow> runs, Func<RunRow, double> y)
+    {
+        var medians = runs.GroupBy(r => r.GlobalBatch).OrderBy(g => g.Key)
+            .Select(g => (Batch: g.Key, Median: RunRow.Median(g.Select(y)))).ToList();
+        var line = plot.Add.ScatterLine(medians.Select(m => Math.Log2(m.Batch)).ToArray(), medians.Select(m => m.Median).ToArray());
+        line.LegendText = runs.Count > medians.Count ? $"{label} (line: median over runs)" : label;
+        var markers = plot.Add.ScatterPoints(runs.Select(r => Math.Log2(r.GlobalBatch)).ToArray(), runs.Select(y).ToArray());
+        markers.Color = line.Color;
+        markers.MarkerSize = 7;
+        return (line.Color, medians);
+    }
+
+    /// <summary>
     /// Steps to the target accuracy against global batch, both on log scales, with the perfect
-    /// scaling line (steps ∝ 1/B) through each series' smallest batch: points on it mean doubling
-    /// the batch halves the steps; points above it are the diminishing-returns regime.
+    /// scaling line (steps ∝ 1/B) through each series' median at its smallest batch: points on it
+    /// mean doubling the batch halves the steps; points above it are the diminishing-returns regime.
     /// </summary>
     public static string? StepsToTargetVsBatch(IReadOnlyList<RunRow> rows, double? targetAccuracy, string outDir)
     {
@@ -75,20 +87,15 @@ public static class ReportPlots
         var plot = new Plot();
         foreach (var series in reached.GroupBy(r => r.SeriesKey).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
-            var points = series.OrderBy(r => r.GlobalBatch).ToList();
-            var scatter = plot.Add.Scatter(points.Select(r => Math.Log2(r.GlobalBatch)).ToArray(), points.Select(r => Math.Log10(r.StepsToTarget!.Value)).ToArray());
-            scatter.LegendText = series.Key;
-            scatter.MarkerSize = 8;
-            var first = points[0];
-            double[] bs = [first.GlobalBatch, points[^1].GlobalBatch];
-            if (bs[1] > bs[0])
-            {
-                var ideal = plot.Add.ScatterLine(bs.Select(Math.Log2).ToArray(),
-                    bs.Select(b => Math.Log10(first.StepsToTarget!.Value * first.GlobalBatch / b)).ToArray());
-                ideal.LinePattern = LinePattern.Dashed;
-                ideal.Color = scatter.Color;
-                ideal.LegendText = $"perfect scaling from B {first.GlobalBatch}";
-            }
+            var (color, medians) = AddSeries(plot, series.Key, series.ToList(), r => Math.Log10(r.StepsToTarget!.Value));
+            if (medians.Count < 2) continue;
+            var (firstBatch, firstLogSteps) = medians[0];
+            int lastBatch = medians[^1].Batch;
+            var ideal = plot.Add.ScatterLine(new[] { Math.Log2(firstBatch), Math.Log2(lastBatch) },
+                new[] { firstLogSteps, firstLogSteps - Math.Log10((double)lastBatch / firstBatch) });
+            ideal.LinePattern = LinePattern.Dashed;
+            ideal.Color = color;
+            ideal.LegendText = $"perfect scaling from B {firstBatch}";
         }
         if (reached.Count > 0)
         {
