@@ -48,7 +48,8 @@ public sealed class TrainCommandTests : IDisposable
         Assert.All(steps, s => Assert.Equal(32, s.GetProperty("Shares").EnumerateArray().Sum(x => x.GetInt32())));
         var evals = events.Where(e => e.GetProperty("EventType").GetString() == "EvalCompleted")
             .Select(e => (e.GetProperty("Step").GetInt32(), e.GetProperty("Split").GetString()!)).ToList();
-        Assert.Equal(new[] { (5, "validation"), (10, "validation"), (12, "validation"), (12, "test") }, evals);
+        // The fixed training subset is evaluated just before every validation (the generalization gap).
+        Assert.Equal(new[] { (5, "train"), (5, "validation"), (10, "train"), (10, "validation"), (12, "train"), (12, "validation"), (12, "test") }, evals);
 
         // The exported parameters are the final ones: their L2 norm is the summary's.
         byte[] bytes = File.ReadAllBytes(export);
