@@ -39,6 +39,7 @@ public static class AnalysisReport
         }
         WriteText("summary.csv", SummaryTable.Csv(rows));
         WriteText("summary.md", SummaryTable.Markdown(rows));
+        WriteText("summary_by_config.md", GroupTable.Markdown(rows));
 
         var plots = new List<(string File, string Caption)>
         {

@@ -37,24 +37,25 @@ public static class ReportPlots
 
     public static string ValidationAccuracyVsBatch(IReadOnlyList<RunRow> rows, string outDir) =>
         AgainstBatch(rows, outDir, "val_accuracy_vs_global_batch.png", "final validation accuracy vs global batch", "validation accuracy (%)",
-            r => 100 * r.FinalValAccuracy);
+            r => 100 * r.FinalValAccuracy, Alignment.LowerLeft);
 
     public static string ThroughputVsBatch(IReadOnlyList<RunRow> rows, string outDir) =>
         AgainstBatch(rows, outDir, "throughput_vs_global_batch.png", "training throughput vs global batch", "samples/s (evaluation excluded)",
-            r => r.SamplesPerSecond);
+            r => r.SamplesPerSecond, Alignment.LowerRight);
 
     public static string GapVsBatch(IReadOnlyList<RunRow> rows, string outDir) =>
         AgainstBatch(rows, outDir, "generalization_gap_vs_global_batch.png", "generalization gap (train − validation accuracy) vs global batch",
             "gap (percentage points)", r => 100 * r.GeneralizationGap);
 
-    private static string AgainstBatch(IReadOnlyList<RunRow> rows, string outDir, string file, string title, string yLabel, Func<RunRow, double> y)
+    private static string AgainstBatch(IReadOnlyList<RunRow> rows, string outDir, string file, string title, string yLabel, Func<RunRow, double> y,
+        Alignment legend = Alignment.UpperRight)
     {
         var plot = new Plot();
         var usable = rows.Where(r => r.GlobalBatch > 0 && double.IsFinite(y(r))).ToList();
         foreach (var series in usable.GroupBy(r => r.SeriesKey).OrderBy(g => g.Key, StringComparer.Ordinal))
             AddSeries(plot, series.Key, series.ToList(), y);
         if (usable.Count > 0) PlotAxes.Log2(plot.Axes.Bottom, usable.Min(r => r.GlobalBatch), usable.Max(r => r.GlobalBatch));
-        Finish(plot, title, "global batch (log scale)", yLabel);
+        Finish(plot, title, "global batch (log scale)", yLabel, legend);
         return Save(plot, outDir, file);
     }
 
@@ -131,7 +132,7 @@ public static class ReportPlots
         }
         if (all.Count == 0) plot.Add.Annotation("no run logged B_simple (it needs two or more shares per step: more than one worker)");
         else PlotAxes.Log10(plot.Axes.Left, all.Min(), all.Max());
-        Finish(plot, "gradient noise scale B_simple = mean(tr Σ) / mean(|G|²) per quarter epoch", "epoch", "B_simple (samples, log scale)");
+        Finish(plot, "gradient noise scale B_simple = mean(tr Σ) / mean(|G|²) per quarter epoch", "epoch", "B_simple (samples, log scale)", Alignment.LowerRight);
         return Save(plot, outDir, "b_simple_over_training.png");
     }
 
@@ -150,12 +151,13 @@ public static class ReportPlots
         return smoothed;
     }
 
-    private static void Finish(Plot plot, string title, string xLabel, string yLabel)
+    /// <param name="legend">Where the legend goes: the corner the curves usually leave empty.</param>
+    private static void Finish(Plot plot, string title, string xLabel, string yLabel, Alignment legend = Alignment.UpperRight)
     {
         plot.Axes.Title.Label.Text = title;
         plot.Axes.Bottom.Label.Text = xLabel;
         plot.Axes.Left.Label.Text = yLabel;
-        plot.ShowLegend(Alignment.UpperRight);
+        plot.ShowLegend(legend);
     }
 
     private static string Save(Plot plot, string outDir, string file)

@@ -22,6 +22,12 @@ public static class HtmlReport
         html.AppendLine($"<p>{rows.Count} runs from {inputs.LogFiles} event logs; generated {E(inputs.GeneratedAt.ToString("u"))}. "
             + $"Target accuracy: {(inputs.TargetAccuracy is double t ? E($"{100 * t:F1} %") : "none given")}. "
             + $"Unreadable lines skipped: {inputs.BadLines}.</p>");
+        var groups = GroupTable.Groups(rows);
+        if (groups.Count < rows.Count)
+        {
+            html.AppendLine("<h2>By configuration (mean ± standard deviation over runs that differ only in seed)</h2>");
+            html.AppendLine(MarkdownTableToHtml(GroupTable.Markdown(rows)));
+        }
         html.AppendLine("<h2>Runs</h2>");
         html.AppendLine("<table><thead><tr>" + string.Concat(SummaryTable.ColumnNames.Select(c => $"<th>{E(c)}</th>")) + "</tr></thead><tbody>");
         foreach (var cells in SummaryTable.DisplayCells(rows))
@@ -38,4 +44,16 @@ public static class HtmlReport
     }
 
     private static string E(string text) => WebUtility.HtmlEncode(text);
+
+    /// <summary>The grouped table is built as Markdown (summary_by_config.md); the page shows the same cells.</summary>
+    private static string MarkdownTableToHtml(string markdown)
+    {
+        var lines = markdown.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        static string[] Cells(string line) => line.Trim('|').Split(" | ").Select(c => c.Trim()).ToArray();
+        var html = new StringBuilder("<table><thead><tr>");
+        html.Append(string.Concat(Cells(lines[0]).Select(c => $"<th>{E(c)}</th>"))).Append("</tr></thead><tbody>");
+        foreach (string line in lines.Skip(2))
+            html.Append("<tr>").Append(string.Concat(Cells(line).Select(c => $"<td>{E(c)}</td>"))).Append("</tr>");
+        return html.Append("</tbody></table>").ToString();
+    }
 }

@@ -41,6 +41,11 @@ public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
         Assert.Contains("| tiny-b32 |", markdown);
         Assert.Contains("| tiny-b128 |", markdown);
 
+        // Each configuration has one run here: one row each in the grouped table, no spread.
+        var grouped = File.ReadAllLines(Path.Combine(_out, "summary_by_config.md")).Skip(2).ToList();
+        Assert.Equal(2, grouped.Count);
+        Assert.All(grouped, line => Assert.DoesNotContain("±", line));
+
         string html = File.ReadAllText(Path.Combine(_out, "index.html"));
         var pngs = Directory.GetFiles(_out, "*.png").Select(Path.GetFileName).ToList();
         string[] expected =
