@@ -20,7 +20,6 @@ public static class PlainTrainer
         var shares = new ShareGradient[1];
         int trainEvalCount = config.TrainEvaluationCount(data.Train.Count);
         EvaluationResult? EvaluateTrainSubset() => trainEvalCount > 0 ? replica.Evaluate(data.Train, 0, trainEvalCount) : null;
-        var noTransfer = new Dictionary<string, double> { ["local"] = 0 };
         while (!session.Finished)
         {
             cancellation.ThrowIfCancellationRequested();
@@ -29,8 +28,8 @@ public static class PlainTrainer
             replica.LoadParameters(session.Parameters);
             shares[0] = replica.ComputeGradientSum(data.Train, batch.SampleIds, config.EffectiveMicroBatch(batch.Size), gradientSum);
             // One process, nothing sent: no transfer, no bytes moved.
-            noTransfer["local"] = PeakMemory.Megabytes;
-            var record = session.Commit(batch, shares, new StepMeasurements(shares[0].ComputeMilliseconds, 0, 0, noTransfer), startedAt);
+            var measured = new StepMeasurements(shares[0].ComputeMilliseconds, 0, 0, new Dictionary<string, double> { ["local"] = PeakMemory.Megabytes });
+            var record = session.Commit(batch, shares, measured, startedAt);
             onStep?.Invoke(record, session);
             if (session.ValidationDue)
             {
