@@ -9,7 +9,8 @@ namespace BatchCluster.Analysis;
 public sealed record AnalysisInputs(int LogFiles, int BadLines, double? TargetAccuracy, DateTimeOffset GeneratedAt);
 
 /// <summary>What <see cref="AnalysisReport.Write"/> produced.</summary>
-public sealed record AnalysisOutput(IReadOnlyList<RunRow> Rows, IReadOnlyList<string> Files, int BadLines);
+/// <param name="EmptyLogs">Event logs that held no run (no RunStarted, no step) and were left out.</param>
+public sealed record AnalysisOutput(IReadOnlyList<RunRow> Rows, IReadOnlyList<string> Files, int BadLines, IReadOnlyList<string> EmptyLogs);
 
 /// <summary>
 /// <c>batchcluster analyze</c> as a library call: event logs in; summary.csv, summary.md, the PNG
@@ -20,8 +21,11 @@ public static class AnalysisReport
     public static AnalysisOutput Write(IEnumerable<string> inputPaths, string outDir, double? targetAccuracy)
     {
         var files = RunLogFinder.Find(inputPaths);
-        var logs = files.Select(EventLogReader.Read).Where(l => l.Info is not null || l.Steps.Count > 0).ToList();
-        int badLines = files.Count == 0 ? 0 : logs.Sum(l => l.BadLines);
+        var read = files.Select(EventLogReader.Read).ToList();
+        int badLines = read.Sum(l => l.BadLines);
+        // A log with neither RunStarted nor a step (empty, or garbage from the first line) describes no run.
+        var logs = read.Where(l => l.Info is not null || l.Steps.Count > 0).ToList();
+        var empty = read.Where(l => l.Info is null && l.Steps.Count == 0).Select(l => l.Path).ToList();
         if (logs.Count == 0)
             throw new InvalidDataException($"none of the {files.Count} event logs holds a RunStarted or StepCompleted event; nothing to analyse");
         var runs = logs.Select(log => (Row: RunRow.From(log, targetAccuracy), Log: log)).ToList();
@@ -55,6 +59,6 @@ public static class AnalysisReport
         written.AddRange(plots.Select(p => p.File));
 
         WriteText("index.html", HtmlReport.Render(rows, plots, new AnalysisInputs(files.Count, badLines, targetAccuracy, DateTimeOffset.UtcNow)));
-        return new AnalysisOutput(SummaryTable.Ordered(rows), written, badLines);
+        return new AnalysisOutput(SummaryTable.Ordered(rows), written, badLines, empty);
     }
 }

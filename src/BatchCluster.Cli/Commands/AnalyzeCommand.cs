@@ -39,9 +39,11 @@ public static class AnalyzeCommand
         var rows = output.Rows;
         Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"analyze: {rows.Count} runs ({rows.Count(r => r.Status == Analysis.Logs.RunStatus.Completed)} completed), {output.BadLines} unreadable lines skipped"));
+        foreach (string log in output.EmptyLogs)
+            Console.Out.WriteLine($"  left out {log}: it holds no run (no RunStarted and no step)");
         foreach (var row in rows)
             Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {row.RunId}: B {row.GlobalBatch}, {row.Workers} workers, lr {row.LrScaling}: val {100 * row.FinalValAccuracy:F2} %, {row.SamplesPerSecond:F0} samples/s, {row.Status.ToString().ToLowerInvariant()}"));
+                $"  {row.RunId}: B {row.GlobalBatch}, {row.Workers} worker{(row.Workers == 1 ? "" : "s")}, lr {row.LrScaling}: val {100 * row.FinalValAccuracy:F2} %, {row.SamplesPerSecond:F0} samples/s, {row.Status.ToString().ToLowerInvariant()}"));
         Console.Out.WriteLine($"wrote {string.Join(", ", output.Files)} to {Path.GetFullPath(outDir)}");
         return Task.FromResult(0);
     }

@@ -69,6 +69,8 @@ public static class SweepGrid
                 RunId = null,
             };
             string id = RunIdOf(config);
+            // The plain engine has one worker whatever the list says: one run, not one per entry.
+            if (points.Any(p => p.RunId == id)) continue;
             points.Add(new SweepPoint(id, config with { RunId = id }));
         }
         skipped = notes.Distinct().ToList();

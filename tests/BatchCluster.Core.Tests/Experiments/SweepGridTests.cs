@@ -52,6 +52,15 @@ public sealed class SweepGridTests
     }
 
     [Fact]
+    public void The_plain_engine_gets_one_run_per_batch_whatever_the_worker_list()
+    {
+        var points = Expand(Base with { Engine = Engine.Plain }, new RunBudget.Steps(5), batches: [32, 64], workers: [1, 2, 4]);
+        Assert.Equal(4, points.Count); // 2 batches × 2 scalings
+        Assert.All(points, p => Assert.Equal(1, p.Config.Workers));
+        Assert.Equal(4, points.Select(p => p.RunId).Distinct().Count());
+    }
+
+    [Fact]
     public void Impossible_combinations_are_left_out_and_named()
     {
         var points = SweepGrid.Expand(Base, [2, 60_000, 64], [4], [null], [LrScaling.None], new RunBudget.Steps(5), 55_000, null, out var skipped);

@@ -62,6 +62,28 @@ public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
     }
 
     [Fact]
+    public void A_log_without_a_run_is_left_out_and_named_and_its_bad_lines_are_counted()
+    {
+        string mixed = Directory.CreateTempSubdirectory("mixed-logs-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(mixed, "good"));
+            File.Copy(runs.LogOf("tiny-b32"), Path.Combine(mixed, "good", "events.clef"));
+            Directory.CreateDirectory(Path.Combine(mixed, "garbage"));
+            File.WriteAllText(Path.Combine(mixed, "garbage", "events.clef"), "not json\n{\"half\": \n");
+            var outcome = CliProcess.Run("analyze", mixed, "--out", _out);
+            Assert.True(outcome.ExitCode == 0, outcome.StdErr);
+            Assert.Contains(outcome.StdOutLines, l => l.StartsWith("analyze: 1 runs") && l.Contains("2 unreadable lines skipped"));
+            Assert.Contains(outcome.StdOutLines, l => l.StartsWith("left out") && l.Contains("garbage"));
+            Assert.Equal(2, File.ReadAllLines(Path.Combine(_out, "summary.csv")).Length);
+        }
+        finally
+        {
+            Directory.Delete(mixed, recursive: true);
+        }
+    }
+
+    [Fact]
     public void A_path_that_does_not_exist_is_refused_and_nothing_is_written()
     {
         BadInputTests.AssertRefused(CliProcess.Run("analyze", Path.Combine(runs.RunsDir, "no-such-run"), "--out", _out), "is neither an event log nor a directory");
