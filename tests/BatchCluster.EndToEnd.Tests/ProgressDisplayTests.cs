@@ -11,7 +11,7 @@ public class ProgressDisplayTests
         var config = new TrainingConfig { GlobalBatch = 10, Steps = steps, Dataset = "synthetic" };
         var session = new TrainingSession(config, trainSamples: 1000, new float[3], new RunEvents(Logger.None, "p"));
         return (session, s => new StepRecord(s, 0, 10, [10], 0.5, 0.1, 1, new StepTiming(1, 0, 1, 2), 5000, s + 1, default,
-            BytesMoved: 0, PeakMemoryMb: 100, new Dictionary<string, double>()));
+            BytesMoved: 0, new Dictionary<string, double> { ["local"] = 100 }));
     }
 
     [Fact]

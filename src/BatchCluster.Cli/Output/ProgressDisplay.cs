@@ -40,11 +40,9 @@ public sealed class ProgressDisplay
             var now = DateTime.UtcNow;
             if (done < total && now - _lastDraw < TimeSpan.FromMilliseconds(100)) return;
             _lastDraw = now;
-            const int width = 30;
-            int filled = (int)(width * done / total);
             lock (_lock)
             {
-                _bar = $"[{new string('#', filled)}{new string('.', width - filled)}] step {done}/{total} epoch {session.EpochsDone:F2} loss {step.Loss:F4} lr {step.LearningRate:G4} {step.SamplesPerSecond,8:F0} samples/s";
+                _bar = $"{ProgressBar.Render(done, total)} step {done}/{total} epoch {session.EpochsDone:F2} loss {step.Loss:F4} lr {step.LearningRate:G4} {step.SamplesPerSecond,8:F0} samples/s";
                 _output.Write("\r" + _bar);
                 if (done == total)
                 {

@@ -38,10 +38,8 @@ public sealed class SweepProgress(TextWriter output, bool interactive, int runs,
         var now = DateTime.UtcNow;
         if (now - _lastDraw < TimeSpan.FromMilliseconds(100)) return;
         _lastDraw = now;
-        const int width = 30;
-        int filled = (int)Math.Min(width, width * _stepsDone / Math.Max(1, totalSteps));
         output.Write(string.Create(CultureInfo.InvariantCulture,
-            $"\r[{new string('#', filled)}{new string('.', width - filled)}] sweep {_stepsDone}/{totalSteps} steps, run {_run}/{runs} {_runId} step {step.Step + 1}/{session.TotalSteps} loss {step.Loss:F4}"));
+            $"\r{ProgressBar.Render(_stepsDone, totalSteps)} sweep {_stepsDone}/{totalSteps} steps, run {_run}/{runs} {_runId} step {step.Step + 1}/{session.TotalSteps} loss {step.Loss:F4}"));
         output.Flush();
         _barShown = true;
     }

@@ -95,4 +95,8 @@ public sealed class RunEvents(ILogger logger, string runId)
 public sealed record StepRecord(
     long Step, int Epoch, int GlobalBatch, int[] Shares, double Loss, double LearningRate, double GradNorm,
     StepTiming Timing, double SamplesPerSecond, long ParameterVersion, Gradients.NoiseScaleEstimate NoiseScale,
-    long BytesMoved, double PeakMemoryMb, IReadOnlyDictionary<string, double> PeakMemoryMbByNode);
+    long BytesMoved, IReadOnlyDictionary<string, double> PeakMemoryMbByNode)
+{
+    /// <summary>The largest node's peak (NaN when no node reported).</summary>
+    public double PeakMemoryMb => PeakMemoryMbByNode.Count == 0 ? double.NaN : PeakMemoryMbByNode.Values.Max();
+}

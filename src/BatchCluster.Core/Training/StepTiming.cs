@@ -18,7 +18,4 @@ public readonly record struct StepTiming(double ComputeMs, double TransferMs, do
 /// transfer time, the tensor payload bytes the step's messages carried, and each node's peak
 /// resident memory in MiB (keyed by node address).
 /// </summary>
-public sealed record StepMeasurements(double ComputeMs, double TransferMs, long BytesMoved, IReadOnlyDictionary<string, double> PeakMemoryMbByNode)
-{
-    public double PeakMemoryMb => PeakMemoryMbByNode.Count == 0 ? double.NaN : PeakMemoryMbByNode.Values.Max();
-}
+public sealed record StepMeasurements(double ComputeMs, double TransferMs, long BytesMoved, IReadOnlyDictionary<string, double> PeakMemoryMbByNode);
