@@ -37,7 +37,7 @@ public static class SweepCommand
           --target-accuracy A            stop each run once validation reaches A; the report gives steps to A
           --runs-dir DIR                 where the runs' directories go (default runs); re-running the same
                                          sweep skips completed runs
-          --report DIR                   where the analysis goes (default <runs-dir>/report)
+          --report DIR                   where the analysis of every run under --runs-dir goes (default <runs-dir>/report)
           Every other 'train' flag (--model, --lr, --optimizer, --warmup-steps, --seed, …) applies to every run.
         """;
 
@@ -67,8 +67,10 @@ public static class SweepCommand
         foreach (string note in impossible) Console.Out.WriteLine($"sweep: leaving out {note}");
         if (points.Count == 0) throw new UsageException("the sweep has no runnable combination; see the lines above");
 
+        // The planned length of a run (the sampler drops each epoch's last partial batch).
+        long PlannedSteps(TrainingConfig c) => c.TotalSteps(trainSamples / c.GlobalBatch);
         var completed = points.Where(p => IsCompleted(p.Config)).Select(p => p.RunId).ToHashSet();
-        long totalSteps = points.Where(p => !completed.Contains(p.RunId)).Sum(p => p.Config.TotalSteps(trainSamples / p.Config.GlobalBatch));
+        long totalSteps = points.Where(p => !completed.Contains(p.RunId)).Sum(p => PlannedSteps(p.Config));
         var progress = SweepProgress.ForConsole(points.Count, totalSteps);
         progress.Line($"sweep: {points.Count} runs ({completed.Count} already completed) under {Path.GetFullPath(baseConfig.RunsDirectory)}");
         int trained = 0, failed = 0;
@@ -82,7 +84,7 @@ public static class SweepCommand
             }
             cancellation.ThrowIfCancellationRequested();
             MoveAsideUnfinished(config);
-            long planned = config.TotalSteps(trainSamples / config.GlobalBatch);
+            long planned = PlannedSteps(config);
             progress.RunStarting(i + 1, runId, config);
             var clock = Stopwatch.StartNew();
             try
