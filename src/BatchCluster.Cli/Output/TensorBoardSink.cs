@@ -31,7 +31,6 @@ public sealed class TensorBoardSink : ILogEventSink, IDisposable
     /// <param name="directory">The run's TensorBoard directory (one per run, so runs compare side by side).</param>
     public TensorBoardSink(string directory)
     {
-        LogDirectory = directory;
         var writer = torch.utils.tensorboard.SummaryWriter(directory);
         _writer = Task.Run(async () =>
         {
@@ -40,8 +39,6 @@ public sealed class TensorBoardSink : ILogEventSink, IDisposable
                 writer.add_scalar(tag, value, step, walltime: DateTimeOffset.UtcNow.ToUnixTimeSeconds());
         });
     }
-
-    public string LogDirectory { get; }
 
     public void Emit(LogEvent logEvent)
     {
