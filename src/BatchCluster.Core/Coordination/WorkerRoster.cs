@@ -1,0 +1,60 @@
+namespace BatchCluster.Core.Coordination;
+
+/// <summary>A worker as a round sees it: the coordinator's key for it and its share weight.</summary>
+public readonly record struct ReadyWorker(int Key, double Capacity);
+
+/// <summary>The workers a round may give work to right now, in a stable order (registration order).</summary>
+public interface IWorkerPool
+{
+    IReadOnlyList<ReadyWorker> Ready { get; }
+}
+
+/// <summary>What a worker says about itself when it registers.</summary>
+public sealed record WorkerDescription(string Id, string Address, string Device, int Threads);
+
+/// <summary>
+/// The workers a coordinator knows, each under a key that is never reused: a worker that leaves
+/// and comes back (a node reachable again, a restarted process) gets a new key, so nothing of its
+/// earlier life (a share it held, a late result) can be confused with its new one. A worker is
+/// ready once its data and replica are loaded; only ready workers get work. Shares are weighted by
+/// the worker's torch threads.
+/// </summary>
+/// <typeparam name="THandle">How the host reaches a worker (an actor reference); opaque here.</typeparam>
+public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
+{
+    public sealed class Entry(int key, THandle handle, WorkerDescription description)
+    {
+        public int Key { get; } = key;
+        public THandle Handle { get; } = handle;
+        public WorkerDescription Description { get; } = description;
+        public bool Ready { get; set; }
+        public double Capacity => Math.Max(1, Description.Threads);
+    }
+
+    private readonly List<Entry> _entries = [];
+    private readonly Dictionary<int, string> _names = [];
+    private int _nextKey;
+
+    public Entry Add(THandle handle, WorkerDescription description)
+    {
+        var entry = new Entry(_nextKey++, handle, description);
+        _entries.Add(entry);
+        _names[entry.Key] = description.Id;
+        return entry;
+    }
+
+    public Entry? Find(THandle handle) => _entries.FirstOrDefault(e => EqualityComparer<THandle>.Default.Equals(e.Handle, handle));
+
+    public Entry? Find(int key) => _entries.FirstOrDefault(e => e.Key == key);
+
+    public void Remove(Entry entry) => _entries.Remove(entry);
+
+    public IReadOnlyList<Entry> All => _entries;
+
+    public int ReadyCount => _entries.Count(e => e.Ready);
+
+    public IReadOnlyList<ReadyWorker> Ready => _entries.Where(e => e.Ready).Select(e => new ReadyWorker(e.Key, e.Capacity)).ToList();
+
+    /// <summary>The worker's id for logs, also after it has left.</summary>
+    public string NameOf(int key) => _names.TryGetValue(key, out var name) ? name : $"worker #{key}";
+}
