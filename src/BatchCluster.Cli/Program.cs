@@ -1,6 +1,7 @@
 using BatchCluster.Cli.Commands;
 using BatchCluster.Cli.Options;
 using BatchCluster.Core.Data;
+using BatchCluster.Core.Training;
 
 namespace BatchCluster.Cli;
 
@@ -18,15 +19,10 @@ public static class Program
 
     public static async Task<int> Main(string[] args)
     {
-        using var cancellation = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
-        {
-            e.Cancel = true;
-            cancellation.Cancel();
-        };
+        using var signals = new ShutdownSignals();
         try
         {
-            return await RunAsync(args, cancellation.Token);
+            return await RunAsync(args, signals.Token);
         }
         catch (Exception e) when (e is UsageException or DataSetException or InvalidDataException or DirectoryNotFoundException)
         {
@@ -43,10 +39,21 @@ public static class Program
             Console.Error.WriteLine($"batchcluster: {e.Message}");
             return 3;
         }
+        catch (RunInterruptedException e)
+        {
+            Console.Error.WriteLine($"batchcluster: {e.Message} ({signals.Received ?? "stop requested"})");
+            return signals.ExitCode;
+        }
         catch (OperationCanceledException)
         {
-            Console.Error.WriteLine("batchcluster: cancelled");
-            return 130;
+            Console.Error.WriteLine($"batchcluster: stopped ({signals.Received ?? "cancelled"})");
+            return signals.ExitCode;
+        }
+        catch (RunFailedException e)
+        {
+            // A decision with its reason, not a crash: one clear paragraph, no stack trace (it is in the event log).
+            Console.Error.WriteLine($"batchcluster: the run failed: {e.Message}");
+            return 1;
         }
         catch (Exception e)
         {

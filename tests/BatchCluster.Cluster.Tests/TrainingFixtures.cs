@@ -25,11 +25,11 @@ public static class TrainingFixtures
     }
 
     public static Task<RunResult> RunLocalAsync(TrainingConfig config, DataSplits data, int threads = 1,
-        Action<StepRecord, TrainingSession>? onStep = null, RunEvents? events = null)
+        Action<StepRecord, TrainingSession>? onStep = null, RunEvents? events = null, LocalCluster.WorkerFactory? workers = null)
     {
         TorchRuntime.Initialise(threads);
         var initial = ModelFactory.InitialParameters(config.Model, config.Seed);
-        return LocalCluster.RunAsync(config with { Engine = Engine.Actors }, data, initial, events ?? SilentEvents(), "", onStep);
+        return LocalCluster.RunAsync(config with { Engine = Engine.Actors }, data, initial, events ?? SilentEvents(), "", onStep, workers: workers);
     }
 
     public static double MaxAbsDifference(float[] a, float[] b)

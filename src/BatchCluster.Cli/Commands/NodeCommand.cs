@@ -23,7 +23,7 @@ public static class NodeCommand
     // A worker's cluster seeds are --seed (as in the docs); a coordinator's --seed is the training
     // seed of 'train', so its cluster seeds are --seed-nodes.
     private static readonly string[] WorkerFlags = ["seed", "threads", "device", "data-dir"];
-    private static readonly string[] CoordinatorFlags = ["seed-nodes", "min-workers", "standby"];
+    private static readonly string[] CoordinatorFlags = ["seed-nodes", "min-workers", "start-workers", "standby"];
 
     public const string Help = """
         batchcluster node --role coordinator|worker [flags]
@@ -32,9 +32,15 @@ public static class NodeCommand
           --seed HOST:PORT[,…]     (worker) seed nodes to join, required; or BATCHCLUSTER_SEEDS
           --seed-nodes HOST:PORT[,…]  (coordinator) an existing cluster to join, e.g. for --standby
           --join-timeout SECONDS   give up joining after this long (default 30)
-        coordinator:  --min-workers N (default 1) and every 'train' flag except --workers and --engine;
-                      --standby: a second coordinator node (same flags, its own --port, --seed-nodes the first);
-                      if the first dies, the coordinator moves here and resumes from the newest checkpoint
+        coordinator:  every 'train' flag except --workers and --engine, and
+                      --start-workers N        ready workers to wait for before the first step (default: --min-workers)
+                      --min-workers N          the floor: below it the run pauses at the next step boundary and
+                                               resumes when enough workers are back (default 1)
+                      --standby                a second coordinator node (same flags, its own --port, --seed-nodes the first);
+                                               if the first dies, the coordinator moves here and resumes from the newest checkpoint
+                      with --checkpoint-every, a coordinator that fails is rebuilt from the newest checkpoint (at most 3 times)
+        SIGTERM/SIGINT: a worker tells the coordinator (its share is re-planned at once), leaves and exits 0;
+                        the coordinator checkpoints (when on), logs RunInterrupted, leaves and exits 143/130
         worker:       --threads T (default all cores), --device cpu|cuda (default cpu), --data-dir DIR
         """;
 
@@ -66,10 +72,20 @@ public static class NodeCommand
         return new Endpoint(host, port, seeds, timeout);
     }
 
-    private static async Task<Akka.Actor.ActorSystem> JoinAsync(string role, Endpoint endpoint)
+    private static async Task<Akka.Actor.ActorSystem> JoinAsync(string role, Endpoint endpoint, CancellationToken cancellation)
     {
         var system = ClusterBootstrap.Start(role, endpoint.Host, endpoint.Port);
-        if (await ClusterBootstrap.JoinAsync(system, endpoint.Seeds, endpoint.JoinTimeout)) return system;
+        bool joined;
+        try
+        {
+            joined = await ClusterBootstrap.JoinAsync(system, endpoint.Seeds, endpoint.JoinTimeout, cancellation);
+        }
+        catch (OperationCanceledException)
+        {
+            await system.Terminate();
+            throw;
+        }
+        if (joined) return system;
         await system.Terminate();
         throw new CommandFailedException(endpoint.Seeds.Count == 0
             ? $"could not form a cluster at {endpoint.Host}:{endpoint.Port} within {endpoint.JoinTimeout.TotalSeconds:F0} s"
@@ -82,45 +98,48 @@ public static class NodeCommand
         var flags = new FlagSet(args, allowed, "node --role coordinator");
         var endpoint = ReadEndpoint(flags, defaultPort: 4053, seedFlag: "seed-nodes");
         int minWorkers = flags.Int("min-workers", 1, 10_000) ?? 1;
-        var config = TrainOptions.Parse(flags) with { Workers = minWorkers, Engine = Engine.Actors };
+        int startWorkers = flags.Int("start-workers", 1, 10_000) ?? minWorkers;
+        if (startWorkers < minWorkers)
+            throw new UsageException($"--start-workers {startWorkers} is below --min-workers {minWorkers}: the run would pause before its first step; start with at least {minWorkers}");
+        var config = TrainOptions.Parse(flags) with { Workers = startWorkers, Engine = Engine.Actors };
         bool standby = flags.Has("standby");
         if (standby && endpoint.Seeds.Count == 0)
             throw new UsageException("--standby needs --seed-nodes HOST:PORT of the running coordinator node");
         if (standby && config.CheckpointEvery == 0)
             throw new UsageException("--standby needs --checkpoint-every K (the same checkpoints as the running coordinator) to resume from");
         var host = RunHost.Prepare(config);
-        return await host.RunAsync("cluster", minWorkers, async (events, onStep) =>
+        return await host.RunAsync("cluster", startWorkers, async (events, onStep) =>
         {
-            var system = await JoinAsync(ClusterBootstrap.CoordinatorRole, endpoint);
+            var system = await JoinAsync(ClusterBootstrap.CoordinatorRole, endpoint, cancellation);
             try
             {
-                Log.Information("Coordinator node up at {Address}; waiting for {MinWorkers} workers", Akka.Cluster.Cluster.Get(system).SelfAddress, minWorkers);
+                Log.Information("Coordinator node up at {Address}; waiting for {StartWorkers} workers", Akka.Cluster.Cluster.Get(system).SelfAddress, startWorkers);
+                int trainSamples = host.Data.Train.Count;
                 // Built when the singleton starts on this node: at once on the first coordinator node,
                 // only after a take-over on a standby node, which then resumes from the newest checkpoint.
-                TrainingSession CreateSession()
-                {
-                    var resumeFrom = host.ResumeFrom;
-                    if (standby)
-                    {
-                        var store = new CheckpointStore(config.CheckpointDirectory);
-                        if (store.Files().Count > 0)
-                        {
-                            resumeFrom = store.LoadNewest(ConfigFingerprint.Of(config), out var skipped);
-                            events.ResumedFromCheckpoint(resumeFrom.NextStep, resumeFrom.Epoch, resumeFrom.IndexInEpoch, store.PathFor(resumeFrom.NextStep), skipped);
-                        }
-                    }
-                    return new TrainingSession(config, host.Data.Train.Count, host.Initial, events, resumeFrom);
-                }
+                TrainingSession FirstSession() =>
+                    standby && CheckpointStore.Of(config).Files().Count > 0
+                        ? TrainingSession.FromNewestCheckpoint(config, trainSamples, host.Initial, events)
+                        : new TrainingSession(config, trainSamples, host.Initial, events, host.ResumeFrom);
                 var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-                await using var registration = cancellation.Register(() => completion.TrySetCanceled(cancellation));
-                var settings = new CoordinatorSettings(minWorkers, TimeSpan.FromSeconds(config.StepDeadlineSeconds), RunSpecs.Of(config),
-                    host.Data.Validation.Count, host.Data.Test.Count, WatchClusterMembership: true,
-                config.TrainEvaluationCount(host.Data.Train.Count));
+                var settings = new CoordinatorSettings(startWorkers, minWorkers, TimeSpan.FromSeconds(config.StepDeadlineSeconds), RunSpecs.Of(config),
+                    host.Data.Validation.Count, host.Data.Test.Count, WatchClusterMembership: true, config.TrainEvaluationCount(trainSamples));
+                var run = new CoordinatorRun(FirstSession,
+                    config.CheckpointEvery > 0 ? () => TrainingSession.FromNewestCheckpoint(config, trainSamples, host.Initial, events) : null,
+                    settings, host.LogPath, completion, onStep);
                 var endedElsewhere = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
                 system.ActorOf(RunWatch.Props(endedElsewhere), CoordinatorActor.RunWatchName);
-                ClusterBootstrap.StartCoordinatorSingleton(system, CoordinatorActor.Props(CreateSession, config, settings, host.LogPath, completion, onStep));
-                if (await Task.WhenAny(completion.Task, endedElsewhere.Task) == endedElsewhere.Task)
-                    throw new RunEndedElsewhereException();
+                ClusterBootstrap.StartCoordinatorSingleton(system, RunSupervisor.Props(run));
+                var stopRequested = Task.Delay(Timeout.Infinite, cancellation);
+                var first = await Task.WhenAny(completion.Task, endedElsewhere.Task, stopRequested);
+                if (first == endedElsewhere.Task) throw new RunEndedElsewhereException();
+                if (first == stopRequested)
+                {
+                    // Where the coordinator runs, it checkpoints and ends the run at once; a standby has nothing to save.
+                    system.ActorSelection(ClusterBootstrap.CoordinatorSingletonPath).Tell(new CoordinatorActor.Interrupt("stop requested"), Akka.Actor.ActorRefs.NoSender);
+                    if (await Task.WhenAny(completion.Task, Task.Delay(TimeSpan.FromSeconds(5))) != completion.Task)
+                        throw new OperationCanceledException("the standby coordinator node stopped", cancellation);
+                }
                 return await completion.Task;
             }
             finally
@@ -149,20 +168,46 @@ public static class NodeCommand
         try
         {
             var settings = new WorkerSettings(device, threads, spec => DataSource.Load(spec.Dataset, dataDirectory, spec.ValidationSize, spec.Seed));
+            var stopRequested = Task.Delay(Timeout.Infinite, cancellation);
             while (true)
             {
-                var system = await JoinAsync(ClusterBootstrap.WorkerRole, endpoint);
+                Akka.Actor.ActorSystem system;
+                try
+                {
+                    system = await JoinAsync(ClusterBootstrap.WorkerRole, endpoint, cancellation);
+                }
+                catch (OperationCanceledException)
+                {
+                    Log.Information("Stop requested while joining; exiting");
+                    return 0;
+                }
                 Log.Information("Worker node up at {Address} ({Device}, {Threads} threads); registering with the coordinator",
                     Akka.Cluster.Cluster.Get(system).SelfAddress, device, threads);
                 var runEnded = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
                 var coordinatorLost = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                await using var registration = cancellation.Register(() => runEnded.TrySetCanceled(cancellation));
                 system.ActorOf(CoordinatorPresence.Props(coordinatorLost), "coordinator-presence");
-                system.ActorOf(WorkerActor.Props(ClusterBootstrap.CoordinatorProxy(system), settings, runEnded), "worker");
-                var first = await Task.WhenAny(runEnded.Task, coordinatorLost.Task, system.WhenTerminated);
+                var worker = system.ActorOf(WorkerActor.Props(ClusterBootstrap.CoordinatorProxy(system), settings, runEnded), "worker");
+                var first = await Task.WhenAny(stopRequested, runEnded.Task, coordinatorLost.Task, system.WhenTerminated);
+                if (first == stopRequested)
+                {
+                    // SIGTERM/SIGINT: say so (the coordinator re-plans this worker's share at once), then leave.
+                    Log.Information("Stop requested; telling the coordinator and leaving the cluster");
+                    worker.Tell(WorkerActor.Leave.Instance, Akka.Actor.ActorRefs.NoSender);
+                    await ClusterBootstrap.LeaveAsync(system);
+                    return 0;
+                }
                 if (first == runEnded.Task)
                 {
-                    bool succeeded = await runEnded.Task;
+                    bool succeeded;
+                    try
+                    {
+                        succeeded = await runEnded.Task;
+                    }
+                    catch (InvalidOperationException e)
+                    {
+                        await ClusterBootstrap.LeaveAsync(system);
+                        throw new CommandFailedException(e.Message);
+                    }
                     Log.Information("The run ended ({Outcome}); leaving the cluster", succeeded ? "completed" : "failed");
                     await ClusterBootstrap.LeaveAsync(system);
                     return succeeded ? 0 : 1;

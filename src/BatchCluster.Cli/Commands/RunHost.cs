@@ -68,9 +68,8 @@ public sealed class RunHost
         IReadOnlyList<string> skipped = [];
         if (config.Resume)
         {
-            var store = new CheckpointStore(config.CheckpointDirectory);
-            resumeFrom = store.LoadNewest(ConfigFingerprint.Of(config), out skipped);
-            resumePath = store.PathFor(resumeFrom.NextStep);
+            resumeFrom = CheckpointStore.Of(config).LoadNewest(out string path, out skipped);
+            resumePath = path;
             if (resumeFrom.Parameters.Length != parameterCount)
                 throw new InvalidDataException($"--resume: {resumePath} holds {resumeFrom.Parameters.Length} parameters, the model has {parameterCount}");
         }
@@ -121,8 +120,9 @@ public sealed class RunHost
                 ParameterFile.Write(exportPath, result.FinalParameters);
             return result;
         }
-        catch (Exception e) when (e is not RunEndedElsewhereException)
+        catch (Exception e) when (e is not (RunEndedElsewhereException or RunInterruptedException))
         {
+            // An interrupted run has already logged RunInterrupted; anything else ends the log with RunFailed.
             events.RunFailed(e);
             throw;
         }

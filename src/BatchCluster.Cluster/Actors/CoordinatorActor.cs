@@ -2,11 +2,11 @@ using Akka.Actor;
 using Akka.Event;
 using BatchCluster.Cluster.Protocol;
 using BatchCluster.Cluster.Transport;
+using BatchCluster.Core.Coordination;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Diagnostics;
 using BatchCluster.Core.Gradients;
 using BatchCluster.Core.Models;
-using BatchCluster.Core.Planning;
 using BatchCluster.Core.Sampling;
 using BatchCluster.Core.Training;
 using ClusterMembership = Akka.Cluster.ClusterEvent;
@@ -14,23 +14,56 @@ using ClusterMembership = Akka.Cluster.ClusterEvent;
 namespace BatchCluster.Cluster.Actors;
 
 /// <summary>
-/// Drives a run over whichever workers have registered: plans each global batch into shares by
-/// worker capacity, collects the share gradients and commits the step through the TrainingSession
-/// (which owns all maths and state). It never blocks: work goes out as messages, results come back
-/// as messages.
-///
-/// Faults lose no sample (DESIGN promise 3): when a worker dies, leaves, becomes unreachable or
-/// misses the step deadline, its unfinished shares are abandoned and their sample ids re-planned
-/// onto the remaining workers within the same step. A step commits only when the non-abandoned
-/// shares cover its global batch exactly once. Below the minimum worker count the run pauses and
-/// resumes when workers return; a worker that joins mid-run is used from the next step.
+/// The thin shell around a run: it keeps the roster of workers, turns each step and each
+/// evaluation into a <see cref="WorkRound{TResult}"/> (Core: the exactly-once, re-planning state
+/// machine) and carries out the round's commands as messages, log events and one deadline timer.
+/// All maths and state live in the <see cref="TrainingSession"/>. Its behaviours are the run's
+/// phases (docs/architecture.md shows the diagram):
+/// <list type="bullet">
+/// <item><b>WaitingForWorkers</b> — before the first step, until <c>StartWorkers</c> are ready.</item>
+/// <item><b>Stepping</b> — a step round is out; its results commit one update.</item>
+/// <item><b>Evaluating</b> — the training subset and validation after a step that calls for them.</item>
+/// <item><b>Paused</b> — fewer than <c>MinWorkers</c> at a step boundary, or a round whose ids have no worker.</item>
+/// <item><b>Finishing</b> — the final evaluations (training subset, validation, test), then the summary.</item>
+/// </list>
+/// In every behaviour it admits workers, loses them (death watch, cluster membership, a worker
+/// leaving), and takes <see cref="Interrupt"/>. It never restarts: an exception propagates to
+/// <see cref="RunSupervisor"/>, which decides (promise 8).
 /// </summary>
 public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 {
     public const string DispatcherId = "batchcluster.coordinator-dispatcher";
+    public const string RunWatchName = "run-watch";
+    private const string DeadlineTimer = "round-deadline";
+
+    /// <summary>From the host on SIGTERM/SIGINT: checkpoint (when on), log RunInterrupted, end the run.</summary>
+    public sealed record Interrupt(string Reason);
+
+    private sealed class DeadlinePassed
+    {
+        public static readonly DeadlinePassed Instance = new();
+    }
+
+    private sealed class StepInFlight(GlobalBatch batch, WorkRound<TrainingProtocol.ShareComputed> round, double startedAtMs)
+    {
+        public GlobalBatch Batch { get; } = batch;
+        public WorkRound<TrainingProtocol.ShareComputed> Round { get; } = round;
+        public double StartedAtMs { get; } = startedAtMs;
+        /// <summary>Tensor payload bytes sent and received for this step (parameters, sample ids, gradients).</summary>
+        public long BytesMoved { get; set; }
+    }
+
+    private sealed class EvaluationInFlight(DataSplit split, int requestId, WorkRound<TrainingProtocol.EvaluationDone> round,
+        Action<EvaluationResult> then, bool final)
+    {
+        public DataSplit Split { get; } = split;
+        public int RequestId { get; } = requestId;
+        public WorkRound<TrainingProtocol.EvaluationDone> Round { get; } = round;
+        public Action<EvaluationResult> Then { get; } = then;
+        public bool Final { get; } = final;
+    }
 
     private readonly TrainingSession _session;
-    private readonly TrainingConfig _config;
     private readonly CoordinatorSettings _settings;
     private readonly string _runId;
     private readonly string _logPath;
@@ -38,115 +71,42 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private readonly Action<StepRecord, TrainingSession>? _onStep;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TensorReassembly _reassembly = new();
-    private readonly List<WorkerEntry> _workers = [];
+    private readonly WorkerRoster<IActorRef> _roster = new();
+    /// <summary>Workers on nodes the failure detector lost, kept so they can be taken back when the node is reachable again.</summary>
+    private readonly Dictionary<Address, List<(IActorRef Worker, WorkerDescription Description)>> _unreachable = [];
     private readonly HashSet<string> _workersSeen = [];
-
     private readonly string _selfAddress = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString();
-    private PendingStep? _step;
-    private PendingEvaluation? _evaluation;
-    private bool _started;
-    private bool _paused;
+
+    private StepInFlight? _step;
+    private EvaluationInFlight? _evaluation;
+    private TrainingProtocol.ParameterSnapshot? _snapshot;
     private int _nextRequestId;
+    private double? _armedDeadlineMs;
+    private bool _paused;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    private sealed class WorkerEntry(IActorRef actor, TrainingProtocol.RegisterWorker registration)
+    public static Props Props(TrainingSession session, CoordinatorSettings settings, string logPath,
+        TaskCompletionSource<RunResult> completion, Action<StepRecord, TrainingSession>? onStep) =>
+        Akka.Actor.Props.Create(() => new CoordinatorActor(session, settings, logPath, completion, onStep)).WithDispatcher(DispatcherId);
+
+    public CoordinatorActor(TrainingSession session, CoordinatorSettings settings, string logPath,
+        TaskCompletionSource<RunResult> completion, Action<StepRecord, TrainingSession>? onStep)
     {
-        public IActorRef Actor { get; } = actor;
-        public TrainingProtocol.RegisterWorker Registration { get; } = registration;
-        public string Id => Registration.WorkerId;
-        public bool Ready { get; set; }
-    }
-
-    /// <summary>A share of the current step: who computes it, its result, or abandoned after a fault.</summary>
-    private sealed class ShareSlot(int[] sampleIds, WorkerEntry? worker, double sentAtMs)
-    {
-        public int[] SampleIds { get; } = sampleIds;
-        public WorkerEntry? Worker { get; set; } = worker;
-        public double SentAtMs { get; } = sentAtMs;
-        public ShareGradient? Result { get; set; }
-        /// <summary>Coordinator-clock round trip minus the worker's handling time.</summary>
-        public double TransferMs { get; set; }
-        public double ArrivedAtMs { get; set; }
-        public bool Abandoned { get; set; }
-        public bool Outstanding => !Abandoned && Result is null;
-    }
-
-    private sealed class PendingStep(GlobalBatch batch, double startedAtMs)
-    {
-        public GlobalBatch Batch { get; } = batch;
-        public double StartedAtMs { get; } = startedAtMs;
-        public List<ShareSlot> Slots { get; } = [];
-        /// <summary>Tensor payload bytes sent and received for this step (parameters, sample ids, gradients).</summary>
-        public long BytesMoved { get; set; }
-        /// <summary>Latest peak resident MiB reported by each worker node, keyed by node address.</summary>
-        public Dictionary<string, double> PeakMemoryMbByNode { get; } = [];
-    }
-
-    private sealed class EvaluationPart(int start, int count)
-    {
-        public int Start { get; } = start;
-        public int Count { get; } = count;
-        public WorkerEntry? Worker { get; set; }
-        public EvaluationResult? Result { get; set; }
-    }
-
-    private sealed class PendingEvaluation(DataSplit split, int requestId, List<EvaluationPart> parts, Action<EvaluationResult> then)
-    {
-        public DataSplit Split { get; } = split;
-        public int RequestId { get; } = requestId;
-        public List<EvaluationPart> Parts { get; } = parts;
-        public Action<EvaluationResult> Then { get; } = then;
-    }
-
-    private sealed record StepDeadlinePassed(long Step);
-
-    private sealed record EvaluationDeadlinePassed(int RequestId);
-
-    public static Props Props(TrainingSession session, TrainingConfig config, CoordinatorSettings settings,
-        string logPath, TaskCompletionSource<RunResult> completion, Action<StepRecord, TrainingSession>? onStep) =>
-        Props(() => session, config, settings, logPath, completion, onStep);
-
-    /// <param name="session">Called when the actor starts: a singleton that takes over on another
-    /// node builds its session then, e.g. from the newest checkpoint.</param>
-    public static Props Props(Func<TrainingSession> session, TrainingConfig config, CoordinatorSettings settings,
-        string logPath, TaskCompletionSource<RunResult> completion, Action<StepRecord, TrainingSession>? onStep) =>
-        Akka.Actor.Props.Create(() => new CoordinatorActor(session, config, settings, logPath, completion, onStep)).WithDispatcher(DispatcherId);
-
-    public const string RunWatchName = "run-watch";
-
-    public CoordinatorActor(Func<TrainingSession> session, TrainingConfig config, CoordinatorSettings settings,
-        string logPath, TaskCompletionSource<RunResult> completion, Action<StepRecord, TrainingSession>? onStep)
-    {
-        _session = session();
-        _config = config;
+        _session = session;
         _settings = settings;
-        _runId = _session.Events.RunId;
+        _runId = session.Events.RunId;
         _logPath = logPath;
         _completion = completion;
         _onStep = onStep;
-        Receive<TrainingProtocol.RegisterWorker>(OnRegister);
-        Receive<TrainingProtocol.WorkerReady>(OnWorkerReady);
-        Receive<TrainingProtocol.ShareComputed>(OnShareComputed);
-        Receive<TrainingProtocol.EvaluationDone>(OnEvaluationDone);
-        Receive<TensorTransferStart>(start => _reassembly.Begin(Sender.Path.ToString(), start));
-        Receive<TensorChunk>(chunk =>
-        {
-            if (_reassembly.Add(Sender.Path.ToString(), chunk) is { } complete) Self.Tell(complete, Sender);
-        });
-        Receive<StepDeadlinePassed>(OnStepDeadline);
-        Receive<EvaluationDeadlinePassed>(OnEvaluationDeadline);
-        Receive<Terminated>(t => LoseWorkers(w => w.Actor.Equals(t.ActorRef), "stopped"));
-        Receive<ClusterMembership.UnreachableMember>(m => LoseWorkers(w => w.Actor.Path.Address.Equals(m.Member.Address), "unreachable"));
-        Receive<ClusterMembership.MemberRemoved>(m => LoseWorkers(w => w.Actor.Path.Address.Equals(m.Member.Address), "left the cluster"));
-        Receive<ClusterMembership.IClusterDomainEvent>(_ => { });
+        WaitingForWorkers();
     }
 
     protected override void PreStart()
     {
         if (_settings.WatchClusterMembership)
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterMembership.SubscriptionInitialStateMode.InitialStateAsEvents,
-                typeof(ClusterMembership.UnreachableMember), typeof(ClusterMembership.MemberRemoved));
+                typeof(ClusterMembership.UnreachableMember), typeof(ClusterMembership.ReachableMember), typeof(ClusterMembership.MemberRemoved));
     }
 
     protected override void PostStop()
@@ -154,10 +114,121 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         if (_settings.WatchClusterMembership) Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
     }
 
-    private List<WorkerEntry> ReadyWorkers(IEnumerable<WorkerEntry>? excluding = null)
+    private double Now => _session.NowMs;
+
+    // ---- behaviours ----
+
+    private void WaitingForWorkers() => Become(() =>
     {
-        var excluded = excluding?.ToHashSet() ?? [];
-        return _workers.Where(w => w.Ready && !excluded.Contains(w)).ToList();
+        Receive<TrainingProtocol.WorkerReady>(ready =>
+        {
+            if (Admit(ready) && _roster.ReadyCount >= _settings.StartWorkers) BeginStepOrFinish();
+        });
+        Always();
+    });
+
+    private void Stepping() => Become(() =>
+    {
+        Receive<TrainingProtocol.WorkerReady>(ready =>
+        {
+            if (Admit(ready)) ApplyStep(_step!.Round.OnWorkersChanged(Now));
+        });
+        Receive<TrainingProtocol.ShareComputed>(OnShareComputed);
+        Receive<TrainingProtocol.ShareFailed>(OnShareFailed);
+        Receive<DeadlinePassed>(_ => ApplyStep(_step!.Round.OnDeadline(Now)));
+        Always();
+    });
+
+    private void Evaluating() => Become(() => EvaluationBehaviour());
+
+    private void Finishing() => Become(() => EvaluationBehaviour());
+
+    private void EvaluationBehaviour()
+    {
+        Receive<TrainingProtocol.WorkerReady>(ready =>
+        {
+            if (Admit(ready)) ApplyEvaluation(_evaluation!.Round.OnWorkersChanged(Now));
+        });
+        Receive<TrainingProtocol.EvaluationDone>(OnEvaluationDone);
+        Receive<TrainingProtocol.EvaluationFailed>(OnEvaluationFailed);
+        Receive<DeadlinePassed>(_ => ApplyEvaluation(_evaluation!.Round.OnDeadline(Now)));
+        Always();
+    }
+
+    /// <summary>No worker to go on with: between steps (below the floor), or inside a round whose ids wait for a worker.</summary>
+    private void Paused(int readyWorkers)
+    {
+        if (!_paused) _session.Events.RunPaused(_session.NextStep, readyWorkers, _settings.MinWorkers);
+        _paused = true;
+        Become(() =>
+        {
+            Receive<TrainingProtocol.WorkerReady>(ready =>
+            {
+                if (Admit(ready)) ResumeIfPossible();
+            });
+            // Late results of the waiting round (only refusals are possible: nothing of it is out).
+            Receive<TrainingProtocol.ShareComputed>(OnShareComputed);
+            Receive<TrainingProtocol.ShareFailed>(OnShareFailed);
+            Receive<TrainingProtocol.EvaluationDone>(OnEvaluationDone);
+            Receive<TrainingProtocol.EvaluationFailed>(OnEvaluationFailed);
+            Always();
+        });
+    }
+
+    private void ResumeIfPossible()
+    {
+        if (_step is not null)
+        {
+            ApplyStep(_step.Round.OnWorkersChanged(Now));
+            if (_step?.Round.State == RoundState.Running) Resumed(Stepping);
+        }
+        else if (_evaluation is not null)
+        {
+            bool final = _evaluation.Final;
+            ApplyEvaluation(_evaluation.Round.OnWorkersChanged(Now));
+            if (_evaluation?.Round.State == RoundState.Running) Resumed(final ? Finishing : Evaluating);
+        }
+        else if (_roster.ReadyCount >= _settings.MinWorkers)
+        {
+            Resumed(() => { });
+            BeginStepOrFinish();
+        }
+    }
+
+    private void Resumed(Action behaviour)
+    {
+        _paused = false;
+        _session.Events.RunResumed(_session.NextStep, _roster.ReadyCount);
+        behaviour();
+    }
+
+    /// <summary>What every behaviour handles: membership, tensor chunks, interruption, and results that belong to no current round.</summary>
+    private void Always()
+    {
+        Receive<TrainingProtocol.RegisterWorker>(OnRegister);
+        Receive<TrainingProtocol.WorkerLeaving>(_ => LoseWorker(_roster.Find(Sender), "leaving (shut down)"));
+        Receive<Terminated>(t => LoseWorker(_roster.Find(t.ActorRef), "stopped"));
+        Receive<ClusterMembership.UnreachableMember>(m => OnUnreachable(m.Member.Address));
+        Receive<ClusterMembership.ReachableMember>(m => OnReachable(m.Member.Address));
+        Receive<ClusterMembership.MemberRemoved>(m =>
+        {
+            _unreachable.Remove(m.Member.Address);
+            foreach (var entry in _roster.All.Where(e => e.Handle.Path.Address.Equals(m.Member.Address)).ToList()) LoseWorker(entry, "left the cluster");
+        });
+        Receive<ClusterMembership.IClusterDomainEvent>(_ => { });
+        Receive<TensorTransferStart>(start => Reassemble(() => { _reassembly.Begin(Sender.Path.ToString(), start); return null; }));
+        Receive<TensorChunk>(chunk => Reassemble(() => _reassembly.Add(Sender.Path.ToString(), chunk)));
+        Receive<Interrupt>(OnInterrupt);
+        Receive<TrainingProtocol.WorkerReady>(ready => Admit(ready));
+        Receive<TrainingProtocol.ShareComputed>(result =>
+        {
+            TensorBuffers.Return(result.GradientSum);
+            Dropped(result.Step, result.ShareIndex, "no step is in progress");
+        });
+        Receive<TrainingProtocol.ShareFailed>(failed => Dropped(failed.Step, failed.ShareIndex, "no step is in progress"));
+        Receive<TrainingProtocol.EvaluationDone>(done => Dropped(_session.NextStep, done.Part, $"no evaluation is in progress (request {done.RequestId})"));
+        Receive<TrainingProtocol.EvaluationFailed>(failed => Dropped(_session.NextStep, failed.Part, $"no evaluation is in progress (request {failed.RequestId})"));
+        Receive<DeadlinePassed>(_ => { });
     }
 
     // ---- membership ----
@@ -170,220 +241,223 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
                 $"protocol version {registration.ProtocolVersion} does not match the coordinator's {TrainingProtocol.Version}; run the same BatchCluster build on every node"));
             return;
         }
-        if (_workers.All(w => !w.Actor.Equals(Sender)))
+        if (_roster.Find(Sender) is null)
         {
-            _workers.Add(new WorkerEntry(Sender, registration));
+            _roster.Add(Sender, new WorkerDescription(registration.WorkerId, registration.Address, registration.Device, registration.Threads));
             Context.Watch(Sender);
         }
         Sender.Tell(new TrainingProtocol.WorkerAccepted(_runId, _settings.Spec));
     }
 
-    private void OnWorkerReady(TrainingProtocol.WorkerReady ready)
+    /// <returns>true when a registered worker became ready now.</returns>
+    private bool Admit(TrainingProtocol.WorkerReady ready)
     {
-        var worker = _workers.FirstOrDefault(w => w.Actor.Equals(Sender));
-        if (worker is null || worker.Ready) return;
-        worker.Ready = true;
-        _workersSeen.Add(worker.Id);
-        var r = worker.Registration;
-        _session.Events.WorkerJoined(worker.Id, r.Address, r.Device, r.Threads, ready.SamplesPerSecond, ReadyWorkers().Count);
-        ContinueIfEnoughWorkers();
+        var entry = _roster.Find(Sender);
+        if (entry is null || entry.Ready) return false;
+        entry.Ready = true;
+        _workersSeen.Add(entry.Description.Id);
+        var d = entry.Description;
+        _session.Events.WorkerJoined(d.Id, d.Address, d.Device, d.Threads, ready.SamplesPerSecond, _roster.ReadyCount);
+        return true;
     }
 
-    /// <summary>Starts the run, or resumes a paused one, once enough workers are ready.</summary>
-    private void ContinueIfEnoughWorkers()
+    private void LoseWorker(WorkerRoster<IActorRef>.Entry? entry, string reason)
     {
-        int ready = ReadyWorkers().Count;
-        if (ready < _settings.MinWorkers) return;
-        if (!_started)
+        if (entry is null) return;
+        _roster.Remove(entry);
+        Context.Unwatch(entry.Handle);
+        _reassembly.Forget(entry.Handle.Path.ToString());
+        _session.Events.WorkerLeft(entry.Description.Id, reason, _roster.ReadyCount);
+        if (_step is not null) ApplyStep(_step.Round.OnWorkerLost(entry.Key, reason, Now));
+        else if (_evaluation is not null) ApplyEvaluation(_evaluation.Round.OnWorkerLost(entry.Key, reason, Now));
+    }
+
+    private void OnUnreachable(Address address)
+    {
+        foreach (var entry in _roster.All.Where(e => e.Handle.Path.Address.Equals(address)).ToList())
         {
-            _started = true;
-            BeginStepOrFinish();
-            return;
+            if (!_unreachable.TryGetValue(address, out var kept)) _unreachable[address] = kept = [];
+            kept.Add((entry.Handle, entry.Description));
+            LoseWorker(entry, "unreachable");
         }
-        if (!_paused) return;
-        _paused = false;
-        _session.Events.RunResumed(_session.NextStep, ready);
-        if (_step is not null) ReplanOrphans();
-        else if (_evaluation is not null) AssignOrphanedParts();
-        else BeginStepOrFinish();
     }
 
-    private void LoseWorkers(Func<WorkerEntry, bool> match, string reason)
+    /// <summary>A node the failure detector had lost is back: accept its workers again; they report ready and get work from the next round.</summary>
+    private void OnReachable(Address address)
     {
-        foreach (var worker in _workers.Where(match).ToList())
+        if (!_unreachable.Remove(address, out var workers)) return;
+        foreach (var (worker, description) in workers)
         {
-            _workers.Remove(worker);
-            Context.Unwatch(worker.Actor);
-            _reassembly.Forget(worker.Actor.Path.ToString());
-            _session.Events.WorkerLeft(worker.Id, reason, ReadyWorkers().Count);
-            if (_step is not null)
-                Replan(_step.Slots.Where(s => s.Outstanding && s.Worker == worker).ToList(), worker.Id, reason, excluding: []);
-            if (_evaluation is not null)
-            {
-                foreach (var part in _evaluation.Parts.Where(p => p.Result is null && p.Worker == worker)) part.Worker = null;
-                AssignOrphanedParts();
-            }
+            if (_roster.Find(worker) is not null) continue;
+            _roster.Add(worker, description);
+            Context.Watch(worker);
+            worker.Tell(new TrainingProtocol.WorkerAccepted(_runId, _settings.Spec));
+        }
+    }
+
+    private void Reassemble(Func<ITensorMessage?> step)
+    {
+        try
+        {
+            if (step() is { } complete) Self.Tell(complete, Sender);
+        }
+        catch (InvalidOperationException e)
+        {
+            // A malformed transfer from the network is that sender's problem, never the run's.
+            _log.Warning("Dropped a tensor transfer from {0}: {1}", Sender, e.Message);
         }
     }
 
     // ---- steps ----
 
-    private TrainingProtocol.ParameterSnapshot CurrentParameters() => new(_session.ParameterVersion, _session.ParametersMemory);
+    /// <summary>Parameters at the current version, copied once per version into an array nobody writes again (TrainingProtocol).</summary>
+    private TrainingProtocol.ParameterSnapshot Snapshot() =>
+        _snapshot ??= new TrainingProtocol.ParameterSnapshot(_session.ParameterVersion, _session.Parameters.ToArray());
 
     private void BeginStepOrFinish()
     {
         if (_session.Finished)
         {
-            EvaluateTrainSubset(train =>
-                Evaluate(DataSplit.Validation, validation =>
-                    Evaluate(DataSplit.Test, test => Finish(train, validation, test))));
+            Finishing();
+            EvaluateTrainSubset(final: true, train =>
+                Evaluate(DataSplit.Validation, final: true, validation =>
+                    Evaluate(DataSplit.Test, final: true, test => Finish(train, validation, test))));
             return;
         }
-        var workers = ReadyWorkers();
-        if (workers.Count < _settings.MinWorkers)
+        if (_roster.ReadyCount < _settings.MinWorkers)
         {
-            Pause(workers.Count);
+            Paused(_roster.ReadyCount);
             return;
         }
         var batch = _session.NextBatch();
-        _step = new PendingStep(batch, _session.NowMs);
-        AddShares(batch.SampleIds, workers);
-        Timers.StartSingleTimer("step-deadline", new StepDeadlinePassed(batch.Step), _settings.StepDeadline);
+        var round = new WorkRound<TrainingProtocol.ShareComputed>(batch.SampleIds, _roster, RoundPolicy.For(_settings.StepDeadline, _roster.ReadyCount));
+        _step = new StepInFlight(batch, round, Now);
+        Stepping();
+        ApplyStep(round.Start(Now));
     }
 
-    /// <summary>Plans <paramref name="sampleIds"/> over <paramref name="workers"/> by capacity (their torch threads) and sends the shares.</summary>
-    private List<ShareSlot> AddShares(int[] sampleIds, List<WorkerEntry> workers)
+    private void ApplyStep(IReadOnlyList<RoundCommand> commands)
     {
         var step = _step!;
-        var plan = SharePlanner.Plan(sampleIds, workers.Select(w => (double)Math.Max(1, w.Registration.Threads)).ToArray());
-        var parameters = CurrentParameters();
-        var added = new List<ShareSlot>();
-        foreach (var share in plan)
+        bool completed = false;
+        foreach (var command in commands)
         {
-            var slot = new ShareSlot(share.SampleIds, workers[share.WorkerIndex], _session.NowMs);
-            step.Slots.Add(slot);
-            added.Add(slot);
-            step.BytesMoved += sizeof(float) * (long)parameters.Values.Length + sizeof(int) * (long)share.SampleIds.Length;
-            TensorTransport.Tell(slot.Worker!.Actor, new TrainingProtocol.ComputeShare(
-                _runId, step.Batch.Step, step.Slots.Count - 1, share.SampleIds, _config.EffectiveMicroBatch(share.Size), parameters), Self);
+            switch (command)
+            {
+                case SendWork send:
+                    var parameters = Snapshot();
+                    step.BytesMoved += sizeof(float) * (long)parameters.Values.Length + sizeof(int) * (long)send.Ids.Length;
+                    TensorTransport.Tell(_roster.Find(send.Worker)!.Handle, new TrainingProtocol.ComputeShare(
+                        _runId, step.Batch.Step, send.Slot, send.Ids, _session.Config.EffectiveMicroBatch(send.Ids.Length), parameters), Self);
+                    break;
+                case Replanned moved:
+                    _session.Events.StepReplanned(step.Batch.Step, moved.FromWorker is int from ? _roster.NameOf(from) : "nobody", moved.Reason,
+                        moved.MovedIds, moved.ToWorkers.Select(_roster.NameOf).ToArray());
+                    break;
+                case Stalled stalled:
+                    _session.Events.StallReport(step.Batch.Step, stalled.LateWorkers.Select(_roster.NameOf).ToArray(), _settings.StepDeadline.TotalSeconds);
+                    break;
+                case ResultRefused refused:
+                    Dropped(step.Batch.Step, refused.Slot, refused.Reason);
+                    break;
+                case WaitForWorkers:
+                    Paused(_roster.ReadyCount);
+                    break;
+                case RoundFailed failed:
+                    FailRun($"step {step.Batch.Step} cannot be completed: {failed.Reason}");
+                    return;
+                case RoundCompleted:
+                    completed = true;
+                    break;
+            }
         }
-        return added;
-    }
-
-    /// <summary>Abandons <paramref name="slots"/> and plans their samples onto the other ready workers, within this step.</summary>
-    private void Replan(List<ShareSlot> slots, string lostWorker, string reason, List<WorkerEntry> excluding)
-    {
-        if (slots.Count == 0) return;
-        var targets = ReadyWorkers(excluding);
-        foreach (var slot in slots)
-        {
-            slot.Abandoned = true;
-        }
-        int[] moved = slots.SelectMany(s => s.SampleIds).ToArray();
-        if (targets.Count == 0)
-        {
-            // Nobody left to take them: keep them as one orphan share until workers return.
-            _step!.Slots.Add(new ShareSlot(moved, worker: null, _session.NowMs));
-            _session.Events.StepReplanned(_step.Batch.Step, lostWorker, reason, moved, []);
-            Pause(0);
-            return;
-        }
-        var added = AddShares(moved, targets);
-        _session.Events.StepReplanned(_step!.Batch.Step, lostWorker, reason, moved, added.Select(s => s.Worker!.Id).Distinct().ToArray());
-    }
-
-    private void ReplanOrphans()
-    {
-        var orphans = _step!.Slots.Where(s => s.Outstanding && s.Worker is null).ToList();
-        Replan(orphans, "nobody", "waiting for workers", excluding: []);
-    }
-
-    private void Pause(int ready)
-    {
-        if (_paused) return;
-        _paused = true;
-        _session.Events.RunPaused(_session.NextStep, ready, _settings.MinWorkers);
-    }
-
-    private void OnStepDeadline(StepDeadlinePassed deadline)
-    {
-        var step = _step;
-        if (step is null || step.Batch.Step != deadline.Step) return;
-        var late = step.Slots.Where(s => s.Outstanding && s.Worker is not null).ToList();
-        var lateWorkers = late.Select(s => s.Worker!).Distinct().ToList();
-        _session.Events.StallReport(step.Batch.Step, lateWorkers.Select(w => w.Id).ToArray(), _settings.StepDeadline.TotalSeconds);
-        // Late workers stay registered (they may only be slow) but their shares go to the others;
-        // when every ready worker is late there is nobody better to ask, so keep waiting.
-        if (ReadyWorkers(lateWorkers).Count > 0)
-        {
-            foreach (var worker in lateWorkers)
-                Replan(late.Where(s => s.Worker == worker).ToList(), worker.Id, "missed the step deadline", excluding: lateWorkers);
-        }
-        Timers.StartSingleTimer("step-deadline", new StepDeadlinePassed(step.Batch.Step), _settings.StepDeadline);
+        if (completed) Commit(step);
+        else ArmDeadline(step.Round.NextDeadlineMs);
     }
 
     private void OnShareComputed(TrainingProtocol.ShareComputed result)
     {
         var step = _step;
+        var worker = _roster.Find(Sender);
         string? problem =
             result.RunId != _runId ? $"foreign run {result.RunId}" :
             step is null || result.Step != step.Batch.Step ? $"stale step {result.Step}" :
             result.ParameterVersion != _session.ParameterVersion ? $"stale parameter version {result.ParameterVersion}" :
-            result.ShareIndex < 0 || result.ShareIndex >= step.Slots.Count ? $"unknown share {result.ShareIndex}" :
-            step.Slots[result.ShareIndex].Abandoned ? "the share was re-planned after a fault" :
-            step.Slots[result.ShareIndex].Result is not null ? "the share already has a result" :
-            !Sender.Equals(step.Slots[result.ShareIndex].Worker?.Actor) ? "sent by a worker the share was not given to" :
+            worker is null ? "sent by a worker that is not registered" :
             null;
         if (problem is not null)
         {
-            _session.Events.ResultDropped(result.Step, result.ShareIndex, Sender.Path.ToString(), problem);
+            TensorBuffers.Return(result.GradientSum); // the coordinator owns what arrives, and needs none of this
+            Dropped(result.Step, result.ShareIndex, problem);
             return;
         }
-        var slot = step!.Slots[result.ShareIndex];
-        if (result.SampleCount != slot.SampleIds.Length || result.GradientSum.Length != _session.Parameters.Length)
+        if (result.GradientSum.Length != _session.Parameters.Length)
         {
-            Fail(new InvalidOperationException(
-                $"step {result.Step} share {result.ShareIndex}: worker computed {result.SampleCount} samples and {result.GradientSum.Length} gradient values, planned {slot.SampleIds.Length} samples of {_session.Parameters.Length} values"));
+            ApplyStep(step!.Round.OnFailed(worker!.Key, result.ShareIndex,
+                $"returned {result.GradientSum.Length} gradient values for a model of {_session.Parameters.Length}", Now));
             return;
         }
-        slot.Result = new ShareGradient(result.GradientSum, result.SampleCount, result.LossSum, result.GradientSumSquaredNorm, result.ComputeMilliseconds);
-        slot.ArrivedAtMs = _session.NowMs;
-        slot.TransferMs = Math.Max(0, slot.ArrivedAtMs - slot.SentAtMs - result.HandlingMilliseconds);
-        step.BytesMoved += sizeof(float) * (long)result.GradientSum.Length;
-        step.PeakMemoryMbByNode[slot.Worker!.Registration.Address] = result.PeakMemoryBytes / (1024.0 * 1024.0);
-        if (step.Slots.Any(s => s.Outstanding)) return;
-        Commit(step);
+        var commands = step!.Round.OnResult(worker!.Key, result.ShareIndex, result.SampleCount, result, Now);
+        if (commands.OfType<ResultRefused>().Any()) TensorBuffers.Return(result.GradientSum);
+        ApplyStep(commands);
     }
 
-    private void Commit(PendingStep step)
+    private void OnShareFailed(TrainingProtocol.ShareFailed failed)
     {
-        Timers.Cancel("step-deadline");
-        var done = step.Slots.Where(s => !s.Abandoned).ToList();
-        if (!CoversBatchExactly(step.Batch, done))
+        var step = _step;
+        var worker = _roster.Find(Sender);
+        if (failed.RunId != _runId || step is null || failed.Step != step.Batch.Step || worker is null)
         {
-            Fail(new InvalidOperationException($"step {step.Batch.Step}: the shares do not cover the global batch exactly once"));
+            Dropped(failed.Step, failed.ShareIndex, "a failure report for no current share");
             return;
         }
+        _log.Warning("Worker {0} failed share {1} of step {2}: {3}", worker.Description.Id, failed.ShareIndex, failed.Step, failed.Reason);
+        ApplyStep(step.Round.OnFailed(worker.Key, failed.ShareIndex, failed.Reason, Now));
+    }
+
+    private void Commit(StepInFlight step)
+    {
+        CancelDeadline();
+        // Promise 3, checked at every commit, not assumed: every sample id contributed exactly once.
+        if (!step.Round.CoversIdsExactlyOnce())
+        {
+            FailRun($"step {step.Batch.Step}: the shares do not cover the global batch exactly once");
+            return;
+        }
+        var done = step.Round.Completed;
+        var peakByNode = new Dictionary<string, double>();
+        foreach (var share in done)
+        {
+            step.BytesMoved += sizeof(float) * (long)share.Result.GradientSum.Length;
+            peakByNode[_roster.DescriptionOf(share.Worker).Address] = share.Result.PeakMemoryBytes / (1024.0 * 1024.0);
+        }
+        // The coordinator's own node too (in one process it is the workers' node as well).
+        peakByNode[_selfAddress] = PeakMemory.Megabytes;
         // The step waited for the share that arrived last: its compute and transfer are the critical path.
         var critical = done.MaxBy(s => s.ArrivedAtMs)!;
-        // The coordinator's own node too (in one process it is the workers' node as well).
-        step.PeakMemoryMbByNode[_selfAddress] = PeakMemory.Megabytes;
-        var measured = new StepMeasurements(critical.Result!.ComputeMilliseconds, critical.TransferMs, step.BytesMoved, step.PeakMemoryMbByNode);
-        var record = _session.Commit(step.Batch, done.Select(s => s.Result!).ToList(), measured, step.StartedAtMs);
+        double transferMs = Math.Max(0, critical.ArrivedAtMs - critical.SentAtMs - critical.Result.HandlingMilliseconds);
+        var measured = new StepMeasurements(critical.Result.ComputeMilliseconds, transferMs, step.BytesMoved, peakByNode);
+        var shares = done.Select(s => new ShareGradient(s.Result.GradientSum, s.Result.SampleCount, s.Result.LossSum,
+            s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds)).ToList();
+        var record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs);
+        foreach (var share in done) TensorBuffers.Return(share.Result.GradientSum); // averaged: the buffers go back to the pool
         _step = null;
+        _snapshot = null;
         _onStep?.Invoke(record, _session);
         if (_session.ValidationDue)
-            EvaluateTrainSubset(_ =>
-                Evaluate(DataSplit.Validation, result => { _session.RecordEvaluation(DataSplit.Validation, result); BeginStepOrFinish(); }));
+        {
+            Evaluating();
+            EvaluateTrainSubset(final: false, _ =>
+                Evaluate(DataSplit.Validation, final: false, result =>
+                {
+                    _session.RecordEvaluation(DataSplit.Validation, result);
+                    BeginStepOrFinish();
+                }));
+        }
         else
+        {
             BeginStepOrFinish();
-    }
-
-    /// <summary>DESIGN promise 3, checked at every commit: every sample id of the batch contributed exactly once.</summary>
-    private static bool CoversBatchExactly(GlobalBatch batch, List<ShareSlot> done)
-    {
-        var counted = done.SelectMany(s => s.SampleIds).ToList();
-        return counted.Count == batch.Size && counted.Order().SequenceEqual(batch.SampleIds.Order());
+        }
     }
 
     // ---- evaluation ----
@@ -392,22 +466,22 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     /// Evaluates the fixed training subset (for the generalization gap) and logs it, then continues;
     /// at the end of the run the result goes to the summary instead. Skipped when the subset is off.
     /// </summary>
-    private void EvaluateTrainSubset(Action<EvaluationResult?> then)
+    private void EvaluateTrainSubset(bool final, Action<EvaluationResult?> then)
     {
         if (_settings.TrainEvaluationCount <= 0)
         {
             then(null);
             return;
         }
-        Evaluate(DataSplit.Train, result =>
+        Evaluate(DataSplit.Train, final, result =>
         {
-            if (!_session.Finished) _session.RecordEvaluation(DataSplit.Train, result);
+            if (!final) _session.RecordEvaluation(DataSplit.Train, result);
             then(result);
         });
     }
 
-    /// <summary>Splits the set evenly over the ready workers and continues with the summed result.</summary>
-    private void Evaluate(DataSplit split, Action<EvaluationResult> then)
+    /// <summary>Splits the set over the ready workers by capacity and continues with the summed result.</summary>
+    private void Evaluate(DataSplit split, bool final, Action<EvaluationResult> then)
     {
         int count = split switch
         {
@@ -415,81 +489,114 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             DataSplit.Test => _settings.TestCount,
             _ => _settings.TrainEvaluationCount,
         };
-        int parts = Math.Max(1, Math.Min(Math.Max(1, ReadyWorkers().Count), count));
-        var list = new List<EvaluationPart>();
-        int start = 0;
-        for (int i = 0; i < parts; i++)
+        if (count == 0)
         {
-            int size = count / parts + (i < count % parts ? 1 : 0);
-            list.Add(new EvaluationPart(start, size));
-            start += size;
-        }
-        _evaluation = new PendingEvaluation(split, ++_nextRequestId, list, then);
-        AssignOrphanedParts();
-        Timers.StartSingleTimer("evaluation-deadline", new EvaluationDeadlinePassed(_evaluation.RequestId), _settings.StepDeadline);
-    }
-
-    /// <summary>Evaluation parts have the step deadline too: a stalled worker must not hang the run at an evaluation.</summary>
-    private void OnEvaluationDeadline(EvaluationDeadlinePassed deadline)
-    {
-        var evaluation = _evaluation;
-        if (evaluation is null || evaluation.RequestId != deadline.RequestId) return;
-        var late = evaluation.Parts.Where(p => p.Result is null && p.Worker is not null).ToList();
-        var lateWorkers = late.Select(p => p.Worker!).Distinct().ToList();
-        _session.Events.StallReport(_session.NextStep, lateWorkers.Select(w => w.Id).ToArray(), _settings.StepDeadline.TotalSeconds);
-        if (ReadyWorkers(lateWorkers).Count > 0)
-        {
-            foreach (var part in late) part.Worker = null;
-            AssignOrphanedParts(excluding: lateWorkers);
-        }
-        Timers.StartSingleTimer("evaluation-deadline", deadline, _settings.StepDeadline);
-    }
-
-    private void AssignOrphanedParts(List<WorkerEntry>? excluding = null)
-    {
-        var evaluation = _evaluation!;
-        var workers = ReadyWorkers(excluding);
-        if (workers.Count == 0)
-        {
-            Pause(0);
+            then(EvaluationResult.Empty);
             return;
         }
-        var parameters = CurrentParameters();
-        int next = 0;
-        for (int i = 0; i < evaluation.Parts.Count; i++)
+        var round = new WorkRound<TrainingProtocol.EvaluationDone>(Enumerable.Range(0, count).ToArray(), _roster,
+            RoundPolicy.For(_settings.StepDeadline, _roster.ReadyCount));
+        _evaluation = new EvaluationInFlight(split, ++_nextRequestId, round, then, final);
+        ApplyEvaluation(round.Start(Now));
+    }
+
+    private void ApplyEvaluation(IReadOnlyList<RoundCommand> commands)
+    {
+        var evaluation = _evaluation!;
+        bool completed = false;
+        foreach (var command in commands)
         {
-            var part = evaluation.Parts[i];
-            if (part.Result is not null || part.Worker is not null) continue;
-            part.Worker = workers[next++ % workers.Count];
-            TensorTransport.Tell(part.Worker.Actor,
-                new TrainingProtocol.Evaluate(_runId, evaluation.RequestId, i, evaluation.Split, part.Start, part.Count, parameters), Self);
+            switch (command)
+            {
+                case SendWork send:
+                    // Rows are planned in order, so every share is one contiguous range of the split.
+                    int start = send.Ids[0];
+                    if (send.Ids[^1] - start + 1 != send.Ids.Length) throw new InvalidOperationException("an evaluation share is not one range of rows");
+                    TensorTransport.Tell(_roster.Find(send.Worker)!.Handle, new TrainingProtocol.Evaluate(
+                        _runId, evaluation.RequestId, send.Slot, evaluation.Split, start, send.Ids.Length, Snapshot()), Self);
+                    break;
+                case Stalled stalled:
+                    _session.Events.StallReport(_session.NextStep, stalled.LateWorkers.Select(_roster.NameOf).ToArray(), _settings.StepDeadline.TotalSeconds);
+                    break;
+                case ResultRefused refused:
+                    Dropped(_session.NextStep, refused.Slot, $"{refused.Reason} (evaluation request {evaluation.RequestId})");
+                    break;
+                case WaitForWorkers:
+                    Paused(_roster.ReadyCount);
+                    break;
+                case RoundFailed failed:
+                    FailRun($"the {evaluation.Split.LogName()} evaluation after step {_session.LastCommittedStep} cannot be completed: {failed.Reason}");
+                    return;
+                case RoundCompleted:
+                    completed = true;
+                    break;
+            }
         }
+        if (!completed)
+        {
+            ArmDeadline(evaluation.Round.NextDeadlineMs);
+            return;
+        }
+        CancelDeadline();
+        _evaluation = null;
+        var total = evaluation.Round.Completed.Aggregate(EvaluationResult.Empty,
+            (sum, s) => sum.Add(new EvaluationResult(s.Result.LossSum, s.Result.Correct, s.Result.Count)));
+        evaluation.Then(total);
     }
 
     private void OnEvaluationDone(TrainingProtocol.EvaluationDone done)
     {
         var evaluation = _evaluation;
-        if (evaluation is null || done.RunId != _runId || done.RequestId != evaluation.RequestId || done.ParameterVersion != _session.ParameterVersion
-            || done.Part < 0 || done.Part >= evaluation.Parts.Count || evaluation.Parts[done.Part].Result is not null)
+        var worker = _roster.Find(Sender);
+        if (evaluation is null || done.RunId != _runId || done.RequestId != evaluation.RequestId || done.ParameterVersion != _session.ParameterVersion || worker is null)
         {
-            _session.Events.ResultDropped(_session.NextStep, done.Part, Sender.Path.ToString(), $"stale or foreign evaluation result (request {done.RequestId})");
+            Dropped(_session.NextStep, done.Part, $"stale or foreign evaluation result (request {done.RequestId})");
             return;
         }
-        evaluation.Parts[done.Part].Result = new EvaluationResult(done.LossSum, done.Correct, done.Count);
-        if (evaluation.Parts.Any(p => p.Result is null)) return;
-        _evaluation = null;
-        Timers.Cancel("evaluation-deadline");
-        var total = evaluation.Parts.Aggregate(EvaluationResult.Empty, (sum, p) => sum.Add(p.Result!.Value));
-        evaluation.Then(total);
+        if (done.Count > int.MaxValue || done.Correct < 0 || done.Correct > done.Count)
+        {
+            ApplyEvaluation(evaluation.Round.OnFailed(worker.Key, done.Part, $"reported {done.Correct} correct of {done.Count}", Now));
+            return;
+        }
+        ApplyEvaluation(evaluation.Round.OnResult(worker.Key, done.Part, (int)done.Count, done, Now));
     }
+
+    private void OnEvaluationFailed(TrainingProtocol.EvaluationFailed failed)
+    {
+        var evaluation = _evaluation;
+        var worker = _roster.Find(Sender);
+        if (evaluation is null || failed.RunId != _runId || failed.RequestId != evaluation.RequestId || worker is null)
+        {
+            Dropped(_session.NextStep, failed.Part, $"a failure report for no current evaluation (request {failed.RequestId})");
+            return;
+        }
+        _log.Warning("Worker {0} failed evaluation part {1}: {2}", worker.Description.Id, failed.Part, failed.Reason);
+        ApplyEvaluation(evaluation.Round.OnFailed(worker.Key, failed.Part, failed.Reason, Now));
+    }
+
+    // ---- timers and logging ----
+
+    private void ArmDeadline(double? atMs)
+    {
+        if (atMs == _armedDeadlineMs) return;
+        _armedDeadlineMs = atMs;
+        if (atMs is double at) Timers.StartSingleTimer(DeadlineTimer, DeadlinePassed.Instance, TimeSpan.FromMilliseconds(Math.Max(0, at - Now)));
+        else Timers.Cancel(DeadlineTimer);
+    }
+
+    private void CancelDeadline() => ArmDeadline(null);
+
+    private void Dropped(long step, int share, string reason) =>
+        _session.Events.ResultDropped(step, share, Sender.Path.ToString(), reason);
 
     // ---- the end ----
 
     private void Finish(EvaluationResult? train, EvaluationResult validation, EvaluationResult test)
     {
         var summary = _session.Complete(train, validation, test, _workersSeen.Count, _logPath);
-        foreach (var worker in _workers) worker.Actor.Tell(new TrainingProtocol.RunEnded(_runId, Succeeded: true));
-        TellStandbyCoordinators(new TrainingProtocol.RunEnded(_runId, Succeeded: true));
+        var ended = new TrainingProtocol.RunEnded(_runId, Succeeded: true);
+        foreach (var worker in _roster.All) worker.Handle.Tell(ended);
+        TellStandbyCoordinators(ended);
         _completion.TrySetResult(new RunResult(summary, _session.Parameters.ToArray()));
         Context.Stop(Self);
     }
@@ -503,10 +610,22 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             Context.ActorSelection($"{member.Address}/user/{RunWatchName}").Tell(ended);
     }
 
-    private void Fail(Exception error)
+    /// <summary>A decision, not a crash: the run cannot go on (e.g. every worker fails the same step).</summary>
+    private void FailRun(string reason)
     {
-        foreach (var worker in _workers) worker.Actor.Tell(new TrainingProtocol.RunEnded(_runId, Succeeded: false));
-        _completion.TrySetException(error);
+        CancelDeadline();
+        var ended = new TrainingProtocol.RunEnded(_runId, Succeeded: false);
+        foreach (var worker in _roster.All) worker.Handle.Tell(ended);
+        TellStandbyCoordinators(ended);
+        _completion.TrySetException(_session.Failure(reason));
+        Context.Stop(Self);
+    }
+
+    private void OnInterrupt(Interrupt interrupt)
+    {
+        CancelDeadline();
+        // Between two messages the session is exactly at its last commit: a round in flight is simply dropped.
+        _completion.TrySetException(_session.Interrupt(interrupt.Reason));
         Context.Stop(Self);
     }
 }

@@ -3,16 +3,22 @@ using BatchCluster.Cluster.Protocol;
 namespace BatchCluster.Cluster.Actors;
 
 /// <summary>
-/// How the coordinator runs a step: how many ready workers it needs before it starts (or resumes)
-/// a step, how long a step may take before late shares are re-planned, what workers must load,
+/// How the coordinator runs: the elastic bounds (<paramref name="StartWorkers"/> ready workers
+/// before the first step; below <paramref name="MinWorkers"/> at a step boundary the run pauses
+/// until enough are back), how long a share may take before it is late, what workers must load,
 /// and the evaluation set sizes it splits over them (TrainEvaluationCount: the fixed training
 /// subset evaluated before each validation for the generalization gap; 0 turns it off).
 /// </summary>
 public sealed record CoordinatorSettings(
+    int StartWorkers,
     int MinWorkers,
     TimeSpan StepDeadline,
     TrainingProtocol.RunSpec Spec,
     int ValidationCount,
     int TestCount,
     bool WatchClusterMembership,
-    int TrainEvaluationCount);
+    int TrainEvaluationCount)
+{
+    public int StartWorkers { get; } = StartWorkers >= 1 ? StartWorkers : throw new ArgumentOutOfRangeException(nameof(StartWorkers), "at least one worker must be ready to start");
+    public int MinWorkers { get; } = MinWorkers >= 1 ? MinWorkers : throw new ArgumentOutOfRangeException(nameof(MinWorkers), "the floor is at least one worker");
+}

@@ -5,6 +5,7 @@ using BatchCluster.Cluster.Protocol;
 using BatchCluster.Cluster.Transport;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Diagnostics;
+using BatchCluster.Core.Gradients;
 using BatchCluster.Core.Models;
 
 namespace BatchCluster.Cluster.Actors;
@@ -17,7 +18,10 @@ public sealed record WorkerSettings(string Device, int Threads, Func<TrainingPro
 /// share gradients and evaluations on request. It runs on a pinned dispatcher (a thread of its
 /// own), so its blocking TorchSharp work never occupies the threads the coordinator and Akka run on.
 /// Until accepted it re-registers every few seconds (the coordinator may not be up yet, or may
-/// have moved); if the coordinator it registered with dies, it registers again.
+/// have moved); if the coordinator it registered with dies, it registers again. A coordinator
+/// may accept it again at any time (e.g. when its node is reachable again): it then only reports
+/// ready. A share or evaluation that throws is answered with <see cref="TrainingProtocol.ShareFailed"/>
+/// or <see cref="TrainingProtocol.EvaluationFailed"/>, so the coordinator re-plans it at once.
 /// </summary>
 public sealed class WorkerActor : ReceiveActor, IWithTimers
 {
@@ -35,9 +39,6 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private DataSplits? _data;
     private ModelReplica? _replica;
     private long _loadedVersion = -1;
-    // Reused for every share: the coordinator reads a share's gradient only until that step
-    // commits, which is before it sends this worker any further work (see TrainingProtocol).
-    private float[] _gradientSum = [];
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -57,11 +58,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<TrainingProtocol.RunEnded>(OnRunEnded);
         Receive<TrainingProtocol.ComputeShare>(OnComputeShare);
         Receive<TrainingProtocol.Evaluate>(OnEvaluate);
-        Receive<TensorTransferStart>(start => _reassembly.Begin(Sender.Path.ToString(), start));
-        Receive<TensorChunk>(chunk =>
-        {
-            if (_reassembly.Add(Sender.Path.ToString(), chunk) is { } complete) Self.Tell(complete, Sender);
-        });
+        Receive<Leave>(_ => OnLeave());
+        Receive<TensorTransferStart>(start => Reassemble(() => { _reassembly.Begin(Sender.Path.ToString(), start); return null; }));
+        Receive<TensorChunk>(chunk => Reassemble(() => _reassembly.Add(Sender.Path.ToString(), chunk)));
         Receive<Terminated>(t => t.ActorRef.Equals(_coordinator), _ =>
         {
             _log.Warning("Coordinator {0} is gone; registering again", _coordinator);
@@ -75,6 +74,12 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         public static readonly Register Instance = new();
     }
 
+    /// <summary>Sent by the node on SIGTERM/SIGINT: tell the coordinator, then stop.</summary>
+    public sealed class Leave
+    {
+        public static readonly Leave Instance = new();
+    }
+
     protected override void PreStart()
     {
         var address = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress;
@@ -82,7 +87,13 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         StartRegistering();
     }
 
-    protected override void PostStop() => _replica?.Dispose();
+    protected override void PostStop()
+    {
+        _replica?.Dispose();
+        // Stopped without RunEnded (a crash, which the stopping supervision turns into a stop): the
+        // node must not wait for a run this worker no longer serves.
+        _runEnded?.TrySetException(new InvalidOperationException("the worker stopped before the run ended; see the log above"));
+    }
 
     private void StartRegistering()
     {
@@ -109,7 +120,6 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             _data = _settings.LoadData(accepted.Spec);
             var model = accepted.Spec.Model == "mlp" ? ModelSpec.Mlp(accepted.Spec.HiddenSizes) : ModelSpec.Cnn(accepted.Spec.Model == "cnn-bn");
             _replica = new ModelReplica(model);
-            _gradientSum = new float[_replica.ParameterCount];
             _loadedVersion = -1;
             _runId = accepted.RunId;
         }
@@ -120,11 +130,31 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private double MeasureSamplesPerSecond()
     {
         var ids = Enumerable.Range(0, Math.Min(64, _data!.Train.Count)).ToArray();
-        _replica!.ComputeGradientSum(_data.Train, ids, ids.Length, _gradientSum); // warm-up
+        var scratch = new float[_replica!.ParameterCount]; // never sent
+        _replica.ComputeGradientSum(_data.Train, ids, ids.Length, scratch); // warm-up
         var clock = Stopwatch.StartNew();
         const int repeats = 3;
-        for (int i = 0; i < repeats; i++) _replica.ComputeGradientSum(_data.Train, ids, ids.Length, _gradientSum);
+        for (int i = 0; i < repeats; i++) _replica.ComputeGradientSum(_data.Train, ids, ids.Length, scratch);
         return repeats * ids.Length / clock.Elapsed.TotalSeconds;
+    }
+
+    private void Reassemble(Func<ITensorMessage?> step)
+    {
+        try
+        {
+            if (step() is { } complete) Self.Tell(complete, Sender);
+        }
+        catch (InvalidOperationException e)
+        {
+            _log.Warning("Dropped a tensor transfer from {0}: {1}", Sender, e.Message);
+        }
+    }
+
+    private void OnLeave()
+    {
+        _coordinator?.Tell(new TrainingProtocol.WorkerLeaving(_workerId));
+        _runEnded?.TrySetResult(true);
+        Context.Stop(Self);
     }
 
     private void OnRejected(TrainingProtocol.WorkerRejected rejected)
@@ -154,8 +184,21 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private void OnComputeShare(TrainingProtocol.ComputeShare work)
     {
         long handlingStarted = Stopwatch.GetTimestamp();
-        var replica = ReplicaAt(work.Parameters);
-        var gradient = replica.ComputeGradientSum(_data!.Train, work.SampleIds, work.MicroBatch, _gradientSum);
+        // A fresh (pooled) buffer per share, owned by the coordinator once sent: see TrainingProtocol.
+        var gradientSum = TensorBuffers.Rent(_replica?.ParameterCount ?? 0);
+        ShareGradient gradient;
+        try
+        {
+            var replica = ReplicaAt(work.Parameters);
+            gradient = replica.ComputeGradientSum(_data!.Train, work.SampleIds, work.MicroBatch, gradientSum);
+        }
+        catch (Exception e)
+        {
+            TensorBuffers.Return(gradientSum);
+            _log.Error(e, "Share {0} of step {1} failed", work.ShareIndex, work.Step);
+            Sender.Tell(new TrainingProtocol.ShareFailed(work.RunId, work.Step, work.ShareIndex, e.Message));
+            return;
+        }
         TensorTransport.Tell(Sender, new TrainingProtocol.ShareComputed(
             work.RunId, work.Step, work.Parameters.Version, work.ShareIndex, gradient.SampleCount, gradient.LossSum,
             gradient.GradientSum, gradient.GradientSumSquaredNorm, gradient.ComputeMilliseconds,
@@ -164,7 +207,17 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void OnEvaluate(TrainingProtocol.Evaluate request)
     {
-        var result = ReplicaAt(request.Parameters).Evaluate(_data!.Of(request.Split), request.Start, request.Count);
+        EvaluationResult result;
+        try
+        {
+            result = ReplicaAt(request.Parameters).Evaluate(_data!.Of(request.Split), request.Start, request.Count);
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "Evaluation part {0} of request {1} failed", request.Part, request.RequestId);
+            Sender.Tell(new TrainingProtocol.EvaluationFailed(request.RunId, request.RequestId, request.Part, e.Message));
+            return;
+        }
         Sender.Tell(new TrainingProtocol.EvaluationDone(
             request.RunId, request.RequestId, request.Part, request.Parameters.Version, result.LossSum, result.Correct, result.Count));
     }

@@ -8,32 +8,44 @@ using BatchCluster.Core.Training;
 namespace BatchCluster.Cluster.Local;
 
 /// <summary>
-/// The local simulated cluster: one ActorSystem holding one coordinator and N worker actors, no
-/// remoting. The same actors and protocol as the multi-node cluster (workers register, are accepted,
-/// report ready), bootstrapped in one process with the data set shared in memory.
+/// The local simulated cluster: one ActorSystem holding one coordinator (under its
+/// <see cref="RunSupervisor"/>) and N worker actors, no remoting. The same actors and protocol as
+/// the multi-node cluster (workers register, are accepted, report ready), bootstrapped in one
+/// process with the data set shared in memory. Tensors pass between the actors without a copy,
+/// which is why buffer ownership (TrainingProtocol) matters most here.
 /// </summary>
 public static class LocalCluster
 {
     public static Config AkkaConfig { get; } = ClusterConfigFiles.Load("common.hocon");
 
+    /// <summary>Makes the props of worker <c>index</c> from the coordinator's entry and the worker settings (tests inject faults here).</summary>
+    public delegate Props WorkerFactory(int index, IActorRef coordinator, WorkerSettings settings);
+
+    public static WorkerFactory RealWorkers { get; } = (_, coordinator, settings) => WorkerActor.Props(coordinator, settings);
+
+    /// <param name="cancellation">Ends the run cleanly (checkpoint, RunInterrupted): the task then fails with <see cref="RunInterruptedException"/>.</param>
     public static async Task<RunResult> RunAsync(TrainingConfig config, DataSplits data, float[] initialParameters, RunEvents events,
         string logPath, Action<StepRecord, TrainingSession>? onStep = null, CancellationToken cancellation = default,
-        Core.Checkpoints.CheckpointState? resumeFrom = null)
+        Core.Checkpoints.CheckpointState? resumeFrom = null, WorkerFactory? workers = null)
     {
         if (config.Workers <= 0) throw new ArgumentOutOfRangeException(nameof(config), $"workers {config.Workers} must be positive");
-        var session = new TrainingSession(config, data.Train.Count, initialParameters, events, resumeFrom);
         var system = ActorSystem.Create("batchcluster-local", AkkaConfig);
         try
         {
             var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-            await using var registration = cancellation.Register(() => completion.TrySetCanceled(cancellation));
-            var settings = new CoordinatorSettings(config.Workers, TimeSpan.FromSeconds(config.StepDeadlineSeconds), RunSpecs.Of(config),
-                data.Validation.Count, data.Test.Count, WatchClusterMembership: false,
+            // Start once all workers are ready; go on while at least one is (a worker actor that dies
+            // loses its share to the others, it does not stop the run).
+            var settings = new CoordinatorSettings(StartWorkers: config.Workers, MinWorkers: 1, TimeSpan.FromSeconds(config.StepDeadlineSeconds),
+                RunSpecs.Of(config), data.Validation.Count, data.Test.Count, WatchClusterMembership: false,
                 config.TrainEvaluationCount(data.Train.Count));
-            var coordinator = system.ActorOf(CoordinatorActor.Props(session, config, settings, logPath, completion, onStep), "coordinator");
+            var run = new CoordinatorRun(() => new TrainingSession(config, data.Train.Count, initialParameters, events, resumeFrom),
+                RecoveredSession: null, settings, logPath, completion, onStep);
+            var coordinator = system.ActorOf(RunSupervisor.Props(run), "run");
+            await using var registration = cancellation.Register(() => coordinator.Tell(new CoordinatorActor.Interrupt("stop requested")));
             var workerSettings = new WorkerSettings("cpu", config.EffectiveThreads, _ => data);
+            var factory = workers ?? RealWorkers;
             for (int i = 0; i < config.Workers; i++)
-                system.ActorOf(WorkerActor.Props(coordinator, workerSettings), $"worker-{i}");
+                system.ActorOf(factory(i, coordinator, workerSettings), $"worker-{i}");
             return await completion.Task.ConfigureAwait(false);
         }
         finally

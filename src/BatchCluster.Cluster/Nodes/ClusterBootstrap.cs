@@ -14,6 +14,8 @@ public static class ClusterBootstrap
     public const string CoordinatorRole = "coordinator";
     public const string WorkerRole = "worker";
     public const string SingletonManagerName = "coordinator";
+    /// <summary>Where the coordinator singleton (its RunSupervisor) lives on the node that hosts it.</summary>
+    public const string CoordinatorSingletonPath = "/user/" + SingletonManagerName + "/singleton";
 
     public static Config ConfigFor(string role, string host, int port)
     {
@@ -33,7 +35,7 @@ public static class ClusterBootstrap
     /// Joins the seeds (or forms a new cluster when there are none) and waits until this node is Up.
     /// </summary>
     /// <returns>false when no seed let this node in within <paramref name="timeout"/>.</returns>
-    public static async Task<bool> JoinAsync(ActorSystem system, IReadOnlyList<NodeAddress> seeds, TimeSpan timeout)
+    public static async Task<bool> JoinAsync(ActorSystem system, IReadOnlyList<NodeAddress> seeds, TimeSpan timeout, CancellationToken cancellation = default)
     {
         var cluster = Akka.Cluster.Cluster.Get(system);
         var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -42,7 +44,7 @@ public static class ClusterBootstrap
         else cluster.JoinSeedNodes(seeds.Select(s => Address.Parse(s.AkkaAddress)));
         try
         {
-            await up.Task.WaitAsync(timeout).ConfigureAwait(false);
+            await up.Task.WaitAsync(timeout, cancellation).ConfigureAwait(false);
             return true;
         }
         catch (TimeoutException)
@@ -51,7 +53,7 @@ public static class ClusterBootstrap
         }
     }
 
-    /// <summary>Hosts the coordinator as a cluster singleton on the coordinator role.</summary>
+    /// <summary>Hosts the run (its <see cref="Actors.RunSupervisor"/>) as a cluster singleton on the coordinator role.</summary>
     public static IActorRef StartCoordinatorSingleton(ActorSystem system, Props coordinator) =>
         system.ActorOf(ClusterSingletonManager.Props(coordinator, PoisonPill.Instance,
             ClusterSingletonManagerSettings.Create(system).WithRole(CoordinatorRole)), SingletonManagerName);

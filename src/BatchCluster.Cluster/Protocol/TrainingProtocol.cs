@@ -3,21 +3,31 @@ using BatchCluster.Core.Data;
 namespace BatchCluster.Cluster.Protocol;
 
 /// <summary>
-/// The messages between the coordinator and its workers (DESIGN "One step"), the same in the local
-/// simulated cluster and across processes. Every request carries the run id and the parameter
-/// version it must be computed at; every reply echoes them, so the coordinator can drop stale or
-/// foreign work.
+/// The messages between the coordinator and its workers (docs/architecture.md, "One step"), the
+/// same in the local simulated cluster and across processes. Every request carries the run id and
+/// the parameter version it must be computed at; every reply echoes them, so the coordinator can
+/// drop stale or foreign work.
 ///
-/// Parameters travel with the work as a read-only view of the coordinator's buffer. In one
-/// process that view is the live buffer: this is safe because the coordinator only mutates its
-/// parameters when no share or evaluation is outstanding (every worker has already copied them
-/// into its replica before replying). Across processes the tensor transport copies them when sent.
+/// <para><b>Who owns a tensor</b> (promise 7). A tensor handed to a message belongs to the
+/// receiver from then on; the sender never writes it again, in one process as across processes,
+/// where the message itself is the buffer:</para>
+/// <list type="bullet">
+/// <item><see cref="ParameterSnapshot"/>: the coordinator copies its parameters into a fresh array
+/// once per parameter version and never writes that array; any number of workers read it (it is
+/// immutable, so sharing it is safe). The live parameters never leave the coordinator.</item>
+/// <item><see cref="ShareComputed.GradientSum"/>: the worker takes a buffer from
+/// <see cref="Transport.TensorBuffers"/> for each share, fills it, sends it and keeps no reference.
+/// The coordinator owns it on arrival and gives it back to the pool after the step commits (or
+/// when it drops the result), so a worker that computes twice in one step can never overwrite a
+/// gradient the coordinator still holds.</item>
+/// </list>
 /// </summary>
 public static class TrainingProtocol
 {
     /// <summary>Bumped whenever a message's meaning or encoding changes; workers must match it.</summary>
-    public const int Version = 2;
+    public const int Version = 3;
 
+    /// <summary>Parameters at one version: an array nobody writes after it was made (see above).</summary>
     public sealed record ParameterSnapshot(long Version, ReadOnlyMemory<float> Values);
 
     /// <summary>Worker → coordinator, on start: who it is and what it offers.</summary>
@@ -37,6 +47,9 @@ public static class TrainingProtocol
 
     /// <summary>Coordinator → workers: the run is over; worker nodes exit.</summary>
     public sealed record RunEnded(string RunId, bool Succeeded) : ITrainingMessage;
+
+    /// <summary>Worker → coordinator: this worker is shutting down (SIGTERM); re-plan its work now, not after the failure detector.</summary>
+    public sealed record WorkerLeaving(string WorkerId) : ITrainingMessage;
 
     /// <summary>Compute the gradient sum of <paramref name="SampleIds"/> at parameters version <c>Parameters.Version</c>.</summary>
     public sealed record ComputeShare(string RunId, long Step, int ShareIndex, int[] SampleIds, int MicroBatch, ParameterSnapshot Parameters)
@@ -69,4 +82,10 @@ public static class TrainingProtocol
     }
 
     public sealed record EvaluationDone(string RunId, int RequestId, int Part, long ParameterVersion, double LossSum, long Correct, long Count) : ITrainingMessage;
+
+    /// <summary>Worker → coordinator: computing the share failed (the reason says how); the coordinator re-plans it at once.</summary>
+    public sealed record ShareFailed(string RunId, long Step, int ShareIndex, string Reason) : ITrainingMessage;
+
+    /// <summary>Worker → coordinator: evaluating the part failed; the coordinator gives it to another worker.</summary>
+    public sealed record EvaluationFailed(string RunId, int RequestId, int Part, string Reason) : ITrainingMessage;
 }

@@ -12,7 +12,7 @@ namespace BatchCluster.Cluster.Serialization;
 /// Binary encoding of every <see cref="ITrainingMessage"/> (bound in cluster-config/cluster.hocon).
 /// Short, stable manifests; little-endian fields; tensors as raw float32 bytes. Unknown manifests
 /// raise <see cref="SerializationException"/>, which makes Akka drop that one message instead of
-/// tearing down the connection (FACTS §5).
+/// tearing down the connection (docs/decisions.md, "Akka.NET").
 /// </summary>
 public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
@@ -31,6 +31,9 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         TrainingProtocol.ShareComputed => "sc",
         TrainingProtocol.Evaluate => "ev",
         TrainingProtocol.EvaluationDone => "ed",
+        TrainingProtocol.WorkerLeaving => "wl",
+        TrainingProtocol.ShareFailed => "sf",
+        TrainingProtocol.EvaluationFailed => "ef",
         TensorTransferStart => "ts",
         TensorChunk => "tc",
         _ => throw new ArgumentException($"{o.GetType()} is not a message of the training protocol"),
@@ -93,6 +96,15 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
             case TrainingProtocol.EvaluationDone m:
                 w.Write(m.RunId); w.Write(m.RequestId); w.Write(m.Part); w.Write(m.ParameterVersion); w.Write(m.LossSum); w.Write(m.Correct); w.Write(m.Count);
                 break;
+            case TrainingProtocol.WorkerLeaving m:
+                w.Write(m.WorkerId);
+                break;
+            case TrainingProtocol.ShareFailed m:
+                w.Write(m.RunId); w.Write(m.Step); w.Write(m.ShareIndex); w.Write(m.Reason);
+                break;
+            case TrainingProtocol.EvaluationFailed m:
+                w.Write(m.RunId); w.Write(m.RequestId); w.Write(m.Part); w.Write(m.Reason);
+                break;
             case TensorTransferStart m:
                 w.Write(m.TransferId); w.Write(m.TotalLength); w.Write(m.ChunkCount);
                 w.Write(Manifest(m.Message)); Write(w, m.Message);
@@ -120,6 +132,9 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         "ev" => new TrainingProtocol.Evaluate(r.ReadString(), r.ReadInt32(), r.ReadInt32(), ReadSplit(r), r.ReadInt32(), r.ReadInt32(),
             new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r))),
         "ed" => new TrainingProtocol.EvaluationDone(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64()),
+        "wl" => new TrainingProtocol.WorkerLeaving(r.ReadString()),
+        "sf" => new TrainingProtocol.ShareFailed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadString()),
+        "ef" => new TrainingProtocol.EvaluationFailed(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
         "ts" => ReadTransferStart(r),
         "tc" => new TensorChunk(r.ReadInt64(), r.ReadInt32(), ReadFloats(r)),
         _ => throw new SerializationException($"unknown manifest '{manifest}' for the training protocol (a peer of another version?)"),

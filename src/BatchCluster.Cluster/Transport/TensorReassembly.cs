@@ -12,7 +12,7 @@ public sealed class TensorReassembly
     private sealed class Transfer(TensorTransferStart start)
     {
         public TensorTransferStart Start { get; } = start;
-        public float[] Values { get; } = new float[start.TotalLength];
+        public float[] Values { get; } = TensorBuffers.Rent(start.TotalLength);
         public int NextIndex { get; set; }
         public int Filled { get; set; }
     }

@@ -6,29 +6,47 @@ using BatchCluster.Core.Optimizers;
 namespace BatchCluster.Core.Checkpoints;
 
 /// <summary>
-/// Checkpoint files in one directory, <c>checkpoint-&lt;step&gt;.bcck</c>. A file is written to a
-/// temporary name, flushed to disk, then renamed over its final name, so a crash mid-write leaves
-/// the previous good checkpoint untouched. Each file ends with a SHA-256 of its content; a file
-/// whose hash does not match is never used. The newest <see cref="Keep"/> checkpoints are kept.
+/// The checkpoint files of one configuration in one directory,
+/// <c>checkpoint-&lt;fingerprint&gt;-&lt;step&gt;.bcck</c>. A file is written to a temporary name,
+/// flushed to disk, then renamed over its final name, so a crash mid-write leaves the previous good
+/// checkpoint untouched. Each file ends with a SHA-256 of its content; a file whose hash does not
+/// match is never used. The newest <see cref="Keep"/> checkpoints <b>of this configuration</b> are
+/// kept: runs of other configurations may share the directory, and pruning never touches their
+/// files (nor could it delete the file another run has just written).
 ///
 /// Format (little-endian): "BCCK", version (int32), fingerprint (string), next step (int64),
 /// epoch (int32), index in epoch (int32), parameters (int32 n, n float32), optimizer name
 /// (string), optimizer step count (int64), buffers (int32 k, then k × (int32 n, n float32)),
 /// then the 32-byte SHA-256 of everything before it.
 /// </summary>
-public sealed partial class CheckpointStore(string directory)
+public sealed partial class CheckpointStore
 {
     public const int Keep = 3;
     private const int FormatVersion = 1;
     private static readonly byte[] Magic = "BCCK"u8.ToArray();
 
-    public string Directory { get; } = directory;
+    /// <param name="fingerprint">The configuration's <see cref="ConfigFingerprint"/>: only its files are read, written and pruned.</param>
+    public CheckpointStore(string directory, string fingerprint)
+    {
+        if (!FingerprintText().IsMatch(fingerprint))
+            throw new ArgumentException($"a configuration fingerprint is lowercase hex, not '{fingerprint}'", nameof(fingerprint));
+        Directory = directory;
+        Fingerprint = fingerprint;
+    }
 
-    public string PathFor(long step) => Path.Combine(Directory, $"checkpoint-{step:D10}.bcck");
+    /// <summary>The store of <paramref name="config"/>'s checkpoints: its --checkpoint-dir and fingerprint.</summary>
+    public static CheckpointStore Of(Training.TrainingConfig config) => new(config.CheckpointDirectory, ConfigFingerprint.Of(config));
+
+    public string Directory { get; }
+    public string Fingerprint { get; }
+
+    public string PathFor(long step) => Path.Combine(Directory, $"checkpoint-{Fingerprint}-{step:D10}.bcck");
 
     /// <returns>The path written.</returns>
     public string Write(CheckpointState state)
     {
+        if (state.ConfigFingerprint != Fingerprint)
+            throw new ArgumentException($"a checkpoint of fingerprint {state.ConfigFingerprint} does not belong in the store of {Fingerprint}", nameof(state));
         System.IO.Directory.CreateDirectory(Directory);
         string path = PathFor(state.NextStep);
         string temp = path + $".{Environment.ProcessId}.tmp";
@@ -51,40 +69,65 @@ public sealed partial class CheckpointStore(string directory)
         return path;
     }
 
-    /// <summary>Checkpoint files, newest first.</summary>
-    public IReadOnlyList<string> Files() =>
+    /// <summary>This configuration's checkpoint files, newest first.</summary>
+    public IReadOnlyList<string> Files() => AllFiles().Where(f => FingerprintOf(f) == Fingerprint).ToList();
+
+    /// <summary>Checkpoint files of other configurations in the same directory.</summary>
+    public IReadOnlyList<string> OtherFiles() => AllFiles().Where(f => FingerprintOf(f) != Fingerprint).ToList();
+
+    private IEnumerable<string> AllFiles() =>
         !System.IO.Directory.Exists(Directory) ? [] :
         System.IO.Directory.GetFiles(Directory, "checkpoint-*.bcck").Where(f => FileName().IsMatch(Path.GetFileName(f)))
-            .OrderByDescending(f => f, StringComparer.Ordinal).ToList();
+            .OrderByDescending(f => StepOf(f)).ThenBy(f => f, StringComparer.Ordinal);
+
+    private static string FingerprintOf(string path) => FileName().Match(Path.GetFileName(path)).Groups["fingerprint"].Value;
+
+    private static long StepOf(string path) => long.Parse(FileName().Match(Path.GetFileName(path)).Groups["step"].Value, System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>
-    /// The newest checkpoint that reads back intact. Damaged files are skipped and reported in
-    /// <paramref name="skipped"/>; a checkpoint of another configuration is refused outright.
+    /// The newest checkpoint of this configuration that reads back intact. Damaged files are
+    /// skipped and reported in <paramref name="skipped"/>, with the path of the one returned in
+    /// <paramref name="path"/>.
     /// </summary>
-    public CheckpointState LoadNewest(string expectedFingerprint, out IReadOnlyList<string> skipped)
+    public CheckpointState LoadNewest(out string path, out IReadOnlyList<string> skipped)
     {
         var damaged = new List<string>();
         skipped = damaged;
-        foreach (string path in Files())
+        foreach (string file in Files())
         {
-            CheckpointState state;
             try
             {
-                state = Read(path);
+                var state = Read(file);
+                if (state.ConfigFingerprint != Fingerprint)
+                    throw new InvalidDataException($"holds fingerprint {state.ConfigFingerprint}, not the {Fingerprint} of its name");
+                path = file;
+                return state;
             }
             catch (InvalidDataException e)
             {
-                damaged.Add($"{path}: {e.Message}");
-                continue;
+                damaged.Add($"{file}: {e.Message}");
             }
-            if (state.ConfigFingerprint != expectedFingerprint)
-                throw new InvalidDataException(
-                    $"--resume: {path} was written by a run with another configuration (fingerprint {state.ConfigFingerprint}, this run {expectedFingerprint}); resume with the same data, model, batch, learning-rate, optimizer and seed flags, or use another --checkpoint-dir");
-            return state;
         }
-        throw new InvalidDataException(damaged.Count == 0
-            ? $"--resume: no checkpoint in {Path.GetFullPath(Directory)}; start without --resume, or point --checkpoint-dir at the run's checkpoints"
-            : $"--resume: no intact checkpoint in {Path.GetFullPath(Directory)} ({string.Join("; ", damaged)})");
+        string where = Path.GetFullPath(Directory);
+        int others = OtherFiles().Count;
+        throw new InvalidDataException(
+            damaged.Count > 0 ? $"--resume: no intact checkpoint of this configuration in {where} ({string.Join("; ", damaged)})"
+            : others > 0 ? $"--resume: {where} holds {others} checkpoint(s) of another configuration but none of this run's (fingerprint {Fingerprint}); resume with the same data, model, batch, learning-rate, optimizer and seed flags, or use another --checkpoint-dir"
+            : $"--resume: no checkpoint in {where}; start without --resume, or point --checkpoint-dir at the run's checkpoints");
+    }
+
+    /// <summary>The newest intact checkpoint of this configuration, or null when there is none (never throws on content).</summary>
+    public string? NewestIntact()
+    {
+        try
+        {
+            LoadNewest(out string path, out _);
+            return path;
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     public static CheckpointState Read(string path)
@@ -146,6 +189,9 @@ public sealed partial class CheckpointStore(string directory)
         return values;
     }
 
-    [GeneratedRegex(@"^checkpoint-\d{10}\.bcck$")]
+    [GeneratedRegex(@"^checkpoint-(?<fingerprint>[0-9a-f]+)-(?<step>\d{10})\.bcck$")]
     private static partial Regex FileName();
+
+    [GeneratedRegex("^[0-9a-f]+$")]
+    private static partial Regex FingerprintText();
 }

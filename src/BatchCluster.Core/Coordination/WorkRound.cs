@@ -206,7 +206,7 @@ public sealed class WorkRound<TResult>
             foreach (int worker in movable.Select(s => s.Worker).Distinct()) _benched.Add(worker);
             int generation = movable.Max(s => s.Generation) + 1;
             var moved = Abandon(movable);
-            Distribute(moved.Ids, fromWorker: null, reason: "missed the deadline", generation, nowMs, idle, moved.BySource);
+            Distribute(moved.Ids, fromWorker: null, reason: "missed the step deadline", generation, nowMs, idle, moved.BySource);
         }
         foreach (var s in overdue.Where(s => s.Status == SlotStatus.Outstanding))
         {

@@ -32,14 +32,14 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
     }
 
     private readonly List<Entry> _entries = [];
-    private readonly Dictionary<int, string> _names = [];
+    private readonly Dictionary<int, WorkerDescription> _descriptions = [];
     private int _nextKey;
 
     public Entry Add(THandle handle, WorkerDescription description)
     {
         var entry = new Entry(_nextKey++, handle, description);
         _entries.Add(entry);
-        _names[entry.Key] = description.Id;
+        _descriptions[entry.Key] = description;
         return entry;
     }
 
@@ -55,6 +55,9 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
 
     public IReadOnlyList<ReadyWorker> Ready => _entries.Where(e => e.Ready).Select(e => new ReadyWorker(e.Key, e.Capacity)).ToList();
 
+    /// <summary>What the worker said about itself, also after it has left (its results may still be committed).</summary>
+    public WorkerDescription DescriptionOf(int key) => _descriptions[key];
+
     /// <summary>The worker's id for logs, also after it has left.</summary>
-    public string NameOf(int key) => _names.TryGetValue(key, out var name) ? name : $"worker #{key}";
+    public string NameOf(int key) => _descriptions.TryGetValue(key, out var d) ? d.Id : $"worker #{key}";
 }

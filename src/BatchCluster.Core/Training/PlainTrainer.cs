@@ -22,7 +22,8 @@ public static class PlainTrainer
         EvaluationResult? EvaluateTrainSubset() => trainEvalCount > 0 ? replica.Evaluate(data.Train, 0, trainEvalCount) : null;
         while (!session.Finished)
         {
-            cancellation.ThrowIfCancellationRequested();
+            // Between steps the state is exactly the last commit: checkpoint it and end the log cleanly.
+            if (cancellation.IsCancellationRequested) throw session.Interrupt("stop requested");
             var batch = session.NextBatch();
             double startedAt = session.NowMs;
             replica.LoadParameters(session.Parameters);

@@ -10,7 +10,7 @@ namespace BatchCluster.Core.Training;
 /// </summary>
 public sealed class RunEvents(ILogger logger, string runId)
 {
-    public const int SchemaVersion = 3;
+    public const int SchemaVersion = 4;
     public const string EventTypeProperty = "EventType";
 
     public string RunId { get; } = runId;
@@ -87,8 +87,27 @@ public sealed class RunEvents(ILogger logger, string runId)
             "Resuming at step {Step} (epoch {Epoch}, batch {IndexInEpoch} of the epoch) from {CheckpointPath}; damaged checkpoints skipped: {SkippedCheckpoints}",
             step, epoch, indexInEpoch, path, skippedDamaged);
 
-    public void RunFailed(Exception error) =>
-        For("RunFailed").Write(LogEventLevel.Error, error, "Run {RunId} failed: {Error}", RunId, error.Message);
+    /// <summary>The terminal event of a failed run; a <see cref="RunFailedException"/> adds the last committed step and the checkpoint to resume from.</summary>
+    public void RunFailed(Exception error)
+    {
+        if (error is RunFailedException failed)
+            For("RunFailed").ForContext("LastCommittedStep", failed.LastCommittedStep).ForContext("Checkpoint", failed.Checkpoint).Write(
+                LogEventLevel.Error, error.InnerException, "Run {RunId} failed: {Error}", RunId, failed.Message);
+        else
+            For("RunFailed").Write(LogEventLevel.Error, error, "Run {RunId} failed: {Error}", RunId, error.Message);
+    }
+
+    /// <summary>The terminal event of a run stopped on request (SIGTERM, SIGINT).</summary>
+    public void RunInterrupted(long lastCommittedStep, string reason, string? checkpoint, string? checkpointError, double wallSeconds) =>
+        For("RunInterrupted").ForContext("CheckpointError", checkpointError).Warning(
+            "Run {RunId} interrupted ({Reason}) after step {LastCommittedStep}; checkpoint {Checkpoint}; {WallSeconds:F1} s",
+            RunId, reason, lastCommittedStep, checkpoint, wallSeconds);
+
+    /// <summary>The coordinator failed and is being rebuilt from the newest intact checkpoint (node mode with checkpoints).</summary>
+    public void CoordinatorRecovering(Exception error, long lastCommittedStep, int attempt, int maxAttempts) =>
+        For("CoordinatorRecovering").Write(LogEventLevel.Error, error,
+            "The coordinator failed after step {LastCommittedStep} ({Error}); recovering from the newest checkpoint, attempt {Attempt} of {MaxAttempts}",
+            lastCommittedStep, error.Message, attempt, maxAttempts);
 }
 
 /// <summary>The properties of one StepCompleted event.</summary>

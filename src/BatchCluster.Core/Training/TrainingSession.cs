@@ -10,7 +10,7 @@ using BatchCluster.Core.Schedules;
 namespace BatchCluster.Core.Training;
 
 /// <summary>
-/// The single writer of a run's state (DESIGN promise 5): parameters, optimizer, sampler position,
+/// The single writer of a run's state (promise 5, docs/architecture.md): parameters, optimizer, sampler position,
 /// LR schedule. An engine asks it for the next global batch, hands back the share gradients, and it
 /// averages exactly, clips, updates and logs. Both the plain loop and the coordinator actor drive
 /// this same object, so they cannot drift apart.
@@ -35,6 +35,8 @@ public sealed class TrainingSession
     private readonly Stopwatch _wall = Stopwatch.StartNew();
 
     private readonly CheckpointStore? _checkpoints;
+    /// <summary>The step a checkpoint on disk resumes at (written or resumed from), so an interrupt does not write it twice.</summary>
+    private long _checkpointedStep = -1;
 
     /// <param name="resumeFrom">A checkpoint of this configuration to continue from (its parameters replace <paramref name="initialParameters"/>).</param>
     public TrainingSession(TrainingConfig config, int trainSamples, float[] initialParameters, RunEvents events, CheckpointState? resumeFrom = null)
@@ -48,12 +50,25 @@ public sealed class TrainingSession
         _optimizer = config.Optimizer.Create(_parameters.Length);
         TotalSteps = config.TotalSteps(_sampler.StepsPerEpoch);
         _evalEvery = config.EvalEvery ?? _sampler.StepsPerEpoch;
-        _checkpoints = config.CheckpointEvery > 0 ? new CheckpointStore(config.CheckpointDirectory) : null;
         Fingerprint = ConfigFingerprint.Of(config);
+        _checkpoints = config.CheckpointEvery > 0 ? CheckpointStore.Of(config) : null;
         if (resumeFrom is not null) Restore(resumeFrom);
     }
 
+    /// <summary>
+    /// A session continuing from the newest intact checkpoint of <paramref name="config"/>'s
+    /// configuration, logged as ResumedFromCheckpoint (a standby coordinator taking over, or a
+    /// coordinator rebuilt after a failure). Throws InvalidDataException when there is none.
+    /// </summary>
+    public static TrainingSession FromNewestCheckpoint(TrainingConfig config, int trainSamples, float[] initialParameters, RunEvents events)
+    {
+        var state = CheckpointStore.Of(config).LoadNewest(out string path, out var skipped);
+        events.ResumedFromCheckpoint(state.NextStep, state.Epoch, state.IndexInEpoch, path, skipped);
+        return new TrainingSession(config, trainSamples, initialParameters, events, state);
+    }
+
     public string Fingerprint { get; }
+    public TrainingConfig Config => _config;
 
     private void Restore(CheckpointState state)
     {
@@ -64,6 +79,7 @@ public sealed class TrainingSession
         state.Parameters.CopyTo(_parameters, 0);
         _optimizer.Import(state.Optimizer);
         NextStep = state.NextStep;
+        _checkpointedStep = state.NextStep;
     }
 
     /// <summary>The whole state needed to continue this run from <see cref="NextStep"/>.</summary>
@@ -76,12 +92,13 @@ public sealed class TrainingSession
     /// <summary>The next step to run; equals the number of committed updates (the parameter version).</summary>
     public long NextStep { get; private set; }
     public long ParameterVersion => NextStep;
+    /// <summary>The last step (0-based) whose update is in the parameters; −1 before the first commit.</summary>
+    public long LastCommittedStep => NextStep - 1;
     /// <summary>The run length is reached, or a validation reached <see cref="TrainingConfig.TargetAccuracy"/>.</summary>
     public bool Finished => NextStep >= TotalSteps || TargetReached;
     public bool TargetReached { get; private set; }
+    /// <summary>The live parameters, for reading now; copy them to hand them on (they change at every commit).</summary>
     public ReadOnlySpan<float> Parameters => _parameters;
-    /// <summary>A read-only view of the live parameters; valid to read until the next Commit.</summary>
-    public ReadOnlyMemory<float> ParametersMemory => _parameters;
     public double EpochsDone => (double)NextStep / _sampler.StepsPerEpoch;
     public RunEvents Events => _events;
 
@@ -124,11 +141,42 @@ public sealed class TrainingSession
         return record;
     }
 
-    private void WriteCheckpoint(CheckpointStore store)
+    private string WriteCheckpoint(CheckpointStore store)
     {
         var clock = Stopwatch.StartNew();
         string path = store.Write(Capture());
+        _checkpointedStep = NextStep;
         _events.CheckpointWritten(NextStep, path, new FileInfo(path).Length, clock.Elapsed.TotalMilliseconds);
+        return path;
+    }
+
+    /// <summary>The newest intact checkpoint of this run's configuration, or null (also when checkpoints are off).</summary>
+    public string? NewestCheckpoint() => _checkpoints?.NewestIntact();
+
+    /// <summary>What a run that cannot go on reports: the reason, the last committed step, the newest intact checkpoint.</summary>
+    public RunFailedException Failure(string reason, Exception? cause = null) => new(reason, LastCommittedStep, NewestCheckpoint(), cause);
+
+    /// <summary>
+    /// Ends the run on request (SIGTERM, SIGINT): with checkpoints on, writes one at the current
+    /// step (unless one is already there), then logs RunInterrupted as the log's terminal event.
+    /// Called between steps, so the state is exactly that of the last commit.
+    /// </summary>
+    public RunInterruptedException Interrupt(string reason)
+    {
+        string? checkpoint = null, checkpointError = null;
+        if (_checkpoints is not null && NextStep > 0)
+        {
+            try
+            {
+                checkpoint = _checkpointedStep == NextStep ? _checkpoints.PathFor(NextStep) : WriteCheckpoint(_checkpoints);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                checkpointError = e.Message;
+            }
+        }
+        _events.RunInterrupted(LastCommittedStep, reason, checkpoint, checkpointError, _wall.Elapsed.TotalSeconds);
+        return new RunInterruptedException(LastCommittedStep, checkpoint);
     }
 
     /// <summary>Milliseconds since the session started: engines stamp step starts with it.</summary>

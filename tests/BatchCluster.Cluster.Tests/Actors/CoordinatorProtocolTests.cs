@@ -13,7 +13,7 @@ namespace BatchCluster.Cluster.Tests.Actors;
 
 /// <summary>
 /// The coordinator's side of the protocol, with TestProbes playing the workers: what it sends,
-/// and that stale or foreign results are dropped (DESIGN promise 4) while the right ones commit.
+/// and that stale or foreign results are dropped (promise 4, docs/architecture.md) while the right ones commit.
 /// </summary>
 public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.AkkaConfig)
 {
@@ -28,7 +28,7 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
     private static readonly TrainingProtocol.RunSpec Spec = new("synthetic", 10, "mlp", [8], 1);
 
     private static CoordinatorSettings Settings(int minWorkers, double deadlineSeconds = 30) =>
-        new(minWorkers, TimeSpan.FromSeconds(deadlineSeconds), Spec, Data.Validation.Count, Data.Test.Count, WatchClusterMembership: false,
+        new(minWorkers, minWorkers, TimeSpan.FromSeconds(deadlineSeconds), Spec, Data.Validation.Count, Data.Test.Count, WatchClusterMembership: false,
             TrainEvaluationCount: 0);
 
     /// <summary>A probe plays a worker: it registers, is accepted, and reports ready.</summary>
@@ -47,14 +47,16 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
         new(runId ?? work.RunId, step ?? work.Step, version ?? work.Parameters.Version, work.ShareIndex, count ?? work.SampleIds.Length,
             LossSum: work.SampleIds.Length, Enumerable.Repeat(1f, parameterCount).ToArray(), 0, 1, 1, 0);
 
-    private (IActorRef Coordinator, TaskCompletionSource<RunResult> Done, List<StepRecord> Steps, float[] Initial) Start(TrainingConfig config, CoordinatorSettings settings)
+    private (IActorRef Coordinator, TaskCompletionSource<RunResult> Done, List<StepRecord> Steps, float[] Initial) Start(TrainingConfig config,
+        CoordinatorSettings settings, Action<StepRecord>? onStep = null)
     {
         int count = ModelFactory.LayoutOf(Model).TotalCount;
         var initial = new float[count];
-        var session = new TrainingSession(config, Data.Train.Count, initial, SilentEvents("run-a"));
         var done = new TaskCompletionSource<RunResult>();
         var steps = new List<StepRecord>();
-        var coordinator = Sys.ActorOf(CoordinatorActor.Props(session, config, settings, "", done, (record, _) => steps.Add(record)));
+        var run = new CoordinatorRun(() => new TrainingSession(config, Data.Train.Count, initial, SilentEvents("run-a")), null, settings, "", done,
+            (record, _) => { steps.Add(record); onStep?.Invoke(record); });
+        var coordinator = Sys.ActorOf(RunSupervisor.Props(run));
         return (coordinator, done, steps, initial);
     }
 
@@ -111,17 +113,63 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
         Assert.Equal(1.0, result.Summary.TestAccuracy, 10);
     }
 
+    /// <summary>A share of the wrong size is that worker's failure: never committed, re-planned onto another worker at once.</summary>
     [Fact]
-    public async Task A_share_with_the_wrong_sample_count_fails_the_run_instead_of_committing()
+    public void A_share_with_the_wrong_sample_count_is_refused_and_replanned()
     {
-        var (coordinator, done, steps, initial) = Start(OneStep(1), Settings(minWorkers: 1));
+        var (coordinator, _, steps, initial) = Start(OneStep(2), Settings(minWorkers: 2));
+        var a = JoinedWorker(coordinator, "a");
+        var b = JoinedWorker(coordinator, "b");
+        var workA = a.ExpectMsg<TrainingProtocol.ComputeShare>();
+        var workB = b.ExpectMsg<TrainingProtocol.ComputeShare>();
+        coordinator.Tell(Reply(workB, initial.Length), b.Ref);
+        coordinator.Tell(Reply(workA, initial.Length, count: workA.SampleIds.Length - 1), a.Ref);
+        var moved = b.ExpectMsg<TrainingProtocol.ComputeShare>(); // a's ids, now b's
+        Assert.Equal(workA.SampleIds, moved.SampleIds);
+        Assert.Equal(0, moved.Parameters.Version);
+        Assert.Empty(steps);
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // a failed this step: nothing more for it in it
+    }
+
+    /// <summary>When every worker fails the same step, the run fails with the reason and the step (a decision, not a hang).</summary>
+    [Fact]
+    public async Task A_step_every_worker_fails_ends_the_run_with_the_reason()
+    {
+        var (coordinator, done, steps, _) = Start(OneStep(1), Settings(minWorkers: 1));
         var worker = JoinedWorker(coordinator, "w");
         var work = worker.ExpectMsg<TrainingProtocol.ComputeShare>();
-        coordinator.Tell(Reply(work, initial.Length, count: work.SampleIds.Length - 1), worker.Ref);
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => done.Task.WaitAsync(TimeSpan.FromSeconds(10)));
-        Assert.Contains("worker computed 7 samples and", error.Message);
-        Assert.Contains("planned 8 samples", error.Message);
+        coordinator.Tell(new TrainingProtocol.ShareFailed(work.RunId, work.Step, work.ShareIndex, "input of another shape"), worker.Ref);
+        var error = await Assert.ThrowsAsync<RunFailedException>(() => done.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("step 0 cannot be completed", error.Message);
+        Assert.Contains("input of another shape", error.Message);
+        Assert.Equal(-1, error.LastCommittedStep);
+        Assert.False(worker.ExpectMsg<TrainingProtocol.RunEnded>().Succeeded);
         Assert.Empty(steps);
+    }
+
+    /// <summary>
+    /// An exception inside the coordinator (here from its step callback, as a full disk would throw
+    /// from a checkpoint write) is not restarted away: the run fails with the last committed step,
+    /// and the workers are told the run is over instead of waiting forever.
+    /// </summary>
+    [Fact]
+    public async Task An_exception_inside_the_coordinator_fails_the_run_and_tells_the_workers()
+    {
+        var (coordinator, done, steps, initial) = Start(OneStep(1) with { Steps = 3 }, Settings(minWorkers: 1),
+            onStep: record => { if (record.Step == 1) throw new IOException("No space left on device"); });
+        var worker = JoinedWorker(coordinator, "w");
+        for (int i = 0; i < 2; i++)
+        {
+            var work = worker.ExpectMsg<TrainingProtocol.ComputeShare>();
+            coordinator.Tell(Reply(work, initial.Length), worker.Ref);
+        }
+        var error = await Assert.ThrowsAsync<RunFailedException>(() => done.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("the coordinator failed: No space left on device", error.Message);
+        Assert.Equal(1, error.LastCommittedStep);
+        Assert.Null(error.Checkpoint);
+        Assert.IsType<IOException>(error.InnerException);
+        Assert.False(worker.ExpectMsg<TrainingProtocol.RunEnded>().Succeeded);
+        Assert.Equal(2, steps.Count);
     }
 
     [Fact]

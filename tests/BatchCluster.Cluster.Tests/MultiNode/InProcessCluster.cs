@@ -34,18 +34,24 @@ public sealed class InProcessCluster : IAsyncDisposable
         _data = data;
     }
 
+    /// <param name="startWorkers">Ready workers before the first step (default: <paramref name="minWorkers"/>).</param>
+    /// <param name="recoverFromCheckpoints">As a coordinator node with --checkpoint-every: a failed coordinator is rebuilt from the newest checkpoint.</param>
     public static async Task<InProcessCluster> StartAsync(TrainingConfig config, DataSplits data, int minWorkers, RunEvents events,
-        TimeSpan? stepDeadline = null, Action<StepRecord, TrainingSession>? onStep = null)
+        TimeSpan? stepDeadline = null, Action<StepRecord, TrainingSession>? onStep = null, int? startWorkers = null, bool recoverFromCheckpoints = false)
     {
         TorchRuntime.Initialise(1);
         var system = ClusterBootstrap.Start(ClusterBootstrap.CoordinatorRole, "127.0.0.1", 0);
         Assert.True(await ClusterBootstrap.JoinAsync(system, [], JoinTimeout), "the coordinator node did not come up");
         var cluster = new InProcessCluster(system, data);
-        var session = new TrainingSession(config, data.Train.Count, ModelFactory.InitialParameters(config.Model, config.Seed), events);
-        var settings = new CoordinatorSettings(minWorkers, stepDeadline ?? TimeSpan.FromSeconds(60), RunSpecs.Of(config),
+        var initial = ModelFactory.InitialParameters(config.Model, config.Seed);
+        var settings = new CoordinatorSettings(startWorkers ?? minWorkers, minWorkers, stepDeadline ?? TimeSpan.FromSeconds(60), RunSpecs.Of(config),
             data.Validation.Count, data.Test.Count, WatchClusterMembership: true, config.TrainEvaluationCount(data.Train.Count));
-        ClusterBootstrap.StartCoordinatorSingleton(system, CoordinatorActor.Props(session, config, settings, "", cluster.Completion,
-            (record, s) => { lock (cluster.Steps) cluster.Steps.Add(record); onStep?.Invoke(record, s); }));
+        var run = new CoordinatorRun(
+            () => new TrainingSession(config, data.Train.Count, initial, events),
+            recoverFromCheckpoints ? () => TrainingSession.FromNewestCheckpoint(config, data.Train.Count, initial, events) : null,
+            settings, "", cluster.Completion,
+            (record, s) => { lock (cluster.Steps) cluster.Steps.Add(record); onStep?.Invoke(record, s); });
+        ClusterBootstrap.StartCoordinatorSingleton(system, RunSupervisor.Props(run));
         return cluster;
     }
 

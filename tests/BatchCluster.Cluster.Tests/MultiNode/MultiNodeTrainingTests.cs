@@ -28,18 +28,6 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
         Workers = 3,
     };
 
-    /// <summary>Collects the events of a run in memory (the same events the run's log file receives).</summary>
-    private sealed class EventCollector : ILogEventSink
-    {
-        public ConcurrentQueue<LogEvent> Events { get; } = new();
-        public void Emit(LogEvent logEvent) => Events.Enqueue(logEvent);
-
-        public IEnumerable<LogEvent> OfType(string type) => Events.Where(e =>
-            e.Properties.TryGetValue(RunEvents.EventTypeProperty, out var v) && v is ScalarValue { Value: string s } && s == type);
-
-        public RunEvents Run(string id) => new(new LoggerConfiguration().WriteTo.Sink(this).CreateLogger(), id);
-    }
-
     /// <summary>Coordinator + 3 worker nodes must reach the plain loop's parameters (bound justified in LocalClusterTrainingTests).</summary>
     [Fact]
     public async Task Three_worker_nodes_give_the_plain_loops_parameters()

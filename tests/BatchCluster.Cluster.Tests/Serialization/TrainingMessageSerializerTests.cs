@@ -25,6 +25,9 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
         new TrainingProtocol.ShareComputed("run-1", 42, 42, 3, 3, 6.25, Tensor, 99.5, 1.75, 2.5, 123_456_789),
         new TrainingProtocol.Evaluate("run-1", 7, 1, DataSplit.Test, 100, 50, new TrainingProtocol.ParameterSnapshot(43, Tensor)),
         new TrainingProtocol.EvaluationDone("run-1", 7, 1, 43, 12.5, 44, 50),
+        new TrainingProtocol.WorkerLeaving("akka.tcp://batchcluster@10.0.0.2:4053/user/worker"),
+        new TrainingProtocol.ShareFailed("run-1", 42, 3, "CUDA out of memory"),
+        new TrainingProtocol.EvaluationFailed("run-1", 7, 1, "input of another shape"),
         new TensorTransferStart(9, new TrainingProtocol.ShareComputed("r", 1, 1, 0, 8, 1, ReadOnlyMemory<float>.Empty, 0, 0, 0, 0), 100_000, 2),
         new TensorChunk(9, 1, [1f, 2f, float.NaN]),
     };

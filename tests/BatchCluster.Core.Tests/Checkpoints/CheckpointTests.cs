@@ -20,7 +20,7 @@ public sealed class CheckpointTests : IDisposable
     [Fact]
     public void Round_trips_every_field()
     {
-        var store = new CheckpointStore(_dir);
+        var store = new CheckpointStore(_dir, "abc");
         string path = store.Write(State(12));
         var back = CheckpointStore.Read(path);
         Assert.Equal(("abc", 12L, 1, 2), (back.ConfigFingerprint, back.NextStep, back.Epoch, back.IndexInEpoch));
@@ -34,13 +34,15 @@ public sealed class CheckpointTests : IDisposable
     [Fact]
     public void A_damaged_newest_checkpoint_is_skipped_for_the_previous_good_one()
     {
-        var store = new CheckpointStore(_dir);
-        store.Write(State(10));
+        var store = new CheckpointStore(_dir, "abc");
+        string older = store.Write(State(10));
         string newest = store.Write(State(20));
         var bytes = File.ReadAllBytes(newest);
         File.WriteAllBytes(newest, bytes[..(bytes.Length / 2)]); // as if cut off mid-write
-        var state = store.LoadNewest("abc", out var skipped);
+        var state = store.LoadNewest(out string path, out var skipped);
         Assert.Equal(10, state.NextStep);
+        Assert.Equal(older, path);
+        Assert.Equal(older, store.NewestIntact());
         Assert.Single(skipped);
         Assert.Contains(newest, skipped[0]);
     }
@@ -48,24 +50,41 @@ public sealed class CheckpointTests : IDisposable
     [Fact]
     public void A_checkpoint_of_another_configuration_is_refused_clearly()
     {
-        var store = new CheckpointStore(_dir);
-        store.Write(State(10, fingerprint: "other"));
-        var e = Assert.Throws<InvalidDataException>(() => store.LoadNewest("mine", out _));
-        Assert.Contains("another configuration", e.Message);
-        Assert.Contains("fingerprint other, this run mine", e.Message);
+        new CheckpointStore(_dir, "def").Write(State(10, fingerprint: "def"));
+        var e = Assert.Throws<InvalidDataException>(() => new CheckpointStore(_dir, "abc").LoadNewest(out _, out _));
+        Assert.Contains("1 checkpoint(s) of another configuration but none of this run's (fingerprint abc)", e.Message);
+        Assert.Null(new CheckpointStore(_dir, "abc").NewestIntact());
+    }
+
+    /// <summary>
+    /// Runs of different configurations sharing a directory: pruning keeps the newest three of each
+    /// and never deletes another configuration's files (it used to prune across configurations and
+    /// could delete the checkpoint another run had just written).
+    /// </summary>
+    [Fact]
+    public void Pruning_touches_only_the_files_of_its_own_configuration()
+    {
+        var mine = new CheckpointStore(_dir, "abc");
+        var theirs = new CheckpointStore(_dir, "def");
+        string theirsJustWritten = theirs.Write(State(7, fingerprint: "def"));
+        foreach (long step in new long[] { 100, 200, 300, 400 }) mine.Write(State(step));
+        Assert.True(File.Exists(theirsJustWritten));
+        Assert.Equal(new[] { 400L, 300L, 200L }, mine.Files().Select(f => CheckpointStore.Read(f).NextStep));
+        Assert.Equal(7, theirs.LoadNewest(out _, out _).NextStep);
+        Assert.Throws<ArgumentException>(() => mine.Write(State(500, fingerprint: "def")));
     }
 
     [Fact]
     public void An_empty_directory_says_so()
     {
-        var e = Assert.Throws<InvalidDataException>(() => new CheckpointStore(Path.Combine(_dir, "none")).LoadNewest("x", out _));
+        var e = Assert.Throws<InvalidDataException>(() => new CheckpointStore(Path.Combine(_dir, "none"), "abc").LoadNewest(out _, out _));
         Assert.Contains("no checkpoint in", e.Message);
     }
 
     [Fact]
     public void Only_the_newest_three_are_kept()
     {
-        var store = new CheckpointStore(_dir);
+        var store = new CheckpointStore(_dir, "abc");
         foreach (long step in new long[] { 5, 10, 15, 20, 25 }) store.Write(State(step));
         Assert.Equal(new[] { 25L, 20L, 15L }, store.Files().Select(f => CheckpointStore.Read(f).NextStep));
     }
@@ -81,7 +100,7 @@ public sealed class CheckpointTests : IDisposable
     }
 
     /// <summary>
-    /// DESIGN promise 5: a run stopped after a checkpoint and resumed from it ends bitwise where an
+    /// Promise 5 (docs/architecture.md): a run stopped after a checkpoint and resumed from it ends bitwise where an
     /// uninterrupted run ends (parameters, momentum and Adam state, sampler position all restored).
     /// </summary>
     [Theory]
@@ -101,7 +120,7 @@ public sealed class CheckpointTests : IDisposable
         var uninterrupted = PlainTrainer.Run(config with { CheckpointEvery = 0 }, data, initial, events, "");
 
         PlainTrainer.Run(config with { Steps = 17 }, data, initial, events, ""); // "dies" after step 17; last checkpoint: before step 16
-        var checkpoint = new CheckpointStore(_dir).LoadNewest(ConfigFingerprint.Of(config), out _);
+        var checkpoint = new CheckpointStore(_dir, ConfigFingerprint.Of(config)).LoadNewest(out _, out _);
         Assert.Equal(16, checkpoint.NextStep);
         var resumed = PlainTrainer.Run(config, data, initial, events, "", resumeFrom: checkpoint);
 

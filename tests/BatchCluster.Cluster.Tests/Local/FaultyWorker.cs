@@ -1,0 +1,57 @@
+using Akka.Actor;
+using BatchCluster.Cluster.Actors;
+using BatchCluster.Cluster.Local;
+using BatchCluster.Cluster.Protocol;
+
+namespace BatchCluster.Cluster.Tests.Local;
+
+/// <summary>One fault, injected at one step, by a <see cref="FaultyWorker"/>.</summary>
+public enum WorkerFault
+{
+    /// <summary>Keeps the share and never answers (a hung worker that is still alive).</summary>
+    Stall,
+    /// <summary>The worker actor stops while holding the share (as a crash does under the stopping supervision).</summary>
+    Die,
+    /// <summary>The share reaches the real worker with a sample id that does not exist: its compute throws.</summary>
+    Throw,
+}
+
+/// <summary>
+/// Stands between the coordinator and a real <see cref="WorkerActor"/> in the same process and
+/// passes every message on as it is (no copy: the in-process path, where buffer ownership
+/// matters), except that it injects <paramref name="fault"/> into the first share of
+/// <paramref name="atStep"/>. The coordinator sees this actor as the worker.
+/// </summary>
+public sealed class FaultyWorker : ReceiveActor
+{
+    public static LocalCluster.WorkerFactory Factory(int index, WorkerFault fault, long atStep) => (i, coordinator, settings) =>
+        i == index ? Props.Create(() => new FaultyWorker(coordinator, settings, fault, atStep)) : WorkerActor.Props(coordinator, settings);
+
+    public FaultyWorker(IActorRef coordinator, WorkerSettings settings, WorkerFault fault, long atStep)
+    {
+        var real = Context.ActorOf(WorkerActor.Props(Self, settings), "real");
+        Context.Watch(real);
+        bool injected = false;
+        Receive<Terminated>(_ => Context.Stop(Self));
+        Receive<TrainingProtocol.ComputeShare>(work => !injected && work.Step == atStep, work =>
+        {
+            injected = true;
+            switch (fault)
+            {
+                case WorkerFault.Stall:
+                    break;
+                case WorkerFault.Die:
+                    Context.Stop(Self);
+                    break;
+                case WorkerFault.Throw:
+                    real.Tell(work with { SampleIds = [.. work.SampleIds[..^1], -1] }, Self);
+                    break;
+            }
+        });
+        ReceiveAny(message =>
+        {
+            if (Sender.Equals(real)) coordinator.Tell(message, Self); // the worker's side: registration, results
+            else real.Tell(message, Self);                            // the coordinator's side: acceptance, work
+        });
+    }
+}
