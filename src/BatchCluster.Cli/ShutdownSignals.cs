@@ -36,7 +36,14 @@ public sealed class ShutdownSignals : IDisposable
         if (Interlocked.Exchange(ref _received, 1) == 1) return; // the second signal: default handling, exit now
         context.Cancel = true;
         Received = context.Signal == PosixSignal.SIGTERM ? "SIGTERM" : "SIGINT";
-        _stop.Cancel();
+        try
+        {
+            _stop.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The command had already ended: nothing left to stop.
+        }
     }
 
     public void Dispose()

@@ -58,7 +58,12 @@ public sealed class CheckpointResumeTests : IDisposable
         string before = Hashes();
 
         var mismatched = CliProcess.Run(FlagsWith("second", checkpoints, Path.Combine(_dir, "second.f32"), steps: 50, lr: "0.1", "--resume"));
-        BadInputTests.AssertRefused(mismatched, "was written by a run with another configuration");
+        BadInputTests.AssertRefused(mismatched, "checkpoint(s) of another configuration but none of this run's");
+        Assert.Equal(before, Hashes());
+
+        // The same configuration started afresh into the same directory would later be resumed from the wrong run's files.
+        var again = CliProcess.Run(FlagsWith("again", checkpoints, Path.Combine(_dir, "again.f32"), steps: 50, lr: "0.05"));
+        BadInputTests.AssertRefused(again, "already holds 2 checkpoint(s) of this configuration");
         Assert.Equal(before, Hashes());
 
         foreach (string file in Directory.GetFiles(checkpoints))
@@ -69,7 +74,7 @@ public sealed class CheckpointResumeTests : IDisposable
         }
         string corrupted = Hashes();
         var corrupt = CliProcess.Run(Flags("third", checkpoints, Path.Combine(_dir, "third.f32"), "--resume"));
-        BadInputTests.AssertRefused(corrupt, "no intact checkpoint in");
+        BadInputTests.AssertRefused(corrupt, "no intact checkpoint of this configuration in");
         Assert.Contains("checksum mismatch", corrupt.StdErr);
         Assert.Equal(corrupted, Hashes());
         Assert.False(Directory.Exists(Path.Combine(_dir, "runs", "third")));

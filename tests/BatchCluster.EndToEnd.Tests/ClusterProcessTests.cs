@@ -15,7 +15,8 @@ public sealed class ClusterProcessTests : IDisposable
     {
         int port = NodeProcess.FreePort();
         const int steps = 300;
-        using var coordinator = new NodeProcess("node", "--role", "coordinator", "--port", port.ToString(), "--min-workers", "2",
+        // All three from the first step (without --start-workers the run could finish on two before the third joined).
+        using var coordinator = new NodeProcess("node", "--role", "coordinator", "--port", port.ToString(), "--start-workers", "3", "--min-workers", "2",
             "--dataset", "synthetic", "--steps", steps.ToString(), "--global-batch", "96", "--eval-every", "0",
             "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", "killed");
         var workers = Enumerable.Range(0, 3)

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 
 namespace BatchCluster.EndToEnd.Tests;
 
@@ -27,6 +28,29 @@ public sealed class NodeProcess : IDisposable
     /// <summary>SIGKILL on Linux: no goodbye to the cluster, like a crashed machine.</summary>
     public void Kill() => _process.Kill(entireProcessTree: true);
 
+    public const int SigTerm = 15, SigCont = 18, SigStop = 19;
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
+
+    /// <summary>Sends a signal (SIGTERM as docker stop does; SIGSTOP/SIGCONT to freeze and thaw a node like a long pause).</summary>
+    public void Signal(int signal)
+    {
+        if (kill(_process.Id, signal) != 0) throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastWin32Error()}");
+    }
+
+    /// <summary>SIGTERM, then the seconds until the process has exited and its exit code.</summary>
+    public async Task<(double Seconds, int ExitCode)> StopAsync(TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        Signal(SigTerm);
+        int exit = await WaitForExitAsync(timeout);
+        return (clock.Elapsed.TotalSeconds, exit);
+    }
+
+    /// <summary>The lines written so far that <paramref name="match"/> accepts.</summary>
+    public IEnumerable<string> Lines(Func<string, bool> match) => StdOut.Where(match);
+
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
         using var cancel = new CancellationTokenSource(timeout);
@@ -35,10 +59,13 @@ public sealed class NodeProcess : IDisposable
         return _process.ExitCode;
     }
 
-    public async Task WaitForLineAsync(Func<string, bool> match, TimeSpan timeout)
+    public Task WaitForLineAsync(Func<string, bool> match, TimeSpan timeout) => WaitForLinesAsync(match, 1, timeout);
+
+    /// <summary>Waits until <paramref name="count"/> output lines match (polling the collected output).</summary>
+    public async Task WaitForLinesAsync(Func<string, bool> match, int count, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
-        while (!StdOut.Any(match))
+        while (StdOut.Count(match) < count)
         {
             if (_process.HasExited) throw new InvalidOperationException($"process exited with {_process.ExitCode} first: {string.Join('\n', StdErr)}");
             if (clock.Elapsed > timeout) throw new TimeoutException("the expected line never came");

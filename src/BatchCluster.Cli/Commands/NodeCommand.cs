@@ -107,7 +107,7 @@ public static class NodeCommand
             throw new UsageException("--standby needs --seed-nodes HOST:PORT of the running coordinator node");
         if (standby && config.CheckpointEvery == 0)
             throw new UsageException("--standby needs --checkpoint-every K (the same checkpoints as the running coordinator) to resume from");
-        var host = RunHost.Prepare(config);
+        var host = RunHost.Prepare(config, refuseExistingCheckpoints: !standby);
         return await host.RunAsync("cluster", startWorkers, async (events, onStep) =>
         {
             var system = await JoinAsync(ClusterBootstrap.CoordinatorRole, endpoint, cancellation);

@@ -46,7 +46,9 @@ public sealed class RunHost
     private readonly IReadOnlyList<string> _skippedCheckpoints;
 
     /// <summary>Checks every input and loads data and initial parameters; writes nothing.</summary>
-    public static RunHost Prepare(TrainingConfig config)
+    /// <param name="refuseExistingCheckpoints">A fresh run (no --resume) refuses a checkpoint directory that already holds
+    /// checkpoints of its configuration: --resume would later continue the wrong run. A standby coordinator shares them on purpose.</param>
+    public static RunHost Prepare(TrainingConfig config, bool refuseExistingCheckpoints = true)
     {
         string runId = config.RunId ?? RunLogging.NewRunId(config);
         string runDirectory = RunLogging.CheckNewRunDirectory(config.RunsDirectory, runId);
@@ -73,7 +75,13 @@ public sealed class RunHost
             if (resumeFrom.Parameters.Length != parameterCount)
                 throw new InvalidDataException($"--resume: {resumePath} holds {resumeFrom.Parameters.Length} parameters, the model has {parameterCount}");
         }
-        if (config.CheckpointEvery > 0) CheckWritable(config.CheckpointDirectory);
+        if (config.CheckpointEvery > 0)
+        {
+            CheckWritable(config.CheckpointDirectory);
+            var existing = CheckpointStore.Of(config).Files();
+            if (refuseExistingCheckpoints && !config.Resume && existing.Count > 0)
+                throw new UsageException($"--checkpoint-dir {config.CheckpointDirectory} already holds {existing.Count} checkpoint(s) of this configuration (newest {Path.GetFileName(existing[0])}); continue that run with --resume, or choose another --checkpoint-dir");
+        }
         return new RunHost(config, runId, runDirectory, data, initial, sampler.StepsPerEpoch, resumeFrom, resumePath, skipped);
     }
 

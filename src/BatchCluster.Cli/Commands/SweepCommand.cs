@@ -89,7 +89,8 @@ public static class SweepCommand
             var clock = Stopwatch.StartNew();
             try
             {
-                var host = RunHost.Prepare(config);
+                // A run retrained after a crash starts afresh; its old checkpoints are not a reason to refuse.
+                var host = RunHost.Prepare(config, refuseExistingCheckpoints: false);
                 var result = await host.ExecuteAsync(config.Engine.ToString().ToLowerInvariant(), config.Workers,
                     (events, onStep) => Engines.RunAsync(config, host.Data, host.Initial, events, host.LogPath, onStep, cancellation),
                     console: null, progress.Step);

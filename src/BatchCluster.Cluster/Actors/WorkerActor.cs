@@ -11,7 +11,10 @@ using BatchCluster.Core.Models;
 namespace BatchCluster.Cluster.Actors;
 
 /// <summary>How a worker presents itself, and where it gets the run's data (loaded locally, by spec).</summary>
-public sealed record WorkerSettings(string Device, int Threads, Func<TrainingProtocol.RunSpec, DataSplits> LoadData);
+/// <param name="RegisterAgainWhenCoordinatorStops">On a worker node: when the coordinator it knew stops (the singleton moved,
+/// or was rebuilt after a failure), register again. In the local cluster a stopped coordinator means the run is over: stop quietly.</param>
+public sealed record WorkerSettings(string Device, int Threads, Func<TrainingProtocol.RunSpec, DataSplits> LoadData,
+    bool RegisterAgainWhenCoordinatorStops = true);
 
 /// <summary>
 /// Registers with the coordinator, then holds the data set and one model replica and computes
@@ -63,8 +66,14 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<TensorChunk>(chunk => Reassemble(() => _reassembly.Add(Sender.Path.ToString(), chunk)));
         Receive<Terminated>(t => t.ActorRef.Equals(_coordinator), _ =>
         {
-            _log.Warning("Coordinator {0} is gone; registering again", _coordinator);
             _coordinator = null;
+            if (!_settings.RegisterAgainWhenCoordinatorStops)
+            {
+                _runEnded?.TrySetResult(false);
+                Context.Stop(Self);
+                return;
+            }
+            _log.Warning("Coordinator {0} is gone; registering again", Sender);
             StartRegistering();
         });
     }

@@ -65,7 +65,8 @@ public sealed partial class CheckpointStore
         {
             if (File.Exists(temp)) File.Delete(temp);
         }
-        foreach (string old in Files().Skip(Keep)) File.Delete(old);
+        // Keep the newest Keep at or below this step; never touch a newer file (another run's) or this one.
+        foreach (string old in Files().Where(f => StepOf(f) < state.NextStep).Skip(Keep - 1)) File.Delete(old);
         return path;
     }
 

@@ -72,6 +72,10 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(new[] { 400L, 300L, 200L }, mine.Files().Select(f => CheckpointStore.Read(f).NextStep));
         Assert.Equal(7, theirs.LoadNewest(out _, out _).NextStep);
         Assert.Throws<ArgumentException>(() => mine.Write(State(500, fingerprint: "def")));
+        // A file just written is never pruned, nor newer files of the same configuration (left by an earlier run).
+        string justWritten = mine.Write(State(10));
+        Assert.True(File.Exists(justWritten));
+        Assert.Equal(new[] { 400L, 300L, 200L, 10L }, mine.Files().Select(f => CheckpointStore.Read(f).NextStep));
     }
 
     [Fact]
