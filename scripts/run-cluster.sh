@@ -37,7 +37,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Each node's output gets a prefix; the coordinator's stdout is also kept to print its summary last.
-dotnet "$dll" node --role coordinator --port "$port" --min-workers "$workers" "${train_flags[@]}" \
+dotnet "$dll" node --role coordinator --port "$port" --start-workers "$workers" "${train_flags[@]}" \
   > >(tee "$tmp/coordinator.out" | sed -u 's/^/[coordinator] /') 2> >(sed -u 's/^/[coordinator] /' >&2) &
 coordinator=$!
 pids+=("$coordinator")

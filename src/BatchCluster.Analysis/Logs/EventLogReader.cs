@@ -8,6 +8,9 @@ namespace BatchCluster.Analysis.Logs;
 /// It never throws on content: a line that is not a JSON object, or a schema event without a
 /// property the schema requires, is counted in <see cref="RunLog.BadLines"/> and skipped, so a
 /// log cut short by a crash or a full disk still yields everything before the damage.
+/// A coordinator rebuilt from a checkpoint within the same run (node mode) repeats the steps after
+/// that checkpoint: a ResumedFromCheckpoint event in the middle of a log discards what was logged
+/// for the steps it goes back over, so each step is counted once, as it was finally committed.
 /// </summary>
 public static class EventLogReader
 {
@@ -24,6 +27,7 @@ public static class EventLogReader
         var evaluations = new List<EvalPoint>();
         RunCompletion? completion = null;
         string? failure = null;
+        long? interruptedAfter = null;
         int bad = 0, foreign = 0;
         string? line;
         while ((line = reader.ReadLine()) is not null)
@@ -61,6 +65,12 @@ public static class EventLogReader
                         case "EvalCompleted": evaluations.Add(ReadEval(e)); break;
                         case "RunCompleted": completion = ReadCompleted(e); break;
                         case "RunFailed": failure = Text(e, "Error") ?? "unknown error"; break;
+                        case "RunInterrupted": interruptedAfter = (long)Number(e, "LastCommittedStep"); break;
+                        case "ResumedFromCheckpoint":
+                            long resumeAt = (long)Number(e, "Step");
+                            steps.RemoveAll(s => s.Step >= resumeAt);
+                            evaluations.RemoveAll(v => v.Step > resumeAt);
+                            break;
                     }
                 }
                 catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException)
@@ -69,7 +79,7 @@ public static class EventLogReader
                 }
             }
         }
-        return new RunLog(path, info, steps, evaluations, completion, failure, bad, foreign);
+        return new RunLog(path, info, steps, evaluations, completion, failure, bad, foreign, interruptedAfter);
     }
 
     private static RunInfo ReadStarted(JsonElement e)

@@ -1,7 +1,7 @@
 namespace BatchCluster.Analysis.Logs;
 
-/// <summary>How a run's log ends: with RunCompleted, with RunFailed, or neither (still running, killed, truncated).</summary>
-public enum RunStatus { Completed, Failed, Incomplete }
+/// <summary>How a run's log ends: with RunCompleted, RunFailed, RunInterrupted (stopped on request), or none of them (still running, killed, truncated).</summary>
+public enum RunStatus { Completed, Failed, Interrupted, Incomplete }
 
 /// <summary>What RunStarted says about a run's configuration (the columns a sweep varies).</summary>
 public sealed record RunInfo(
@@ -30,9 +30,11 @@ public sealed record RunCompletion(double ValidationAccuracy, double TestAccurac
 /// </summary>
 public sealed record RunLog(
     string Path, RunInfo? Info, IReadOnlyList<StepPoint> Steps, IReadOnlyList<EvalPoint> Evaluations,
-    RunCompletion? Completion, string? FailureMessage, int BadLines, int ForeignLines)
+    RunCompletion? Completion, string? FailureMessage, int BadLines, int ForeignLines, long? InterruptedAfterStep = null)
 {
-    public RunStatus Status => Completion is not null ? RunStatus.Completed : FailureMessage is not null ? RunStatus.Failed : RunStatus.Incomplete;
+    public RunStatus Status =>
+        Completion is not null ? RunStatus.Completed : FailureMessage is not null ? RunStatus.Failed
+        : InterruptedAfterStep is not null ? RunStatus.Interrupted : RunStatus.Incomplete;
     public string RunId => Info?.RunId ?? System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(Path)) ?? Path;
     public IEnumerable<EvalPoint> Validations => Evaluations.Where(e => e.Split == "validation");
 }

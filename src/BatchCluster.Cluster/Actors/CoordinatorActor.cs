@@ -509,11 +509,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             switch (command)
             {
                 case SendWork send:
-                    // Rows are planned in order, so every share is one contiguous range of the split.
-                    int start = send.Ids[0];
-                    if (send.Ids[^1] - start + 1 != send.Ids.Length) throw new InvalidOperationException("an evaluation share is not one range of rows");
                     TensorTransport.Tell(_roster.Find(send.Worker)!.Handle, new TrainingProtocol.Evaluate(
-                        _runId, evaluation.RequestId, send.Slot, evaluation.Split, start, send.Ids.Length, Snapshot()), Self);
+                        _runId, evaluation.RequestId, send.Slot, evaluation.Split, send.Ids, Snapshot()), Self);
                     break;
                 case Stalled stalled:
                     _session.Events.StallReport(_session.NextStep, stalled.LateWorkers.Select(_roster.NameOf).ToArray(), _settings.StepDeadline.TotalSeconds);

@@ -219,7 +219,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         EvaluationResult result;
         try
         {
-            result = ReplicaAt(request.Parameters).Evaluate(_data!.Of(request.Split), request.Start, request.Count);
+            result = ReplicaAt(request.Parameters).Evaluate(_data!.Of(request.Split), request.Rows);
         }
         catch (Exception e)
         {

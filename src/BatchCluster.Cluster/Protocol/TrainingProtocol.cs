@@ -73,8 +73,8 @@ public static class TrainingProtocol
         public ITensorMessage WithTensor(ReadOnlyMemory<float> tensor) => this with { GradientSum = tensor };
     }
 
-    /// <summary>Evaluate samples [Start, Start + Count) of a split in eval mode.</summary>
-    public sealed record Evaluate(string RunId, int RequestId, int Part, DataSplit Split, int Start, int Count, ParameterSnapshot Parameters)
+    /// <summary>Evaluate rows of a split in eval mode (a part of the split; after a re-plan not necessarily one range).</summary>
+    public sealed record Evaluate(string RunId, int RequestId, int Part, DataSplit Split, int[] Rows, ParameterSnapshot Parameters)
         : ITensorMessage
     {
         public ReadOnlyMemory<float> Tensor => Parameters.Values;

@@ -90,7 +90,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
                 w.Write(m.HandlingMilliseconds); w.Write(m.PeakMemoryBytes);
                 break;
             case TrainingProtocol.Evaluate m:
-                w.Write(m.RunId); w.Write(m.RequestId); w.Write(m.Part); w.Write((int)m.Split); w.Write(m.Start); w.Write(m.Count);
+                w.Write(m.RunId); w.Write(m.RequestId); w.Write(m.Part); w.Write((int)m.Split); WriteInts(w, m.Rows);
                 w.Write(m.Parameters.Version); WriteFloats(w, m.Parameters.Values.Span);
                 break;
             case TrainingProtocol.EvaluationDone m:
@@ -129,7 +129,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
             new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r))),
         "sc" => new TrainingProtocol.ShareComputed(r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(),
             r.ReadDouble(), ReadFloats(r), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64()),
-        "ev" => new TrainingProtocol.Evaluate(r.ReadString(), r.ReadInt32(), r.ReadInt32(), ReadSplit(r), r.ReadInt32(), r.ReadInt32(),
+        "ev" => new TrainingProtocol.Evaluate(r.ReadString(), r.ReadInt32(), r.ReadInt32(), ReadSplit(r), ReadInts(r),
             new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r))),
         "ed" => new TrainingProtocol.EvaluationDone(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64()),
         "wl" => new TrainingProtocol.WorkerLeaving(r.ReadString()),

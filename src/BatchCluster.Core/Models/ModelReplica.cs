@@ -67,23 +67,26 @@ public sealed class ModelReplica : IDisposable
     }
 
     /// <summary>Loss sum and correct count over samples [start, start + count) in eval mode.</summary>
-    public EvaluationResult Evaluate(ImageDataSet data, int start, int count, int batchSize = 1000)
+    public EvaluationResult Evaluate(ImageDataSet data, int start, int count, int batchSize = 1000) =>
+        Evaluate(data, Enumerable.Range(start, count).ToArray(), batchSize);
+
+    /// <summary>Loss sum and correct count over the given rows in eval mode (sums: any split of the rows adds up exactly).</summary>
+    public EvaluationResult Evaluate(ImageDataSet data, ReadOnlySpan<int> rows, int batchSize = 1000)
     {
         _model.eval();
         try
         {
             var result = EvaluationResult.Empty;
             using var noGrad = no_grad();
-            for (int offset = 0; offset < count; offset += batchSize)
+            for (int offset = 0; offset < rows.Length; offset += batchSize)
             {
                 using var scope = NewDisposeScope();
-                int n = Math.Min(batchSize, count - offset);
-                int[] ids = Enumerable.Range(start + offset, n).ToArray();
+                var ids = rows.Slice(offset, Math.Min(batchSize, rows.Length - offset));
                 Tensor logits = _model.call(Inputs(data, ids));
                 Tensor labels = Labels(data, ids);
                 double loss = nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).item<float>();
                 long correct = logits.argmax(1).eq(labels).sum().item<long>();
-                result = result.Add(new EvaluationResult(loss, correct, n));
+                result = result.Add(new EvaluationResult(loss, correct, ids.Length));
             }
             return result;
         }

@@ -101,10 +101,10 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
         Assert.Single(steps);
         Assert.Equal(1.0, steps[0].Loss);
 
-        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", validation.RequestId, validation.Part, 1, 5.0, 3, validation.Count), worker.Ref);
+        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", validation.RequestId, validation.Part, 1, 5.0, 3, validation.Rows.Length), worker.Ref);
         var test = worker.ExpectMsg<TrainingProtocol.Evaluate>();
         Assert.Equal(DataSplit.Test, test.Split);
-        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", test.RequestId, test.Part, 1, 3.0, 6, test.Count), worker.Ref);
+        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", test.RequestId, test.Part, 1, 3.0, 6, test.Rows.Length), worker.Ref);
 
         var result = await done.Task.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.True(worker.ExpectMsg<TrainingProtocol.RunEnded>().Succeeded);

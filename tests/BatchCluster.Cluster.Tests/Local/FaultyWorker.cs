@@ -14,6 +14,8 @@ public enum WorkerFault
     Die,
     /// <summary>The share reaches the real worker with a sample id that does not exist: its compute throws.</summary>
     Throw,
+    /// <summary>Keeps the first evaluation request it gets (from the step given on) and never answers it.</summary>
+    StallEvaluation,
 }
 
 /// <summary>
@@ -33,7 +35,8 @@ public sealed class FaultyWorker : ReceiveActor
         Context.Watch(real);
         bool injected = false;
         Receive<Terminated>(_ => Context.Stop(Self));
-        Receive<TrainingProtocol.ComputeShare>(work => !injected && work.Step == atStep, work =>
+        Receive<TrainingProtocol.Evaluate>(_ => !injected && fault == WorkerFault.StallEvaluation, _ => injected = true);
+        Receive<TrainingProtocol.ComputeShare>(work => !injected && work.Step == atStep && fault != WorkerFault.StallEvaluation, work =>
         {
             injected = true;
             switch (fault)
@@ -45,6 +48,9 @@ public sealed class FaultyWorker : ReceiveActor
                     break;
                 case WorkerFault.Throw:
                     real.Tell(work with { SampleIds = [.. work.SampleIds[..^1], -1] }, Self);
+                    break;
+                default:
+                    real.Tell(work, Self);
                     break;
             }
         });

@@ -23,7 +23,7 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
         new TrainingProtocol.RunEnded("run-1", true),
         new TrainingProtocol.ComputeShare("run-1", 42, 3, [5, 1, 9], 16, new TrainingProtocol.ParameterSnapshot(42, Tensor)),
         new TrainingProtocol.ShareComputed("run-1", 42, 42, 3, 3, 6.25, Tensor, 99.5, 1.75, 2.5, 123_456_789),
-        new TrainingProtocol.Evaluate("run-1", 7, 1, DataSplit.Test, 100, 50, new TrainingProtocol.ParameterSnapshot(43, Tensor)),
+        new TrainingProtocol.Evaluate("run-1", 7, 1, DataSplit.Test, [100, 101, 7, 8], new TrainingProtocol.ParameterSnapshot(43, Tensor)),
         new TrainingProtocol.EvaluationDone("run-1", 7, 1, 43, 12.5, 44, 50),
         new TrainingProtocol.WorkerLeaving("akka.tcp://batchcluster@10.0.0.2:4053/user/worker"),
         new TrainingProtocol.ShareFailed("run-1", 42, 3, "CUDA out of memory"),
@@ -92,7 +92,7 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
     {
         TrainingProtocol.ComputeShare m => $"{m with { SampleIds = [], Parameters = m.Parameters with { Values = default } }} ids {string.Join(',', m.SampleIds)} {Floats(m.Parameters.Values)}",
         TrainingProtocol.ShareComputed m => $"{m with { GradientSum = default }} {Floats(m.GradientSum)}",
-        TrainingProtocol.Evaluate m => $"{m with { Parameters = m.Parameters with { Values = default } }} {Floats(m.Parameters.Values)}",
+        TrainingProtocol.Evaluate m => $"{m with { Rows = [], Parameters = m.Parameters with { Values = default } }} rows {string.Join(',', m.Rows)} {Floats(m.Parameters.Values)}",
         TrainingProtocol.WorkerAccepted m => $"{m.RunId} {m.Spec with { HiddenSizes = [] }} {string.Join(',', m.Spec.HiddenSizes)}",
         TensorTransferStart m => $"{m.TransferId} {m.TotalLength} {m.ChunkCount} {Describe(m.Message)}",
         TensorChunk m => $"{m.TransferId} {m.Index} {Floats(m.Values)}",

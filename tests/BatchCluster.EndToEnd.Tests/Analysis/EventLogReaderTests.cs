@@ -64,6 +64,34 @@ public sealed class EventLogReaderTests(TinyRuns runs) : IDisposable
         Assert.Equal(["train", "validation"], log.Evaluations.Where(e => e.Step == 20).Select(e => e.Split));
     }
 
+    /// <summary>
+    /// A coordinator rebuilt from the checkpoint at step 10 after step 12 (node mode) logs steps
+    /// 10–12 again after ResumedFromCheckpoint: each step counts once, as finally committed. A run
+    /// stopped on request ends with RunInterrupted and reads as interrupted.
+    /// </summary>
+    [Fact]
+    public void Steps_repeated_after_a_recovery_count_once_and_an_interrupted_run_says_so()
+    {
+        var lines = File.ReadAllLines(runs.LogOf("tiny-b32")).ToList();
+        int StepLine(int step) => lines.FindIndex(l => l.Contains("\"EventType\":\"StepCompleted\"") && l.Contains($"\"Step\":{step},"));
+        var repeated = Enumerable.Range(10, 3).Select(i => lines[StepLine(i)].Replace("\"Loss\":", "\"Loss\":7.5e1,\"Ignored\":")).ToList();
+        lines.InsertRange(StepLine(12) + 1,
+            ["{\"@t\":\"2026-11-27T00:00:00Z\",\"EventType\":\"CoordinatorRecovering\",\"LastCommittedStep\":12}",
+             "{\"@t\":\"2026-11-27T00:00:00Z\",\"EventType\":\"ResumedFromCheckpoint\",\"Step\":10,\"Epoch\":0,\"IndexInEpoch\":10}",
+             .. repeated]);
+        lines = lines.TakeWhile(l => !l.Contains("\"EventType\":\"RunCompleted\"")).ToList();
+        lines.Add("{\"@t\":\"2026-11-27T00:00:01Z\",\"EventType\":\"RunInterrupted\",\"LastCommittedStep\":29,\"Checkpoint\":null}");
+        string path = Path.Combine(_dir, "recovered.clef");
+        File.WriteAllLines(path, lines);
+
+        var log = EventLogReader.Read(path);
+        Assert.Equal(Enumerable.Range(0, TinyRuns.Steps).Select(i => (long)i), log.Steps.Select(s => s.Step).Order());
+        Assert.Equal([75.0, 75.0, 75.0], log.Steps.Where(s => s.Step is >= 10 and <= 12).Select(s => s.Loss));
+        Assert.Equal(RunStatus.Interrupted, log.Status);
+        Assert.Equal(29, log.InterruptedAfterStep);
+        Assert.Equal(0, log.BadLines);
+    }
+
     [Fact]
     public void An_empty_or_wholly_garbage_file_reads_as_an_incomplete_run_with_its_bad_lines_counted()
     {
