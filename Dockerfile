@@ -1,5 +1,5 @@
 # One image for every BatchCluster role. The build stage runs the TorchSharp native patch, which
-# is a no-op on this base (its libstdc++ is new enough; FACTS §1). The data set is not baked in:
+# is a no-op on this base (its libstdc++ is new enough; docs/decisions.md). The data set is not baked in:
 # docker-compose.yml mounts the host's Fashion-MNIST (Debian: apt-get install dataset-fashion-mnist).
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src

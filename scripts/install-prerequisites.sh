@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what BatchCluster needs on Debian 12 and is missing; does nothing when all is there.
 #   - the real Fashion-MNIST (Debian package dataset-fashion-mnist)
-#   - g++ and patchelf, only where the system libstdc++ is too old for TorchSharp (FACTS §1)
+#   - g++ and patchelf, only where the system libstdc++ is too old for TorchSharp (docs/decisions.md)
 #   - any further Debian packages named as arguments (scripts/test.sh asks for docker-compose,
 #     whose 'config' command validates docker-compose.yml in the tests)
 # The .NET SDK itself is a precondition (see README).

@@ -5,7 +5,7 @@
 #                                           runtimes/linux-x64/native)
 # Called by Directory.Build.targets after every build and publish of a project that ships TorchSharp.
 # It edits only the copy in DIR (never the NuGet cache), is idempotent, and does nothing when the
-# system libstdc++ already provides GLIBCXX_3.4.32. See ../shared/FACTS.md §1 for the diagnosis.
+# system libstdc++ already provides GLIBCXX_3.4.32. The diagnosis: docs/decisions.md, "TorchSharp on Debian 12".
 set -euo pipefail
 
 dir=${1:?usage: patch-torchsharp-native.sh DIR}

@@ -14,7 +14,7 @@ public sealed record AnalysisOutput(IReadOnlyList<RunRow> Rows, IReadOnlyList<st
 
 /// <summary>
 /// <c>batchcluster analyze</c> as a library call: event logs in; summary.csv, summary.md, the PNG
-/// plots and index.html out. Everything it knows comes from the logs (DESIGN promise 6).
+/// plots and index.html out. Everything it knows comes from the logs (promise 6, docs/architecture.md).
 /// </summary>
 public static class AnalysisReport
 {

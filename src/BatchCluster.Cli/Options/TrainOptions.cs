@@ -43,7 +43,7 @@ public static partial class TrainOptions
                                               train accuracy and the generalization gap (default 5000; 0 = off)
           --target-accuracy A                 stop once a validation reaches accuracy A (a fraction, e.g. 0.85)
           --shuffle true|false                (default true; false takes the training set in order)
-          --step-deadline SECONDS             re-plan the shares of workers that are later than this (default 60)
+          --step-deadline SECONDS             a share later than this moves onto idle workers (default 60)
           --checkpoint-every K                write a checkpoint every K steps (default 0 = never)
           --checkpoint-dir DIR                where checkpoints go (default checkpoints)
           --resume                            continue from the newest intact checkpoint in --checkpoint-dir

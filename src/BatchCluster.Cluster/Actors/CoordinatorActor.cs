@@ -79,7 +79,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     private StepInFlight? _step;
     private EvaluationInFlight? _evaluation;
-    private TrainingProtocol.ParameterSnapshot? _snapshot;
+    private readonly ParameterSnapshots _snapshots = new();
     private int _nextRequestId;
     private double? _armedDeadlineMs;
     private bool _paused;
@@ -118,7 +118,17 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     // ---- behaviours ----
 
-    private void WaitingForWorkers() => Become(() =>
+    /// <summary>The current behaviour's name; switching to the one already active is free (a step does not rebuild its handlers).</summary>
+    private string _behaviour = "";
+
+    private void Enter(string behaviour, Action handlers)
+    {
+        if (behaviour == _behaviour) return;
+        _behaviour = behaviour;
+        Become(handlers);
+    }
+
+    private void WaitingForWorkers() => Enter(nameof(WaitingForWorkers), () =>
     {
         Receive<TrainingProtocol.WorkerReady>(ready =>
         {
@@ -127,7 +137,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         Always();
     });
 
-    private void Stepping() => Become(() =>
+    private void Stepping() => Enter(nameof(Stepping), () =>
     {
         Receive<TrainingProtocol.WorkerReady>(ready =>
         {
@@ -139,9 +149,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         Always();
     });
 
-    private void Evaluating() => Become(() => EvaluationBehaviour());
+    private void Evaluating() => Enter(nameof(Evaluating), EvaluationBehaviour);
 
-    private void Finishing() => Become(() => EvaluationBehaviour());
+    private void Finishing() => Enter(nameof(Finishing), EvaluationBehaviour);
 
     private void EvaluationBehaviour()
     {
@@ -160,7 +170,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     {
         if (!_paused) _session.Events.RunPaused(_session.NextStep, readyWorkers, _settings.MinWorkers);
         _paused = true;
-        Become(() =>
+        Enter(nameof(Paused), () =>
         {
             Receive<TrainingProtocol.WorkerReady>(ready =>
             {
@@ -222,11 +232,20 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<TrainingProtocol.WorkerReady>(ready => Admit(ready));
         Receive<TrainingProtocol.ShareComputed>(result =>
         {
+            Answered(result.ParameterVersion);
             TensorBuffers.Return(result.GradientSum);
             Dropped(result.Step, result.ShareIndex, "no step is in progress");
         });
-        Receive<TrainingProtocol.ShareFailed>(failed => Dropped(failed.Step, failed.ShareIndex, "no step is in progress"));
-        Receive<TrainingProtocol.EvaluationDone>(done => Dropped(_session.NextStep, done.Part, $"no evaluation is in progress (request {done.RequestId})"));
+        Receive<TrainingProtocol.ShareFailed>(failed =>
+        {
+            Answered(failed.Step);
+            Dropped(failed.Step, failed.ShareIndex, "no step is in progress");
+        });
+        Receive<TrainingProtocol.EvaluationDone>(done =>
+        {
+            Answered(done.ParameterVersion);
+            Dropped(_session.NextStep, done.Part, $"no evaluation is in progress (request {done.RequestId})");
+        });
         Receive<TrainingProtocol.EvaluationFailed>(failed => Dropped(_session.NextStep, failed.Part, $"no evaluation is in progress (request {failed.RequestId})"));
         Receive<DeadlinePassed>(_ => { });
     }
@@ -265,6 +284,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     {
         if (entry is null) return;
         _roster.Remove(entry);
+        _snapshots.Gone(entry.Key);
         Context.Unwatch(entry.Handle);
         _reassembly.Forget(entry.Handle.Path.ToString());
         _session.Events.WorkerLeft(entry.Description.Id, reason, _roster.ReadyCount);
@@ -310,9 +330,22 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     // ---- steps ----
 
-    /// <summary>Parameters at the current version, copied once per version into an array nobody writes again (TrainingProtocol).</summary>
-    private TrainingProtocol.ParameterSnapshot Snapshot() =>
-        _snapshot ??= new TrainingProtocol.ParameterSnapshot(_session.ParameterVersion, _session.Parameters.ToArray());
+    /// <summary>
+    /// Parameters at the current version for a request to <paramref name="worker"/>: copied once per
+    /// version into an array nobody writes while a worker may read it (TrainingProtocol, ParameterSnapshots).
+    /// </summary>
+    private TrainingProtocol.ParameterSnapshot SnapshotFor(WorkerRoster<IActorRef>.Entry worker)
+    {
+        var snapshot = _snapshots.At(_session.ParameterVersion, _session.Parameters);
+        if (TensorTransport.SharesMemoryWith(worker.Handle)) _snapshots.Lent(worker.Key, snapshot.Version);
+        return snapshot;
+    }
+
+    /// <summary>A worker answered a request made at <paramref name="version"/>: what it read of the parameters it no longer reads.</summary>
+    private void Answered(long version)
+    {
+        if (_roster.Find(Sender) is { } worker) _snapshots.Answered(worker.Key, version);
+    }
 
     private void BeginStepOrFinish()
     {
@@ -345,9 +378,10 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             switch (command)
             {
                 case SendWork send:
-                    var parameters = Snapshot();
+                    var target = _roster.Find(send.Worker)!;
+                    var parameters = SnapshotFor(target);
                     step.BytesMoved += sizeof(float) * (long)parameters.Values.Length + sizeof(int) * (long)send.Ids.Length;
-                    TensorTransport.Tell(_roster.Find(send.Worker)!.Handle, new TrainingProtocol.ComputeShare(
+                    TensorTransport.Tell(target.Handle, new TrainingProtocol.ComputeShare(
                         _runId, step.Batch.Step, send.Slot, send.Ids, _session.Config.EffectiveMicroBatch(send.Ids.Length), parameters), Self);
                     break;
                 case Replanned moved:
@@ -377,6 +411,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     private void OnShareComputed(TrainingProtocol.ShareComputed result)
     {
+        Answered(result.ParameterVersion);
         var step = _step;
         var worker = _roster.Find(Sender);
         string? problem =
@@ -404,6 +439,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     private void OnShareFailed(TrainingProtocol.ShareFailed failed)
     {
+        Answered(failed.Step); // a share of step s is computed at parameter version s
         var step = _step;
         var worker = _roster.Find(Sender);
         if (failed.RunId != _runId || step is null || failed.Step != step.Batch.Step || worker is null)
@@ -442,7 +478,6 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         var record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs);
         foreach (var share in done) TensorBuffers.Return(share.Result.GradientSum); // averaged: the buffers go back to the pool
         _step = null;
-        _snapshot = null;
         _onStep?.Invoke(record, _session);
         if (_session.ValidationDue)
         {
@@ -509,8 +544,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             switch (command)
             {
                 case SendWork send:
-                    TensorTransport.Tell(_roster.Find(send.Worker)!.Handle, new TrainingProtocol.Evaluate(
-                        _runId, evaluation.RequestId, send.Slot, evaluation.Split, send.Ids, Snapshot()), Self);
+                    var target = _roster.Find(send.Worker)!;
+                    TensorTransport.Tell(target.Handle, new TrainingProtocol.Evaluate(
+                        _runId, evaluation.RequestId, send.Slot, evaluation.Split, send.Ids, SnapshotFor(target)), Self);
                     break;
                 case Stalled stalled:
                     _session.Events.StallReport(_session.NextStep, stalled.LateWorkers.Select(_roster.NameOf).ToArray(), _settings.StepDeadline.TotalSeconds);
@@ -543,6 +579,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     private void OnEvaluationDone(TrainingProtocol.EvaluationDone done)
     {
+        Answered(done.ParameterVersion);
         var evaluation = _evaluation;
         var worker = _roster.Find(Sender);
         if (evaluation is null || done.RunId != _runId || done.RequestId != evaluation.RequestId || done.ParameterVersion != _session.ParameterVersion || worker is null)
@@ -562,6 +599,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     {
         var evaluation = _evaluation;
         var worker = _roster.Find(Sender);
+        if (evaluation is not null && failed.RequestId == evaluation.RequestId) Answered(_session.ParameterVersion);
         if (evaluation is null || failed.RunId != _runId || failed.RequestId != evaluation.RequestId || worker is null)
         {
             Dropped(_session.NextStep, failed.Part, $"a failure report for no current evaluation (request {failed.RequestId})");

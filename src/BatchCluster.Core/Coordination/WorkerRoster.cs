@@ -53,7 +53,16 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
 
     public int ReadyCount => _entries.Count(e => e.Ready);
 
-    public IReadOnlyList<ReadyWorker> Ready => _entries.Where(e => e.Ready).Select(e => new ReadyWorker(e.Key, e.Capacity)).ToList();
+    public IReadOnlyList<ReadyWorker> Ready
+    {
+        get
+        {
+            var ready = new List<ReadyWorker>(_entries.Count);
+            foreach (var e in _entries)
+                if (e.Ready) ready.Add(new ReadyWorker(e.Key, e.Capacity));
+            return ready;
+        }
+    }
 
     /// <summary>What the worker said about itself, also after it has left (its results may still be committed).</summary>
     public WorkerDescription DescriptionOf(int key) => _descriptions[key];

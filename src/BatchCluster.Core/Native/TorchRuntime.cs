@@ -7,7 +7,7 @@ public static class TorchRuntime
 {
     /// <summary>
     /// Sets libtorch's intra-op threads (process-wide). Fails with a clear message when the native
-    /// library cannot load, which on Debian 12 means the build-time patch did not run (FACTS §1).
+    /// library cannot load, which on Debian 12 means the build-time patch did not run (docs/decisions.md, "TorchSharp on Debian 12").
     /// </summary>
     public static void Initialise(int threads)
     {

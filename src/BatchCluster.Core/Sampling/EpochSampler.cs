@@ -3,7 +3,7 @@ namespace BatchCluster.Core.Sampling;
 /// <summary>
 /// Deterministic global batches. Epoch e visits the training set in the order of a permutation
 /// fixed by (seed, e) — or in file order when shuffling is off — and cuts it into consecutive
-/// global batches. The sequence never depends on the number of workers (DESIGN promise 2).
+/// global batches. The sequence never depends on the number of workers (promise 2, docs/architecture.md).
 ///
 /// The last partial batch of an epoch is dropped: every step then has exactly the configured
 /// global batch, which is what batch-size experiments compare. At most B − 1 samples per epoch

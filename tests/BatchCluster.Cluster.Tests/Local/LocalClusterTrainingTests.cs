@@ -5,7 +5,7 @@ using static BatchCluster.Cluster.Tests.TrainingFixtures;
 
 namespace BatchCluster.Cluster.Tests.Local;
 
-/// <summary>The promises of DESIGN, checked on the real data with the real actors: exact averaging, determinism, learning.</summary>
+/// <summary>The promises of docs/architecture.md, checked on the real data with the real actors: exact averaging, determinism, learning.</summary>
 public class LocalClusterTrainingTests(ITestOutputHelper output)
 {
     private static TrainingConfig Sgd(int globalBatch, long? steps = null, double? epochs = null, int workers = 1, int? microBatch = null) => new()
@@ -22,7 +22,7 @@ public class LocalClusterTrainingTests(ITestOutputHelper output)
     };
 
     /// <summary>
-    /// DESIGN promise 1. Plain loop, 1 worker, 4 workers × micro-batch 16, and 3 workers (uneven
+    /// Promise 1. Plain loop, 1 worker, 4 workers × micro-batch 16, and 3 workers (uneven
     /// shares 43/43/42) must reach the same parameters after 30 SGD steps at global batch 128.
     ///
     /// Why 1e-4 is honest for float32: the layouts differ only in the order in which per-sample
@@ -55,7 +55,7 @@ public class LocalClusterTrainingTests(ITestOutputHelper output)
         Assert.True(MaxAbsDifference(initial, plain.FinalParameters) > 1e-2);
     }
 
-    /// <summary>DESIGN promise 2: the same configuration and seed give bitwise the same parameters.</summary>
+    /// <summary>Promise 2: the same configuration and seed give bitwise the same parameters.</summary>
     [Fact]
     public async Task The_same_run_twice_gives_bitwise_identical_parameters()
     {

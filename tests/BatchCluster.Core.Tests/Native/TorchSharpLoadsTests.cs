@@ -2,7 +2,7 @@ using TorchSharp;
 
 namespace BatchCluster.Core.Tests.Native;
 
-/// <summary>Proves the build-time native patch (FACTS §1): libtorch loads and autograd runs here.</summary>
+/// <summary>Proves the build-time native patch (docs/decisions.md): libtorch loads and autograd runs here.</summary>
 public class TorchSharpLoadsTests
 {
     [Fact]
