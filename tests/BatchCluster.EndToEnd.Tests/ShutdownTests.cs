@@ -70,6 +70,41 @@ public sealed class ShutdownTests : IDisposable
     }
 
     /// <summary>
+    /// A checkpoint that cannot be written (as on a full disk: here its final name is taken by a
+    /// directory) is an exception inside the coordinator. It used to restart the coordinator and
+    /// hang the run; now the run stops with RunFailed naming the last committed step and the newest
+    /// intact checkpoint, one paragraph on stderr, exit 1, and the earlier checkpoint untouched.
+    /// </summary>
+    [Theory]
+    [InlineData("actors")]
+    [InlineData("plain")]
+    public void A_checkpoint_that_cannot_be_written_fails_the_run_and_names_the_last_good_one(string engine)
+    {
+        string[] flags =
+        [
+            "--engine", engine, "--dataset", "synthetic", "--steps", "100000", "--checkpoint-every", "40", "--checkpoint-dir", Checkpoints,
+            "--eval-every", "0", "--train-eval-samples", "0", "--runs-dir", Runs, "--run-id", "disk",
+        ];
+        string fingerprint = Core.Checkpoints.ConfigFingerprint.Of(Cli.Options.TrainOptions.Parse(new Cli.Options.FlagSet(flags, Cli.Options.TrainOptions.Flags, "train")));
+        string good = Path.Combine(Checkpoints, $"checkpoint-{fingerprint}-{40:D10}.bcck");
+        Directory.CreateDirectory(Path.Combine(Checkpoints, $"checkpoint-{fingerprint}-{80:D10}.bcck"));
+
+        var outcome = CliProcess.Run(["train", .. flags]);
+
+        Assert.Equal(1, outcome.ExitCode);
+        string error = outcome.StdErr.Trim();
+        Assert.StartsWith("batchcluster: the run failed:", error);
+        Assert.Contains($"the last committed step is 79, the newest intact checkpoint is {good}", error);
+        Assert.DoesNotContain("   at ", error); // no stack trace for a person; it is in the log
+        var events = RunEvents(ReadLog(Path.Combine(Runs, "disk", "events.clef")));
+        var last = events[^1];
+        Assert.Equal("RunFailed", Type(last));
+        Assert.Equal(79, last.GetProperty("LastCommittedStep").GetInt64());
+        Assert.Equal(good, last.GetProperty("Checkpoint").GetString());
+        Assert.Equal(40, Core.Checkpoints.CheckpointStore.Read(good).NextStep);
+    }
+
+    /// <summary>
     /// A coordinator and two worker nodes, on a run that only ends when it is stopped:
     /// (1) a worker frozen (SIGSTOP) until the coordinator finds it unreachable, then thawed, is
     /// taken back and used; (2) that worker killed and restarted on the same address is used too;

@@ -15,7 +15,8 @@ namespace BatchCluster.Cli.Output;
 public static class RunLogging
 {
     public const string EventLogFileName = "events.clef";
-    private const string ConsoleTemplate = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}";
+    // No {Exception}: a person reads the message; stack traces are in the event log (@x).
+    private const string ConsoleTemplate = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}";
 
     public static string NewRunId(TrainingConfig config) =>
         $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{config.Model.Name}-b{config.GlobalBatch}-w{config.Workers}-{Random.Shared.Next(0x10000):x4}";

@@ -62,11 +62,12 @@ public sealed class RunSupervisor : ReceiveActor
     }
 
     /// <summary>Stop the coordinator on any exception and decide afterwards: never a restart that forgets the run.</summary>
-    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(error =>
+    /// <remarks>Akka's own logging of the failure is off: RunFailed or CoordinatorRecovering carry the exception in the event log.</remarks>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(-1, -1, error =>
     {
         _failure = error;
         return Directive.Stop;
-    });
+    }, loggingEnabled: false);
 
     protected override void PreStart()
     {

@@ -16,6 +16,20 @@ public static class PlainTrainer
     {
         using var replica = new ModelReplica(config.Model);
         var session = new TrainingSession(config, data.Train.Count, initialParameters, events, resumeFrom);
+        try
+        {
+            return Train(config, data, replica, session, logPath, onStep, cancellation);
+        }
+        catch (Exception e) when (e is not (RunInterruptedException or OperationCanceledException))
+        {
+            // Like the coordinator: a failure ends the run with the last committed step and the checkpoint to resume from.
+            throw session.Failure($"the plain loop failed: {e.Message}", e);
+        }
+    }
+
+    private static RunResult Train(TrainingConfig config, DataSplits data, ModelReplica replica, TrainingSession session, string logPath,
+        Action<StepRecord, TrainingSession>? onStep, CancellationToken cancellation)
+    {
         var gradientSum = new float[replica.ParameterCount];
         var shares = new ShareGradient[1];
         int trainEvalCount = config.TrainEvaluationCount(data.Train.Count);

@@ -113,6 +113,30 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
         Assert.Equal(1.0, result.Summary.TestAccuracy, 10);
     }
 
+    /// <summary>
+    /// Malformed tensor transfers from anyone (a chunk of no transfer, a header with an impossible
+    /// size) once threw inside the coordinator and, through Akka's default restart, hung the run.
+    /// They are dropped; the step commits.
+    /// </summary>
+    [Fact]
+    public async Task Malformed_transfers_are_dropped_and_the_run_goes_on()
+    {
+        var (coordinator, done, steps, initial) = Start(OneStep(1), Settings(minWorkers: 1));
+        var worker = JoinedWorker(coordinator, "w");
+        var work = worker.ExpectMsg<TrainingProtocol.ComputeShare>();
+        var stranger = CreateTestProbe();
+        coordinator.Tell(new BatchCluster.Cluster.Transport.TensorChunk(999, 0, [1f, 2f]), stranger.Ref);
+        coordinator.Tell(new BatchCluster.Cluster.Transport.TensorTransferStart(5, Reply(work, 0), -7, 0), stranger.Ref);
+        coordinator.Tell("a message of no protocol", stranger.Ref);
+        coordinator.Tell(Reply(work, initial.Length), worker.Ref);
+        var validation = worker.ExpectMsg<TrainingProtocol.Evaluate>();
+        Assert.Single(steps);
+        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", validation.RequestId, validation.Part, 1, 5.0, 3, validation.Rows.Length), worker.Ref);
+        var test = worker.ExpectMsg<TrainingProtocol.Evaluate>();
+        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", test.RequestId, test.Part, 1, 3.0, 6, test.Rows.Length), worker.Ref);
+        Assert.Equal(1, (await done.Task.WaitAsync(TimeSpan.FromSeconds(10))).Summary.Steps);
+    }
+
     /// <summary>A share of the wrong size is that worker's failure: never committed, re-planned onto another worker at once.</summary>
     [Fact]
     public void A_share_with_the_wrong_sample_count_is_refused_and_replanned()
