@@ -97,8 +97,9 @@ public static class SweepCommand
                 progress.RunEnded(i + 1, runId, result.Summary, clock.Elapsed, planned);
                 trained++;
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (e is not (OperationCanceledException or RunInterruptedException))
             {
+                // A stopped sweep (SIGTERM/SIGINT) ends here; running it again retrains the interrupted run.
                 progress.RunFailed(i + 1, runId, e, planned);
                 failed++;
             }
