@@ -54,9 +54,9 @@ public class LocalClusterFaultTests(ITestOutputHelper output)
     public async Task A_replan_onto_workers_that_already_answered_stays_exact()
     {
         var (_, events, difference) = await Run(Sgd(256, steps: 12, workers: 3, deadlineSeconds: 0.5), FaultyWorker.Factory(1, WorkerFault.Stall, atStep: 4));
-        var replanned = Assert.Single(events.OfType("StepReplanned"));
-        Assert.Equal("4", replanned.Properties["Step"].ToString());
-        Assert.Equal(2, ((Serilog.Events.SequenceValue)replanned.Properties["NewWorkers"]).Elements.Count);
+        // The stalled share of step 4 went to both other workers (a slow machine may add other re-plans: they are exact too).
+        Assert.Contains(events.OfType("StepReplanned"), e => e.Properties["Step"].ToString() == "4"
+            && ((Serilog.Events.SequenceValue)e.Properties["NewWorkers"]).Elements.Count == 2);
         Assert.True(difference <= 1e-4, $"differs from the plain loop by {difference:E2}");
     }
 
