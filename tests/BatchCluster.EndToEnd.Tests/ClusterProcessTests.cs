@@ -109,7 +109,7 @@ public sealed class ClusterProcessTests : IDisposable
             await primary.WaitForLineAsync(l => l.StartsWith("progress: step") && (l.Contains("(30%)") || l.Contains("(40%)")), Timeout);
             primary.Kill();
             int exit = await standby.WaitForExitAsync(Timeout);
-            Assert.True(exit == 0, string.Join('\n', standby.StdErr.Concat(standby.StdOut)));
+            Assert.True(exit == 0, string.Join('\n', standby.StdErr.Concat(standby.StdOut).Concat(["--- primary:"]).Concat(primary.StdErr)));
             Assert.Equal(300, JsonDocument.Parse(standby.StdOut.Last()).RootElement.GetProperty("steps").GetInt64());
             Assert.Contains("\"EventType\":\"ResumedFromCheckpoint\"", File.ReadAllText(Path.Combine(_dir, "runs", "standby", "events.clef")));
             foreach (var w in workers) Assert.Equal(0, await w.WaitForExitAsync(Timeout));

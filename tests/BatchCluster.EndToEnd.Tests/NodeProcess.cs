@@ -73,13 +73,29 @@ public sealed class NodeProcess : IDisposable
         }
     }
 
+    /// <summary>
+    /// A port free now, chosen below Linux's ephemeral range (32768–60999): between this call and
+    /// the node's bind, another process asking for "any port" (as the in-process cluster tests
+    /// running beside us do) cannot be handed the same one.
+    /// </summary>
     public static int FreePort()
     {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
+        for (int attempt = 0; attempt < 200; attempt++)
+        {
+            int port = Random.Shared.Next(20_000, 32_000);
+            try
+            {
+                var listener = new TcpListener(IPAddress.Loopback, port);
+                listener.Start();
+                listener.Stop();
+                return port;
+            }
+            catch (SocketException)
+            {
+                // taken: try another
+            }
+        }
+        throw new InvalidOperationException("no free port found between 20000 and 32000");
     }
 
     public void Dispose()
