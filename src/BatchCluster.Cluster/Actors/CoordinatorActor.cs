@@ -82,7 +82,6 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private readonly ParameterSnapshots _snapshots = new();
     private int _nextRequestId;
     private double? _armedDeadlineMs;
-    private bool _paused;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -143,8 +142,6 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         {
             if (Admit(ready)) ApplyStep(_step!.Round.OnWorkersChanged(Now));
         });
-        Receive<TrainingProtocol.ShareComputed>(OnShareComputed);
-        Receive<TrainingProtocol.ShareFailed>(OnShareFailed);
         Receive<DeadlinePassed>(_ => ApplyStep(_step!.Round.OnDeadline(Now)));
         Always();
     });
@@ -159,8 +156,6 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         {
             if (Admit(ready)) ApplyEvaluation(_evaluation!.Round.OnWorkersChanged(Now));
         });
-        Receive<TrainingProtocol.EvaluationDone>(OnEvaluationDone);
-        Receive<TrainingProtocol.EvaluationFailed>(OnEvaluationFailed);
         Receive<DeadlinePassed>(_ => ApplyEvaluation(_evaluation!.Round.OnDeadline(Now)));
         Always();
     }
@@ -168,19 +163,13 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     /// <summary>No worker to go on with: between steps (below the floor), or inside a round whose ids wait for a worker.</summary>
     private void Paused(int readyWorkers)
     {
-        if (!_paused) _session.Events.RunPaused(_session.NextStep, readyWorkers, _settings.MinWorkers);
-        _paused = true;
+        if (_behaviour != nameof(Paused)) _session.Events.RunPaused(_session.NextStep, readyWorkers, _settings.MinWorkers);
         Enter(nameof(Paused), () =>
         {
             Receive<TrainingProtocol.WorkerReady>(ready =>
             {
                 if (Admit(ready)) ResumeIfPossible();
             });
-            // Late results of the waiting round (only refusals are possible: nothing of it is out).
-            Receive<TrainingProtocol.ShareComputed>(OnShareComputed);
-            Receive<TrainingProtocol.ShareFailed>(OnShareFailed);
-            Receive<TrainingProtocol.EvaluationDone>(OnEvaluationDone);
-            Receive<TrainingProtocol.EvaluationFailed>(OnEvaluationFailed);
             Always();
         });
     }
@@ -207,12 +196,14 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     private void Resumed(Action behaviour)
     {
-        _paused = false;
         _session.Events.RunResumed(_session.NextStep, _roster.ReadyCount);
         behaviour();
     }
 
-    /// <summary>What every behaviour handles: membership, tensor chunks, interruption, and results that belong to no current round.</summary>
+    /// <summary>
+    /// What every behaviour handles: membership, tensor chunks, interruption, and results (each
+    /// handler checks them against the round in flight, if any, and drops the rest).
+    /// </summary>
     private void Always()
     {
         Receive<TrainingProtocol.RegisterWorker>(OnRegister);
@@ -226,27 +217,14 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             foreach (var entry in _roster.All.Where(e => e.Handle.Path.Address.Equals(m.Member.Address)).ToList()) LoseWorker(entry, "left the cluster");
         });
         Receive<ClusterMembership.IClusterDomainEvent>(_ => { });
-        Receive<TensorTransferStart>(start => Reassemble(() => { _reassembly.Begin(Sender.Path.ToString(), start); return null; }));
-        Receive<TensorChunk>(chunk => Reassemble(() => _reassembly.Add(Sender.Path.ToString(), chunk)));
+        Receive<TensorTransferStart>(start => _reassembly.Deliver(start, Self, Sender, _log));
+        Receive<TensorChunk>(chunk => _reassembly.Deliver(chunk, Self, Sender, _log));
         Receive<Interrupt>(OnInterrupt);
         Receive<TrainingProtocol.WorkerReady>(ready => Admit(ready));
-        Receive<TrainingProtocol.ShareComputed>(result =>
-        {
-            Answered(result.ParameterVersion);
-            TensorBuffers.Return(result.GradientSum);
-            Dropped(result.Step, result.ShareIndex, "no step is in progress");
-        });
-        Receive<TrainingProtocol.ShareFailed>(failed =>
-        {
-            Answered(failed.Step);
-            Dropped(failed.Step, failed.ShareIndex, "no step is in progress");
-        });
-        Receive<TrainingProtocol.EvaluationDone>(done =>
-        {
-            Answered(done.ParameterVersion);
-            Dropped(_session.NextStep, done.Part, $"no evaluation is in progress (request {done.RequestId})");
-        });
-        Receive<TrainingProtocol.EvaluationFailed>(failed => Dropped(_session.NextStep, failed.Part, $"no evaluation is in progress (request {failed.RequestId})"));
+        Receive<TrainingProtocol.ShareComputed>(OnShareComputed);
+        Receive<TrainingProtocol.ShareFailed>(OnShareFailed);
+        Receive<TrainingProtocol.EvaluationDone>(OnEvaluationDone);
+        Receive<TrainingProtocol.EvaluationFailed>(OnEvaluationFailed);
         Receive<DeadlinePassed>(_ => { });
     }
 
@@ -315,19 +293,6 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         }
     }
 
-    private void Reassemble(Func<ITensorMessage?> step)
-    {
-        try
-        {
-            if (step() is { } complete) Self.Tell(complete, Sender);
-        }
-        catch (InvalidOperationException e)
-        {
-            // A malformed transfer from the network is that sender's problem, never the run's.
-            _log.Warning("Dropped a tensor transfer from {0}: {1}", Sender, e.Message);
-        }
-    }
-
     // ---- steps ----
 
     /// <summary>
@@ -337,14 +302,14 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private TrainingProtocol.ParameterSnapshot SnapshotFor(WorkerRoster<IActorRef>.Entry worker)
     {
         var snapshot = _snapshots.At(_session.ParameterVersion, _session.Parameters);
-        if (TensorTransport.SharesMemoryWith(worker.Handle)) _snapshots.Lent(worker.Key, snapshot.Version);
+        if (TensorTransport.SharesMemoryWith(worker.Handle)) _snapshots.Lent(worker.Key);
         return snapshot;
     }
 
-    /// <summary>A worker answered a request made at <paramref name="version"/>: what it read of the parameters it no longer reads.</summary>
-    private void Answered(long version)
+    /// <summary>A worker answered a request made at <paramref name="version"/>: it no longer reads the snapshots up to it.</summary>
+    private void Answered(WorkerRoster<IActorRef>.Entry? worker, long version)
     {
-        if (_roster.Find(Sender) is { } worker) _snapshots.Answered(worker.Key, version);
+        if (worker is not null) _snapshots.Answered(worker.Key, version);
     }
 
     private void BeginStepOrFinish()
@@ -372,48 +337,64 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private void ApplyStep(IReadOnlyList<RoundCommand> commands)
     {
         var step = _step!;
-        bool completed = false;
+        string? failure = Carry(commands, step.Batch.Step, send => SendShare(step, send), logReplans: true, refusalNote: "");
+        if (failure is not null) FailRun($"step {step.Batch.Step} cannot be completed: {failure}");
+        else if (step.Round.State == RoundState.Complete) Commit(step);
+        else ArmDeadline(step.Round.NextDeadlineMs);
+    }
+
+    private void SendShare(StepInFlight step, SendWork send)
+    {
+        var target = _roster.Find(send.Worker)!;
+        var parameters = SnapshotFor(target);
+        step.BytesMoved += sizeof(float) * (long)parameters.Values.Length + sizeof(int) * (long)send.Ids.Length;
+        TensorTransport.Tell(target.Handle, new TrainingProtocol.ComputeShare(
+            _runId, step.Batch.Step, send.Slot, send.Ids, _session.Config.EffectiveMicroBatch(send.Ids.Length), parameters), Self);
+    }
+
+    /// <summary>
+    /// Carries out a round's commands (a step's or an evaluation's): requests go out through
+    /// <paramref name="send"/>, the rest become log events or a pause. Completion is read from the
+    /// round's state afterwards.
+    /// </summary>
+    /// <param name="step">The step the round belongs to, for the log (an evaluation: the step it follows).</param>
+    /// <returns>Why the round failed, or null.</returns>
+    private string? Carry(IReadOnlyList<RoundCommand> commands, long step, Action<SendWork> send, bool logReplans, string refusalNote)
+    {
+        string? failure = null;
         foreach (var command in commands)
         {
             switch (command)
             {
-                case SendWork send:
-                    var target = _roster.Find(send.Worker)!;
-                    var parameters = SnapshotFor(target);
-                    step.BytesMoved += sizeof(float) * (long)parameters.Values.Length + sizeof(int) * (long)send.Ids.Length;
-                    TensorTransport.Tell(target.Handle, new TrainingProtocol.ComputeShare(
-                        _runId, step.Batch.Step, send.Slot, send.Ids, _session.Config.EffectiveMicroBatch(send.Ids.Length), parameters), Self);
+                case SendWork work:
+                    send(work);
                     break;
-                case Replanned moved:
-                    _session.Events.StepReplanned(step.Batch.Step, moved.FromWorker is int from ? _roster.NameOf(from) : "nobody", moved.Reason,
+                case Replanned moved when logReplans:
+                    _session.Events.StepReplanned(step, moved.FromWorker is int from ? _roster.NameOf(from) : "nobody", moved.Reason,
                         moved.MovedIds, moved.ToWorkers.Select(_roster.NameOf).ToArray());
                     break;
                 case Stalled stalled:
-                    _session.Events.StallReport(step.Batch.Step, stalled.LateWorkers.Select(_roster.NameOf).ToArray(), _settings.StepDeadline.TotalSeconds);
+                    _session.Events.StallReport(step, stalled.LateWorkers.Select(_roster.NameOf).ToArray(), _settings.StepDeadline.TotalSeconds);
                     break;
                 case ResultRefused refused:
-                    Dropped(step.Batch.Step, refused.Slot, refused.Reason);
+                    Dropped(step, refused.Slot, refused.Reason + refusalNote);
                     break;
                 case WaitForWorkers:
                     Paused(_roster.ReadyCount);
                     break;
                 case RoundFailed failed:
-                    FailRun($"step {step.Batch.Step} cannot be completed: {failed.Reason}");
-                    return;
-                case RoundCompleted:
-                    completed = true;
+                    failure = failed.Reason;
                     break;
             }
         }
-        if (completed) Commit(step);
-        else ArmDeadline(step.Round.NextDeadlineMs);
+        return failure;
     }
 
     private void OnShareComputed(TrainingProtocol.ShareComputed result)
     {
-        Answered(result.ParameterVersion);
         var step = _step;
         var worker = _roster.Find(Sender);
+        Answered(worker, result.ParameterVersion);
         string? problem =
             result.RunId != _runId ? $"foreign run {result.RunId}" :
             step is null || result.Step != step.Batch.Step ? $"stale step {result.Step}" :
@@ -422,7 +403,6 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             null;
         if (problem is not null)
         {
-            TensorBuffers.Return(result.GradientSum); // the coordinator owns what arrives, and needs none of this
             Dropped(result.Step, result.ShareIndex, problem);
             return;
         }
@@ -432,16 +412,14 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
                 $"returned {result.GradientSum.Length} gradient values for a model of {_session.Parameters.Length}", Now));
             return;
         }
-        var commands = step!.Round.OnResult(worker!.Key, result.ShareIndex, result.SampleCount, result, Now);
-        if (commands.OfType<ResultRefused>().Any()) TensorBuffers.Return(result.GradientSum);
-        ApplyStep(commands);
+        ApplyStep(step!.Round.OnResult(worker!.Key, result.ShareIndex, result.SampleCount, result, Now));
     }
 
     private void OnShareFailed(TrainingProtocol.ShareFailed failed)
     {
-        Answered(failed.Step); // a share of step s is computed at parameter version s
         var step = _step;
         var worker = _roster.Find(Sender);
+        Answered(worker, failed.Step); // a share of step s is computed at parameter version s
         if (failed.RunId != _runId || step is null || failed.Step != step.Batch.Step || worker is null)
         {
             Dropped(failed.Step, failed.ShareIndex, "a failure report for no current share");
@@ -538,34 +516,14 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private void ApplyEvaluation(IReadOnlyList<RoundCommand> commands)
     {
         var evaluation = _evaluation!;
-        bool completed = false;
-        foreach (var command in commands)
+        string? failure = Carry(commands, _session.NextStep, send => SendEvaluation(evaluation, send), logReplans: false,
+            refusalNote: $" (evaluation request {evaluation.RequestId})");
+        if (failure is not null)
         {
-            switch (command)
-            {
-                case SendWork send:
-                    var target = _roster.Find(send.Worker)!;
-                    TensorTransport.Tell(target.Handle, new TrainingProtocol.Evaluate(
-                        _runId, evaluation.RequestId, send.Slot, evaluation.Split, send.Ids, SnapshotFor(target)), Self);
-                    break;
-                case Stalled stalled:
-                    _session.Events.StallReport(_session.NextStep, stalled.LateWorkers.Select(_roster.NameOf).ToArray(), _settings.StepDeadline.TotalSeconds);
-                    break;
-                case ResultRefused refused:
-                    Dropped(_session.NextStep, refused.Slot, $"{refused.Reason} (evaluation request {evaluation.RequestId})");
-                    break;
-                case WaitForWorkers:
-                    Paused(_roster.ReadyCount);
-                    break;
-                case RoundFailed failed:
-                    FailRun($"the {evaluation.Split.LogName()} evaluation after step {_session.LastCommittedStep} cannot be completed: {failed.Reason}");
-                    return;
-                case RoundCompleted:
-                    completed = true;
-                    break;
-            }
+            FailRun($"the {evaluation.Split.LogName()} evaluation after step {_session.LastCommittedStep} cannot be completed: {failure}");
+            return;
         }
-        if (!completed)
+        if (evaluation.Round.State != RoundState.Complete)
         {
             ArmDeadline(evaluation.Round.NextDeadlineMs);
             return;
@@ -577,11 +535,18 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         evaluation.Then(total);
     }
 
+    private void SendEvaluation(EvaluationInFlight evaluation, SendWork send)
+    {
+        var target = _roster.Find(send.Worker)!;
+        TensorTransport.Tell(target.Handle, new TrainingProtocol.Evaluate(
+            _runId, evaluation.RequestId, send.Slot, evaluation.Split, send.Ids, SnapshotFor(target)), Self);
+    }
+
     private void OnEvaluationDone(TrainingProtocol.EvaluationDone done)
     {
-        Answered(done.ParameterVersion);
         var evaluation = _evaluation;
         var worker = _roster.Find(Sender);
+        Answered(worker, done.ParameterVersion);
         if (evaluation is null || done.RunId != _runId || done.RequestId != evaluation.RequestId || done.ParameterVersion != _session.ParameterVersion || worker is null)
         {
             Dropped(_session.NextStep, done.Part, $"stale or foreign evaluation result (request {done.RequestId})");
@@ -599,7 +564,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     {
         var evaluation = _evaluation;
         var worker = _roster.Find(Sender);
-        if (evaluation is not null && failed.RequestId == evaluation.RequestId) Answered(_session.ParameterVersion);
+        if (evaluation is not null && failed.RequestId == evaluation.RequestId) Answered(worker, _session.ParameterVersion);
         if (evaluation is null || failed.RunId != _runId || failed.RequestId != evaluation.RequestId || worker is null)
         {
             Dropped(_session.NextStep, failed.Part, $"a failure report for no current evaluation (request {failed.RequestId})");

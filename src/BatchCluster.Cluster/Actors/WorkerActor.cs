@@ -62,8 +62,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<TrainingProtocol.ComputeShare>(OnComputeShare);
         Receive<TrainingProtocol.Evaluate>(OnEvaluate);
         Receive<Leave>(_ => OnLeave());
-        Receive<TensorTransferStart>(start => Reassemble(() => { _reassembly.Begin(Sender.Path.ToString(), start); return null; }));
-        Receive<TensorChunk>(chunk => Reassemble(() => _reassembly.Add(Sender.Path.ToString(), chunk)));
+        Receive<TensorTransferStart>(start => _reassembly.Deliver(start, Self, Sender, _log));
+        Receive<TensorChunk>(chunk => _reassembly.Deliver(chunk, Self, Sender, _log));
         Receive<Terminated>(t => t.ActorRef.Equals(_coordinator), _ =>
         {
             _coordinator = null;
@@ -145,18 +145,6 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         const int repeats = 3;
         for (int i = 0; i < repeats; i++) _replica.ComputeGradientSum(_data.Train, ids, ids.Length, scratch);
         return repeats * ids.Length / clock.Elapsed.TotalSeconds;
-    }
-
-    private void Reassemble(Func<ITensorMessage?> step)
-    {
-        try
-        {
-            if (step() is { } complete) Self.Tell(complete, Sender);
-        }
-        catch (InvalidOperationException e)
-        {
-            _log.Warning("Dropped a tensor transfer from {0}: {1}", Sender, e.Message);
-        }
     }
 
     private void OnLeave()

@@ -55,12 +55,12 @@ public sealed class ParameterSnapshots
         return entry.Snapshot;
     }
 
-    /// <summary>A request carrying the snapshot of <paramref name="version"/> went to <paramref name="worker"/> in this process.</summary>
-    public void Lent(int worker, long version)
+    /// <summary>A request carrying the current snapshot (the last one <see cref="At"/> made) went to <paramref name="worker"/> in this process.</summary>
+    public void Lent(int worker)
     {
-        var entry = _entries.LastOrDefault(e => e.Version == version)
-                    ?? throw new InvalidOperationException($"no snapshot of version {version} was made");
-        entry.Readers[worker] = entry.Readers.GetValueOrDefault(worker) + 1;
+        if (_entries.Count == 0) throw new InvalidOperationException("no snapshot was made");
+        var readers = _entries[^1].Readers;
+        readers[worker] = readers.GetValueOrDefault(worker) + 1;
     }
 
     /// <summary><paramref name="worker"/> answered one request made at <paramref name="version"/>.</summary>

@@ -1,3 +1,5 @@
+using Akka.Actor;
+using Akka.Event;
 using BatchCluster.Cluster.Protocol;
 
 namespace BatchCluster.Cluster.Transport;
@@ -5,7 +7,9 @@ namespace BatchCluster.Cluster.Transport;
 /// <summary>
 /// Rebuilds messages sent in chunks by <see cref="TensorTransport"/>. One per receiving actor (not
 /// thread-safe); transfers are keyed by (sender, transfer id). A transfer whose chunks arrive out of
-/// order or overflow is a protocol error and throws.
+/// order or overflow is a protocol error: <see cref="Begin"/> and <see cref="Add"/> throw, and
+/// <see cref="Deliver"/>, which actors use, drops it with a warning (it is the sender's fault, never
+/// a reason to fail the receiver).
 /// </summary>
 public sealed class TensorReassembly
 {
@@ -41,6 +45,26 @@ public sealed class TensorReassembly
         if (transfer.Filled != transfer.Values.Length)
             throw new InvalidOperationException($"transfer {chunk.TransferId} from {sender}: {transfer.Filled} of {transfer.Values.Length} values arrived");
         return transfer.Start.Message.WithTensor(transfer.Values);
+    }
+
+    /// <summary>
+    /// Takes one part of a chunked transfer (its start or a chunk) that <paramref name="sender"/> sent
+    /// to <paramref name="receiver"/>; once the message is whole it goes to the receiver as if from
+    /// the sender. A malformed transfer is dropped and logged.
+    /// </summary>
+    public void Deliver(ITrainingMessage part, IActorRef receiver, IActorRef sender, ILoggingAdapter log)
+    {
+        try
+        {
+            ITensorMessage? complete = null;
+            if (part is TensorTransferStart start) Begin(sender.Path.ToString(), start);
+            else if (part is TensorChunk chunk) complete = Add(sender.Path.ToString(), chunk);
+            if (complete is not null) receiver.Tell(complete, sender);
+        }
+        catch (InvalidOperationException e)
+        {
+            log.Warning("Dropped a tensor transfer from {0}: {1}", sender, e.Message);
+        }
     }
 
     /// <summary>Drops unfinished transfers from a sender that is gone.</summary>

@@ -25,11 +25,5 @@ public sealed record ResultRefused(int Worker, int Slot, string Reason) : RoundC
 /// <summary>No worker can take <paramref name="WaitingIds"/> ids: the round waits until one becomes ready.</summary>
 public sealed record WaitForWorkers(int WaitingIds) : RoundCommand;
 
-/// <summary>Every id has exactly one result: the host commits the round.</summary>
-public sealed record RoundCompleted : RoundCommand
-{
-    public static readonly RoundCompleted Instance = new();
-}
-
 /// <summary>The round cannot finish (every worker failed it, or it was re-planned past its slot limit).</summary>
 public sealed record RoundFailed(string Reason) : RoundCommand;

@@ -19,7 +19,7 @@ public enum RoundState
 /// gradient sums) or an evaluation (ids are rows of a split, results are loss and accuracy sums).
 /// Plain code with no actors, no clock and no I/O: it takes events (a result, a failure report, a
 /// lost worker, a ready worker, a deadline) with the time they happened, and returns the
-/// <see cref="RoundCommand"/>s its host must carry out.
+/// <see cref="RoundCommand"/>s its host must carry out; the host reads completion from <see cref="State"/>.
 ///
 /// The promise it keeps: <b>every id is covered by exactly one live share or is waiting for a
 /// worker</b>, at every moment; the round completes when every live share has its result, so the
@@ -105,9 +105,6 @@ public sealed class WorkRound<TResult>
         }
     }
 
-    /// <summary>The ids given to a share (the host needs them to build the request).</summary>
-    public int[] IdsOf(int slot) => _slots[slot].Ids;
-
     /// <summary>The shares with results, in plan order (slot order), once the round is complete.</summary>
     public IReadOnlyList<CompletedShare> Completed =>
         State != RoundState.Complete ? throw new InvalidOperationException("the round is not complete")
@@ -133,25 +130,17 @@ public sealed class WorkRound<TResult>
             at += s.Ids.Length;
         }
         _waiting.CopyTo(covered, at);
+        var expected = (int[])_ids.Clone();
         Array.Sort(covered);
-        _sortedIds ??= SortedCopy(_ids);
-        return covered.AsSpan().SequenceEqual(_sortedIds);
-    }
-
-    private int[]? _sortedIds;
-
-    private static int[] SortedCopy(int[] ids)
-    {
-        var sorted = (int[])ids.Clone();
-        Array.Sort(sorted);
-        return sorted;
+        Array.Sort(expected);
+        return covered.AsSpan().SequenceEqual(expected);
     }
 
     public IReadOnlyList<RoundCommand> Start(double nowMs)
     {
         if (_started) throw new InvalidOperationException("the round has already started");
         _started = true;
-        Distribute(_ids, fromWorker: null, reason: "start", generation: 0, nowMs, PreferredTargets());
+        Distribute(_ids, fromWorker: null, reason: null, generation: 0, nowMs, PreferredTargets());
         return Flush();
     }
 
@@ -159,11 +148,6 @@ public sealed class WorkRound<TResult>
     {
         if (Refuse(worker, slot) is { } refusal) return Flush(refusal);
         var s = _slots[slot];
-        if (s.Status == SlotStatus.Abandoned)
-        {
-            s.Answered = true;
-            return Flush(new ResultRefused(worker, slot, "the share was re-planned after a fault"));
-        }
         if (sampleCount != s.Ids.Length)
             return FailWorker(worker, s, $"returned {sampleCount} samples for a share of {s.Ids.Length}", nowMs);
         s.Status = SlotStatus.Done;
@@ -178,13 +162,7 @@ public sealed class WorkRound<TResult>
     public IReadOnlyList<RoundCommand> OnFailed(int worker, int slot, string reason, double nowMs)
     {
         if (Refuse(worker, slot) is { } refusal) return Flush(refusal);
-        var s = _slots[slot];
-        if (s.Status == SlotStatus.Abandoned)
-        {
-            s.Answered = true;
-            return Flush(new ResultRefused(worker, slot, "the share was re-planned after a fault"));
-        }
-        return FailWorker(worker, s, reason, nowMs);
+        return FailWorker(worker, _slots[slot], reason, nowMs);
     }
 
     /// <summary>The worker is gone (stopped, unreachable, left); the host has already removed it from the pool.</summary>
@@ -197,7 +175,7 @@ public sealed class WorkRound<TResult>
             s.Answered = true; // it will never answer
             if (s.Status == SlotStatus.Outstanding) lost.Add(s);
         }
-        Move(lost, worker, reason, generationStep: 0, nowMs);
+        Move(lost, worker, reason, nowMs);
         return Flush();
     }
 
@@ -242,6 +220,7 @@ public sealed class WorkRound<TResult>
 
     // ---- internals ----
 
+    /// <summary>Why a reply for <paramref name="slot"/> is not taken, or null; a reply for an abandoned share still frees its worker.</summary>
     private ResultRefused? Refuse(int worker, int slot)
     {
         if (IsOver) return new ResultRefused(worker, slot, "the round is over");
@@ -249,6 +228,11 @@ public sealed class WorkRound<TResult>
         var s = _slots[slot];
         if (s.Worker != worker) return new ResultRefused(worker, slot, "sent by a worker the share was not given to");
         if (s.Status == SlotStatus.Done) return new ResultRefused(worker, slot, "the share already has a result");
+        if (s.Status == SlotStatus.Abandoned)
+        {
+            s.Answered = true;
+            return new ResultRefused(worker, slot, "the share was re-planned after a fault");
+        }
         return null;
     }
 
@@ -258,15 +242,18 @@ public sealed class WorkRound<TResult>
         _failures.Add($"{reason} (share {failedSlot.Index})");
         failedSlot.Answered = true;
         var unfinished = _slots.Where(s => s.Worker == worker && s.Status == SlotStatus.Outstanding).ToList();
-        Move(unfinished, worker, $"failed: {reason}", generationStep: 0, nowMs);
+        Move(unfinished, worker, $"failed: {reason}", nowMs);
         return Flush();
     }
 
-    /// <summary>Abandons <paramref name="slots"/> (all of one worker) and gives their ids to other workers, or makes them wait.</summary>
-    private void Move(List<Slot> slots, int fromWorker, string reason, int generationStep, double nowMs)
+    /// <summary>
+    /// Abandons <paramref name="slots"/> (all of one lost or failed worker) and gives their ids to other
+    /// workers, or makes them wait. Not the new shares' fault: they keep the generation, and its deadline.
+    /// </summary>
+    private void Move(List<Slot> slots, int fromWorker, string reason, double nowMs)
     {
         if (slots.Count == 0) return;
-        int generation = slots.Max(s => s.Generation) + generationStep;
+        int generation = slots.Max(s => s.Generation);
         var moved = Abandon(slots);
         Distribute(moved.Ids, fromWorker, reason, generation, nowMs, PreferredTargets());
     }
@@ -282,11 +269,11 @@ public sealed class WorkRound<TResult>
     /// Plans <paramref name="ids"/> over <paramref name="targets"/> by capacity and sends the shares;
     /// with no target the ids wait (or the round fails when every ready worker has failed it).
     /// </summary>
-    private void Distribute(int[] ids, int? fromWorker, string reason, int generation, double nowMs,
+    /// <param name="reason">Why the ids move (reported as <see cref="Replanned"/>); null for the round's first plan.</param>
+    private void Distribute(int[] ids, int? fromWorker, string? reason, int generation, double nowMs,
         IReadOnlyList<ReadyWorker> targets, Dictionary<int, int[]>? bySource = null)
     {
-        bool initial = reason == "start";
-        if (!initial) Replans++;
+        if (reason is not null) Replans++;
         if (targets.Count == 0)
         {
             if (_pool.Ready.Any(w => !_gone.Contains(w.Key)))
@@ -297,7 +284,7 @@ public sealed class WorkRound<TResult>
             _waiting.AddRange(ids);
             _waitingGeneration = Math.Max(_waitingGeneration, generation);
             State = RoundState.WaitingForWorkers;
-            if (!initial) ReportMoves(fromWorker, reason, ids, bySource, new Dictionary<int, int>());
+            if (reason is not null) ReportMoves(fromWorker, reason, ids, bySource, new Dictionary<int, int>());
             _commands.Add(new WaitForWorkers(_waiting.Count));
             return;
         }
@@ -307,7 +294,7 @@ public sealed class WorkRound<TResult>
             Fail($"re-planned past the limit of {_policy.MaxSlots} shares in one round (workers keep failing or leaving)");
             return;
         }
-        var destination = initial ? null : new Dictionary<int, int>(ids.Length);
+        var destination = reason is null ? null : new Dictionary<int, int>(ids.Length);
         foreach (var share in plan)
         {
             int worker = targets[share.WorkerIndex].Key;
@@ -317,7 +304,7 @@ public sealed class WorkRound<TResult>
                 foreach (int id in share.SampleIds) destination[id] = worker;
             _commands.Add(new SendWork(worker, slot.Index, share.SampleIds));
         }
-        if (destination is not null) ReportMoves(fromWorker, reason, ids, bySource, destination);
+        if (reason is not null) ReportMoves(fromWorker, reason, ids, bySource, destination!);
     }
 
     private void ReportMoves(int? fromWorker, string reason, int[] ids, Dictionary<int, int[]>? bySource, Dictionary<int, int> destination)
@@ -343,7 +330,6 @@ public sealed class WorkRound<TResult>
         foreach (var s in _slots)
             if (s.Status == SlotStatus.Outstanding) return;
         State = RoundState.Complete;
-        _commands.Add(RoundCompleted.Instance);
     }
 
     private bool Busy(int worker)

@@ -25,9 +25,9 @@ public class ParameterSnapshotsTests
     {
         var snapshots = new ParameterSnapshots();
         var v0 = snapshots.At(0, [1, 2, 3]);
-        snapshots.Lent(worker: 0, 0);
-        snapshots.Lent(worker: 1, 0);
-        snapshots.Lent(worker: 1, 0); // a second share for the same worker in the same step (a re-plan)
+        snapshots.Lent(worker: 0);
+        snapshots.Lent(worker: 1);
+        snapshots.Lent(worker: 1); // a second share for the same worker in the same step (a re-plan)
         snapshots.Answered(0, 0);
         snapshots.Answered(1, 0);
         var v1 = snapshots.At(1, [4, 5, 6]);
@@ -45,10 +45,10 @@ public class ParameterSnapshotsTests
     {
         var snapshots = new ParameterSnapshots();
         var v0 = snapshots.At(0, [1]);
-        snapshots.Lent(0, 0);
-        snapshots.Lent(1, 0);
+        snapshots.Lent(0);
+        snapshots.Lent(1);
         var v1 = snapshots.At(1, [2]);
-        snapshots.Lent(0, 1);
+        snapshots.Lent(0);
         snapshots.Answered(0, 1); // worker 0 answers in order: version 0 was read before
         snapshots.Gone(1);        // worker 1 stopped
         var v2 = snapshots.At(2, [3]);
@@ -63,12 +63,12 @@ public class ParameterSnapshotsTests
     {
         var snapshots = new ParameterSnapshots();
         var stalled = snapshots.At(0, [42]);
-        snapshots.Lent(worker: 7, 0);
+        snapshots.Lent(worker: 7);
         for (int v = 1; v <= 20; v++)
         {
             var snapshot = snapshots.At(v, [v]);
             Assert.NotSame(ArrayOf(stalled.Values), ArrayOf(snapshot.Values));
-            snapshots.Lent(0, v);
+            snapshots.Lent(0);
             snapshots.Answered(0, v);
         }
         Assert.Equal([42f], stalled.Values.ToArray());
