@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes TorchSharp's native library load on systems whose libstdc++ predates GCC 13 (Debian 12).
+# Makes TorchSharp's native library load on systems whose libstdc++ predates GCC 13 (Debian 12), and
+# puts the MKL CPU-dispatch shim beside it (scripts/native/mkl-cpu-dispatch-shim.c).
 #
 # Usage: patch-torchsharp-native.sh DIR   (DIR holds libLibTorchSharp.so, directly or under
 #                                           runtimes/linux-x64/native)
@@ -14,6 +15,27 @@ lib="$dir/libLibTorchSharp.so"
 [ -f "$lib" ] || exit 0
 native_dir=$(dirname "$lib")
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+tools="$here/.build"
+mkdir -p "$tools"
+
+# 1. The MKL CPU-dispatch shim (any system): without a C compiler the run keeps MKL's own choice
+#    and says so in its RunStarted event.
+mkl_shim=libbatchcluster-mkl-dispatch.so
+if command -v gcc >/dev/null 2>&1; then
+  (
+    flock 9
+    if [ ! -f "$tools/$mkl_shim" ] || [ "$here/mkl-cpu-dispatch-shim.c" -nt "$tools/$mkl_shim" ]; then
+      gcc -O2 -shared -fPIC -o "$tools/$mkl_shim.tmp" "$here/mkl-cpu-dispatch-shim.c"
+      mv -f "$tools/$mkl_shim.tmp" "$tools/$mkl_shim"
+    fi
+  ) 9>"$tools/.lock"
+  cp -f "$tools/$mkl_shim" "$native_dir/$mkl_shim"
+else
+  echo "patch-torchsharp-native: gcc is missing, so MKL keeps its generic kernels on AMD CPUs (about 2x slower GEMMs). Fix: apt-get install -y gcc" >&2
+fi
+
+# 2. libstdc++: only where the system's is older than TorchSharp needs.
 needed_version=GLIBCXX_3.4.32
 system_libstdcxx=$(/sbin/ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/ {print $NF; exit}')
 if [ -n "$system_libstdcxx" ] && grep -qa "$needed_version" "$system_libstdcxx"; then
@@ -27,10 +49,7 @@ for tool in gcc g++ patchelf; do
   fi
 done
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-tools="$here/.build"
 shim_name=libios-base-library-init-shim.so
-mkdir -p "$tools"
 (
   # Several projects build in parallel; only one compiles the helpers.
   flock 9

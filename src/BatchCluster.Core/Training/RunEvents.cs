@@ -20,8 +20,9 @@ public sealed class RunEvents(ILogger logger, string runId)
 
     public void RunStarted(TrainingConfig config, string engine, int workers, int parameterCount, int trainSamples, int stepsPerEpoch, long totalSteps, int threads) =>
         For("RunStarted").ForContext("SchemaVersion", SchemaVersion).ForContext("Config", config, destructureObjects: true).Information(
-            "Run {RunId} started: {Engine} engine, {Workers} workers, model {Model} with {ParameterCount} parameters, {TrainSamples} training samples, global batch {GlobalBatch}, {StepsPerEpoch} steps per epoch, {TotalSteps} steps, {Threads} torch threads",
-            RunId, engine, workers, config.Model.ToString(), parameterCount, trainSamples, config.GlobalBatch, stepsPerEpoch, totalSteps, threads);
+            "Run {RunId} started: {Engine} engine, {Workers} workers, model {Model} with {ParameterCount} parameters, {TrainSamples} training samples, global batch {GlobalBatch}, {StepsPerEpoch} steps per epoch, {TotalSteps} steps, {Threads} torch threads, CPU kernels {CpuKernels}",
+            RunId, engine, workers, config.Model.ToString(), parameterCount, trainSamples, config.GlobalBatch, stepsPerEpoch, totalSteps, threads,
+            Native.MklDispatch.Kernels);
 
     public void WorkerJoined(string workerId, string address, string device, int threads, double samplesPerSecond, int readyWorkers) =>
         For("WorkerJoined").Information(
