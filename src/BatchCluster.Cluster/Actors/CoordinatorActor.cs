@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using BatchCluster.Cluster.DataPlane;
 using BatchCluster.Cluster.Protocol;
 using BatchCluster.Cluster.Transport;
 using BatchCluster.Core.Coordination;
@@ -71,7 +72,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private readonly Action<StepRecord, TrainingSession>? _onStep;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TensorReassembly _reassembly = new();
-    private readonly WorkerRoster<IActorRef> _roster = new();
+    private readonly WorkerRoster<IActorRef> _roster;
     /// <summary>Workers on nodes the failure detector lost, kept so they can be taken back when the node is reachable again.</summary>
     private readonly Dictionary<Address, List<(IActorRef Worker, WorkerDescription Description)>> _unreachable = [];
     private readonly HashSet<string> _workersSeen = [];
@@ -80,6 +81,13 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private StepInFlight? _step;
     private EvaluationInFlight? _evaluation;
     private readonly ParameterSnapshots _snapshots = new();
+    /// <summary>The data plane's listener, opened when the first worker from another process registers (null: none yet, or off).</summary>
+    private DataPlaneServer? _dataPlane;
+    /// <summary>Workers whose tensors go over the data plane (kept after they leave, for the byte count of a committed step).</summary>
+    private readonly HashSet<int> _dataPlaneWorkers = [];
+    /// <summary>A share's result arrives in two parts (the message over Akka, the gradient over the data plane), in either order; each waits here for the other, within the current step only.</summary>
+    private readonly Dictionary<(int Worker, int Slot), float[]> _gradientsWithoutMessage = [];
+    private readonly Dictionary<(int Worker, int Slot), TrainingProtocol.ShareComputed> _messagesWithoutGradient = [];
     private int _nextRequestId;
     private double? _armedDeadlineMs;
 
@@ -98,6 +106,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         _logPath = logPath;
         _completion = completion;
         _onStep = onStep;
+        _roster = new WorkerRoster<IActorRef>(session.Config.Split);
         WaitingForWorkers();
     }
 
@@ -111,6 +120,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     protected override void PostStop()
     {
         if (_settings.WatchClusterMembership) Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        _dataPlane?.Dispose();
+        ForgetHalfResults(_ => true);
     }
 
     private double Now => _session.NowMs;
@@ -225,6 +236,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<TrainingProtocol.ShareFailed>(OnShareFailed);
         Receive<TrainingProtocol.EvaluationDone>(OnEvaluationDone);
         Receive<TrainingProtocol.EvaluationFailed>(OnEvaluationFailed);
+        Receive<GradientArrived>(OnGradientArrived);
+        Receive<DataConnectionLost>(OnDataConnectionLost);
         Receive<DeadlinePassed>(_ => { });
     }
 
@@ -238,12 +251,33 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
                 $"protocol version {registration.ProtocolVersion} does not match the coordinator's {TrainingProtocol.Version}; run the same BatchCluster build on every node"));
             return;
         }
-        if (_roster.Find(Sender) is null)
+        var entry = _roster.Find(Sender);
+        if (entry is null)
         {
-            _roster.Add(Sender, new WorkerDescription(registration.WorkerId, registration.Address, registration.Device, registration.Threads));
+            entry = _roster.Add(Sender, new WorkerDescription(registration.WorkerId, registration.Address, registration.Device, registration.Threads));
             Context.Watch(Sender);
         }
-        Sender.Tell(new TrainingProtocol.WorkerAccepted(_runId, _settings.Spec));
+        Sender.Tell(new TrainingProtocol.WorkerAccepted(_runId, _settings.Spec, OfferDataPlane(entry)));
+    }
+
+    /// <summary>
+    /// For a worker in another process: where its data connection goes and the token it proves
+    /// itself with (the listener opens with the first such worker). Null for an in-process worker,
+    /// which shares arrays, or when the data plane is off.
+    /// </summary>
+    private DataPlaneOffer? OfferDataPlane(WorkerRoster<IActorRef>.Entry worker)
+    {
+        if (!_settings.UseDataPlane || TensorTransport.SharesMemoryWith(worker.Handle)) return null;
+        if (_dataPlane is null)
+        {
+            var self = Self;
+            string host = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.Host ?? "127.0.0.1";
+            var run = new DataPlaneRun(FrameHeader.TagOf(_runId), _session.Parameters.Length, _session.Config.TransferPrecision);
+            _dataPlane = new DataPlaneServer(host, _settings.DataPort, run, arrived => self.Tell(arrived), lost => self.Tell(lost));
+            _log.Info("Data plane listening on {0}:{1} ({2})", _dataPlane.Host, _dataPlane.Port, run.Precision);
+        }
+        _dataPlaneWorkers.Add(worker.Key);
+        return new DataPlaneOffer(_dataPlane.Host, _dataPlane.Port, _dataPlane.Expect(worker.Key), _session.Config.TransferPrecision);
     }
 
     /// <returns>true when a registered worker became ready now.</returns>
@@ -252,6 +286,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         var entry = _roster.Find(Sender);
         if (entry is null || entry.Ready) return false;
         entry.Ready = true;
+        _roster.Measured(entry, ready.SamplesPerSecond);
         _workersSeen.Add(entry.Description.Id);
         var d = entry.Description;
         _session.Events.WorkerJoined(d.Id, d.Address, d.Device, d.Threads, ready.SamplesPerSecond, _roster.ReadyCount);
@@ -263,6 +298,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         if (entry is null) return;
         _roster.Remove(entry);
         _snapshots.Gone(entry.Key);
+        _dataPlane?.Forget(entry.Key);
+        ForgetHalfResults(key => key.Worker == entry.Key);
         Context.Unwatch(entry.Handle);
         _reassembly.Forget(entry.Handle.Path.ToString());
         _session.Events.WorkerLeft(entry.Description.Id, reason, _roster.ReadyCount);
@@ -287,9 +324,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         foreach (var (worker, description) in workers)
         {
             if (_roster.Find(worker) is not null) continue;
-            _roster.Add(worker, description);
+            var entry = _roster.Add(worker, description);
             Context.Watch(worker);
-            worker.Tell(new TrainingProtocol.WorkerAccepted(_runId, _settings.Spec));
+            worker.Tell(new TrainingProtocol.WorkerAccepted(_runId, _settings.Spec, OfferDataPlane(entry)));
         }
     }
 
@@ -299,10 +336,21 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     /// Parameters at the current version for a request to <paramref name="worker"/>: copied once per
     /// version into an array nobody writes while a worker may read it (TrainingProtocol, ParameterSnapshots).
     /// </summary>
-    private TrainingProtocol.ParameterSnapshot SnapshotFor(WorkerRoster<IActorRef>.Entry worker)
+    /// <returns>The snapshot, or for a data-plane worker an empty one of the version (its values went on the data plane).</returns>
+    private TrainingProtocol.ParameterSnapshot SnapshotFor(WorkerRoster<IActorRef>.Entry worker, ref long bytesMoved)
     {
-        var snapshot = _snapshots.At(_session.ParameterVersion, _session.Parameters);
+        long version = _session.ParameterVersion;
+        if (_dataPlaneWorkers.Contains(worker.Key))
+        {
+            if (_dataPlane is null || !_dataPlane.IsConnected(worker.Key))
+                Self.Tell(new DataConnectionLost(worker.Key, -1, "no data connection")); // handled after this round's commands
+            else if (_dataPlane.SendParameters(worker.Key, version, _session.Parameters) == ParameterSend.Queued)
+                bytesMoved += (long)_session.Parameters.Length * FrameHeader.BytesPerValue(_session.Config.TransferPrecision);
+            return new TrainingProtocol.ParameterSnapshot(version, ReadOnlyMemory<float>.Empty);
+        }
+        var snapshot = _snapshots.At(version, _session.Parameters);
         if (TensorTransport.SharesMemoryWith(worker.Handle)) _snapshots.Lent(worker.Key);
+        bytesMoved += sizeof(float) * (long)snapshot.Values.Length;
         return snapshot;
     }
 
@@ -346,8 +394,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private void SendShare(StepInFlight step, SendWork send)
     {
         var target = _roster.Find(send.Worker)!;
-        var parameters = SnapshotFor(target);
-        step.BytesMoved += sizeof(float) * (long)parameters.Values.Length + sizeof(int) * (long)send.Ids.Length;
+        long bytes = sizeof(int) * (long)send.Ids.Length;
+        var parameters = SnapshotFor(target, ref bytes);
+        step.BytesMoved += bytes;
         TensorTransport.Tell(target.Handle, new TrainingProtocol.ComputeShare(
             _runId, step.Batch.Step, send.Slot, send.Ids, _session.Config.EffectiveMicroBatch(send.Ids.Length), parameters), Self);
     }
@@ -406,13 +455,70 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             Dropped(result.Step, result.ShareIndex, problem);
             return;
         }
+        if (_dataPlaneWorkers.Contains(worker!.Key) && result.GradientSum.IsEmpty)
+        {
+            // The gradient travels on the data plane: go on once both halves are here.
+            if (!_gradientsWithoutMessage.Remove((worker.Key, result.ShareIndex), out var gradient))
+            {
+                _messagesWithoutGradient[(worker.Key, result.ShareIndex)] = result;
+                return;
+            }
+            result = result with { GradientSum = gradient };
+        }
+        AcceptShare(step!, worker, result);
+    }
+
+    private void OnGradientArrived(GradientArrived arrived)
+    {
+        var step = _step;
+        var worker = _roster.Find(arrived.WorkerKey);
+        var header = arrived.Header;
+        if (step is null || worker is null || header.Step != step.Batch.Step || header.Version != _session.ParameterVersion
+            || !_dataPlane!.IsCurrent(arrived.WorkerKey, arrived.ConnectionId))
+        {
+            TensorBuffers.Return(arrived.Values); // stale, or from a worker no longer here: nothing waits for it
+            return;
+        }
+        var key = (arrived.WorkerKey, header.Slot);
+        if (_messagesWithoutGradient.Remove(key, out var message))
+        {
+            AcceptShare(step, worker, message with { GradientSum = arrived.Values });
+            return;
+        }
+        if (_gradientsWithoutMessage.Remove(key, out var earlier)) TensorBuffers.Return(earlier); // a repeated frame: keep the newest
+        _gradientsWithoutMessage[key] = arrived.Values;
+    }
+
+    private void OnDataConnectionLost(DataConnectionLost lost)
+    {
+        var worker = _roster.Find(lost.WorkerKey);
+        // Moot when the worker is gone already or has connected again since.
+        if (worker is null || (_dataPlane is not null && _dataPlane.IsConnected(lost.WorkerKey))) return;
+        LoseWorker(worker, $"data connection lost: {lost.Reason}");
+    }
+
+    /// <summary>Drops half-arrived results (their buffers go back to the pool).</summary>
+    private void ForgetHalfResults(Func<(int Worker, int Slot), bool> which)
+    {
+        foreach (var key in _gradientsWithoutMessage.Keys.Where(which).ToList())
+        {
+            TensorBuffers.Return(_gradientsWithoutMessage[key]);
+            _gradientsWithoutMessage.Remove(key);
+        }
+        foreach (var key in _messagesWithoutGradient.Keys.Where(which).ToList()) _messagesWithoutGradient.Remove(key);
+    }
+
+    private void AcceptShare(StepInFlight step, WorkerRoster<IActorRef>.Entry worker, TrainingProtocol.ShareComputed result)
+    {
         if (result.GradientSum.Length != _session.Parameters.Length)
         {
-            ApplyStep(step!.Round.OnFailed(worker!.Key, result.ShareIndex,
+            TensorBuffers.Return(result.GradientSum);
+            ApplyStep(step.Round.OnFailed(worker.Key, result.ShareIndex,
                 $"returned {result.GradientSum.Length} gradient values for a model of {_session.Parameters.Length}", Now));
             return;
         }
-        ApplyStep(step!.Round.OnResult(worker!.Key, result.ShareIndex, result.SampleCount, result, Now));
+        _roster.MeasuredSpeed(worker.Key, result.SampleCount, result.ComputeMilliseconds);
+        ApplyStep(step.Round.OnResult(worker.Key, result.ShareIndex, result.SampleCount, result, Now));
     }
 
     private void OnShareFailed(TrainingProtocol.ShareFailed failed)
@@ -442,7 +548,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         var peakByNode = new Dictionary<string, double>();
         foreach (var share in done)
         {
-            step.BytesMoved += sizeof(float) * (long)share.Result.GradientSum.Length;
+            step.BytesMoved += (long)share.Result.GradientSum.Length
+                               * (_dataPlaneWorkers.Contains(share.Worker) ? FrameHeader.BytesPerValue(_session.Config.TransferPrecision) : sizeof(float));
             peakByNode[_roster.DescriptionOf(share.Worker).Address] = share.Result.PeakMemoryBytes / (1024.0 * 1024.0);
         }
         // The coordinator's own node too (in one process it is the workers' node as well).
@@ -455,6 +562,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds)).ToList();
         var record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs);
         foreach (var share in done) TensorBuffers.Return(share.Result.GradientSum); // averaged: the buffers go back to the pool
+        ForgetHalfResults(_ => true); // a re-planned share's late half: its step is over
         _step = null;
         _onStep?.Invoke(record, _session);
         if (_session.ValidationDue)
@@ -538,8 +646,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private void SendEvaluation(EvaluationInFlight evaluation, SendWork send)
     {
         var target = _roster.Find(send.Worker)!;
+        long bytes = 0;
         TensorTransport.Tell(target.Handle, new TrainingProtocol.Evaluate(
-            _runId, evaluation.RequestId, send.Slot, evaluation.Split, send.Ids, SnapshotFor(target)), Self);
+            _runId, evaluation.RequestId, send.Slot, evaluation.Split, send.Ids, SnapshotFor(target, ref bytes)), Self);
     }
 
     private void OnEvaluationDone(TrainingProtocol.EvaluationDone done)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using BatchCluster.Cluster.DataPlane;
 using BatchCluster.Cluster.Protocol;
 using BatchCluster.Cluster.Transport;
 using BatchCluster.Core.Data;
@@ -13,8 +14,10 @@ namespace BatchCluster.Cluster.Actors;
 /// <summary>How a worker presents itself, and where it gets the run's data (loaded locally, by spec).</summary>
 /// <param name="RegisterAgainWhenCoordinatorStops">On a worker node: when the coordinator it knew stops (the singleton moved,
 /// or was rebuilt after a failure), register again. In the local cluster a stopped coordinator means the run is over: stop quietly.</param>
+/// <param name="TestingSlowdown">For tests and benchmarks only: after computing a share, wait (factor − 1) × its compute time,
+/// so the worker runs at 1/factor of its speed (1 = full speed).</param>
 public sealed record WorkerSettings(string Device, int Threads, Func<TrainingProtocol.RunSpec, DataSplits> LoadData,
-    bool RegisterAgainWhenCoordinatorStops = true);
+    bool RegisterAgainWhenCoordinatorStops = true, double TestingSlowdown = 1);
 
 /// <summary>
 /// Registers with the coordinator, then holds the data set and one model replica and computes
@@ -25,6 +28,10 @@ public sealed record WorkerSettings(string Device, int Threads, Func<TrainingPro
 /// may accept it again at any time (e.g. when its node is reachable again): it then only reports
 /// ready. A share or evaluation that throws is answered with <see cref="TrainingProtocol.ShareFailed"/>
 /// or <see cref="TrainingProtocol.EvaluationFailed"/>, so the coordinator re-plans it at once.
+/// <para>In another process than the coordinator it opens a data connection when accepted (the
+/// offer in WorkerAccepted): parameters arrive there, gradient sums leave there, and a request
+/// whose parameters have not arrived yet waits for them. A broken data connection makes it
+/// register again (the coordinator has lost it as a worker by then).</para>
 /// </summary>
 public sealed class WorkerActor : ReceiveActor, IWithTimers
 {
@@ -42,6 +49,11 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private DataSplits? _data;
     private ModelReplica? _replica;
     private long _loadedVersion = -1;
+    private DataPlaneClient? _dataPlane;
+    /// <summary>The newest parameters from the data plane not yet loaded into the replica (a pooled buffer this actor owns).</summary>
+    private ParametersArrived? _arrived;
+    /// <summary>Requests whose parameters are still on their way, in arrival order.</summary>
+    private readonly List<(object Request, IActorRef Sender)> _waiting = [];
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -62,6 +74,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<TrainingProtocol.ComputeShare>(OnComputeShare);
         Receive<TrainingProtocol.Evaluate>(OnEvaluate);
         Receive<Leave>(_ => OnLeave());
+        Receive<ParametersArrived>(OnParametersArrived);
+        Receive<DataPlaneBroken>(OnDataPlaneBroken);
         Receive<TensorTransferStart>(start => _reassembly.Deliver(start, Self, Sender, _log));
         Receive<TensorChunk>(chunk => _reassembly.Deliver(chunk, Self, Sender, _log));
         Receive<Terminated>(t => t.ActorRef.Equals(_coordinator), _ =>
@@ -83,6 +97,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         public static readonly Register Instance = new();
     }
 
+    private sealed record DataPlaneBroken(long ConnectionId, string Reason);
+
     /// <summary>Sent by the node on SIGTERM/SIGINT: tell the coordinator, then stop.</summary>
     public sealed class Leave
     {
@@ -98,6 +114,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        CloseDataPlane();
         _replica?.Dispose();
         // Stopped without RunEnded (a crash, which the stopping supervision turns into a stop): the
         // node must not wait for a run this worker no longer serves.
@@ -132,7 +149,94 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             _loadedVersion = -1;
             _runId = accepted.RunId;
         }
+        if (!ConnectDataPlane(accepted.DataPlane)) return;
         Sender.Tell(new TrainingProtocol.WorkerReady(_workerId, MeasureSamplesPerSecond()));
+    }
+
+    /// <returns>false when the offered data plane cannot be reached (registration goes on: the coordinator is asked again).</returns>
+    private bool ConnectDataPlane(DataPlaneOffer? offer)
+    {
+        if (offer is null)
+        {
+            CloseDataPlane();
+            return true;
+        }
+        if (_dataPlane is { } open && open.Offer.Host == offer.Host && open.Offer.Port == offer.Port && open.Offer.Token.AsSpan().SequenceEqual(offer.Token))
+            return true; // accepted again (e.g. a repeated registration): the connection stands
+        CloseDataPlane();
+        var self = Self;
+        var run = new DataPlaneRun(FrameHeader.TagOf(_runId), _replica!.ParameterCount, offer.Precision);
+        long id = 0;
+        try
+        {
+            var client = DataPlaneClient.Connect(offer, run, arrived => self.Tell(arrived), reason => self.Tell(new DataPlaneBroken(id, reason)));
+            id = client.Id;
+            _dataPlane = client;
+            _loadedVersion = -1; // the coordinator sends every version again on a new connection
+            return true;
+        }
+        catch (IOException e)
+        {
+            _log.Warning("{0}; registering again", e.Message);
+            StartRegistering();
+            return false;
+        }
+    }
+
+    private void CloseDataPlane()
+    {
+        _dataPlane?.Dispose();
+        _dataPlane = null;
+        if (_arrived is not null) TensorBuffers.Return(_arrived.Values);
+        _arrived = null;
+        _waiting.Clear();
+    }
+
+    private void OnParametersArrived(ParametersArrived arrived)
+    {
+        if (_dataPlane?.Id != arrived.ConnectionId)
+        {
+            TensorBuffers.Return(arrived.Values); // from a connection closed meanwhile
+            return;
+        }
+        if (_arrived is not null) TensorBuffers.Return(_arrived.Values);
+        _arrived = arrived;
+        // Requests at this version can run now; requests at older versions are stale (the coordinator moved on).
+        var ready = _waiting.Where(w => VersionOf(w.Request) <= arrived.Version).ToList();
+        _waiting.RemoveAll(w => VersionOf(w.Request) <= arrived.Version);
+        foreach (var (request, sender) in ready)
+        {
+            if (VersionOf(request) < arrived.Version) continue;
+            if (request is TrainingProtocol.ComputeShare share) Compute(share, sender);
+            else Evaluate((TrainingProtocol.Evaluate)request, sender);
+        }
+    }
+
+    private static long VersionOf(object request) => request switch
+    {
+        TrainingProtocol.ComputeShare share => share.Parameters.Version,
+        TrainingProtocol.Evaluate evaluate => evaluate.Parameters.Version,
+        _ => throw new ArgumentException($"not a request: {request.GetType()}"),
+    };
+
+    private void OnDataPlaneBroken(DataPlaneBroken broken)
+    {
+        if (_dataPlane is null || (broken.ConnectionId != 0 && broken.ConnectionId != _dataPlane.Id)) return;
+        _log.Warning("The data connection to the coordinator broke ({0}); registering again", broken.Reason);
+        CloseDataPlane();
+        StartRegistering();
+    }
+
+    /// <summary>
+    /// Whether the request can run now: its parameters are in the message, loaded, or arrived; a
+    /// request at a version not yet arrived waits; one at an older version than arrived is dropped.
+    /// </summary>
+    private bool ReadyToRun(object request, long version, bool parametersInMessage)
+    {
+        if (parametersInMessage || _dataPlane is null || _loadedVersion == version || _arrived?.Version == version) return true;
+        long newest = Math.Max(_loadedVersion, _arrived?.Version ?? -1);
+        if (version > newest) _waiting.Add((request, Sender));
+        return false;
     }
 
     /// <summary>Forward/backward throughput on a few training samples, reported to the coordinator.</summary>
@@ -144,7 +248,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         var clock = Stopwatch.StartNew();
         const int repeats = 3;
         for (int i = 0; i < repeats; i++) _replica.ComputeGradientSum(_data.Train, ids, ids.Length, scratch);
-        return repeats * ids.Length / clock.Elapsed.TotalSeconds;
+        return repeats * ids.Length / clock.Elapsed.TotalSeconds / Math.Max(1, _settings.TestingSlowdown);
     }
 
     private void OnLeave()
@@ -172,13 +276,25 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         var replica = _replica ?? throw new InvalidOperationException("work arrived before the worker was accepted");
         if (_loadedVersion != parameters.Version)
         {
-            replica.LoadParameters(parameters.Values.Span);
+            if (!parameters.Values.IsEmpty) replica.LoadParameters(parameters.Values.Span);
+            else if (_arrived?.Version == parameters.Version)
+            {
+                replica.LoadParameters(_arrived.Values);
+                TensorBuffers.Return(_arrived.Values);
+                _arrived = null;
+            }
+            else throw new InvalidOperationException($"the parameters of version {parameters.Version} have not arrived");
             _loadedVersion = parameters.Version;
         }
         return replica;
     }
 
     private void OnComputeShare(TrainingProtocol.ComputeShare work)
+    {
+        if (ReadyToRun(work, work.Parameters.Version, !work.Parameters.Values.IsEmpty)) Compute(work, Sender);
+    }
+
+    private void Compute(TrainingProtocol.ComputeShare work, IActorRef replyTo)
     {
         long handlingStarted = Stopwatch.GetTimestamp();
         // A fresh (pooled) buffer per share, owned by the coordinator once sent: see TrainingProtocol.
@@ -188,21 +304,36 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         {
             var replica = ReplicaAt(work.Parameters);
             gradient = replica.ComputeGradientSum(_data!.Train, work.SampleIds, work.MicroBatch, gradientSum);
+            if (_settings.TestingSlowdown > 1)
+                Thread.Sleep(TimeSpan.FromMilliseconds(gradient.ComputeMilliseconds * (_settings.TestingSlowdown - 1)));
+            if (_dataPlane is { } dataPlane)
+            {
+                // The tensor goes on the data plane first; the (small) message follows with an empty tensor.
+                dataPlane.SendGradient(work.Step, work.Parameters.Version, work.ShareIndex, gradient.GradientSum.Span);
+                TensorBuffers.Return(gradientSum);
+                gradient = gradient with { GradientSum = ReadOnlyMemory<float>.Empty };
+            }
         }
         catch (Exception e)
         {
             TensorBuffers.Return(gradientSum);
             _log.Error(e, "Share {0} of step {1} failed", work.ShareIndex, work.Step);
-            Sender.Tell(new TrainingProtocol.ShareFailed(work.RunId, work.Step, work.ShareIndex, e.Message));
+            replyTo.Tell(new TrainingProtocol.ShareFailed(work.RunId, work.Step, work.ShareIndex, e.Message));
             return;
         }
-        TensorTransport.Tell(Sender, new TrainingProtocol.ShareComputed(
+        double computeMs = gradient.ComputeMilliseconds * Math.Max(1, _settings.TestingSlowdown);
+        TensorTransport.Tell(replyTo, new TrainingProtocol.ShareComputed(
             work.RunId, work.Step, work.Parameters.Version, work.ShareIndex, gradient.SampleCount, gradient.LossSum,
-            gradient.GradientSum, gradient.GradientSumSquaredNorm, gradient.ComputeMilliseconds,
+            gradient.GradientSum, gradient.GradientSumSquaredNorm, computeMs,
             Stopwatch.GetElapsedTime(handlingStarted).TotalMilliseconds, PeakMemory.Bytes), Self);
     }
 
     private void OnEvaluate(TrainingProtocol.Evaluate request)
+    {
+        if (ReadyToRun(request, request.Parameters.Version, !request.Parameters.Values.IsEmpty)) Evaluate(request, Sender);
+    }
+
+    private void Evaluate(TrainingProtocol.Evaluate request, IActorRef replyTo)
     {
         EvaluationResult result;
         try
@@ -212,10 +343,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         catch (Exception e)
         {
             _log.Error(e, "Evaluation part {0} of request {1} failed", request.Part, request.RequestId);
-            Sender.Tell(new TrainingProtocol.EvaluationFailed(request.RunId, request.RequestId, request.Part, e.Message));
+            replyTo.Tell(new TrainingProtocol.EvaluationFailed(request.RunId, request.RequestId, request.Part, e.Message));
             return;
         }
-        Sender.Tell(new TrainingProtocol.EvaluationDone(
+        replyTo.Tell(new TrainingProtocol.EvaluationDone(
             request.RunId, request.RequestId, request.Part, request.Parameters.Version, result.LossSum, result.Correct, result.Count));
     }
 }

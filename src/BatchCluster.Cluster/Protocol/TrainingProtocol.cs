@@ -21,11 +21,16 @@ namespace BatchCluster.Cluster.Protocol;
 /// when it drops the result), so a worker that computes twice in one step can never overwrite a
 /// gradient the coordinator still holds.</item>
 /// </list>
+/// <para>Across processes the tensors of <see cref="ComputeShare"/>, <see cref="Evaluate"/> and
+/// <see cref="ShareComputed"/> travel on the data plane (DataPlane/), not in the messages: the
+/// message then carries an empty tensor, and the parameters of a version are sent to a worker
+/// once, before its first request at that version. Frames on the data plane are encoded into
+/// buffers the connection owns, so the rule above holds there as well.</para>
 /// </summary>
 public static class TrainingProtocol
 {
     /// <summary>Bumped whenever a message's meaning or encoding changes; workers must match it.</summary>
-    public const int Version = 3;
+    public const int Version = 4;
 
     /// <summary>Parameters at one version: an array nobody writes after it was made (see above).</summary>
     public sealed record ParameterSnapshot(long Version, ReadOnlyMemory<float> Values);
@@ -33,8 +38,13 @@ public static class TrainingProtocol
     /// <summary>Worker → coordinator, on start: who it is and what it offers.</summary>
     public sealed record RegisterWorker(string WorkerId, string Address, string Device, int Threads, int ProtocolVersion) : ITrainingMessage;
 
-    /// <summary>Coordinator → worker: the run it joins and what it needs to build its replica and data.</summary>
-    public sealed record WorkerAccepted(string RunId, RunSpec Spec) : ITrainingMessage;
+    /// <summary>
+    /// Coordinator → worker: the run it joins and what it needs to build its replica and data; for a
+    /// worker in another process, where its tensors go (<see cref="DataPlane.DataPlaneOffer"/>: the
+    /// coordinator's data-plane endpoint and this worker's token). Without an offer tensors travel in
+    /// the messages themselves (in-process, or <c>--tensor-transport akka</c>).
+    /// </summary>
+    public sealed record WorkerAccepted(string RunId, RunSpec Spec, DataPlane.DataPlaneOffer? DataPlane = null) : ITrainingMessage;
 
     /// <summary>What a worker needs to know about the run: the model and the data set to load locally.</summary>
     public sealed record RunSpec(string Dataset, int ValidationSize, string Model, int[] HiddenSizes, long Seed);

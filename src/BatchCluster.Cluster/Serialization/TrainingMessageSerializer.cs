@@ -70,6 +70,11 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
             case TrainingProtocol.WorkerAccepted m:
                 w.Write(m.RunId); w.Write(m.Spec.Dataset); w.Write(m.Spec.ValidationSize); w.Write(m.Spec.Model);
                 WriteInts(w, m.Spec.HiddenSizes); w.Write(m.Spec.Seed);
+                w.Write(m.DataPlane is not null);
+                if (m.DataPlane is { } offer)
+                {
+                    w.Write(offer.Host); w.Write(offer.Port); w.Write(offer.Token.Length); w.Write(offer.Token); w.Write((byte)offer.Precision);
+                }
                 break;
             case TrainingProtocol.WorkerRejected m:
                 w.Write(m.Reason);
@@ -121,7 +126,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
     {
         "rw" => new TrainingProtocol.RegisterWorker(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt32(), r.ReadInt32()),
         "wa" => new TrainingProtocol.WorkerAccepted(r.ReadString(),
-            new TrainingProtocol.RunSpec(r.ReadString(), r.ReadInt32(), r.ReadString(), ReadInts(r), r.ReadInt64())),
+            new TrainingProtocol.RunSpec(r.ReadString(), r.ReadInt32(), r.ReadString(), ReadInts(r), r.ReadInt64()), ReadOffer(r)),
         "wj" => new TrainingProtocol.WorkerRejected(r.ReadString()),
         "wr" => new TrainingProtocol.WorkerReady(r.ReadString(), r.ReadDouble()),
         "re" => new TrainingProtocol.RunEnded(r.ReadString(), r.ReadBoolean()),
@@ -149,6 +154,20 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         if (Read(r, inner) is not ITensorMessage message)
             throw new SerializationException($"transfer {id} wraps '{inner}', which carries no tensor");
         return new TensorTransferStart(id, message, total, chunks);
+    }
+
+    private static DataPlane.DataPlaneOffer? ReadOffer(BinaryReader r)
+    {
+        if (!r.ReadBoolean()) return null;
+        string host = r.ReadString();
+        int port = r.ReadInt32();
+        int tokenLength = r.ReadInt32();
+        if (tokenLength != DataPlane.FrameHeader.TokenBytes) throw new SerializationException($"a data-plane token of {tokenLength} bytes (expected {DataPlane.FrameHeader.TokenBytes})");
+        var token = r.ReadBytes(tokenLength);
+        byte precision = r.ReadByte();
+        if (!Enum.IsDefined(typeof(Core.Training.TransferPrecision), (int)precision)) throw new SerializationException($"unknown transfer precision {precision}");
+        if (token.Length != tokenLength) throw new EndOfStreamException();
+        return new DataPlane.DataPlaneOffer(host, port, token, (Core.Training.TransferPrecision)precision);
     }
 
     private static DataSplit ReadSplit(BinaryReader r)

@@ -17,7 +17,7 @@ public sealed record WorkerDescription(string Id, string Address, string Device,
 /// and comes back (a node reachable again, a restarted process) gets a new key, so nothing of its
 /// earlier life (a share it held, a late result) can be confused with its new one. A worker is
 /// ready once its data and replica are loaded; only ready workers get work. Shares are weighted by
-/// the worker's torch threads.
+/// the worker's torch threads, or (capacity split) by its measured samples/s.
 /// </summary>
 /// <typeparam name="THandle">How the host reaches a worker (an actor reference); opaque here.</typeparam>
 public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
@@ -28,7 +28,37 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
         public THandle Handle { get; } = handle;
         public WorkerDescription Description { get; } = description;
         public bool Ready { get; set; }
-        public double Capacity => Math.Max(1, Description.Threads);
+        /// <summary>Moving average of its measured samples/s (null until it reported one).</summary>
+        public double? MeasuredSamplesPerSecond { get; set; }
+    }
+
+    /// <summary>Weight of updates to <see cref="Entry.MeasuredSamplesPerSecond"/>: about the last five shares count.</summary>
+    public const double SpeedSmoothing = 0.3;
+
+    /// <param name="split">Declared: shares by torch threads (bitwise reproducible). Capacity: by measured samples/s.</param>
+    public WorkerRoster(Training.ShareSplit split = Training.ShareSplit.Declared) => Split = split;
+
+    public Training.ShareSplit Split { get; }
+
+    /// <summary>A worker's share weight: its threads, or with capacity shares its measured speed once there is one.</summary>
+    public double CapacityOf(Entry e) =>
+        Split == Training.ShareSplit.Capacity && e.MeasuredSamplesPerSecond is double speed && speed > 0 && double.IsFinite(speed)
+            ? speed
+            : Math.Max(1, e.Description.Threads);
+
+    /// <summary>Folds a measured speed into the worker's moving average (at registration, and with every share it computes).</summary>
+    public void MeasuredSpeed(int key, int samples, double computeMilliseconds)
+    {
+        if (samples <= 0 || !(computeMilliseconds > 0) || Find(key) is not { } entry) return;
+        Measured(entry, samples / computeMilliseconds * 1000);
+    }
+
+    public void Measured(Entry entry, double samplesPerSecond)
+    {
+        if (!(samplesPerSecond > 0) || !double.IsFinite(samplesPerSecond)) return;
+        entry.MeasuredSamplesPerSecond = entry.MeasuredSamplesPerSecond is double old
+            ? old + SpeedSmoothing * (samplesPerSecond - old)
+            : samplesPerSecond;
     }
 
     private readonly List<Entry> _entries = [];
@@ -59,7 +89,7 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
         {
             var ready = new List<ReadyWorker>(_entries.Count);
             foreach (var e in _entries)
-                if (e.Ready) ready.Add(new ReadyWorker(e.Key, e.Capacity));
+                if (e.Ready) ready.Add(new ReadyWorker(e.Key, CapacityOf(e)));
             return ready;
         }
     }

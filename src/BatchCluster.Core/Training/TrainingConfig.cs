@@ -6,6 +6,18 @@ namespace BatchCluster.Core.Training;
 
 public enum Engine { Actors, Plain }
 
+/// <summary>How parameters and gradient sums travel to and from workers in other processes (in-process workers always share fp32 arrays).</summary>
+public enum TransferPrecision { Fp32, Bf16 }
+
+/// <summary>How a step's samples are apportioned among the workers.</summary>
+public enum ShareSplit
+{
+    /// <summary>By declared torch threads: the same run twice is bitwise identical.</summary>
+    Declared,
+    /// <summary>By each worker's measured samples/s (a moving average): heterogeneous workers finish together.</summary>
+    Capacity,
+}
+
 /// <summary>
 /// Everything that defines a run. Logged whole in RunStarted, so a run can be recomputed from its log.
 /// Exactly one of <see cref="Steps"/> and <see cref="Epochs"/> is set.
@@ -56,6 +68,10 @@ public sealed record TrainingConfig
     public string? ExportParams { get; init; }
     /// <summary>Also write TensorBoard scalars to &lt;this&gt;/&lt;run-id&gt;/; null writes none.</summary>
     public string? TensorBoardDirectory { get; init; }
+
+    /// <summary>Precision on the wire (the data plane); the coordinator keeps fp32 master weights and averages in fp32/fp64.</summary>
+    public TransferPrecision TransferPrecision { get; init; } = TransferPrecision.Fp32;
+    public ShareSplit Split { get; init; } = ShareSplit.Declared;
 
     public int EffectiveThreads => Threads ?? Math.Max(1, Environment.ProcessorCount / (Engine == Engine.Plain ? 1 : Workers));
 

@@ -135,7 +135,8 @@ public sealed class TrainingSession
         var record = new StepRecord(
             batch.Step, batch.Epoch, batch.Size, sharesInPlanOrder.Select(s => s.SampleCount).ToArray(), loss, lr, gradNorm,
             new StepTiming(measured.ComputeMs, measured.TransferMs, updateMs, stepMs), samples / (stepMs / 1000.0), ParameterVersion, noise,
-            measured.BytesMoved, measured.PeakMemoryMbByNode);
+            measured.BytesMoved, measured.PeakMemoryMbByNode,
+            sharesInPlanOrder.Select(s => s.ComputeMilliseconds > 0 ? Math.Round(s.SampleCount / s.ComputeMilliseconds * 1000) : 0).ToArray());
         _events.StepCompleted(record);
         if (_checkpoints is not null && NextStep % _config.CheckpointEvery == 0) WriteCheckpoint(_checkpoints);
         return record;

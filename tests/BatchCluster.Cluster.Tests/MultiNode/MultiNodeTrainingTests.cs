@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Akka.Actor;
+using BatchCluster.Cluster.DataPlane;
 using BatchCluster.Cluster.Protocol;
 using BatchCluster.Cluster.Transport;
 using BatchCluster.Core.Models;
@@ -16,6 +17,7 @@ namespace BatchCluster.Cluster.Tests.MultiNode;
 public class MultiNodeTrainingTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(3);
+    private static readonly int MlpParameterCount = ModelFactory.LayoutOf(ModelSpec.Mlp()).TotalCount;
 
     private static TrainingConfig Sgd(long steps) => new()
     {
@@ -108,10 +110,21 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
     /// <summary>Registers and reports ready like a worker, then keeps every share it is given.</summary>
     private sealed class WorkerThatNeverAnswers : ReceiveActor
     {
+        private DataPlaneClient? _dataPlane;
+
+        protected override void PostStop() => _dataPlane?.Dispose();
+
         public WorkerThatNeverAnswers(IActorRef coordinator, TaskCompletionSource holdsAShare)
         {
             coordinator.Tell(new TrainingProtocol.RegisterWorker("never-answers", "test", "cpu", 1, TrainingProtocol.Version));
-            Receive<TrainingProtocol.WorkerAccepted>(_ => Sender.Tell(new TrainingProtocol.WorkerReady("never-answers", 1)));
+            Receive<TrainingProtocol.WorkerAccepted>(accepted =>
+            {
+                // Opens its data connection like a worker (so it is not lost for lacking one), then never reads from it.
+                if (accepted.DataPlane is { } offer)
+                    _dataPlane = DataPlaneClient.Connect(offer, new DataPlaneRun(FrameHeader.TagOf(accepted.RunId), MlpParameterCount, offer.Precision),
+                        arrived => { TensorBuffers.Return(arrived.Values); holdsAShare.TrySetResult(); }, _ => { });
+                Sender.Tell(new TrainingProtocol.WorkerReady("never-answers", 1));
+            });
             Receive<TensorTransferStart>(_ => { });
             Receive<TensorChunk>(_ => holdsAShare.TrySetResult());
             Receive<TrainingProtocol.ComputeShare>(_ => holdsAShare.TrySetResult());

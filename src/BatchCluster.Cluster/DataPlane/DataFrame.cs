@@ -1,0 +1,129 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using BatchCluster.Core.Training;
+
+namespace BatchCluster.Cluster.DataPlane;
+
+/// <summary>What a data-plane frame carries.</summary>
+public enum FrameKind : byte
+{
+    /// <summary>Worker → coordinator, first frame: the registration token (32 bytes) as payload.</summary>
+    Hello = 1,
+    /// <summary>Coordinator → worker: the token was valid; no payload.</summary>
+    HelloAccepted = 2,
+    /// <summary>Coordinator → worker: the parameters at <see cref="FrameHeader.Version"/>.</summary>
+    Parameters = 3,
+    /// <summary>Worker → coordinator: the gradient sum of share <see cref="FrameHeader.Slot"/> of <see cref="FrameHeader.Step"/>.</summary>
+    GradientSum = 4,
+}
+
+/// <summary>
+/// The fixed 48-byte header in front of every data-plane payload (little-endian):
+/// magic "BCDP", format, kind, precision, run tag, step, parameter version, slot, value count and
+/// the XxHash3 of the payload bytes. The receiver checks every field against what it expects
+/// before it reads a payload byte, so a peer cannot make it allocate or read more than one
+/// tensor of the run's model.
+/// </summary>
+public readonly record struct FrameHeader(
+    FrameKind Kind, TransferPrecision Precision, ulong RunTag, long Step, long Version, int Slot, int Count, ulong Checksum)
+{
+    public const int Size = 48;
+    public const uint Magic = 0x50444342; // "BCDP" read as a little-endian uint
+    public const ushort Format = 1;
+    /// <summary>Bytes of the registration token in a Hello frame.</summary>
+    public const int TokenBytes = 32;
+
+    /// <summary>Payload bytes that follow this header.</summary>
+    public int PayloadBytes => Kind switch
+    {
+        FrameKind.Hello => TokenBytes,
+        FrameKind.HelloAccepted => 0,
+        _ => Count * BytesPerValue(Precision),
+    };
+
+    public static int BytesPerValue(TransferPrecision precision) => precision == TransferPrecision.Bf16 ? 2 : 4;
+
+    public void Write(Span<byte> destination)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(destination, Magic);
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[4..], Format);
+        destination[6] = (byte)Kind;
+        destination[7] = (byte)Precision;
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[8..], RunTag);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[16..], Step);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[24..], Version);
+        BinaryPrimitives.WriteInt32LittleEndian(destination[32..], Slot);
+        BinaryPrimitives.WriteInt32LittleEndian(destination[36..], Count);
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[40..], Checksum);
+    }
+
+    /// <summary>Parses and checks a header against what the receiver expects next.</summary>
+    /// <exception cref="InvalidDataException">Anything but the expected frame, with one sentence saying what.</exception>
+    public static FrameHeader Read(ReadOnlySpan<byte> source, FrameKind expectedKind, ulong runTag, int expectedCount, TransferPrecision precision)
+    {
+        if (BinaryPrimitives.ReadUInt32LittleEndian(source) != Magic) throw new InvalidDataException("not a BatchCluster data-plane frame (bad magic)");
+        ushort format = BinaryPrimitives.ReadUInt16LittleEndian(source[4..]);
+        if (format != Format) throw new InvalidDataException($"frame format {format}, expected {Format}: run the same BatchCluster build on every node");
+        var header = new FrameHeader((FrameKind)source[6], (TransferPrecision)source[7], BinaryPrimitives.ReadUInt64LittleEndian(source[8..]),
+            BinaryPrimitives.ReadInt64LittleEndian(source[16..]), BinaryPrimitives.ReadInt64LittleEndian(source[24..]),
+            BinaryPrimitives.ReadInt32LittleEndian(source[32..]), BinaryPrimitives.ReadInt32LittleEndian(source[36..]),
+            BinaryPrimitives.ReadUInt64LittleEndian(source[40..]));
+        if (header.Kind != expectedKind) throw new InvalidDataException($"a {header.Kind} frame where a {expectedKind} frame was due");
+        if (header.Kind == FrameKind.Hello) return header; // the run tag is what the token proves
+        if (header.RunTag != runTag) throw new InvalidDataException("a frame of another run");
+        if (header.Precision != precision) throw new InvalidDataException($"a {header.Precision} frame in a {precision} run");
+        if (header.Count != expectedCount) throw new InvalidDataException($"{header.Count} values declared where the model has {expectedCount}");
+        return header;
+    }
+
+    /// <summary>The tag of a run id in frame headers (a frame of an earlier run of the same coordinator is refused).</summary>
+    public static ulong TagOf(string runId) => XxHash3.HashToUInt64(System.Text.Encoding.UTF8.GetBytes(runId));
+}
+
+/// <summary>How tensors become payload bytes and back: raw little-endian fp32, or bf16 (the upper half, rounded to nearest even).</summary>
+public static class FramePayload
+{
+    static FramePayload()
+    {
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("the data plane sends floats as they lie in memory: a little-endian CPU is required");
+    }
+
+    public static ulong Checksum(ReadOnlySpan<byte> payload) => XxHash3.HashToUInt64(payload);
+
+    /// <summary>Writes <paramref name="values"/> in <paramref name="precision"/>; returns the bytes written.</summary>
+    public static int Encode(ReadOnlySpan<float> values, TransferPrecision precision, Span<byte> destination)
+    {
+        if (precision == TransferPrecision.Fp32)
+        {
+            var bytes = MemoryMarshal.AsBytes(values);
+            bytes.CopyTo(destination);
+            return bytes.Length;
+        }
+        var halves = MemoryMarshal.Cast<byte, ushort>(destination[..(values.Length * 2)]);
+        for (int i = 0; i < values.Length; i++) halves[i] = ToBf16(values[i]);
+        return values.Length * 2;
+    }
+
+    public static void Decode(ReadOnlySpan<byte> payload, TransferPrecision precision, Span<float> destination)
+    {
+        if (precision == TransferPrecision.Fp32)
+        {
+            payload.CopyTo(MemoryMarshal.AsBytes(destination));
+            return;
+        }
+        var halves = MemoryMarshal.Cast<byte, ushort>(payload);
+        var bits = MemoryMarshal.Cast<float, uint>(destination);
+        for (int i = 0; i < halves.Length; i++) bits[i] = (uint)halves[i] << 16;
+    }
+
+    /// <summary>fp32 → bf16, round to nearest, ties to even; NaN stays NaN.</summary>
+    public static ushort ToBf16(float value)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(value);
+        if (float.IsNaN(value)) return (ushort)((bits >> 16) | 0x40); // keep it a (quiet) NaN
+        return (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1)) >> 16);
+    }
+
+    public static float FromBf16(ushort half) => BitConverter.UInt32BitsToSingle((uint)half << 16);
+}

@@ -1,0 +1,277 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Threading.Channels;
+using BatchCluster.Cluster.Transport;
+
+namespace BatchCluster.Cluster.DataPlane;
+
+/// <summary>A gradient sum that arrived on a worker's data connection; the receiver owns <see cref="Values"/> (a pooled buffer).</summary>
+public sealed record GradientArrived(int WorkerKey, long ConnectionId, FrameHeader Header, float[] Values);
+
+/// <summary>What <see cref="DataPlaneServer.SendParameters"/> did.</summary>
+public enum ParameterSend
+{
+    /// <summary>The worker has no live data connection: its request cannot be served.</summary>
+    NoConnection,
+    /// <summary>This connection carried that version already.</summary>
+    AlreadySent,
+    Queued,
+}
+
+/// <summary>A worker's data connection broke or was refused mid-way: to the coordinator, a worker failure.</summary>
+public sealed record DataConnectionLost(int WorkerKey, long ConnectionId, string Reason);
+
+/// <summary>
+/// The coordinator's end of the tensor data plane: one TCP listener per run, one connection per
+/// remote worker. The coordinator expects a worker (<see cref="Expect"/>: a random 32-byte token
+/// handed out in WorkerAccepted over Akka); a connection whose first frame is not a Hello with a
+/// token that is expected right now is closed. After that the coordinator sends parameters (each
+/// version once per connection, the same encoded bytes for every worker) and receives gradient
+/// sums, every frame checked against the run (<see cref="DataPlaneRun"/>) before a payload byte is
+/// read. Writes are queued per connection and never block the caller; a connection that has more
+/// than <see cref="MaxQueuedFrames"/> unsent frames is stalled and is dropped. Whatever breaks a
+/// connection is reported once as <see cref="DataConnectionLost"/>. Thread-safe.
+/// </summary>
+public sealed class DataPlaneServer : IDisposable
+{
+    public const int MaxQueuedFrames = 4;
+    /// <summary>Connections that have not yet shown a valid token; more are closed at once.</summary>
+    private const int MaxUnauthenticated = 32;
+    private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly TcpListener _listener;
+    private readonly DataPlaneRun _run;
+    private readonly Action<GradientArrived> _onGradient;
+    private readonly Action<DataConnectionLost> _onLost;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ConcurrentDictionary<int, byte[]> _tokens = new();
+    private readonly ConcurrentDictionary<int, Connection> _connections = new();
+    private readonly object _parametersLock = new();
+    private (long Version, OutgoingFrame Frame)? _parameters;
+    private int _unauthenticated;
+    private long _nextConnectionId;
+
+    public DataPlaneServer(string host, int port, DataPlaneRun run, Action<GradientArrived> onGradient, Action<DataConnectionLost> onLost)
+    {
+        _run = run;
+        _onGradient = onGradient;
+        _onLost = onLost;
+        var address = IPAddress.TryParse(host, out var parsed) ? parsed : Dns.GetHostAddresses(host).First(a => a.AddressFamily == AddressFamily.InterNetwork);
+        _listener = new TcpListener(address, port);
+        _listener.Start();
+        Host = host;
+        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+        _ = AcceptLoopAsync();
+    }
+
+    /// <summary>The address workers connect to (the node's advertised host) and the bound port.</summary>
+    public string Host { get; }
+    public int Port { get; }
+
+    /// <summary>Makes a fresh token for a registered worker; the worker proves itself with it.</summary>
+    public byte[] Expect(int workerKey) => _tokens.GetOrAdd(workerKey, _ => RandomNumberGenerator.GetBytes(FrameHeader.TokenBytes));
+
+    /// <summary>The worker is gone: its token expires and its connection closes (without a <see cref="DataConnectionLost"/>).</summary>
+    public void Forget(int workerKey)
+    {
+        _tokens.TryRemove(workerKey, out _);
+        if (_connections.TryRemove(workerKey, out var connection)) connection.Close(null);
+    }
+
+    public bool IsConnected(int workerKey) => _connections.ContainsKey(workerKey);
+
+    /// <summary>Whether <paramref name="connectionId"/> is the worker's live connection (a report of an older one is moot).</summary>
+    public bool IsCurrent(int workerKey, long connectionId) => _connections.TryGetValue(workerKey, out var c) && c.Id == connectionId;
+
+    /// <summary>
+    /// Queues the parameters at <paramref name="version"/> for the worker, unless its connection
+    /// already carried that version. <paramref name="parameters"/> is read before this returns.
+    /// </summary>
+    public ParameterSend SendParameters(int workerKey, long version, ReadOnlySpan<float> parameters)
+    {
+        if (!_connections.TryGetValue(workerKey, out var connection)) return ParameterSend.NoConnection;
+        if (connection.ParameterVersion == version) return ParameterSend.AlreadySent;
+        OutgoingFrame frame;
+        lock (_parametersLock)
+        {
+            if (_parameters is not { } cached || cached.Version != version)
+            {
+                _parameters?.Frame.Release();
+                var header = new FrameHeader(FrameKind.Parameters, _run.Precision, _run.RunTag, version, version, -1, parameters.Length, 0);
+                _parameters = (version, OutgoingFrame.Encode(header, parameters));
+            }
+            frame = _parameters.Value.Frame.Retain();
+        }
+        if (!connection.Enqueue(frame)) return ParameterSend.NoConnection;
+        connection.ParameterVersion = version;
+        return ParameterSend.Queued;
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptSocketAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (Exception) when (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                continue; // one failed accept (e.g. a reset) does not stop the listener
+            }
+            if (Interlocked.Increment(ref _unauthenticated) > MaxUnauthenticated)
+            {
+                Interlocked.Decrement(ref _unauthenticated);
+                socket.Dispose();
+                continue;
+            }
+            _ = AuthenticateAsync(socket);
+        }
+    }
+
+    private async Task AuthenticateAsync(Socket socket)
+    {
+        socket.NoDelay = true;
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        int workerKey;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            timeout.CancelAfter(HelloTimeout);
+            var header = new byte[FrameHeader.Size];
+            await stream.ReadExactlyAsync(header, timeout.Token).ConfigureAwait(false);
+            var hello = FrameHeader.Read(header, FrameKind.Hello, _run.RunTag, 0, _run.Precision);
+            var token = new byte[FrameHeader.TokenBytes];
+            await stream.ReadExactlyAsync(token, timeout.Token).ConfigureAwait(false);
+            if (FramePayload.Checksum(token) != hello.Checksum) throw new InvalidDataException("a Hello frame fails its checksum");
+            workerKey = -1;
+            foreach (var (key, expected) in _tokens)
+                if (CryptographicOperations.FixedTimeEquals(expected, token)) workerKey = key;
+            if (workerKey < 0) throw new InvalidDataException("a token that no registered worker holds");
+            var accepted = new byte[FrameHeader.Size];
+            new FrameHeader(FrameKind.HelloAccepted, _run.Precision, _run.RunTag, 0, 0, -1, 0, 0).Write(accepted);
+            await stream.WriteAsync(accepted, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Not a worker of this run (or too slow to say so): nothing to report, nothing kept.
+            await stream.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _unauthenticated);
+        }
+        var connection = new Connection(this, workerKey, Interlocked.Increment(ref _nextConnectionId), stream);
+        if (_connections.TryGetValue(workerKey, out var previous)) previous.Close(null); // the worker reconnected
+        _connections[workerKey] = connection;
+        connection.Start();
+    }
+
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        _listener.Stop();
+        foreach (var key in _connections.Keys) Forget(key);
+        lock (_parametersLock)
+        {
+            _parameters?.Frame.Release();
+            _parameters = null;
+        }
+    }
+
+    /// <summary>One worker's connection: a queue of frames to write, a loop that writes them, a loop that reads gradients.</summary>
+    private sealed class Connection(DataPlaneServer server, int workerKey, long id, NetworkStream stream)
+    {
+        private readonly Channel<OutgoingFrame> _outgoing = Channel.CreateUnbounded<OutgoingFrame>(new UnboundedChannelOptions { SingleReader = false });
+        private readonly CancellationTokenSource _closing = CancellationTokenSource.CreateLinkedTokenSource(server._stopping.Token);
+        private readonly TensorStream _tensors = new(stream, server._run);
+        private int _queued;
+        private int _closed;
+
+        public long Id { get; } = id;
+        /// <summary>The parameter version this connection last carried (written by the coordinator's thread only).</summary>
+        public long ParameterVersion { get; set; } = -1;
+
+        public void Start()
+        {
+            _ = WriteLoopAsync();
+            _ = ReadLoopAsync();
+        }
+
+        public bool Enqueue(OutgoingFrame frame)
+        {
+            if (Interlocked.Increment(ref _queued) > MaxQueuedFrames)
+            {
+                frame.Release();
+                Close($"stalled: more than {MaxQueuedFrames} frames unsent");
+                return false;
+            }
+            if (_outgoing.Writer.TryWrite(frame)) return true;
+            frame.Release(); // closed meanwhile
+            return false;
+        }
+
+        private async Task WriteLoopAsync()
+        {
+            try
+            {
+                await foreach (var frame in _outgoing.Reader.ReadAllAsync(_closing.Token).ConfigureAwait(false))
+                {
+                    try
+                    {
+                        await stream.WriteAsync(frame.Bytes, _closing.Token).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        frame.Release();
+                        Interlocked.Decrement(ref _queued);
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                Close($"sending failed: {e.Message}");
+            }
+        }
+
+        private async Task ReadLoopAsync()
+        {
+            try
+            {
+                while (true)
+                {
+                    var (header, values) = await _tensors.ReadAsync(FrameKind.GradientSum, _closing.Token).ConfigureAwait(false);
+                    server._onGradient(new GradientArrived(workerKey, Id, header, values));
+                }
+            }
+            catch (EndOfStreamException)
+            {
+                Close("the worker closed its data connection");
+            }
+            catch (Exception e)
+            {
+                Close(e.Message);
+            }
+        }
+
+        /// <param name="reason">Why, reported as <see cref="DataConnectionLost"/>; null when closed on purpose (nothing reported).</param>
+        public void Close(string? reason)
+        {
+            if (Interlocked.Exchange(ref _closed, 1) == 1) return;
+            _closing.Cancel();
+            _outgoing.Writer.TryComplete();
+            while (_outgoing.Reader.TryRead(out var frame)) frame.Release();
+            stream.Dispose();
+            server._connections.TryRemove(new KeyValuePair<int, Connection>(workerKey, this));
+            if (reason is not null && !server._stopping.IsCancellationRequested) server._onLost(new DataConnectionLost(workerKey, Id, reason));
+        }
+    }
+}

@@ -1,0 +1,49 @@
+using System.Collections.Concurrent;
+
+namespace BatchCluster.Cluster.DataPlane;
+
+/// <summary>
+/// An encoded frame (header + payload) waiting to be written to one or more connections. The
+/// parameters of one version are encoded once and the same bytes go to every worker: each
+/// connection holds a reference until its write finished, and the bytes go back to the pool when
+/// the last reference is released. Nobody writes the bytes after <see cref="Encode"/>.
+/// </summary>
+public sealed class OutgoingFrame
+{
+    private static readonly ConcurrentDictionary<int, ConcurrentStack<byte[]>> Pool = new();
+    private const int MaxPooledPerLength = 16;
+
+    private readonly byte[] _bytes;
+    private int _references = 1;
+
+    private OutgoingFrame(byte[] bytes) => _bytes = bytes;
+
+    public ReadOnlyMemory<byte> Bytes => _bytes;
+
+    public static OutgoingFrame Encode(FrameHeader header, ReadOnlySpan<float> values)
+    {
+        int payload = header.PayloadBytes;
+        int length = FrameHeader.Size + payload;
+        var bytes = Pool.TryGetValue(length, out var pool) && pool.TryPop(out var pooled) ? pooled : GC.AllocateUninitializedArray<byte>(length);
+        FramePayload.Encode(values, header.Precision, bytes.AsSpan(FrameHeader.Size));
+        var checksummed = header with { Checksum = FramePayload.Checksum(bytes.AsSpan(FrameHeader.Size, payload)) };
+        checksummed.Write(bytes);
+        return new OutgoingFrame(bytes);
+    }
+
+    /// <summary>One more holder (a connection that will write it).</summary>
+    public OutgoingFrame Retain()
+    {
+        if (Interlocked.Increment(ref _references) <= 1) throw new InvalidOperationException("a released frame was retained again");
+        return this;
+    }
+
+    public void Release()
+    {
+        int left = Interlocked.Decrement(ref _references);
+        if (left < 0) throw new InvalidOperationException("a frame was released more often than retained");
+        if (left > 0) return;
+        var pool = Pool.GetOrAdd(_bytes.Length, _ => new ConcurrentStack<byte[]>());
+        if (pool.Count < MaxPooledPerLength) pool.Push(_bytes);
+    }
+}
