@@ -14,7 +14,8 @@ public static class Program
           probe            step time and throughput per batch size on this node ('probe --help')
           sweep            a grid of runs over batch size, workers, micro-batch, LR scaling, then the report ('sweep --help')
           analyze          tables, plots and an HTML report from event logs ('analyze --help')
-          bench overhead   samples/s of the plain loop vs the local cluster with 1 and 2 workers
+          bench overhead   samples/s of the plain loop vs the local cluster and real processes (coordinator + workers)
+          bench transport  tensors between two processes: Akka.Remote vs the data plane vs raw TCP
         """;
 
     public static async Task<int> Main(string[] args)
@@ -84,7 +85,9 @@ public static class Program
             "analyze" => AnalyzeCommand.RunAsync(rest),
             "sweep" => SweepCommand.RunAsync(rest, cancellation),
             "bench" when rest.Length > 0 && rest[0] == "overhead" => BenchOverheadCommand.RunAsync(rest[1..], cancellation),
-            "bench" => throw new UsageException("bench needs a benchmark name: overhead"),
+            "bench" when rest.Length > 0 && rest[0] == "transport" => BenchTransportCommand.RunAsync(rest[1..], cancellation),
+            "bench" when rest.Length > 0 && rest[0] == "transport-peer" => BenchTransportCommand.RunPeerAsync(rest[1..]),
+            "bench" => throw new UsageException("bench needs a benchmark name: overhead, transport"),
             _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, sweep, probe, analyze, bench"),
         };
     }

@@ -22,8 +22,8 @@ public static class NodeCommand
     private static readonly string[] NodeFlags = ["role", "host", "port", "join-timeout"];
     // A worker's cluster seeds are --seed (as in the docs); a coordinator's --seed is the training
     // seed of 'train', so its cluster seeds are --seed-nodes.
-    private static readonly string[] WorkerFlags = ["seed", "threads", "device", "data-dir"];
-    private static readonly string[] CoordinatorFlags = ["seed-nodes", "min-workers", "start-workers", "standby"];
+    private static readonly string[] WorkerFlags = ["seed", "threads", "device", "data-dir", "testing-slowdown"];
+    private static readonly string[] CoordinatorFlags = ["seed-nodes", "min-workers", "start-workers", "standby", "local-workers", "tensor-transport", "data-port"];
 
     public const string Help = """
         batchcluster node --role coordinator|worker [flags]
@@ -36,12 +36,18 @@ public static class NodeCommand
                       --start-workers N        ready workers to wait for before the first step (default: --min-workers)
                       --min-workers N          the floor: below it the run pauses at the next step boundary and
                                                resumes when enough workers are back (default 1)
+                      --local-workers K        also run K worker actors in this process (their tensors never touch
+                                               the wire; they count towards --start-workers; default 0)
+                      --tensor-transport dataplane|akka   tensors to and from worker nodes over the data plane, one TCP
+                                               connection per worker (default), or inside Akka messages (slow; to compare)
+                      --data-port P            the data plane's TCP port (default 0 = any free port)
                       --standby                a second coordinator node (same flags, its own --port, --seed-nodes the first);
                                                if the first dies, the coordinator moves here and resumes from the newest checkpoint
                       with --checkpoint-every, a coordinator that fails is rebuilt from the newest checkpoint (at most 3 times)
         SIGTERM/SIGINT: a worker tells the coordinator (its share is re-planned at once), leaves and exits 0;
                         the coordinator checkpoints (when on), logs RunInterrupted, leaves and exits 143/130
         worker:       --threads T (default all cores), --device cpu|cuda (default cpu), --data-dir DIR
+                      --testing-slowdown F     FOR TESTS AND BENCHMARKS: run at 1/F of this worker's speed (F ≥ 1)
         """;
 
     public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
@@ -102,6 +108,11 @@ public static class NodeCommand
         if (startWorkers < minWorkers)
             throw new UsageException($"--start-workers {startWorkers} is below --min-workers {minWorkers}: the run would pause before its first step; start with at least {minWorkers}");
         var config = TrainOptions.Parse(flags) with { Workers = startWorkers, Engine = Engine.Actors };
+        int localWorkers = flags.Int("local-workers", 0, 256) ?? 0;
+        bool useDataPlane = flags.Choice("tensor-transport", "dataplane", "dataplane", "akka") == "dataplane";
+        int dataPort = flags.Int("data-port", 0, 65535) ?? 0;
+        if (!useDataPlane && config.TransferPrecision != TransferPrecision.Fp32)
+            throw new UsageException("--transfer-precision bf16 needs the data plane; drop --tensor-transport akka");
         bool standby = flags.Has("standby");
         if (standby && endpoint.Seeds.Count == 0)
             throw new UsageException("--standby needs --seed-nodes HOST:PORT of the running coordinator node");
@@ -123,13 +134,21 @@ public static class NodeCommand
                         : new TrainingSession(config, trainSamples, host.Initial, events, host.ResumeFrom);
                 var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
                 var settings = new CoordinatorSettings(startWorkers, minWorkers, TimeSpan.FromSeconds(config.StepDeadlineSeconds), RunSpecs.Of(config),
-                    host.Data.Validation.Count, host.Data.Test.Count, WatchClusterMembership: true, config.TrainEvaluationCount(trainSamples));
+                    host.Data.Validation.Count, host.Data.Test.Count, WatchClusterMembership: true, config.TrainEvaluationCount(trainSamples),
+                    useDataPlane, dataPort);
                 var run = new CoordinatorRun(FirstSession,
                     config.CheckpointEvery > 0 ? () => TrainingSession.FromNewestCheckpoint(config, trainSamples, host.Initial, events) : null,
                     settings, host.LogPath, completion, onStep);
                 var endedElsewhere = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
                 system.ActorOf(RunWatch.Props(endedElsewhere), CoordinatorActor.RunWatchName);
                 ClusterBootstrap.StartCoordinatorSingleton(system, RunSupervisor.Props(run));
+                if (localWorkers > 0)
+                {
+                    // Beside the coordinator: same process, so their tensors are shared arrays (no copy, no wire).
+                    var proxy = ClusterBootstrap.CoordinatorProxy(system);
+                    var localSettings = new WorkerSettings("cpu", config.EffectiveThreads, _ => host.Data);
+                    for (int i = 0; i < localWorkers; i++) system.ActorOf(WorkerActor.Props(proxy, localSettings), $"local-worker-{i}");
+                }
                 var stopRequested = Task.Delay(Timeout.Infinite, cancellation);
                 var first = await Task.WhenAny(completion.Task, endedElsewhere.Task, stopRequested);
                 if (first == endedElsewhere.Task) throw new RunEndedElsewhereException();
@@ -158,6 +177,7 @@ public static class NodeCommand
         string device = flags.Choice("device", "cpu", "cpu", "cuda");
         int threads = flags.Int("threads", 1, 256) ?? Environment.ProcessorCount;
         string dataDirectory = flags.String("data-dir", FashionMnist.DefaultDirectory);
+        double slowdown = flags.Double("testing-slowdown", 1) ?? 1;
         TorchRuntime.Initialise(threads);
         if (device == "cuda" && !torch.cuda.is_available())
             throw new UsageException("--device cuda: this build uses TorchSharp-cpu and finds no CUDA device here; use --device cpu");
@@ -167,7 +187,9 @@ public static class NodeCommand
         Log.Logger = logger;
         try
         {
-            var settings = new WorkerSettings(device, threads, spec => DataSource.Load(spec.Dataset, dataDirectory, spec.ValidationSize, spec.Seed));
+            var settings = new WorkerSettings(device, threads, spec => DataSource.Load(spec.Dataset, dataDirectory, spec.ValidationSize, spec.Seed),
+                TestingSlowdown: slowdown);
+            if (slowdown > 1) Log.Warning("Testing option --testing-slowdown {Slowdown}: this worker runs at 1/{Slowdown} of its speed", slowdown, slowdown);
             var stopRequested = Task.Delay(Timeout.Infinite, cancellation);
             while (true)
             {

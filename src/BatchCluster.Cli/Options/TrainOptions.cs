@@ -15,6 +15,7 @@ public static partial class TrainOptions
         "lr", "lr-scaling", "base-batch", "warmup-steps", "optimizer", "momentum", "nesterov", "weight-decay", "clip-grad-norm",
         "seed", "threads", "engine", "runs-dir", "run-id", "eval-every", "shuffle", "init-params", "export-params", "step-deadline",
         "checkpoint-every", "checkpoint-dir", "resume", "train-eval-samples", "target-accuracy", "tensorboard",
+        "split", "transfer-precision",
     ];
 
     public const string Help = """
@@ -44,6 +45,9 @@ public static partial class TrainOptions
           --target-accuracy A                 stop once a validation reaches accuracy A (a fraction, e.g. 0.85)
           --shuffle true|false                (default true; false takes the training set in order)
           --step-deadline SECONDS             a share later than this moves onto idle workers (default 60)
+          --split declared|capacity           shares by declared threads (default; bitwise reproducible) or by each
+                                              worker's measured samples/s (heterogeneous workers finish together)
+          --transfer-precision fp32|bf16      tensors to and from workers in other processes (node only; default fp32)
           --checkpoint-every K                write a checkpoint every K steps (default 0 = never)
           --checkpoint-dir DIR                where checkpoints go (default checkpoints)
           --resume                            continue from the newest intact checkpoint in --checkpoint-dir
@@ -124,6 +128,8 @@ public static partial class TrainOptions
             Resume = flags.Has("resume"),
             ExportParams = flags.String("export-params"),
             TensorBoardDirectory = flags.String("tensorboard"),
+            Split = flags.Choice("split", "declared", "declared", "capacity") == "capacity" ? ShareSplit.Capacity : ShareSplit.Declared,
+            TransferPrecision = flags.Choice("transfer-precision", "fp32", "fp32", "bf16") == "bf16" ? TransferPrecision.Bf16 : TransferPrecision.Fp32,
         };
     }
 
