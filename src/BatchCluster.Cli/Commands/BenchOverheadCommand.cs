@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using BatchCluster.Cli.Options;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Models;
@@ -10,96 +11,227 @@ using Serilog.Core;
 namespace BatchCluster.Cli.Commands;
 
 /// <summary>
-/// <c>batchcluster bench overhead</c>: training samples/s of the plain loop against the local
-/// simulated cluster with 1 and 2 workers, per global batch, and their ratios. The first steps of
-/// each run (JIT, allocator warm-up) are not timed; each layout runs several times, interleaved in
-/// alternating order, and medians are reported (of throughputs, and of the ratios of runs made
-/// back to back), because this is a small shared machine whose speed drifts by ±20%.
+/// <c>batchcluster bench overhead</c>: training samples/s of the plain loop, the local simulated
+/// cluster (1 and 2 workers) and real processes on loopback — a coordinator node with 2 worker
+/// nodes, and a coordinator node hosting one worker beside 1 worker node — per global batch, and
+/// their ratios; and the managed bytes each process allocates per step in steady state. Every
+/// layout has the same torch thread budget (the cores). The first steps of each run (JIT, start-up,
+/// allocator warm-up) are not timed; layouts run interleaved in alternating order and medians are
+/// reported (of throughputs, and of ratios of runs made back to back), because this is a small
+/// shared machine whose speed drifts by ±20%.
 /// </summary>
 public static class BenchOverheadCommand
 {
-    private static readonly string[] Flags = ["dataset", "data-dir", "global-batches", "steps", "repeats", "warmup-steps", "threads"];
+    private static readonly string[] Flags = ["dataset", "data-dir", "global-batches", "steps", "repeats", "warmup-steps", "threads", "model", "akka-transport"];
 
-    private sealed record Layout(string Name, Engine Engine, int Workers, int ThreadsPerProcess);
+    private enum Kind { InProcess, Processes }
+
+    /// <param name="LocalWorkers">Processes: workers beside the coordinator; <paramref name="RemoteWorkers"/>: worker processes.</param>
+    private sealed record Layout(string Name, string Key, Kind Kind, Engine Engine, int Workers, int ThreadsPerWorker,
+        int LocalWorkers = 0, int RemoteWorkers = 0, string Transport = "dataplane");
+
+    private sealed record Measurement(double SamplesPerSecond, long CoordinatorBytesPerStep, long WorkerBytesPerStep);
 
     public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
     {
         var flags = new FlagSet(args, Flags, "bench overhead");
         string dataset = flags.Choice("dataset", "fashion-mnist", "fashion-mnist", "synthetic");
-        int[] batches = flags.IntList("global-batches", 2) ?? [256, 1024];
+        string modelName = flags.Choice("model", "mlp", "mlp", "cnn");
+        int[] batches = flags.IntList("global-batches", 2) ?? (modelName == "cnn" ? [256] : [256, 1024]);
         int steps = flags.Int("steps", 10) ?? 200;
         int repeats = flags.Int("repeats", 1) ?? 5;
         int warmup = flags.Int("warmup-steps", 1) ?? 20;
         int threads = flags.Int("threads", 1, 256) ?? Environment.ProcessorCount;
+        bool akkaTransport = flags.Has("akka-transport");
+        string dataDirectory = flags.String("data-dir", FashionMnist.DefaultDirectory);
 
         var baseConfig = new TrainingConfig
         {
             Dataset = dataset,
-            DataDirectory = flags.String("data-dir", FashionMnist.DefaultDirectory),
-            Model = ModelSpec.Mlp(),
+            DataDirectory = dataDirectory,
+            Model = modelName == "cnn" ? ModelSpec.Cnn(batchNorm: false) : ModelSpec.Mlp(),
             EvalEvery = 0,
+            TrainEvalSamples = 0,
             Steps = warmup + steps,
         };
         var data = DataSource.Load(baseConfig.Dataset, baseConfig.DataDirectory, baseConfig.ValidationSize, baseConfig.Seed);
         TorchRuntime.Initialise(threads);
         float[] initial = ModelFactory.InitialParameters(baseConfig.Model, baseConfig.Seed);
-        // libtorch's thread count is per process; two workers share the cores, one thread each.
-        Layout[] layouts =
-        [
-            new("plain", Engine.Plain, 1, threads),
-            new("actors, 1 worker", Engine.Actors, 1, threads),
-            new("actors, 2 workers", Engine.Actors, 2, Math.Max(1, threads / 2)),
-        ];
+        int half = Math.Max(1, threads / 2);
+        // libtorch's thread count is per process; two workers share the cores, one half each.
+        var layouts = new List<Layout>
+        {
+            new("plain", "plain", Kind.InProcess, Engine.Plain, 1, threads),
+            new("local cluster, 1 worker", "local1", Kind.InProcess, Engine.Actors, 1, threads),
+            new("local cluster, 2 workers", "local2", Kind.InProcess, Engine.Actors, 2, half),
+            new("processes: coordinator + 2 worker nodes", "cluster2p", Kind.Processes, Engine.Actors, 2, half, RemoteWorkers: 2),
+            new("processes: coordinator with 1 local worker + 1 worker node", "cluster1l1p", Kind.Processes, Engine.Actors, 2, half, LocalWorkers: 1, RemoteWorkers: 1),
+        };
+        if (akkaTransport)
+            layouts.Add(new("processes: coordinator + 2 worker nodes, tensors through Akka", "cluster2p_akka", Kind.Processes, Engine.Actors, 2, half,
+                RemoteWorkers: 2, Transport: "akka"));
 
-        Console.Out.WriteLine($"bench overhead: MLP {initial.Length} parameters, {dataset}, {steps} timed steps after {warmup} warm-up steps, median of {repeats} runs, {threads} threads, {Environment.ProcessorCount} cores");
+        Console.Out.WriteLine($"bench overhead: {baseConfig.Model} ({initial.Length} parameters), {dataset}, {steps} timed steps after {warmup} warm-up steps, median of {repeats} runs, {threads} torch threads in all, {Environment.ProcessorCount} cores, CPU kernels {MklDispatch.Kernels}");
         Console.Out.WriteLine();
-        Console.Out.WriteLine("| global batch | layout | samples/s (median) | min – max | ratio to plain (median of paired runs) | ratio min – max |");
-        Console.Out.WriteLine("| ---: | --- | ---: | ---: | ---: | ---: |");
+        Console.Out.WriteLine("| global batch | layout | samples/s (median) | min – max | ratio to plain | ratio to local 2 workers | coordinator process, bytes allocated per step | worker process, bytes per step |");
+        Console.Out.WriteLine("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        var json = new Dictionary<string, object> { ["model"] = modelName };
         foreach (int batch in batches)
         {
-            var samples = layouts.ToDictionary(l => l, _ => new List<double>());
+            var results = layouts.ToDictionary(l => l, _ => new List<Measurement>());
             for (int r = 0; r < repeats; r++)
             {
                 // Alternate the order so that a slow drift of the shared machine favours no layout.
-                var order = r % 2 == 0 ? layouts : layouts.Reverse().ToArray();
+                var order = r % 2 == 0 ? layouts : Enumerable.Reverse(layouts).ToList();
                 foreach (var layout in order)
                 {
-                    var config = baseConfig with { GlobalBatch = batch, Engine = layout.Engine, Workers = layout.Workers, Threads = layout.ThreadsPerProcess };
-                    samples[layout].Add(await MeasureAsync(config, data, initial, warmup, cancellation));
+                    var config = baseConfig with { GlobalBatch = batch, Engine = layout.Engine, Workers = layout.Workers, Threads = layout.ThreadsPerWorker };
+                    results[layout].Add(layout.Kind == Kind.InProcess
+                        ? await MeasureInProcessAsync(config, data, initial, warmup, cancellation)
+                        : await MeasureProcessesAsync(config, layout, warmup, cancellation));
                 }
             }
-            var plain = samples[layouts[0]];
+            var plain = results[layouts[0]].Select(m => m.SamplesPerSecond).ToList();
+            var local2 = results[layouts[2]].Select(m => m.SamplesPerSecond).ToList();
             foreach (var layout in layouts)
             {
-                var values = samples[layout];
+                var values = results[layout].Select(m => m.SamplesPerSecond).ToList();
                 // Ratios of runs made back to back (same repeat) cancel most of the machine's drift.
-                var ratios = values.Zip(plain, (v, p) => v / p).ToList();
+                double toPlain = Median(values.Zip(plain, (v, p) => v / p).ToList());
+                double toLocal2 = Median(values.Zip(local2, (v, p) => v / p).ToList());
+                long coordinatorBytes = (long)Median(results[layout].Select(m => (double)m.CoordinatorBytesPerStep).ToList());
+                string workerBytes = layout.Kind == Kind.Processes
+                    ? ((long)Median(results[layout].Select(m => (double)m.WorkerBytesPerStep).ToList())).ToString("N0", CultureInfo.InvariantCulture)
+                    : "(same process)";
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {batch} | {layout.Name} | {Median(values):F0} | {values.Min():F0} – {values.Max():F0} | {Median(ratios):F3} | {ratios.Min():F3} – {ratios.Max():F3} |"));
+                    $"| {batch} | {layout.Name} | {Median(values):F0} | {values.Min():F0} – {values.Max():F0} | {toPlain:F3} | {toLocal2:F3} | {coordinatorBytes:N0} | {workerBytes} |"));
+                json[$"{layout.Key}_samples_per_s_b{batch}"] = Math.Round(Median(values));
+                json[$"{layout.Key}_vs_local2_b{batch}"] = Math.Round(toLocal2, 3);
+                json[$"{layout.Key}_alloc_bytes_per_step_b{batch}"] = Math.Max(coordinatorBytes, layout.Kind == Kind.Processes
+                    ? (long)Median(results[layout].Select(m => (double)m.WorkerBytesPerStep).ToList()) : 0);
+                if (batch == (modelName == "mlp" ? 1024 : 256))
+                {
+                    if (layout.Key is "plain" or "local2" or "cluster2p") json[$"{layout.Key}_samples_per_s"] = Math.Round(Median(values));
+                    if (layout.Key == "cluster2p") json["cluster2p_vs_local2"] = Math.Round(toLocal2, 3);
+                }
             }
         }
+        Console.Out.WriteLine();
+        Console.Out.WriteLine(JsonSerializer.Serialize(json));
         return 0;
     }
 
     /// <summary>Samples/s over the steps after the warm-up, measured from the step records' wall times.</summary>
-    private static async Task<double> MeasureAsync(TrainingConfig config, DataSplits data, float[] initial, int warmup, CancellationToken cancellation)
+    private static async Task<Measurement> MeasureInProcessAsync(TrainingConfig config, DataSplits data, float[] initial, int warmup, CancellationToken cancellation)
     {
         TorchRuntime.Initialise(config.EffectiveThreads);
         long timedSamples = 0;
+        var allocations = new List<double>();
         var clock = new Stopwatch();
         void OnStep(StepRecord step, TrainingSession session)
         {
             if (step.Step + 1 == warmup) clock.Start(); // time from the end of the last warm-up step
-            else if (step.Step + 1 > warmup) timedSamples += step.GlobalBatch;
+            else if (step.Step + 1 > warmup)
+            {
+                timedSamples += step.GlobalBatch;
+                if (step.AllocatedBytesByNode is { Count: > 0 } allocated) allocations.Add(allocated.Values.Sum());
+            }
             if (session.Finished) clock.Stop();
         }
         var events = new RunEvents(Logger.None, "bench");
         await Engines.RunAsync(config, data, initial, events, "", OnStep, cancellation);
-        return timedSamples / clock.Elapsed.TotalSeconds;
+        return new Measurement(timedSamples / clock.Elapsed.TotalSeconds, (long)Median(allocations), 0);
+    }
+
+    /// <summary>
+    /// Starts the layout's node processes on loopback (this tool, <c>node</c>), waits for the
+    /// coordinator to finish, and reads its event log: samples/s between the end of the warm-up and
+    /// the last step (event timestamps), and the per-node allocation of each timed step.
+    /// </summary>
+    private static async Task<Measurement> MeasureProcessesAsync(TrainingConfig config, Layout layout, int warmup, CancellationToken cancellation)
+    {
+        string runsDir = Directory.CreateTempSubdirectory("bench-overhead-").FullName;
+        int port = FreeTcpPort();
+        string tool = typeof(BenchOverheadCommand).Assembly.Location;
+        var processes = new List<Process>();
+        try
+        {
+            var coordinatorArgs = new List<string>
+            {
+                tool, "node", "--role", "coordinator", "--port", port.ToString(CultureInfo.InvariantCulture),
+                "--start-workers", (layout.LocalWorkers + layout.RemoteWorkers).ToString(CultureInfo.InvariantCulture),
+                "--local-workers", layout.LocalWorkers.ToString(CultureInfo.InvariantCulture), "--tensor-transport", layout.Transport,
+                "--model", config.Model.Name, "--dataset", config.Dataset, "--global-batch", config.GlobalBatch.ToString(CultureInfo.InvariantCulture),
+                "--steps", config.Steps!.Value.ToString(CultureInfo.InvariantCulture), "--eval-every", "0", "--train-eval-samples", "0",
+                "--threads", config.EffectiveThreads.ToString(CultureInfo.InvariantCulture), "--runs-dir", runsDir, "--run-id", "bench",
+            };
+            if (config.Dataset != "synthetic") coordinatorArgs.AddRange(["--data-dir", config.DataDirectory]);
+            processes.Add(Start(coordinatorArgs));
+            for (int i = 0; i < layout.RemoteWorkers; i++)
+            {
+                var workerArgs = new List<string> { tool, "node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", config.EffectiveThreads.ToString(CultureInfo.InvariantCulture) };
+                if (config.Dataset != "synthetic") workerArgs.AddRange(["--data-dir", config.DataDirectory]);
+                processes.Add(Start(workerArgs));
+            }
+            await processes[0].WaitForExitAsync(cancellation).WaitAsync(TimeSpan.FromMinutes(10), cancellation);
+            if (processes[0].ExitCode != 0) throw new CommandFailedException($"bench overhead: the coordinator node of '{layout.Name}' exited with {processes[0].ExitCode}");
+            return ReadLog(Path.Combine(runsDir, "bench", "events.clef"), warmup);
+        }
+        finally
+        {
+            foreach (var process in processes)
+            {
+                if (!process.HasExited) process.Kill(entireProcessTree: true);
+                process.Dispose();
+            }
+            Directory.Delete(runsDir, recursive: true);
+        }
+    }
+
+    private static Measurement ReadLog(string path, int warmup)
+    {
+        var steps = File.ReadLines(path).Select(line => JsonDocument.Parse(line).RootElement)
+            .Where(e => e.TryGetProperty("EventType", out var t) && t.GetString() == "StepCompleted")
+            .OrderBy(e => e.GetProperty("Step").GetInt64()).ToList();
+        var timed = steps.Where(e => e.GetProperty("Step").GetInt64() + 1 > warmup).ToList();
+        var start = steps.First(e => e.GetProperty("Step").GetInt64() + 1 == warmup).GetProperty("@t").GetDateTimeOffset();
+        var end = timed[^1].GetProperty("@t").GetDateTimeOffset();
+        long samples = timed.Sum(e => (long)e.GetProperty("GlobalBatch").GetInt32());
+        var coordinator = new List<double>();
+        var worker = new List<double>();
+        foreach (var step in timed)
+        {
+            var byNode = step.GetProperty("AllocatedBytesByNode").EnumerateObject().ToList();
+            string self = byNode[^1].Name; // the coordinator writes its own node last
+            foreach (var node in byNode) (node.Name == self ? coordinator : worker).Add(node.Value.GetInt64());
+        }
+        return new Measurement(samples / (end - start).TotalSeconds, (long)Median(coordinator), worker.Count == 0 ? 0 : (long)Median(worker));
+    }
+
+    private static Process Start(List<string> args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in args) info.ArgumentList.Add(arg);
+        var process = Process.Start(info) ?? throw new CommandFailedException("bench overhead: could not start a node process");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    private static int FreeTcpPort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
     }
 
     private static double Median(List<double> values)
     {
+        if (values.Count == 0) return 0;
         var sorted = values.Order().ToArray();
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }

@@ -11,7 +11,7 @@ public sealed class FlagSet
     private readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
 
     /// <summary>Flags that take no value (their presence means true).</summary>
-    public static readonly string[] Switches = ["resume", "standby"];
+    public static readonly string[] Switches = ["resume", "standby", "akka-transport"];
 
     /// <param name="allowPositionals">Whether arguments that are not flags (e.g. paths) are allowed; they land in <see cref="Positionals"/>.</param>
     public FlagSet(IEnumerable<string> args, IReadOnlyCollection<string> knownFlags, string command, bool allowPositionals = false)

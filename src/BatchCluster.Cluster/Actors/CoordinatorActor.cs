@@ -90,6 +90,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private readonly Dictionary<(int Worker, int Slot), TrainingProtocol.ShareComputed> _messagesWithoutGradient = [];
     private int _nextRequestId;
     private double? _armedDeadlineMs;
+    private long _allocatedAtLastCommit = GC.GetTotalAllocatedBytes(precise: true);
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -546,18 +547,24 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         }
         var done = step.Round.Completed;
         var peakByNode = new Dictionary<string, double>();
+        var allocatedByNode = new Dictionary<string, long>();
         foreach (var share in done)
         {
+            string node = _roster.DescriptionOf(share.Worker).Address;
+            if (node != _selfAddress) allocatedByNode[node] = allocatedByNode.GetValueOrDefault(node) + share.Result.AllocatedBytes;
             step.BytesMoved += (long)share.Result.GradientSum.Length
                                * (_dataPlaneWorkers.Contains(share.Worker) ? FrameHeader.BytesPerValue(_session.Config.TransferPrecision) : sizeof(float));
             peakByNode[_roster.DescriptionOf(share.Worker).Address] = share.Result.PeakMemoryBytes / (1024.0 * 1024.0);
         }
         // The coordinator's own node too (in one process it is the workers' node as well).
         peakByNode[_selfAddress] = PeakMemory.Megabytes;
+        long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
+        allocatedByNode[_selfAddress] = allocatedNow - _allocatedAtLastCommit; // in one process: the workers' too
+        _allocatedAtLastCommit = allocatedNow;
         // The step waited for the share that arrived last: its compute and transfer are the critical path.
         var critical = done.MaxBy(s => s.ArrivedAtMs)!;
         double transferMs = Math.Max(0, critical.ArrivedAtMs - critical.SentAtMs - critical.Result.HandlingMilliseconds);
-        var measured = new StepMeasurements(critical.Result.ComputeMilliseconds, transferMs, step.BytesMoved, peakByNode);
+        var measured = new StepMeasurements(critical.Result.ComputeMilliseconds, transferMs, step.BytesMoved, peakByNode, allocatedByNode);
         var shares = done.Select(s => new ShareGradient(s.Result.GradientSum, s.Result.SampleCount, s.Result.LossSum,
             s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds)).ToList();
         var record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs);

@@ -49,6 +49,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private DataSplits? _data;
     private ModelReplica? _replica;
     private long _loadedVersion = -1;
+    /// <summary>This process's managed allocation total at the previous reply (for the per-step figure).</summary>
+    private long _allocatedAtLastReply = GC.GetTotalAllocatedBytes(precise: true);
     private DataPlaneClient? _dataPlane;
     /// <summary>The newest parameters from the data plane not yet loaded into the replica (a pooled buffer this actor owns).</summary>
     private ParametersArrived? _arrived;
@@ -322,10 +324,13 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             return;
         }
         double computeMs = gradient.ComputeMilliseconds * Math.Max(1, _settings.TestingSlowdown);
+        long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
+        long allocated = allocatedNow - _allocatedAtLastReply;
+        _allocatedAtLastReply = allocatedNow;
         TensorTransport.Tell(replyTo, new TrainingProtocol.ShareComputed(
             work.RunId, work.Step, work.Parameters.Version, work.ShareIndex, gradient.SampleCount, gradient.LossSum,
             gradient.GradientSum, gradient.GradientSumSquaredNorm, computeMs,
-            Stopwatch.GetElapsedTime(handlingStarted).TotalMilliseconds, PeakMemory.Bytes), Self);
+            Stopwatch.GetElapsedTime(handlingStarted).TotalMilliseconds, PeakMemory.Bytes, allocated), Self);
     }
 
     private void OnEvaluate(TrainingProtocol.Evaluate request)

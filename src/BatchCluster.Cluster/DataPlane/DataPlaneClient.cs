@@ -21,7 +21,6 @@ public sealed class DataPlaneClient : IDisposable
 
     private readonly Socket _socket;
     private readonly TensorStream _tensors;
-    private readonly CancellationTokenSource _closing = new();
     private readonly Action<ParametersArrived> _onParameters;
     private readonly Action<string> _onLost;
     private int _closed;
@@ -74,7 +73,7 @@ public sealed class DataPlaneClient : IDisposable
             throw;
         }
         var client = new DataPlaneClient(socket, offer, run, onParameters, onLost);
-        _ = client.ReadLoopAsync();
+        new Thread(client.ReadLoop) { IsBackground = true, Name = "data-plane reader" }.Start();
         return client;
     }
 
@@ -93,13 +92,13 @@ public sealed class DataPlaneClient : IDisposable
         }
     }
 
-    private async Task ReadLoopAsync()
+    private void ReadLoop()
     {
         try
         {
             while (true)
             {
-                var (header, values) = await _tensors.ReadAsync(FrameKind.Parameters, _closing.Token).ConfigureAwait(false);
+                var (header, values) = _tensors.Read(FrameKind.Parameters);
                 _onParameters(new ParametersArrived(Id, header.Version, values));
             }
         }
@@ -116,7 +115,6 @@ public sealed class DataPlaneClient : IDisposable
     private void Close(string? reason)
     {
         if (Interlocked.Exchange(ref _closed, 1) == 1) return;
-        _closing.Cancel();
         _tensors.Stream.Dispose();
         if (reason is not null) _onLost(reason);
     }

@@ -203,7 +203,7 @@ public sealed class DataPlaneServer : IDisposable
         public void Start()
         {
             _ = WriteLoopAsync();
-            _ = ReadLoopAsync();
+            new Thread(ReadLoop) { IsBackground = true, Name = $"data-plane reader {workerKey}" }.Start();
         }
 
         public bool Enqueue(OutgoingFrame frame)
@@ -242,13 +242,13 @@ public sealed class DataPlaneServer : IDisposable
             }
         }
 
-        private async Task ReadLoopAsync()
+        private void ReadLoop()
         {
             try
             {
                 while (true)
                 {
-                    var (header, values) = await _tensors.ReadAsync(FrameKind.GradientSum, _closing.Token).ConfigureAwait(false);
+                    var (header, values) = _tensors.Read(FrameKind.GradientSum);
                     server._onGradient(new GradientArrived(workerKey, Id, header, values));
                 }
             }

@@ -21,11 +21,16 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
 
     public Stream Stream { get; } = stream;
 
+    /// <summary>
+    /// Blocks until the next frame is read whole. Readers run on threads of their own: a blocking
+    /// read wakes straight from the kernel, where an async read hops through the thread pool once per
+    /// socket buffer, which on a busy machine costs more than the copy itself.
+    /// </summary>
     /// <exception cref="InvalidDataException">A frame that is not the expected one, or whose checksum fails.</exception>
     /// <exception cref="EndOfStreamException">The peer closed the connection.</exception>
-    public async ValueTask<(FrameHeader Header, float[] Values)> ReadAsync(FrameKind kind, CancellationToken cancellation)
+    public (FrameHeader Header, float[] Values) Read(FrameKind kind)
     {
-        await Stream.ReadExactlyAsync(_header, cancellation).ConfigureAwait(false);
+        Stream.ReadExactly(_header);
         var header = FrameHeader.Read(_header, kind, run.RunTag, run.ParameterCount, run.Precision);
         var values = TensorBuffers.Rent(run.ParameterCount);
         try
@@ -33,13 +38,14 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
             ulong checksum;
             if (run.Precision == TransferPrecision.Fp32)
             {
-                await Stream.ReadExactlyAsync(AsBytes(values), cancellation).ConfigureAwait(false);
-                checksum = FramePayload.Checksum(MemoryMarshal.AsBytes(values.AsSpan()));
+                var bytes = MemoryMarshal.AsBytes(values.AsSpan());
+                Stream.ReadExactly(bytes);
+                checksum = FramePayload.Checksum(bytes);
             }
             else
             {
                 _narrow ??= new byte[header.PayloadBytes];
-                await Stream.ReadExactlyAsync(_narrow, cancellation).ConfigureAwait(false);
+                Stream.ReadExactly(_narrow);
                 checksum = FramePayload.Checksum(_narrow);
                 FramePayload.Decode(_narrow, run.Precision, values);
             }
@@ -75,26 +81,4 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
 
     private readonly byte[] _headerOut = new byte[FrameHeader.Size];
     private byte[]? _narrowOut;
-
-    /// <summary>The float array as the bytes it holds (a Memory for async reads).</summary>
-    private static Memory<byte> AsBytes(float[] values) => new FloatBytes(values).Memory;
-
-    /// <summary>Exposes a float[] as Memory&lt;byte&gt; without copying (MemoryMarshal.AsBytes has no Memory overload).</summary>
-    private sealed class FloatBytes(float[] values) : System.Buffers.MemoryManager<byte>
-    {
-        public override Span<byte> GetSpan() => MemoryMarshal.AsBytes(values.AsSpan());
-
-        public override System.Buffers.MemoryHandle Pin(int elementIndex = 0)
-        {
-            var handle = GCHandle.Alloc(values, GCHandleType.Pinned);
-            unsafe
-            {
-                return new System.Buffers.MemoryHandle((byte*)handle.AddrOfPinnedObject() + elementIndex, handle);
-            }
-        }
-
-        public override void Unpin() { }
-
-        protected override void Dispose(bool disposing) { }
-    }
 }

@@ -72,12 +72,13 @@ public static class TrainingProtocol
     /// <summary>
     /// The gradient SUM and loss SUM over a share (see Core's ShareGradient), with what the worker
     /// measured: forward/backward time, its whole handling time (from the complete request to the
-    /// reply, so the coordinator can tell transfer from work) and its process's peak memory.
+    /// reply, so the coordinator can tell transfer from work), its process's peak memory, and the
+    /// managed bytes its process allocated since its previous reply (the allocation per step).
     /// </summary>
     public sealed record ShareComputed(
         string RunId, long Step, long ParameterVersion, int ShareIndex, int SampleCount, double LossSum,
         ReadOnlyMemory<float> GradientSum, double GradientSumSquaredNorm, double ComputeMilliseconds,
-        double HandlingMilliseconds, long PeakMemoryBytes) : ITensorMessage
+        double HandlingMilliseconds, long PeakMemoryBytes, long AllocatedBytes = 0) : ITensorMessage
     {
         public ReadOnlyMemory<float> Tensor => GradientSum;
         public ITensorMessage WithTensor(ReadOnlyMemory<float> tensor) => this with { GradientSum = tensor };

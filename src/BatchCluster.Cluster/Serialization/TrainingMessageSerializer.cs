@@ -92,7 +92,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
             case TrainingProtocol.ShareComputed m:
                 w.Write(m.RunId); w.Write(m.Step); w.Write(m.ParameterVersion); w.Write(m.ShareIndex); w.Write(m.SampleCount);
                 w.Write(m.LossSum); WriteFloats(w, m.GradientSum.Span); w.Write(m.GradientSumSquaredNorm); w.Write(m.ComputeMilliseconds);
-                w.Write(m.HandlingMilliseconds); w.Write(m.PeakMemoryBytes);
+                w.Write(m.HandlingMilliseconds); w.Write(m.PeakMemoryBytes); w.Write(m.AllocatedBytes);
                 break;
             case TrainingProtocol.Evaluate m:
                 w.Write(m.RunId); w.Write(m.RequestId); w.Write(m.Part); w.Write((int)m.Split); WriteInts(w, m.Rows);
@@ -133,7 +133,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         "cs" => new TrainingProtocol.ComputeShare(r.ReadString(), r.ReadInt64(), r.ReadInt32(), ReadInts(r), r.ReadInt32(),
             new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r))),
         "sc" => new TrainingProtocol.ShareComputed(r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(),
-            r.ReadDouble(), ReadFloats(r), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64()),
+            r.ReadDouble(), ReadFloats(r), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64()),
         "ev" => new TrainingProtocol.Evaluate(r.ReadString(), r.ReadInt32(), r.ReadInt32(), ReadSplit(r), ReadInts(r),
             new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r))),
         "ed" => new TrainingProtocol.EvaluationDone(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64()),

@@ -34,6 +34,7 @@ public static class PlainTrainer
         var shares = new ShareGradient[1];
         int trainEvalCount = config.TrainEvaluationCount(data.Train.Count);
         EvaluationResult? EvaluateTrainSubset() => trainEvalCount > 0 ? replica.Evaluate(data.Train, 0, trainEvalCount) : null;
+        long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         while (!session.Finished)
         {
             // Between steps the state is exactly the last commit: checkpoint it and end the log cleanly.
@@ -43,7 +44,10 @@ public static class PlainTrainer
             replica.LoadParameters(session.Parameters);
             shares[0] = replica.ComputeGradientSum(data.Train, batch.SampleIds, config.EffectiveMicroBatch(batch.Size), gradientSum);
             // One process, nothing sent: no transfer, no bytes moved.
-            var measured = new StepMeasurements(shares[0].ComputeMilliseconds, 0, 0, new Dictionary<string, double> { ["local"] = PeakMemory.Megabytes });
+            long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
+            var measured = new StepMeasurements(shares[0].ComputeMilliseconds, 0, 0, new Dictionary<string, double> { ["local"] = PeakMemory.Megabytes },
+                new Dictionary<string, long> { ["local"] = allocatedNow - allocatedBefore });
+            allocatedBefore = allocatedNow;
             var record = session.Commit(batch, shares, measured, startedAt);
             onStep?.Invoke(record, session);
             if (session.ValidationDue)

@@ -136,7 +136,8 @@ public sealed class TrainingSession
             batch.Step, batch.Epoch, batch.Size, sharesInPlanOrder.Select(s => s.SampleCount).ToArray(), loss, lr, gradNorm,
             new StepTiming(measured.ComputeMs, measured.TransferMs, updateMs, stepMs), samples / (stepMs / 1000.0), ParameterVersion, noise,
             measured.BytesMoved, measured.PeakMemoryMbByNode,
-            sharesInPlanOrder.Select(s => s.ComputeMilliseconds > 0 ? Math.Round(s.SampleCount / s.ComputeMilliseconds * 1000) : 0).ToArray());
+            sharesInPlanOrder.Select(s => s.ComputeMilliseconds > 0 ? Math.Round(s.SampleCount / s.ComputeMilliseconds * 1000) : 0).ToArray(),
+            measured.AllocatedBytesByNode);
         _events.StepCompleted(record);
         if (_checkpoints is not null && NextStep % _config.CheckpointEvery == 0) WriteCheckpoint(_checkpoints);
         return record;
