@@ -16,6 +16,7 @@ public static class Program
           analyze          tables, plots and an HTML report from event logs ('analyze --help')
           bench overhead   samples/s of the plain loop vs the local cluster and real processes (coordinator + workers)
           bench transport  tensors between two processes: Akka.Remote vs the data plane vs raw TCP
+          bench scale      the coordinator's cost per worker node (1…16 worker nodes in one process, tiny model)
         """;
 
     public static async Task<int> Main(string[] args)
@@ -87,7 +88,8 @@ public static class Program
             "bench" when rest.Length > 0 && rest[0] == "overhead" => BenchOverheadCommand.RunAsync(rest[1..], cancellation),
             "bench" when rest.Length > 0 && rest[0] == "transport" => BenchTransportCommand.RunAsync(rest[1..], cancellation),
             "bench" when rest.Length > 0 && rest[0] == "transport-peer" => BenchTransportCommand.RunPeerAsync(rest[1..]),
-            "bench" => throw new UsageException("bench needs a benchmark name: overhead, transport"),
+            "bench" when rest.Length > 0 && rest[0] == "scale" => BenchScaleCommand.RunAsync(rest[1..], cancellation),
+            "bench" => throw new UsageException("bench needs a benchmark name: overhead, transport, scale"),
             _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, sweep, probe, analyze, bench"),
         };
     }

@@ -290,7 +290,10 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         _roster.Measured(entry, ready.SamplesPerSecond);
         _workersSeen.Add(entry.Description.Id);
         var d = entry.Description;
-        _session.Events.WorkerJoined(d.Id, d.Address, d.Device, d.Threads, ready.SamplesPerSecond, _roster.ReadyCount);
+        string transport = _dataPlaneWorkers.Contains(entry.Key)
+            ? $"data plane {_dataPlane!.Host}:{_dataPlane.Port} ({_session.Config.TransferPrecision.ToString().ToLowerInvariant()})"
+            : TensorTransport.SharesMemoryWith(entry.Handle) ? "in-process" : "akka";
+        _session.Events.WorkerJoined(d.Id, d.Address, d.Device, d.Threads, ready.SamplesPerSecond, _roster.ReadyCount, transport);
         return true;
     }
 

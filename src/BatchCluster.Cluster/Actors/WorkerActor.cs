@@ -256,6 +256,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private void OnLeave()
     {
         _coordinator?.Tell(new TrainingProtocol.WorkerLeaving(_workerId));
+        // The data connection stays open (the coordinator closes it when it hears why this worker
+        // left, or the process's exit does): closed here, it would tell the coordinator first, and
+        // the reason would read "data connection lost" instead of "leaving".
+        _dataPlane = null;
         _runEnded?.TrySetResult(true);
         Context.Stop(Self);
     }

@@ -155,9 +155,6 @@ public sealed class DataPlaneServer : IDisposable
             foreach (var (key, expected) in _tokens)
                 if (CryptographicOperations.FixedTimeEquals(expected, token)) workerKey = key;
             if (workerKey < 0) throw new InvalidDataException("a token that no registered worker holds");
-            var accepted = new byte[FrameHeader.Size];
-            new FrameHeader(FrameKind.HelloAccepted, _run.Precision, _run.RunTag, 0, 0, -1, 0, 0).Write(accepted);
-            await stream.WriteAsync(accepted, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception)
         {
@@ -169,9 +166,19 @@ public sealed class DataPlaneServer : IDisposable
         {
             Interlocked.Decrement(ref _unauthenticated);
         }
+        // HelloAccepted is the connection's first frame, and the connection is published before the
+        // worker can read it: once the worker reports ready, the coordinator finds its connection.
         var connection = new Connection(this, workerKey, Interlocked.Increment(ref _nextConnectionId), stream);
+        var accepted = new byte[FrameHeader.Size];
+        new FrameHeader(FrameKind.HelloAccepted, _run.Precision, _run.RunTag, 0, 0, -1, 0, 0).Write(accepted);
+        connection.Enqueue(OutgoingFrame.Raw(accepted));
         if (_connections.TryGetValue(workerKey, out var previous)) previous.Close(null); // the worker reconnected
         _connections[workerKey] = connection;
+        if (!_tokens.ContainsKey(workerKey))
+        {
+            connection.Close(null); // forgotten while it authenticated
+            return;
+        }
         connection.Start();
     }
 

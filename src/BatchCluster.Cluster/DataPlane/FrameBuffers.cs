@@ -31,6 +31,11 @@ public sealed class OutgoingFrame
         return new OutgoingFrame(bytes);
     }
 
+    /// <summary>A small control frame (no pooling): e.g. HelloAccepted.</summary>
+    public static OutgoingFrame Raw(byte[] bytes) => new(bytes) { _pooled = false };
+
+    private bool _pooled = true;
+
     /// <summary>One more holder (a connection that will write it).</summary>
     public OutgoingFrame Retain()
     {
@@ -42,7 +47,7 @@ public sealed class OutgoingFrame
     {
         int left = Interlocked.Decrement(ref _references);
         if (left < 0) throw new InvalidOperationException("a frame was released more often than retained");
-        if (left > 0) return;
+        if (left > 0 || !_pooled) return;
         var pool = Pool.GetOrAdd(_bytes.Length, _ => new ConcurrentStack<byte[]>());
         if (pool.Count < MaxPooledPerLength) pool.Push(_bytes);
     }

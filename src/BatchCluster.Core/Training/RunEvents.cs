@@ -24,10 +24,11 @@ public sealed class RunEvents(ILogger logger, string runId)
             RunId, engine, workers, config.Model.ToString(), parameterCount, trainSamples, config.GlobalBatch, stepsPerEpoch, totalSteps, threads,
             Native.MklDispatch.Kernels);
 
-    public void WorkerJoined(string workerId, string address, string device, int threads, double samplesPerSecond, int readyWorkers) =>
+    /// <param name="transport">How its tensors travel: <c>in-process</c>, <c>data plane HOST:PORT (fp32|bf16)</c> or <c>akka</c>.</param>
+    public void WorkerJoined(string workerId, string address, string device, int threads, double samplesPerSecond, int readyWorkers, string transport = "in-process") =>
         For("WorkerJoined").Information(
-            "Worker {WorkerId} joined from {WorkerAddress}: {Device}, {Threads} torch threads, {MeasuredSamplesPerSecond:F0} samples/s measured; {ReadyWorkers} workers ready",
-            workerId, address, device, threads, samplesPerSecond, readyWorkers);
+            "Worker {WorkerId} joined from {WorkerAddress}: {Device}, {Threads} torch threads, {MeasuredSamplesPerSecond:F0} samples/s measured, tensors {Transport}; {ReadyWorkers} workers ready",
+            workerId, address, device, threads, samplesPerSecond, transport, readyWorkers);
 
     public void WorkerLeft(string workerId, string reason, int readyWorkers) =>
         For("WorkerLeft").Warning("Worker {WorkerId} left ({Reason}); {ReadyWorkers} workers ready", workerId, reason, readyWorkers);

@@ -56,8 +56,13 @@ public sealed class InProcessCluster : IAsyncDisposable
     }
 
     /// <summary>Starts a worker node: joins through the coordinator's address, registers through the proxy.</summary>
-    public Task<ActorSystem> AddWorkerAsync() =>
-        AddNodeAsync(proxy => WorkerActor.Props(proxy, new WorkerSettings("cpu", 1, _ => _data)));
+    /// <param name="slowdown">The worker's testing slowdown (1: full speed).</param>
+    public Task<ActorSystem> AddWorkerAsync(double slowdown = 1) =>
+        AddNodeAsync(proxy => WorkerActor.Props(proxy, new WorkerSettings("cpu", 1, _ => _data, TestingSlowdown: slowdown)));
+
+    /// <summary>A worker beside the coordinator, in its node (as <c>node --role coordinator --local-workers 1</c>): it shares arrays with it.</summary>
+    public void AddLocalWorker() =>
+        Coordinator.ActorOf(WorkerActor.Props(ClusterBootstrap.CoordinatorProxy(Coordinator), new WorkerSettings("cpu", 1, _ => _data)), "local-worker");
 
     /// <summary>Starts a worker-role node running the actor <paramref name="worker"/> makes from the coordinator proxy.</summary>
     public async Task<ActorSystem> AddNodeAsync(Func<IActorRef, Props> worker)

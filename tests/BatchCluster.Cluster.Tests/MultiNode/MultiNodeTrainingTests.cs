@@ -18,6 +18,12 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(3);
     private static readonly int MlpParameterCount = ModelFactory.LayoutOf(ModelSpec.Mlp()).TotalCount;
+    /// <summary>
+    /// Tests that act while a run goes on (a node joins, dies or leaves mid-run) slow their workers
+    /// down (testing slowdown), so that a step takes ~15 ms and the run outlasts a node's joining or
+    /// shutdown; over the data plane a step of this model takes ~1 ms and the run would be over first.
+    /// </summary>
+    private const double SlowEnoughToActMidRun = 30;
 
     private static TrainingConfig Sgd(long steps) => new()
     {
@@ -50,6 +56,80 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// The mixed layout of <c>node --role coordinator --local-workers 1</c> plus a worker node: one
+    /// worker shares arrays with the coordinator, the other gets its tensors over the data plane;
+    /// together they reach the plain loop's parameters, and the log says which path each took.
+    /// </summary>
+    [Fact]
+    public async Task A_coordinator_with_a_local_worker_and_a_worker_node_gives_the_plain_loops_parameters()
+    {
+        var data = FashionMnistData;
+        var plain = RunPlain(Sgd(30), data);
+        var events = new EventCollector();
+        await using var cluster = await InProcessCluster.StartAsync(Sgd(30), data, minWorkers: 2, events.Run("mixed"));
+        cluster.AddLocalWorker();
+        await cluster.AddWorkerAsync();
+        var result = await cluster.Completion.Task.WaitAsync(RunTimeout);
+
+        double difference = MaxAbsDifference(plain.FinalParameters, result.FinalParameters);
+        output.WriteLine($"max |Δparam| vs plain after 30 steps, local worker + worker node: {difference:E2}");
+        Assert.True(difference <= 1e-4, $"differs by {difference:E2}");
+        var transports = events.OfType("WorkerJoined").Select(e => e.Properties["Transport"].ToString()).Order().ToList();
+        Assert.Equal(2, transports.Count);
+        Assert.Contains("data plane 127.0.0.1:", transports[0]);
+        Assert.Equal("\"in-process\"", transports[1]);
+        // Per step, each worker's parameters and gradient (4 bytes a value; the local worker's are counted as if they
+        // moved, as in the local cluster, so layouts compare), and the ids of both shares.
+        int p = plain.FinalParameters.Length;
+        Assert.All(cluster.Steps, s => Assert.Equal(2 * (2L * 4 * p) + 4L * 128, s.BytesMoved));
+    }
+
+    /// <summary>
+    /// Capacity shares: one worker node runs at a third of its speed; shares follow the measured
+    /// speeds (the slow worker ends with well under half the batch), every id still counts once,
+    /// and the result differs from the plain loop only by summation order (within 1e-4).
+    /// </summary>
+    [Fact]
+    public async Task Capacity_shares_give_a_slowed_worker_fewer_samples_and_stay_exact()
+    {
+        var data = FashionMnistData;
+        var config = Sgd(30) with { Split = ShareSplit.Capacity };
+        var plain = RunPlain(config, data);
+        var events = new EventCollector();
+        await using var cluster = await InProcessCluster.StartAsync(config, data, minWorkers: 2, events.Run("capacity"));
+        await cluster.AddWorkerAsync();
+        await cluster.AddWorkerAsync(slowdown: 3);
+        var result = await cluster.Completion.Task.WaitAsync(RunTimeout);
+
+        double difference = MaxAbsDifference(plain.FinalParameters, result.FinalParameters);
+        output.WriteLine($"max |Δparam| vs plain after 30 capacity-planned steps: {difference:E2}; last shares {string.Join(",", cluster.Steps[^1].Shares)}");
+        Assert.True(difference <= 1e-4, $"differs by {difference:E2}");
+        Assert.All(cluster.Steps, s => Assert.Equal(128, s.Shares.Sum()));
+        // Nominally a quarter of the batch (speed 1/3 against 1); allow for the noise of a shared machine.
+        Assert.All(cluster.Steps.TakeLast(10), s => Assert.True(s.Shares.Min() < 0.4 * 128, $"shares {string.Join(",", s.Shares)}"));
+    }
+
+    /// <summary>bf16 on the wire: half the bytes per value both ways; the run trains (exactness is an fp32 promise).</summary>
+    [Fact]
+    public async Task Bf16_transfer_moves_two_bytes_a_value()
+    {
+        var data = FashionMnistData;
+        var config = Sgd(10) with { TransferPrecision = TransferPrecision.Bf16 };
+        var plain = RunPlain(config, data);
+        var events = new EventCollector();
+        await using var cluster = await InProcessCluster.StartAsync(config, data, minWorkers: 2, events.Run("bf16"));
+        await cluster.AddWorkerAsync();
+        await cluster.AddWorkerAsync();
+        var result = await cluster.Completion.Task.WaitAsync(RunTimeout);
+
+        int p = plain.FinalParameters.Length;
+        Assert.All(cluster.Steps, s => Assert.Equal(2 * (2L * p) + 4L * 128 + 2 * (2L * p), s.BytesMoved));
+        double difference = MaxAbsDifference(plain.FinalParameters, result.FinalParameters);
+        output.WriteLine($"max |Δparam| vs plain after 10 bf16 steps: {difference:E2}");
+        Assert.True(difference > 0 && difference < 1e-2, $"differs by {difference:E2}");
+    }
+
+    /// <summary>
     /// A worker node is terminated mid-run: its unfinished share is re-planned within the step,
     /// every step commits exactly its global batch, and the result matches a fault-free run
     /// within 1e-3 (only the summation order changes).
@@ -61,8 +141,8 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
         var reference = RunPlain(Sgd(300), data);
         var events = new EventCollector();
         await using var cluster = await InProcessCluster.StartAsync(Sgd(300), data, minWorkers: 2, events.Run("fault"));
-        await cluster.AddWorkerAsync();
-        await cluster.AddWorkerAsync();
+        await cluster.AddWorkerAsync(SlowEnoughToActMidRun);
+        await cluster.AddWorkerAsync(SlowEnoughToActMidRun);
         // A third node joins mid-run; its worker takes the share of the next step and dies holding it.
         var holdsAShare = new TaskCompletionSource();
         var victim = await cluster.AddNodeAsync(proxy => Props.Create(() => new WorkerThatNeverAnswers(proxy, holdsAShare)));
@@ -143,14 +223,14 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
         var working = new TaskCompletionSource();
         await using var cluster = await InProcessCluster.StartAsync(Sgd(300), data, minWorkers: 2, events.Run("pause"),
             onStep: (record, _) => { if (record.Step == 3) working.TrySetResult(); });
-        await cluster.AddWorkerAsync();
-        await cluster.AddWorkerAsync();
+        await cluster.AddWorkerAsync(SlowEnoughToActMidRun);
+        await cluster.AddWorkerAsync(SlowEnoughToActMidRun);
         await working.Task.WaitAsync(RunTimeout);
         await cluster.WorkerSystems[0].Terminate();
         await WaitForAsync(() => events.OfType("RunPaused").Any());
         int stepsWhenPaused = cluster.Steps.Count;
         Assert.True(stepsWhenPaused < 300, "the run ended before it could pause");
-        await cluster.AddWorkerAsync();
+        await cluster.AddWorkerAsync(SlowEnoughToActMidRun);
         var result = await cluster.Completion.Task.WaitAsync(RunTimeout);
 
         Assert.Single(events.OfType("RunResumed"));
@@ -171,14 +251,15 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
         var working = new TaskCompletionSource();
         await using var cluster = await InProcessCluster.StartAsync(Sgd(200), data, minWorkers: 2, events.Run("elastic"),
             onStep: (record, _) => { if (record.Step == 3) working.TrySetResult(); }, startWorkers: 3);
-        for (int i = 0; i < 2; i++) await cluster.AddWorkerAsync();
+        for (int i = 0; i < 2; i++) await cluster.AddWorkerAsync(SlowEnoughToActMidRun);
         Assert.False(working.Task.IsCompleted); // two of three: not started
-        await cluster.AddWorkerAsync();
+        await cluster.AddWorkerAsync(SlowEnoughToActMidRun);
         await working.Task.WaitAsync(RunTimeout);
         await cluster.WorkerSystems[0].Terminate();
         var result = await cluster.Completion.Task.WaitAsync(RunTimeout);
 
         Assert.Equal(3, cluster.Steps[0].Shares.Length);
+        Assert.Single(events.OfType("WorkerLeft"));
         Assert.Equal(2, cluster.Steps[^1].Shares.Length);
         Assert.Empty(events.OfType("RunPaused"));
         Assert.Equal(200, result.Summary.Steps);
@@ -249,9 +330,9 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
         var atStep3 = new TaskCompletionSource();
         await using var cluster = await InProcessCluster.StartAsync(Sgd(400), data, minWorkers: 1, new EventCollector().Run("join"),
             onStep: (record, _) => { if (record.Step == 3) atStep3.TrySetResult(); });
-        await cluster.AddWorkerAsync();
+        await cluster.AddWorkerAsync(SlowEnoughToActMidRun);
         await atStep3.Task.WaitAsync(RunTimeout);
-        await cluster.AddWorkerAsync(); // joins and registers while the run goes on
+        await cluster.AddWorkerAsync(SlowEnoughToActMidRun); // joins and registers while the run goes on
         var result = await cluster.Completion.Task.WaitAsync(RunTimeout);
 
         Assert.Single(cluster.Steps[0].Shares);

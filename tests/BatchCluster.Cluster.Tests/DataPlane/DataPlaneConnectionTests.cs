@@ -1,0 +1,184 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using BatchCluster.Cluster.DataPlane;
+using BatchCluster.Cluster.Transport;
+using BatchCluster.Core.Training;
+
+namespace BatchCluster.Cluster.Tests.DataPlane;
+
+/// <summary>
+/// The data plane over real loopback TCP: large tensors arrive intact and in order both ways; a
+/// connection without the right token, with a wrong size or a corrupted payload, or one whose peer
+/// stops reading, is closed and reported as lost (for the coordinator, a worker failure).
+/// </summary>
+public sealed class DataPlaneConnectionTests : IDisposable
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+    private const int WorkerKey = 3;
+    private readonly BlockingCollection<GradientArrived> _gradients = new();
+    private readonly BlockingCollection<DataConnectionLost> _lost = new();
+    private readonly List<IDisposable> _owned = [];
+
+    public void Dispose()
+    {
+        foreach (var d in _owned) d.Dispose();
+    }
+
+    private DataPlaneServer Server(int count, TransferPrecision precision = TransferPrecision.Fp32)
+    {
+        var server = new DataPlaneServer("127.0.0.1", 0, new DataPlaneRun(FrameHeader.TagOf("run"), count, precision), _gradients.Add, _lost.Add);
+        _owned.Add(server);
+        return server;
+    }
+
+    private DataPlaneClient Client(DataPlaneServer server, int count, BlockingCollection<ParametersArrived> parameters, TransferPrecision precision = TransferPrecision.Fp32,
+        byte[]? token = null, BlockingCollection<string>? lost = null)
+    {
+        var offer = new DataPlaneOffer(server.Host, server.Port, token ?? server.Expect(WorkerKey), precision);
+        var client = DataPlaneClient.Connect(offer, new DataPlaneRun(FrameHeader.TagOf("run"), count, precision), parameters.Add, r => lost?.Add(r));
+        _owned.Add(client);
+        return client;
+    }
+
+    private static float[] Tensor(int count, int seed)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+    }
+
+    [Fact]
+    public void Large_tensors_arrive_intact_and_in_order_both_ways()
+    {
+        const int count = 4_000_000; // 16 MB
+        var server = Server(count);
+        var parameters = new BlockingCollection<ParametersArrived>();
+        var client = Client(server, count, parameters);
+        Assert.True(server.IsConnected(WorkerKey));
+
+        var sent = Enumerable.Range(1, 3).Select(v => Tensor(count, v)).ToArray();
+        for (int v = 1; v <= 3; v++) Assert.Equal(ParameterSend.Queued, server.SendParameters(WorkerKey, v, sent[v - 1]));
+        Assert.Equal(ParameterSend.AlreadySent, server.SendParameters(WorkerKey, 3, sent[2])); // each version once per connection
+        for (int v = 1; v <= 3; v++)
+        {
+            Assert.True(parameters.TryTake(out var arrived, Wait));
+            Assert.Equal(v, arrived.Version);
+            Assert.Equal(sent[v - 1], arrived.Values);
+            TensorBuffers.Return(arrived.Values);
+        }
+
+        for (int slot = 0; slot < 3; slot++) client.SendGradient(step: 9, version: 9, slot, sent[slot]);
+        for (int slot = 0; slot < 3; slot++)
+        {
+            Assert.True(_gradients.TryTake(out var gradient, Wait));
+            Assert.Equal((WorkerKey, 9L, 9L, slot), (gradient.WorkerKey, gradient.Header.Step, gradient.Header.Version, gradient.Header.Slot));
+            Assert.Equal(sent[slot], gradient.Values);
+            TensorBuffers.Return(gradient.Values);
+        }
+        Assert.Empty(_lost);
+    }
+
+    [Fact]
+    public void Bf16_halves_the_bytes_and_keeps_eight_significant_bits()
+    {
+        const int count = 100_000;
+        var server = Server(count, TransferPrecision.Bf16);
+        var parameters = new BlockingCollection<ParametersArrived>();
+        Client(server, count, parameters, TransferPrecision.Bf16);
+        var values = Tensor(count, 1);
+        server.SendParameters(WorkerKey, 1, values);
+        Assert.True(parameters.TryTake(out var arrived, Wait));
+        for (int i = 0; i < count; i++) Assert.True(Math.Abs(arrived.Values[i] - values[i]) <= Math.Abs(values[i]) * Math.Pow(2, -8));
+        Assert.Equal(count * 2, new FrameHeader(FrameKind.Parameters, TransferPrecision.Bf16, 0, 0, 0, 0, count, 0).PayloadBytes);
+    }
+
+    [Fact]
+    public void A_connection_without_an_expected_token_is_closed_and_gets_nothing()
+    {
+        var server = Server(10);
+        server.Expect(WorkerKey);
+        var e = Assert.Throws<IOException>(() => Client(server, 10, new BlockingCollection<ParametersArrived>(), token: new byte[FrameHeader.TokenBytes]));
+        Assert.Contains("did not accept this worker's token", e.Message);
+        Assert.False(server.IsConnected(WorkerKey));
+        Assert.Equal(ParameterSend.NoConnection, server.SendParameters(WorkerKey, 1, new float[10]));
+        // A forgotten worker's token expires with it.
+        var token = server.Expect(WorkerKey);
+        server.Forget(WorkerKey);
+        Assert.Throws<IOException>(() => Client(server, 10, new BlockingCollection<ParametersArrived>(), token: token));
+    }
+
+    /// <summary>An authenticated peer that misbehaves: the raw bytes after a valid Hello.</summary>
+    private static Socket Authenticated(DataPlaneServer server)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        socket.Connect(server.Host, server.Port);
+        var token = server.Expect(WorkerKey);
+        var hello = new byte[FrameHeader.Size + FrameHeader.TokenBytes];
+        new FrameHeader(FrameKind.Hello, TransferPrecision.Fp32, 0, 0, 0, -1, 0, FramePayload.Checksum(token)).Write(hello);
+        token.CopyTo(hello, FrameHeader.Size);
+        socket.Send(hello);
+        var accepted = new byte[FrameHeader.Size];
+        int read = 0;
+        while (read < accepted.Length) read += socket.Receive(accepted, read, accepted.Length - read, SocketFlags.None);
+        return socket;
+    }
+
+    [Fact]
+    public void A_declared_size_other_than_the_models_is_a_lost_worker_and_nothing_is_allocated_for_it()
+    {
+        var server = Server(1000);
+        using var socket = Authenticated(server);
+        var header = new byte[FrameHeader.Size];
+        new FrameHeader(FrameKind.GradientSum, TransferPrecision.Fp32, FrameHeader.TagOf("run"), 1, 1, 0, 250_000_000, 0).Write(header);
+        socket.Send(header);
+        Assert.True(_lost.TryTake(out var lost, Wait));
+        Assert.Equal(WorkerKey, lost.WorkerKey);
+        Assert.Contains("250000000 values declared where the model has 1000", lost.Reason);
+        Assert.False(server.IsConnected(WorkerKey));
+    }
+
+    [Fact]
+    public void A_corrupted_payload_fails_its_checksum_and_is_never_delivered()
+    {
+        var server = Server(1000);
+        using var socket = Authenticated(server);
+        var values = Tensor(1000, 3);
+        var payload = new byte[4000];
+        FramePayload.Encode(values, TransferPrecision.Fp32, payload);
+        var header = new byte[FrameHeader.Size];
+        new FrameHeader(FrameKind.GradientSum, TransferPrecision.Fp32, FrameHeader.TagOf("run"), 1, 1, 0, 1000, FramePayload.Checksum(payload)).Write(header);
+        payload[1234] ^= 0x10; // one bit flipped on the way
+        socket.Send(header);
+        socket.Send(payload);
+        Assert.True(_lost.TryTake(out var lost, Wait));
+        Assert.Contains("fails its checksum", lost.Reason);
+        Assert.Empty(_gradients);
+    }
+
+    [Fact]
+    public void A_peer_that_stops_reading_is_dropped_as_stalled_without_blocking_the_sender()
+    {
+        const int count = 4_000_000; // 16 MB a frame: the socket buffers hold far less than the queue limit
+        var server = Server(count);
+        using var socket = Authenticated(server); // never reads
+        var values = new float[count];
+        var results = new List<ParameterSend>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int v = 1; v <= DataPlaneServer.MaxQueuedFrames + 2; v++) results.Add(server.SendParameters(WorkerKey, v, values));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"sending took {clock.Elapsed}: the caller must never wait for the peer");
+        Assert.True(results.Contains(ParameterSend.NoConnection), string.Join(", ", results));
+        Assert.True(_lost.TryTake(out var lost, Wait), "no loss reported: " + string.Join(", ", results));
+        Assert.Contains("stalled", lost.Reason);
+    }
+
+    [Fact]
+    public void A_connection_the_coordinator_closes_is_reported_to_the_worker()
+    {
+        var server = Server(10);
+        var lost = new BlockingCollection<string>();
+        Client(server, 10, new BlockingCollection<ParametersArrived>(), lost: lost);
+        server.Forget(WorkerKey);
+        Assert.True(lost.TryTake(out var reason, Wait));
+        Assert.Contains("closed the data connection", reason);
+        Assert.Empty(_lost); // closed on purpose: not reported as a lost worker
+    }
+}
