@@ -23,11 +23,26 @@ public sealed class BadInputTests : IDisposable
     [InlineData("flag --steps needs a value", "--steps")]
     [InlineData("apt-get install dataset-fashion-mnist", "--data-dir", "/nonexistent/fashion")]
     [InlineData("--global-batch 999999 is larger than the 6000 training samples", "--dataset", "synthetic", "--global-batch", "999999", "--workers", "1")]
+    [InlineData("--split must be one of declared|capacity, not 'equal'", "--split", "equal")]
+    [InlineData("--transfer-precision must be one of fp32|bf16, not 'fp8'", "--transfer-precision", "fp8")]
+    [InlineData("--transfer-precision applies to workers in other processes", "--transfer-precision", "bf16")]
     public void Bad_train_flags_are_refused_clearly(string expected, params string[] flags)
     {
         var outcome = CliProcess.Run(["train", "--runs-dir", _runs, .. flags]);
         AssertRefused(outcome, expected);
         Assert.Empty(Directory.GetFileSystemEntries(_runs)); // nothing was written
+    }
+
+    [Theory]
+    [InlineData("--transfer-precision bf16 needs the data plane", "--role", "coordinator", "--tensor-transport", "akka", "--transfer-precision", "bf16")]
+    [InlineData("--tensor-transport must be one of dataplane|akka, not 'udp'", "--role", "coordinator", "--tensor-transport", "udp")]
+    [InlineData("--local-workers must be a whole number from 0", "--role", "coordinator", "--local-workers", "-1")]
+    [InlineData("--testing-slowdown must be a number", "--role", "worker", "--seed", "127.0.0.1:4053", "--testing-slowdown", "0.5")]
+    public void Bad_node_flags_are_refused_clearly(string expected, params string[] flags)
+    {
+        string[] runsDir = flags.Contains("coordinator") ? ["--runs-dir", _runs] : []; // a worker writes no runs
+        AssertRefused(CliProcess.Run(["node", .. runsDir, .. flags]), expected);
+        Assert.Empty(Directory.GetFileSystemEntries(_runs));
     }
 
     [Fact]

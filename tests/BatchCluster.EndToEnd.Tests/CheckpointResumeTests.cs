@@ -11,8 +11,11 @@ public sealed class CheckpointResumeTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    /// <summary>3,000 steps of ~1 ms: long enough that the run is still going when the test, having read its 30 % line, kills it.</summary>
+    private const int KilledRunSteps = 3000;
+
     private string[] Flags(string runId, string checkpoints, string export, params string[] more) =>
-        FlagsWith(runId, checkpoints, export, steps: 300, lr: "0.05", more);
+        FlagsWith(runId, checkpoints, export, steps: KilledRunSteps, lr: "0.05", more);
 
     private string[] FlagsWith(string runId, string checkpoints, string export, int steps, string lr, params string[] more) =>
     [
@@ -40,7 +43,7 @@ public sealed class CheckpointResumeTests : IDisposable
 
         var resumed = CliProcess.Run(Flags("resumed", checkpoints, Path.Combine(_dir, "resumed.f32"), "--resume"));
         Assert.True(resumed.ExitCode == 0, resumed.StdErr);
-        Assert.Equal(300, JsonDocument.Parse(resumed.LastLine).RootElement.GetProperty("steps").GetInt64());
+        Assert.Equal(KilledRunSteps, JsonDocument.Parse(resumed.LastLine).RootElement.GetProperty("steps").GetInt64());
         string log = File.ReadAllText(Path.Combine(_dir, "runs", "resumed", "events.clef"));
         Assert.Contains("\"EventType\":\"ResumedFromCheckpoint\"", log);
 

@@ -23,8 +23,9 @@ public sealed class ClusterProcessTests : IDisposable
         using var coordinator = new NodeProcess("node", "--role", "coordinator", "--port", port.ToString(), "--start-workers", "3", "--min-workers", "2",
             "--dataset", "synthetic", "--steps", steps.ToString(), "--global-batch", "96", "--eval-every", "0",
             "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", "killed");
+        // Slowed on purpose (a step of a few ms instead of under one), so that the run outlasts the test's reaction.
         var workers = Enumerable.Range(0, 3)
-            .Select(_ => new NodeProcess("node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", "1")).ToList();
+            .Select(_ => new NodeProcess("node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", "1", "--testing-slowdown", "30")).ToList();
         try
         {
             // Once all three work and a tenth of the run is done, one worker dies without a word.
@@ -70,7 +71,8 @@ public sealed class ClusterProcessTests : IDisposable
         RunPlainReference();
         string[] Coordinator(string runId, params string[] more) => CoordinatorFlags(runId, port, more);
         var workers = Enumerable.Range(0, 2)
-            .Select(_ => new NodeProcess("node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "60")).ToList();
+            .Select(_ => new NodeProcess("node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "60",
+                "--testing-slowdown", "30")).ToList(); // slowed on purpose: the first coordinator must still be running at 30 %
         try
         {
             using (var first = new NodeProcess(Coordinator("first")))
@@ -109,10 +111,13 @@ public sealed class ClusterProcessTests : IDisposable
         string[] Coordinator(string runId, int port, params string[] more) => CoordinatorFlags(runId, port, more);
         using var primary = new NodeProcess(Coordinator("primary", primaryPort));
         using var standby = new NodeProcess(Coordinator("standby", standbyPort, "--standby", "--seed-nodes", $"127.0.0.1:{primaryPort}"));
+        // Slowed on purpose (a step of ~15 ms instead of ~0.5 ms), so that the run is still in its first half once the standby is in the cluster.
         var workers = Enumerable.Range(0, 2).Select(_ => new NodeProcess(
-            "node", "--role", "worker", "--seed", $"127.0.0.1:{primaryPort},127.0.0.1:{standbyPort}", "--threads", "1", "--join-timeout", "60")).ToList();
+            "node", "--role", "worker", "--seed", $"127.0.0.1:{primaryPort},127.0.0.1:{standbyPort}", "--threads", "1", "--join-timeout", "60",
+            "--testing-slowdown", "50")).ToList();
         try
         {
+            await standby.WaitForLineAsync(l => l.Contains("Coordinator node up"), Timeout);
             await primary.WaitForLineAsync(l => l.StartsWith("progress: step") && (l.Contains("(30%)") || l.Contains("(40%)")), Timeout);
             primary.Kill();
             int exit = await standby.WaitForExitAsync(Timeout);

@@ -27,8 +27,9 @@ public static class BenchOverheadCommand
     private enum Kind { InProcess, Processes }
 
     /// <param name="LocalWorkers">Processes: workers beside the coordinator; <paramref name="RemoteWorkers"/>: worker processes.</param>
+    /// <param name="SlowLastWorker">Processes: the last worker node runs at 1/this of its speed (testing slowdown).</param>
     private sealed record Layout(string Name, string Key, Kind Kind, Engine Engine, int Workers, int ThreadsPerWorker,
-        int LocalWorkers = 0, int RemoteWorkers = 0, string Transport = "dataplane");
+        int LocalWorkers = 0, int RemoteWorkers = 0, string Transport = "dataplane", double SlowLastWorker = 1, string Split = "declared");
 
     private sealed record Measurement(double SamplesPerSecond, long CoordinatorBytesPerStep, long WorkerBytesPerStep);
 
@@ -67,6 +68,11 @@ public static class BenchOverheadCommand
             new("processes: coordinator + 2 worker nodes", "cluster2p", Kind.Processes, Engine.Actors, 2, half, RemoteWorkers: 2),
             new("processes: coordinator with 1 local worker + 1 worker node", "cluster1l1p", Kind.Processes, Engine.Actors, 2, half, LocalWorkers: 1, RemoteWorkers: 1),
         };
+        // A heterogeneous pair: one of the two worker nodes at half speed, shares by declared threads vs by measured speed.
+        layouts.Add(new("processes: 2 worker nodes, one at half speed, declared shares", "halfspeed_declared", Kind.Processes, Engine.Actors, 2, half,
+            RemoteWorkers: 2, SlowLastWorker: 2));
+        layouts.Add(new("processes: 2 worker nodes, one at half speed, capacity shares", "halfspeed_capacity", Kind.Processes, Engine.Actors, 2, half,
+            RemoteWorkers: 2, SlowLastWorker: 2, Split: "capacity"));
         if (akkaTransport)
             layouts.Add(new("processes: coordinator + 2 worker nodes, tensors through Akka", "cluster2p_akka", Kind.Processes, Engine.Actors, 2, half,
                 RemoteWorkers: 2, Transport: "akka"));
@@ -117,6 +123,9 @@ public static class BenchOverheadCommand
             }
         }
         Console.Out.WriteLine();
+        foreach (int batch in batches)
+            if (json.TryGetValue($"halfspeed_capacity_samples_per_s_b{batch}", out var capacity) && json.TryGetValue($"halfspeed_declared_samples_per_s_b{batch}", out var declared))
+                json[$"capacity_step_time_vs_declared_b{batch}"] = Math.Round((double)declared / (double)capacity, 3); // step time ratio = inverse throughput ratio
         Console.Out.WriteLine(JsonSerializer.Serialize(json));
         return 0;
     }
@@ -160,7 +169,7 @@ public static class BenchOverheadCommand
             {
                 tool, "node", "--role", "coordinator", "--port", port.ToString(CultureInfo.InvariantCulture),
                 "--start-workers", (layout.LocalWorkers + layout.RemoteWorkers).ToString(CultureInfo.InvariantCulture),
-                "--local-workers", layout.LocalWorkers.ToString(CultureInfo.InvariantCulture), "--tensor-transport", layout.Transport,
+                "--local-workers", layout.LocalWorkers.ToString(CultureInfo.InvariantCulture), "--tensor-transport", layout.Transport, "--split", layout.Split,
                 "--model", config.Model.Name, "--dataset", config.Dataset, "--global-batch", config.GlobalBatch.ToString(CultureInfo.InvariantCulture),
                 "--steps", config.Steps!.Value.ToString(CultureInfo.InvariantCulture), "--eval-every", "0", "--train-eval-samples", "0",
                 "--threads", config.EffectiveThreads.ToString(CultureInfo.InvariantCulture), "--runs-dir", runsDir, "--run-id", "bench",
@@ -170,6 +179,8 @@ public static class BenchOverheadCommand
             for (int i = 0; i < layout.RemoteWorkers; i++)
             {
                 var workerArgs = new List<string> { tool, "node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", config.EffectiveThreads.ToString(CultureInfo.InvariantCulture) };
+                if (i == layout.RemoteWorkers - 1 && layout.SlowLastWorker > 1)
+                    workerArgs.AddRange(["--testing-slowdown", layout.SlowLastWorker.ToString(CultureInfo.InvariantCulture)]);
                 if (config.Dataset != "synthetic") workerArgs.AddRange(["--data-dir", config.DataDirectory]);
                 processes.Add(Start(workerArgs));
             }

@@ -39,12 +39,22 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         _ => throw new ArgumentException($"{o.GetType()} is not a message of the training protocol"),
     };
 
+    /// <summary>
+    /// One growing buffer per thread (Akka may serialize on several): a message is written there and
+    /// copied out once at its exact size, instead of a fresh MemoryStream that doubles its way up
+    /// (about 4× a message's size in garbage, per message, on every step).
+    /// </summary>
+    [ThreadStatic] private static MemoryStream? _scratch;
+
     public override byte[] ToBinary(object obj)
     {
-        using var stream = new MemoryStream();
-        using (var w = new BinaryWriter(stream))
+        var stream = _scratch ??= new MemoryStream(4096);
+        stream.SetLength(0);
+        using (var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
             Write(w, obj);
-        return stream.ToArray();
+        var bytes = stream.ToArray();
+        if (stream.Capacity > 1 << 20) _scratch = null; // a huge message (a tensor through Akka) is not kept per thread
+        return bytes;
     }
 
     public override object FromBinary(byte[] bytes, string manifest)

@@ -121,19 +121,31 @@ public sealed class WorkRound<TResult>
         foreach (var s in _slots)
             if (s.Status != SlotStatus.Abandoned) count += s.Ids.Length;
         if (count != _ids.Length) return false;
-        var covered = new int[count];
-        int at = 0;
-        foreach (var s in _slots)
+        // Pooled scratch: this runs at every commit, and two fresh arrays of the batch's size were most of a step's garbage.
+        var coveredArray = System.Buffers.ArrayPool<int>.Shared.Rent(count);
+        var expectedArray = System.Buffers.ArrayPool<int>.Shared.Rent(count);
+        try
         {
-            if (s.Status == SlotStatus.Abandoned) continue;
-            s.Ids.CopyTo(covered, at);
-            at += s.Ids.Length;
+            var covered = coveredArray.AsSpan(0, count);
+            int at = 0;
+            foreach (var s in _slots)
+            {
+                if (s.Status == SlotStatus.Abandoned) continue;
+                s.Ids.CopyTo(covered[at..]);
+                at += s.Ids.Length;
+            }
+            _waiting.CopyTo(coveredArray, at);
+            var expected = expectedArray.AsSpan(0, count);
+            _ids.CopyTo(expected);
+            covered.Sort();
+            expected.Sort();
+            return covered.SequenceEqual(expected);
         }
-        _waiting.CopyTo(covered, at);
-        var expected = (int[])_ids.Clone();
-        Array.Sort(covered);
-        Array.Sort(expected);
-        return covered.AsSpan().SequenceEqual(expected);
+        finally
+        {
+            System.Buffers.ArrayPool<int>.Shared.Return(coveredArray);
+            System.Buffers.ArrayPool<int>.Shared.Return(expectedArray);
+        }
     }
 
     public IReadOnlyList<RoundCommand> Start(double nowMs)

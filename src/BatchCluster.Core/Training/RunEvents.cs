@@ -10,7 +10,7 @@ namespace BatchCluster.Core.Training;
 /// </summary>
 public sealed class RunEvents(ILogger logger, string runId)
 {
-    public const int SchemaVersion = 4;
+    public const int SchemaVersion = 5;
     public const string EventTypeProperty = "EventType";
 
     public string RunId { get; } = runId;
