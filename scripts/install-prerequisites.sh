@@ -14,7 +14,7 @@ if ! command -v dotnet >/dev/null 2>&1; then
 fi
 
 wanted=(dataset-fashion-mnist gcc "$@")
-libstdcxx=$(/sbin/ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/ {print $NF; exit}')
+libstdcxx=$(/sbin/ldconfig -p 2>/dev/null | awk '!found && /libstdc\+\+\.so\.6 .*x86-64/ {print $NF; found = 1}')
 if [ -z "$libstdcxx" ] || ! grep -qa GLIBCXX_3.4.32 "$libstdcxx"; then
   wanted+=(g++ patchelf)
 fi

@@ -37,7 +37,7 @@ fi
 
 # 2. libstdc++: only where the system's is older than TorchSharp needs.
 needed_version=GLIBCXX_3.4.32
-system_libstdcxx=$(/sbin/ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/ {print $NF; exit}')
+system_libstdcxx=$(/sbin/ldconfig -p 2>/dev/null | awk '!found && /libstdc\+\+\.so\.6 .*x86-64/ {print $NF; found = 1}')
 if [ -n "$system_libstdcxx" ] && grep -qa "$needed_version" "$system_libstdcxx"; then
   exit 0  # new enough: nothing to fix
 fi
