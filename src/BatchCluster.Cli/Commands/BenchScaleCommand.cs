@@ -73,35 +73,24 @@ public static class BenchScaleCommand
 
     private static async Task<List<StepRecord>> RunAsync(TrainingConfig config, DataSplits data, float[] initial, int workers, CancellationToken cancellation)
     {
-        var coordinator = ClusterBootstrap.Start(ClusterBootstrap.CoordinatorRole, "127.0.0.1", 0);
-        var systems = new List<Akka.Actor.ActorSystem> { coordinator };
+        var records = new List<StepRecord>();
+        var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var settings = new CoordinatorSettings(workers, workers, TimeSpan.FromSeconds(60), RunSpecs.Of(config), data.Validation.Count, data.Test.Count,
+            WatchClusterMembership: true, TrainEvaluationCount: 0);
+        var events = new RunEvents(Logger.None, $"scale-{workers}");
+        var run = new CoordinatorRun(() => new TrainingSession(config, data.Train.Count, initial, events), null, settings, "", completion,
+            (record, _) => records.Add(record));
         try
         {
-            var timeout = TimeSpan.FromSeconds(60);
-            if (!await ClusterBootstrap.JoinAsync(coordinator, [], timeout, cancellation)) throw new CommandFailedException("bench scale: the coordinator node did not come up");
-            var address = Akka.Cluster.Cluster.Get(coordinator).SelfAddress;
-            var seed = new NodeAddress(address.Host!, address.Port!.Value);
-            var records = new List<StepRecord>();
-            var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-            var settings = new CoordinatorSettings(workers, workers, TimeSpan.FromSeconds(60), RunSpecs.Of(config), data.Validation.Count, data.Test.Count,
-                WatchClusterMembership: true, TrainEvaluationCount: 0);
-            var events = new RunEvents(Logger.None, $"scale-{workers}");
-            var run = new CoordinatorRun(() => new TrainingSession(config, data.Train.Count, initial, events), null, settings, "", completion,
-                (record, _) => records.Add(record));
-            ClusterBootstrap.StartCoordinatorSingleton(coordinator, RunSupervisor.Props(run));
+            await using var nodes = await LoopbackNodes.StartAsync(RunSupervisor.Props(run), cancellation);
             for (int i = 0; i < workers; i++)
-            {
-                var system = ClusterBootstrap.Start(ClusterBootstrap.WorkerRole, "127.0.0.1", 0);
-                systems.Add(system);
-                if (!await ClusterBootstrap.JoinAsync(system, [seed], timeout, cancellation)) throw new CommandFailedException("bench scale: a worker node did not join");
-                system.ActorOf(WorkerActor.Props(ClusterBootstrap.CoordinatorProxy(system), new WorkerSettings("cpu", 1, _ => data)), "worker");
-            }
+                await nodes.AddWorkerNodeAsync(proxy => WorkerActor.Props(proxy, new WorkerSettings("cpu", 1, _ => data)), cancellation);
             await completion.Task.WaitAsync(TimeSpan.FromMinutes(10), cancellation);
             return records;
         }
-        finally
+        catch (InvalidOperationException e) when (!completion.Task.IsCompleted)
         {
-            foreach (var system in Enumerable.Reverse(systems)) await system.Terminate();
+            throw new CommandFailedException($"bench scale: {e.Message}");
         }
     }
 }

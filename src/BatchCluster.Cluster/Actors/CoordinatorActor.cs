@@ -122,7 +122,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     {
         if (_settings.WatchClusterMembership) Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         _dataPlane?.Dispose();
-        ForgetHalfResults(_ => true);
+        ForgetHalfResults(null);
     }
 
     private double Now => _session.NowMs;
@@ -303,7 +303,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         _roster.Remove(entry);
         _snapshots.Gone(entry.Key);
         _dataPlane?.Forget(entry.Key);
-        ForgetHalfResults(key => key.Worker == entry.Key);
+        ForgetHalfResults(entry.Key);
         Context.Unwatch(entry.Handle);
         _reassembly.Forget(entry.Handle.Path.ToString());
         _session.Events.WorkerLeft(entry.Description.Id, reason, _roster.ReadyCount);
@@ -501,15 +501,17 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         LoseWorker(worker, $"data connection lost: {lost.Reason}");
     }
 
-    /// <summary>Drops half-arrived results (their buffers go back to the pool).</summary>
-    private void ForgetHalfResults(Func<(int Worker, int Slot), bool> which)
+    /// <summary>Drops half-arrived results of one worker, or all of them (null); their buffers go back to the pool.</summary>
+    private void ForgetHalfResults(int? worker)
     {
-        foreach (var key in _gradientsWithoutMessage.Keys.Where(which).ToList())
-        {
-            TensorBuffers.Return(_gradientsWithoutMessage[key]);
-            _gradientsWithoutMessage.Remove(key);
-        }
-        foreach (var key in _messagesWithoutGradient.Keys.Where(which).ToList()) _messagesWithoutGradient.Remove(key);
+        foreach (var (key, gradient) in _gradientsWithoutMessage)
+            if (worker is null || key.Worker == worker)
+            {
+                TensorBuffers.Return(gradient);
+                _gradientsWithoutMessage.Remove(key); // removing while enumerating is allowed for Dictionary since .NET Core 3.0
+            }
+        foreach (var key in _messagesWithoutGradient.Keys)
+            if (worker is null || key.Worker == worker) _messagesWithoutGradient.Remove(key);
     }
 
     private void AcceptShare(StepInFlight step, WorkerRoster<IActorRef>.Entry worker, TrainingProtocol.ShareComputed result)
@@ -557,7 +559,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             if (node != _selfAddress) allocatedByNode[node] = allocatedByNode.GetValueOrDefault(node) + share.Result.AllocatedBytes;
             step.BytesMoved += (long)share.Result.GradientSum.Length
                                * (_dataPlaneWorkers.Contains(share.Worker) ? FrameHeader.BytesPerValue(_session.Config.TransferPrecision) : sizeof(float));
-            peakByNode[_roster.DescriptionOf(share.Worker).Address] = share.Result.PeakMemoryBytes / (1024.0 * 1024.0);
+            peakByNode[node] = share.Result.PeakMemoryBytes / (1024.0 * 1024.0);
         }
         // The coordinator's own node too (in one process it is the workers' node as well).
         peakByNode[_selfAddress] = PeakMemory.Megabytes;
@@ -572,7 +574,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds)).ToList();
         var record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs);
         foreach (var share in done) TensorBuffers.Return(share.Result.GradientSum); // averaged: the buffers go back to the pool
-        ForgetHalfResults(_ => true); // a re-planned share's late half: its step is over
+        ForgetHalfResults(null); // a re-planned share's late half: its step is over
         _step = null;
         _onStep?.Invoke(record, _session);
         if (_session.ValidationDue)

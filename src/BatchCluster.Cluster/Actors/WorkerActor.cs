@@ -54,8 +54,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private DataPlaneClient? _dataPlane;
     /// <summary>The newest parameters from the data plane not yet loaded into the replica (a pooled buffer this actor owns).</summary>
     private ParametersArrived? _arrived;
-    /// <summary>Requests whose parameters are still on their way, in arrival order.</summary>
-    private readonly List<(object Request, IActorRef Sender)> _waiting = [];
+    /// <summary>Requests whose parameters are still on their way, in arrival order: the version each needs and how to run it.</summary>
+    private readonly List<(long Version, Action Run)> _waiting = [];
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -203,23 +203,13 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         }
         if (_arrived is not null) TensorBuffers.Return(_arrived.Values);
         _arrived = arrived;
+        if (_waiting.Count == 0) return;
         // Requests at this version can run now; requests at older versions are stale (the coordinator moved on).
-        var ready = _waiting.Where(w => VersionOf(w.Request) <= arrived.Version).ToList();
-        _waiting.RemoveAll(w => VersionOf(w.Request) <= arrived.Version);
-        foreach (var (request, sender) in ready)
-        {
-            if (VersionOf(request) < arrived.Version) continue;
-            if (request is TrainingProtocol.ComputeShare share) Compute(share, sender);
-            else Evaluate((TrainingProtocol.Evaluate)request, sender);
-        }
+        var due = _waiting.FindAll(w => w.Version <= arrived.Version);
+        _waiting.RemoveAll(w => w.Version <= arrived.Version);
+        foreach (var (version, run) in due)
+            if (version == arrived.Version) run();
     }
-
-    private static long VersionOf(object request) => request switch
-    {
-        TrainingProtocol.ComputeShare share => share.Parameters.Version,
-        TrainingProtocol.Evaluate evaluate => evaluate.Parameters.Version,
-        _ => throw new ArgumentException($"not a request: {request.GetType()}"),
-    };
 
     private void OnDataPlaneBroken(DataPlaneBroken broken)
     {
@@ -230,15 +220,22 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// Whether the request can run now: its parameters are in the message, loaded, or arrived; a
-    /// request at a version not yet arrived waits; one at an older version than arrived is dropped.
+    /// A request runs at once when its parameters are in the message, loaded, or arrived; one at a
+    /// version not yet arrived waits for it; one at an older version than arrived is dropped (stale).
     /// </summary>
-    private bool ReadyToRun(object request, long version, bool parametersInMessage)
+    private bool ParametersReady(TrainingProtocol.ParameterSnapshot parameters) =>
+        !parameters.Values.IsEmpty || _dataPlane is null || _loadedVersion == parameters.Version || _arrived?.Version == parameters.Version;
+
+    /// <summary>Keeps a request until its parameters arrive (the closure is made only here, off the common path).</summary>
+    private void Defer(object request, IActorRef replyTo)
     {
-        if (parametersInMessage || _dataPlane is null || _loadedVersion == version || _arrived?.Version == version) return true;
-        long newest = Math.Max(_loadedVersion, _arrived?.Version ?? -1);
-        if (version > newest) _waiting.Add((request, Sender));
-        return false;
+        var (version, run) = request switch
+        {
+            TrainingProtocol.ComputeShare work => (work.Parameters.Version, (Action)(() => Compute(work, replyTo))),
+            TrainingProtocol.Evaluate evaluate => (evaluate.Parameters.Version, () => Evaluate(evaluate, replyTo)),
+            _ => throw new ArgumentException($"not a request: {request.GetType()}"),
+        };
+        if (version > Math.Max(_loadedVersion, _arrived?.Version ?? -1)) _waiting.Add((version, run));
     }
 
     /// <summary>Forward/backward throughput on a few training samples, reported to the coordinator.</summary>
@@ -297,7 +294,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void OnComputeShare(TrainingProtocol.ComputeShare work)
     {
-        if (ReadyToRun(work, work.Parameters.Version, !work.Parameters.Values.IsEmpty)) Compute(work, Sender);
+        if (ParametersReady(work.Parameters)) Compute(work, Sender);
+        else Defer(work, Sender);
     }
 
     private void Compute(TrainingProtocol.ComputeShare work, IActorRef replyTo)
@@ -350,7 +348,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void OnEvaluate(TrainingProtocol.Evaluate request)
     {
-        if (ReadyToRun(request, request.Parameters.Version, !request.Parameters.Values.IsEmpty)) Evaluate(request, Sender);
+        if (ParametersReady(request.Parameters)) Evaluate(request, Sender);
+        else Defer(request, Sender);
     }
 
     private void Evaluate(TrainingProtocol.Evaluate request, IActorRef replyTo)

@@ -59,6 +59,23 @@ public readonly record struct FrameHeader(
         BinaryPrimitives.WriteUInt64LittleEndian(destination[40..], Checksum);
     }
 
+    /// <summary>The worker's first frame: a Hello header and its token.</summary>
+    public static byte[] Hello(TransferPrecision precision, ReadOnlySpan<byte> token)
+    {
+        var bytes = new byte[Size + token.Length];
+        new FrameHeader(FrameKind.Hello, precision, 0, 0, 0, -1, 0, FramePayload.Checksum(token)).Write(bytes);
+        token.CopyTo(bytes.AsSpan(Size));
+        return bytes;
+    }
+
+    /// <summary>The coordinator's answer to a valid Hello (a header alone).</summary>
+    public static byte[] HelloAccepted(DataPlaneRun run)
+    {
+        var bytes = new byte[Size];
+        new FrameHeader(FrameKind.HelloAccepted, run.Precision, run.RunTag, 0, 0, -1, 0, 0).Write(bytes);
+        return bytes;
+    }
+
     /// <summary>Parses and checks a header against what the receiver expects next.</summary>
     /// <exception cref="InvalidDataException">Anything but the expected frame, with one sentence saying what.</exception>
     public static FrameHeader Read(ReadOnlySpan<byte> source, FrameKind expectedKind, ulong runTag, int expectedCount, TransferPrecision precision)

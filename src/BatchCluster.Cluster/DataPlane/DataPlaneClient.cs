@@ -19,7 +19,6 @@ public sealed class DataPlaneClient : IDisposable
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
     private static long _nextId;
 
-    private readonly Socket _socket;
     private readonly TensorStream _tensors;
     private readonly Action<ParametersArrived> _onParameters;
     private readonly Action<string> _onLost;
@@ -28,11 +27,10 @@ public sealed class DataPlaneClient : IDisposable
     public long Id { get; } = Interlocked.Increment(ref _nextId);
     public DataPlaneOffer Offer { get; }
 
-    private DataPlaneClient(Socket socket, DataPlaneOffer offer, DataPlaneRun run, Action<ParametersArrived> onParameters, Action<string> onLost)
+    private DataPlaneClient(NetworkStream stream, DataPlaneOffer offer, DataPlaneRun run, Action<ParametersArrived> onParameters, Action<string> onLost)
     {
-        _socket = socket;
         Offer = offer;
-        _tensors = new TensorStream(new NetworkStream(socket, ownsSocket: true), run);
+        _tensors = new TensorStream(stream, run);
         _onParameters = onParameters;
         _onLost = onLost;
     }
@@ -44,35 +42,35 @@ public sealed class DataPlaneClient : IDisposable
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            using (var timeout = new CancellationTokenSource(ConnectTimeout))
-                socket.ConnectAsync(offer.Host, offer.Port, timeout.Token).AsTask().GetAwaiter().GetResult();
-            socket.ReceiveTimeout = (int)ConnectTimeout.TotalMilliseconds;
-            var hello = new byte[FrameHeader.Size + FrameHeader.TokenBytes];
-            new FrameHeader(FrameKind.Hello, run.Precision, run.RunTag, 0, 0, -1, 0, FramePayload.Checksum(offer.Token)).Write(hello);
-            offer.Token.CopyTo(hello, FrameHeader.Size);
-            socket.Send(hello);
-            var reply = new byte[FrameHeader.Size];
-            int read = 0;
-            while (read < reply.Length)
-            {
-                int n = socket.Receive(reply, read, reply.Length - read, SocketFlags.None);
-                if (n == 0) throw new IOException("the coordinator closed the data connection: it did not accept this worker's token");
-                read += n;
-            }
-            FrameHeader.Read(reply, FrameKind.HelloAccepted, run.RunTag, 0, run.Precision);
-            socket.ReceiveTimeout = 0; // from now on a quiet connection is normal (the coordinator may evaluate, or pause)
+            using var timeout = new CancellationTokenSource(ConnectTimeout);
+            socket.ConnectAsync(offer.Host, offer.Port, timeout.Token).AsTask().GetAwaiter().GetResult();
         }
-        catch (Exception e) when (e is SocketException or OperationCanceledException or InvalidDataException)
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
             socket.Dispose();
             throw new IOException($"cannot open the data connection to {offer.Host}:{offer.Port}: {e.Message}", e);
         }
-        catch
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        try
         {
-            socket.Dispose();
-            throw;
+            stream.ReadTimeout = (int)ConnectTimeout.TotalMilliseconds;
+            stream.Write(FrameHeader.Hello(run.Precision, offer.Token));
+            var reply = new byte[FrameHeader.Size];
+            stream.ReadExactly(reply);
+            FrameHeader.Read(reply, FrameKind.HelloAccepted, run.RunTag, 0, run.Precision);
+            stream.ReadTimeout = Timeout.Infinite; // from now on a quiet connection is normal (the coordinator may evaluate, or pause)
         }
-        var client = new DataPlaneClient(socket, offer, run, onParameters, onLost);
+        catch (EndOfStreamException)
+        {
+            stream.Dispose();
+            throw new IOException($"the coordinator at {offer.Host}:{offer.Port} closed the data connection: it did not accept this worker's token");
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            stream.Dispose();
+            throw new IOException($"cannot open the data connection to {offer.Host}:{offer.Port}: {e.Message}", e);
+        }
+        var client = new DataPlaneClient(stream, offer, run, onParameters, onLost);
         new Thread(client.ReadLoop) { IsBackground = true, Name = "data-plane reader" }.Start();
         return client;
     }
@@ -92,25 +90,8 @@ public sealed class DataPlaneClient : IDisposable
         }
     }
 
-    private void ReadLoop()
-    {
-        try
-        {
-            while (true)
-            {
-                var (header, values) = _tensors.Read(FrameKind.Parameters);
-                _onParameters(new ParametersArrived(Id, header.Version, values));
-            }
-        }
-        catch (EndOfStreamException)
-        {
-            Close("the coordinator closed the data connection");
-        }
-        catch (Exception e)
-        {
-            Close(e.Message);
-        }
-    }
+    private void ReadLoop() =>
+        Close(_tensors.ReadUntilClosed(FrameKind.Parameters, (header, values) => _onParameters(new ParametersArrived(Id, header.Version, values)), "the coordinator"));
 
     private void Close(string? reason)
     {

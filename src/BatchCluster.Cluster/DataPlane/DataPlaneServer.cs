@@ -169,9 +169,7 @@ public sealed class DataPlaneServer : IDisposable
         // HelloAccepted is the connection's first frame, and the connection is published before the
         // worker can read it: once the worker reports ready, the coordinator finds its connection.
         var connection = new Connection(this, workerKey, Interlocked.Increment(ref _nextConnectionId), stream);
-        var accepted = new byte[FrameHeader.Size];
-        new FrameHeader(FrameKind.HelloAccepted, _run.Precision, _run.RunTag, 0, 0, -1, 0, 0).Write(accepted);
-        connection.Enqueue(OutgoingFrame.Raw(accepted));
+        connection.Enqueue(OutgoingFrame.Raw(FrameHeader.HelloAccepted(_run)));
         if (_connections.TryGetValue(workerKey, out var previous)) previous.Close(null); // the worker reconnected
         _connections[workerKey] = connection;
         if (!_tokens.ContainsKey(workerKey))
@@ -249,25 +247,8 @@ public sealed class DataPlaneServer : IDisposable
             }
         }
 
-        private void ReadLoop()
-        {
-            try
-            {
-                while (true)
-                {
-                    var (header, values) = _tensors.Read(FrameKind.GradientSum);
-                    server._onGradient(new GradientArrived(workerKey, Id, header, values));
-                }
-            }
-            catch (EndOfStreamException)
-            {
-                Close("the worker closed its data connection");
-            }
-            catch (Exception e)
-            {
-                Close(e.Message);
-            }
-        }
+        private void ReadLoop() =>
+            Close(_tensors.ReadUntilClosed(FrameKind.GradientSum, (header, values) => server._onGradient(new GradientArrived(workerKey, Id, header, values)), "the worker"));
 
         /// <param name="reason">Why, reported as <see cref="DataConnectionLost"/>; null when closed on purpose (nothing reported).</param>
         public void Close(string? reason)

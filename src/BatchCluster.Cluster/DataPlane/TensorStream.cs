@@ -16,8 +16,9 @@ public sealed record DataPlaneRun(ulong RunTag, int ParameterCount, TransferPrec
 public sealed class TensorStream(Stream stream, DataPlaneRun run)
 {
     private readonly byte[] _header = new byte[FrameHeader.Size];
-    /// <summary>Payload scratch for bf16 (fp32 is read straight into the tensor), allocated once.</summary>
-    private byte[]? _narrow;
+    private readonly byte[] _headerOut = new byte[FrameHeader.Size];
+    /// <summary>Payload scratch for bf16 (fp32 is read straight into the tensor, and written straight from it), allocated once per direction.</summary>
+    private byte[]? _narrow, _narrowOut;
 
     public Stream Stream { get; } = stream;
 
@@ -60,6 +61,32 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
         }
     }
 
+    /// <summary>
+    /// Reads frames of <paramref name="kind"/> and hands each to <paramref name="deliver"/> (which
+    /// owns its values) until the stream ends or a frame is refused; the loop of both ends' reader
+    /// threads.
+    /// </summary>
+    /// <returns>Why reading stopped, for the connection's loss report.</returns>
+    public string ReadUntilClosed(FrameKind kind, Action<FrameHeader, float[]> deliver, string peer)
+    {
+        try
+        {
+            while (true)
+            {
+                var (header, values) = Read(kind);
+                deliver(header, values);
+            }
+        }
+        catch (EndOfStreamException)
+        {
+            return $"{peer} closed the data connection";
+        }
+        catch (Exception e)
+        {
+            return e.Message;
+        }
+    }
+
     /// <summary>Writes one tensor frame from the caller's thread (the worker's gradient): header (run, precision, count and checksum filled in here), then the payload.</summary>
     public void Write(FrameHeader header, ReadOnlySpan<float> values)
     {
@@ -78,7 +105,4 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
         Stream.Write(_headerOut);
         Stream.Write(payload);
     }
-
-    private readonly byte[] _headerOut = new byte[FrameHeader.Size];
-    private byte[]? _narrowOut;
 }

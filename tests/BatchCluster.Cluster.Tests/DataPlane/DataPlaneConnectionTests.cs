@@ -107,29 +107,24 @@ public sealed class DataPlaneConnectionTests : IDisposable
     }
 
     /// <summary>An authenticated peer that misbehaves: the raw bytes after a valid Hello.</summary>
-    private static Socket Authenticated(DataPlaneServer server)
+    private static NetworkStream Authenticated(DataPlaneServer server)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
         socket.Connect(server.Host, server.Port);
-        var token = server.Expect(WorkerKey);
-        var hello = new byte[FrameHeader.Size + FrameHeader.TokenBytes];
-        new FrameHeader(FrameKind.Hello, TransferPrecision.Fp32, 0, 0, 0, -1, 0, FramePayload.Checksum(token)).Write(hello);
-        token.CopyTo(hello, FrameHeader.Size);
-        socket.Send(hello);
-        var accepted = new byte[FrameHeader.Size];
-        int read = 0;
-        while (read < accepted.Length) read += socket.Receive(accepted, read, accepted.Length - read, SocketFlags.None);
-        return socket;
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        stream.Write(FrameHeader.Hello(TransferPrecision.Fp32, server.Expect(WorkerKey)));
+        stream.ReadExactly(new byte[FrameHeader.Size]); // HelloAccepted
+        return stream;
     }
 
     [Fact]
     public void A_declared_size_other_than_the_models_is_a_lost_worker_and_nothing_is_allocated_for_it()
     {
         var server = Server(1000);
-        using var socket = Authenticated(server);
+        using var peer = Authenticated(server);
         var header = new byte[FrameHeader.Size];
         new FrameHeader(FrameKind.GradientSum, TransferPrecision.Fp32, FrameHeader.TagOf("run"), 1, 1, 0, 250_000_000, 0).Write(header);
-        socket.Send(header);
+        peer.Write(header);
         Assert.True(_lost.TryTake(out var lost, Wait));
         Assert.Equal(WorkerKey, lost.WorkerKey);
         Assert.Contains("250000000 values declared where the model has 1000", lost.Reason);
@@ -140,15 +135,15 @@ public sealed class DataPlaneConnectionTests : IDisposable
     public void A_corrupted_payload_fails_its_checksum_and_is_never_delivered()
     {
         var server = Server(1000);
-        using var socket = Authenticated(server);
+        using var peer = Authenticated(server);
         var values = Tensor(1000, 3);
         var payload = new byte[4000];
         FramePayload.Encode(values, TransferPrecision.Fp32, payload);
         var header = new byte[FrameHeader.Size];
         new FrameHeader(FrameKind.GradientSum, TransferPrecision.Fp32, FrameHeader.TagOf("run"), 1, 1, 0, 1000, FramePayload.Checksum(payload)).Write(header);
         payload[1234] ^= 0x10; // one bit flipped on the way
-        socket.Send(header);
-        socket.Send(payload);
+        peer.Write(header);
+        peer.Write(payload);
         Assert.True(_lost.TryTake(out var lost, Wait));
         Assert.Contains("fails its checksum", lost.Reason);
         Assert.Empty(_gradients);
@@ -159,7 +154,7 @@ public sealed class DataPlaneConnectionTests : IDisposable
     {
         const int count = 4_000_000; // 16 MB a frame: the socket buffers hold far less than the queue limit
         var server = Server(count);
-        using var socket = Authenticated(server); // never reads
+        using var peer = Authenticated(server); // never reads
         var values = new float[count];
         var results = new List<ParameterSend>();
         var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -10,28 +10,28 @@ using BatchCluster.Core.Training;
 namespace BatchCluster.Cluster.Tests.MultiNode;
 
 /// <summary>
-/// A real multi-node cluster inside the test process: one ActorSystem per node on 127.0.0.1 with
-/// port 0, joined over TCP, the coordinator as a cluster singleton, workers through the proxy.
-/// Every message crosses a real Akka.Remote connection and our serializer.
+/// A real multi-node cluster inside the test process (<see cref="LoopbackNodes"/>: one ActorSystem
+/// per node, joined over TCP), with a run of the given configuration as the coordinator singleton
+/// and its step records collected. Every message crosses a real Akka.Remote connection and our
+/// serializer; tensors go over the data plane.
 /// </summary>
 public sealed class InProcessCluster : IAsyncDisposable
 {
-    private static readonly TimeSpan JoinTimeout = TimeSpan.FromSeconds(30);
-    private readonly List<ActorSystem> _workers = [];
-
-    public ActorSystem Coordinator { get; }
-    public NodeAddress Seed { get; }
-    public TaskCompletionSource<RunResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    public List<StepRecord> Steps { get; } = [];
-    public IReadOnlyList<ActorSystem> WorkerSystems => _workers;
+    private readonly LoopbackNodes _nodes;
     private readonly DataSplits _data;
 
-    private InProcessCluster(ActorSystem coordinator, DataSplits data)
+    public ActorSystem Coordinator => _nodes.Coordinator;
+    public NodeAddress Seed => _nodes.Seed;
+    public IReadOnlyList<ActorSystem> WorkerSystems => _nodes.WorkerSystems;
+    public TaskCompletionSource<RunResult> Completion { get; }
+    public List<StepRecord> Steps { get; }
+
+    private InProcessCluster(LoopbackNodes nodes, DataSplits data, TaskCompletionSource<RunResult> completion, List<StepRecord> steps)
     {
-        Coordinator = coordinator;
-        var address = Akka.Cluster.Cluster.Get(coordinator).SelfAddress;
-        Seed = new NodeAddress(address.Host!, address.Port!.Value);
+        _nodes = nodes;
         _data = data;
+        Completion = completion;
+        Steps = steps;
     }
 
     /// <param name="startWorkers">Ready workers before the first step (default: <paramref name="minWorkers"/>).</param>
@@ -40,19 +40,17 @@ public sealed class InProcessCluster : IAsyncDisposable
         TimeSpan? stepDeadline = null, Action<StepRecord, TrainingSession>? onStep = null, int? startWorkers = null, bool recoverFromCheckpoints = false)
     {
         TorchRuntime.Initialise(1);
-        var system = ClusterBootstrap.Start(ClusterBootstrap.CoordinatorRole, "127.0.0.1", 0);
-        Assert.True(await ClusterBootstrap.JoinAsync(system, [], JoinTimeout), "the coordinator node did not come up");
-        var cluster = new InProcessCluster(system, data);
         var initial = ModelFactory.InitialParameters(config.Model, config.Seed);
+        var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var steps = new List<StepRecord>();
         var settings = new CoordinatorSettings(startWorkers ?? minWorkers, minWorkers, stepDeadline ?? TimeSpan.FromSeconds(60), RunSpecs.Of(config),
             data.Validation.Count, data.Test.Count, WatchClusterMembership: true, config.TrainEvaluationCount(data.Train.Count));
         var run = new CoordinatorRun(
             () => new TrainingSession(config, data.Train.Count, initial, events),
             recoverFromCheckpoints ? () => TrainingSession.FromNewestCheckpoint(config, data.Train.Count, initial, events) : null,
-            settings, "", cluster.Completion,
-            (record, s) => { lock (cluster.Steps) cluster.Steps.Add(record); onStep?.Invoke(record, s); });
-        ClusterBootstrap.StartCoordinatorSingleton(system, RunSupervisor.Props(run));
-        return cluster;
+            settings, "", completion,
+            (record, s) => { lock (steps) steps.Add(record); onStep?.Invoke(record, s); });
+        return new InProcessCluster(await LoopbackNodes.StartAsync(RunSupervisor.Props(run)), data, completion, steps);
     }
 
     /// <summary>Starts a worker node: joins through the coordinator's address, registers through the proxy.</summary>
@@ -65,18 +63,7 @@ public sealed class InProcessCluster : IAsyncDisposable
         Coordinator.ActorOf(WorkerActor.Props(ClusterBootstrap.CoordinatorProxy(Coordinator), new WorkerSettings("cpu", 1, _ => _data)), "local-worker");
 
     /// <summary>Starts a worker-role node running the actor <paramref name="worker"/> makes from the coordinator proxy.</summary>
-    public async Task<ActorSystem> AddNodeAsync(Func<IActorRef, Props> worker)
-    {
-        var system = ClusterBootstrap.Start(ClusterBootstrap.WorkerRole, "127.0.0.1", 0);
-        Assert.True(await ClusterBootstrap.JoinAsync(system, [Seed], JoinTimeout), "a worker node did not join");
-        system.ActorOf(worker(ClusterBootstrap.CoordinatorProxy(system)), "worker");
-        lock (_workers) _workers.Add(system);
-        return system;
-    }
+    public Task<ActorSystem> AddNodeAsync(Func<IActorRef, Props> worker) => _nodes.AddWorkerNodeAsync(worker);
 
-    public async ValueTask DisposeAsync()
-    {
-        foreach (var system in _workers) await system.Terminate();
-        await Coordinator.Terminate();
-    }
+    public ValueTask DisposeAsync() => _nodes.DisposeAsync();
 }
