@@ -26,6 +26,8 @@ public sealed class BadInputTests : IDisposable
     [InlineData("--split must be one of declared|capacity, not 'equal'", "--split", "equal")]
     [InlineData("--transfer-precision must be one of fp32|bf16, not 'fp8'", "--transfer-precision", "fp8")]
     [InlineData("--transfer-precision applies to workers in other processes", "--transfer-precision", "bf16")]
+    [InlineData("--lr must be a number greater than 0 and at most", "--lr", "1e300")]
+    [InlineData("--max-bad-steps must be a whole number from 1", "--max-bad-steps", "0")]
     public void Bad_train_flags_are_refused_clearly(string expected, params string[] flags)
     {
         var outcome = CliProcess.Run(["train", "--runs-dir", _runs, .. flags]);
@@ -67,6 +69,29 @@ public sealed class BadInputTests : IDisposable
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// The audit's diverging run (lr far too high) ended "completed", exit 0, with NaN parameters and NaN
+    /// checkpoints. Now every non-finite step is skipped and logged, the third in a row stops the run
+    /// with exit 1 and a hint, and the checkpoints left behind hold finite parameters.
+    /// </summary>
+    [Fact]
+    public void A_diverging_run_stops_with_a_hint_and_finite_checkpoints()
+    {
+        string checkpoints = Path.Combine(_runs, "checkpoints");
+        var outcome = CliProcess.Run("train", "--runs-dir", _runs, "--run-id", "diverge", "--lr", "1e30", "--steps", "40", "--workers", "2",
+            "--global-batch", "64", "--eval-every", "0", "--train-eval-samples", "0", "--checkpoint-every", "1", "--checkpoint-dir", checkpoints);
+        Assert.Equal(1, outcome.ExitCode);
+        Assert.Contains("3 steps in a row", outcome.StdErr);
+        Assert.Contains("lower --lr or set --clip-grad-norm", outcome.StdErr);
+        Assert.DoesNotContain("   at ", outcome.StdErr);
+        var lines = File.ReadAllLines(Path.Combine(_runs, "diverge", "events.clef"));
+        Assert.Equal(3, lines.Count(l => l.Contains("\"EventType\":\"NonFiniteGradient\"")));
+        Assert.Contains("\"EventType\":\"RunFailed\"", lines[^1]);
+        var files = Directory.GetFiles(checkpoints, "*.bcck");
+        Assert.NotEmpty(files);
+        Assert.All(files, f => Assert.All(Core.Checkpoints.CheckpointStore.Read(f).Parameters, p => Assert.True(float.IsFinite(p))));
     }
 
     internal static void AssertRefused(CliProcess.Outcome outcome, string expected)

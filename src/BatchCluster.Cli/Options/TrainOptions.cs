@@ -15,7 +15,7 @@ public static partial class TrainOptions
         "lr", "lr-scaling", "base-batch", "warmup-steps", "optimizer", "momentum", "nesterov", "weight-decay", "clip-grad-norm",
         "seed", "threads", "engine", "runs-dir", "run-id", "eval-every", "shuffle", "init-params", "export-params", "step-deadline",
         "checkpoint-every", "checkpoint-dir", "resume", "train-eval-samples", "target-accuracy", "tensorboard",
-        "split", "transfer-precision",
+        "split", "transfer-precision", "max-bad-steps",
     ];
 
     public const string Help = """
@@ -35,6 +35,8 @@ public static partial class TrainOptions
           --warmup-steps W                    linear warm-up to the peak lr over W steps (default 0)
           --optimizer sgd|momentum|adam       (default sgd)
           --momentum μ  --nesterov true|false --weight-decay λ   --clip-grad-norm C (0 = off)
+          --max-bad-steps N                   stop after N steps in a row with a NaN/∞ loss or gradient (each one
+                                              skipped, never applied; default 3)
           --seed N                            (default 1)
           --threads T                         libtorch threads (default cores / workers)
           --engine actors|plain               local simulated cluster or the single-process reference loop (default actors)
@@ -101,7 +103,8 @@ public static partial class TrainOptions
             Workers = engine == Engine.Plain ? 1 : workers,
             Steps = flags.Long("steps", 1),
             Epochs = flags.Double("epochs", 0, minExclusive: true),
-            LearningRate = flags.Double("lr", 0, minExclusive: true) ?? 0.1,
+            // The update runs in float32: a larger rate is infinite there and would turn every parameter into NaN.
+            LearningRate = flags.Double("lr", 0, float.MaxValue, minExclusive: true) ?? 0.1,
             LrScaling = flags.Choice("lr-scaling", "none", "none", "linear", "sqrt") switch
             {
                 "linear" => LrScaling.Linear,
@@ -112,6 +115,7 @@ public static partial class TrainOptions
             WarmupSteps = flags.Int("warmup-steps", 0) ?? 0,
             Optimizer = optimizer,
             ClipGradNorm = flags.Double("clip-grad-norm", 0) ?? 0,
+            MaxBadSteps = flags.Int("max-bad-steps", 1, 1_000_000) ?? 3,
             Seed = flags.Long("seed", long.MinValue) ?? 1,
             Threads = flags.Int("threads", 1, 256),
             Engine = engine,

@@ -571,12 +571,24 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         double transferMs = Math.Max(0, critical.ArrivedAtMs - critical.SentAtMs - critical.Result.HandlingMilliseconds);
         var measured = new StepMeasurements(critical.Result.ComputeMilliseconds, transferMs, step.BytesMoved, peakByNode, allocatedByNode);
         var shares = done.Select(s => new ShareGradient(s.Result.GradientSum, s.Result.SampleCount, s.Result.LossSum,
-            s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds)).ToList();
-        var record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs);
-        foreach (var share in done) TensorBuffers.Return(share.Result.GradientSum); // averaged: the buffers go back to the pool
-        ForgetHalfResults(null); // a re-planned share's late half: its step is over
-        _step = null;
-        _onStep?.Invoke(record, _session);
+            s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker))).ToList();
+        StepRecord? record;
+        try
+        {
+            record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs);
+        }
+        catch (RunFailedException stop)
+        {
+            FailRun(stop); // too many non-finite steps, or non-finite parameters: a decision, with the checkpoints intact
+            return;
+        }
+        finally
+        {
+            foreach (var share in done) TensorBuffers.Return(share.Result.GradientSum); // averaged (or skipped): the buffers go back to the pool
+            ForgetHalfResults(null); // a re-planned share's late half: its step is over
+            _step = null;
+        }
+        if (record is not null) _onStep?.Invoke(record, _session);
         if (_session.ValidationDue)
         {
             Evaluating();
@@ -732,13 +744,15 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>A decision, not a crash: the run cannot go on (e.g. every worker fails the same step).</summary>
-    private void FailRun(string reason)
+    private void FailRun(string reason) => FailRun(_session.Failure(reason));
+
+    private void FailRun(RunFailedException failure)
     {
         CancelDeadline();
         var ended = new TrainingProtocol.RunEnded(_runId, Succeeded: false);
         foreach (var worker in _roster.All) worker.Handle.Tell(ended);
         TellStandbyCoordinators(ended);
-        _completion.TrySetException(_session.Failure(reason));
+        _completion.TrySetException(failure);
         Context.Stop(Self);
     }
 

@@ -47,7 +47,10 @@ public sealed partial class CheckpointStore
     {
         if (state.ConfigFingerprint != Fingerprint)
             throw new ArgumentException($"a checkpoint of fingerprint {state.ConfigFingerprint} does not belong in the store of {Fingerprint}", nameof(state));
+        if (!IsFinite(state))
+            throw new InvalidDataException($"refusing to write a checkpoint before step {state.NextStep}: it holds non-finite parameters or optimizer state");
         System.IO.Directory.CreateDirectory(Directory);
+        RemoveStaleTemporaries();
         string path = PathFor(state.NextStep);
         string temp = path + $".{Environment.ProcessId}.tmp";
         try
@@ -152,7 +155,48 @@ public sealed partial class CheckpointStore
         long optimizerSteps = r.ReadInt64();
         var buffers = new float[r.ReadInt32()][];
         for (int i = 0; i < buffers.Length; i++) buffers[i] = ReadFloats(r);
-        return new CheckpointState(fingerprint, nextStep, epoch, index, parameters, new OptimizerState(optimizer, optimizerSteps, buffers));
+        var state = new CheckpointState(fingerprint, nextStep, epoch, index, parameters, new OptimizerState(optimizer, optimizerSteps, buffers));
+        if (!IsFinite(state)) throw new InvalidDataException("holds non-finite parameters or optimizer state");
+        return state;
+    }
+
+    private static bool IsFinite(CheckpointState state) =>
+        Numerics.FlatMath.AllFinite(state.Parameters) && state.Optimizer.Buffers.All(b => Numerics.FlatMath.AllFinite(b));
+
+    /// <summary>
+    /// Temporary files of this configuration left by a process that was killed mid-write (their
+    /// name holds the writer's process id): removed once that process is gone. A live writer's file
+    /// is never touched.
+    /// </summary>
+    private void RemoveStaleTemporaries()
+    {
+        foreach (string temp in System.IO.Directory.GetFiles(Directory, $"checkpoint-{Fingerprint}-*.bcck.*.tmp"))
+        {
+            string[] parts = Path.GetFileName(temp).Split('.');
+            if (parts.Length < 3 || !int.TryParse(parts[^2], out int pid) || pid == Environment.ProcessId) continue;
+            if (ProcessIsAlive(pid)) continue;
+            try
+            {
+                File.Delete(temp);
+            }
+            catch (IOException)
+            {
+                // Another process cleaned it up first.
+            }
+        }
+    }
+
+    private static bool ProcessIsAlive(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
     }
 
     private static byte[] Encode(CheckpointState state)

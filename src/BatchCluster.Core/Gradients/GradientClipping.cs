@@ -6,9 +6,11 @@ namespace BatchCluster.Core.Gradients;
 public static class GradientClipping
 {
     /// <returns>The norm before clipping.</returns>
-    public static double ClipInPlace(Span<float> gradient, double maxNorm)
+    public static double ClipInPlace(Span<float> gradient, double maxNorm) => ClipInPlace(gradient, maxNorm, L2Norm(gradient));
+
+    /// <param name="norm">The gradient's L2 norm, already computed.</param>
+    public static double ClipInPlace(Span<float> gradient, double maxNorm, double norm)
     {
-        double norm = L2Norm(gradient);
         if (maxNorm > 0 && norm > maxNorm)
             FlatMath.ScaleInPlace(gradient, (float)(maxNorm / (norm + 1e-6)));
         return norm;

@@ -3,6 +3,12 @@ namespace BatchCluster.Core.Gradients;
 /// <summary>
 /// What a worker computed for one share: the SUM (not the mean) of per-sample gradients and losses,
 /// so that shares of any size combine exactly. <see cref="GradientSum"/> is one flat buffer in the
-/// documented parameter order.
+/// documented parameter order. <see cref="Worker"/> names who computed it, for the log of a step
+/// that cannot be applied.
 /// </summary>
-public sealed record ShareGradient(ReadOnlyMemory<float> GradientSum, int SampleCount, double LossSum, double GradientSumSquaredNorm, double ComputeMilliseconds);
+public sealed record ShareGradient(ReadOnlyMemory<float> GradientSum, int SampleCount, double LossSum, double GradientSumSquaredNorm,
+    double ComputeMilliseconds, string Worker = "local")
+{
+    /// <summary>Whether the loss and every gradient value are finite (no NaN, no ±∞).</summary>
+    public bool IsFinite => double.IsFinite(LossSum) && Numerics.FlatMath.AllFinite(GradientSum.Span);
+}

@@ -74,22 +74,38 @@ public static class FlatMath
         padded.Slice(0, x.Length - start).CopyTo(x.Slice(start));
     }
 
-    /// <summary>Σ x², accumulated in double per block of 4096 so long vectors keep their precision.</summary>
+    /// <summary>
+    /// Σ x², every square and sum in double: a float32 vector whose values are all finite always has
+    /// a finite squared norm (the largest float squared is 1.2e77), so a non-finite result means a
+    /// NaN or an infinity in <paramref name="x"/>, never an overflow of the sum (at lr 1e9 a
+    /// float accumulator read Infinity while every parameter was finite).
+    /// </summary>
     public static double SquaredNorm(ReadOnlySpan<float> x)
     {
-        const int block = 4096;
-        double total = 0;
-        for (int start = 0; start < x.Length; start += block)
+        var v = MemoryMarshal.Cast<float, Vector<float>>(x);
+        var low = Vector<double>.Zero;
+        var high = Vector<double>.Zero;
+        for (int i = 0; i < v.Length; i++)
         {
-            var part = x.Slice(start, Math.Min(block, x.Length - start));
-            var v = MemoryMarshal.Cast<float, Vector<float>>(part);
-            var acc = Vector<float>.Zero;
-            for (int i = 0; i < v.Length; i++) acc += v[i] * v[i];
-            double sum = Vector.Sum(acc);
-            for (int i = v.Length * Vector<float>.Count; i < part.Length; i++) sum += part[i] * part[i];
-            total += sum;
+            Vector.Widen(v[i], out Vector<double> a, out Vector<double> b);
+            low += a * a;
+            high += b * b;
         }
+        double total = Vector.Sum(low) + Vector.Sum(high);
+        for (int i = v.Length * Vector<float>.Count; i < x.Length; i++) total += (double)x[i] * x[i];
         return total;
+    }
+
+    /// <summary>Whether every value is finite (no NaN, no ±∞): x − x is 0 exactly for finite x and NaN otherwise.</summary>
+    public static bool AllFinite(ReadOnlySpan<float> x)
+    {
+        var v = MemoryMarshal.Cast<float, Vector<float>>(x);
+        var bad = Vector<float>.Zero;
+        for (int i = 0; i < v.Length; i++) bad += v[i] - v[i];
+        if (!Vector.EqualsAll(bad, Vector<float>.Zero)) return false;
+        for (int i = v.Length * Vector<float>.Count; i < x.Length; i++)
+            if (!float.IsFinite(x[i])) return false;
+        return true;
     }
 
     /// <summary>pixels / 255 as float32: the models' only input transform.</summary>

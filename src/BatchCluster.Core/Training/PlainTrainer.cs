@@ -20,7 +20,7 @@ public static class PlainTrainer
         {
             return Train(config, data, replica, session, logPath, onStep, cancellation);
         }
-        catch (Exception e) when (e is not (RunInterruptedException or OperationCanceledException))
+        catch (Exception e) when (e is not (RunInterruptedException or RunFailedException or OperationCanceledException))
         {
             // Like the coordinator: a failure ends the run with the last committed step and the checkpoint to resume from.
             throw session.Failure($"the plain loop failed: {e.Message}", e);
@@ -48,8 +48,7 @@ public static class PlainTrainer
             var measured = new StepMeasurements(shares[0].ComputeMilliseconds, 0, 0, new Dictionary<string, double> { ["local"] = PeakMemory.Megabytes },
                 new Dictionary<string, long> { ["local"] = allocatedNow - allocatedBefore });
             allocatedBefore = allocatedNow;
-            var record = session.Commit(batch, shares, measured, startedAt);
-            onStep?.Invoke(record, session);
+            if (session.Commit(batch, shares, measured, startedAt) is { } record) onStep?.Invoke(record, session);
             if (session.ValidationDue)
             {
                 replica.LoadParameters(session.Parameters);

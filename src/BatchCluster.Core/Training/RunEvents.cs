@@ -10,7 +10,7 @@ namespace BatchCluster.Core.Training;
 /// </summary>
 public sealed class RunEvents(ILogger logger, string runId)
 {
-    public const int SchemaVersion = 5;
+    public const int SchemaVersion = 6;
     public const string EventTypeProperty = "EventType";
 
     public string RunId { get; } = runId;
@@ -57,6 +57,13 @@ public sealed class RunEvents(ILogger logger, string runId)
             step.Step, step.Epoch, step.Loss, step.LearningRate, step.GradNorm, step.GlobalBatch, step.Shares, step.ShareSamplesPerSecond ?? [], step.Timing.StepMs,
             step.Timing.ComputeMs, step.Timing.TransferMs, step.Timing.UpdateMs, step.Timing.WaitMs, step.SamplesPerSecond, step.BytesMoved,
             step.PeakMemoryMb, step.ParameterVersion, step.NoiseScale.BSimple, step.NoiseScale.GradSquared, step.NoiseScale.TraceSigma);
+
+    /// <summary>A step that was not applied: its loss or mean gradient holds a NaN or an infinity.</summary>
+    /// <param name="workers">Whose shares held non-finite values (empty when only their sum overflowed).</param>
+    public void NonFiniteGradient(long step, string[] workers, double loss, double gradNorm, int badStepsInARow, int maxBadSteps) =>
+        For("NonFiniteGradient").Warning(
+            "Step {Step} skipped: loss {Loss:G4}, grad norm {GradNorm:G4} are not finite (shares of {NonFiniteWorkers}); {BadStepsInARow} of at most {MaxBadSteps} such steps in a row",
+            step, loss, gradNorm, workers, badStepsInARow, maxBadSteps);
 
     /// <param name="trainAccuracy">On validation events: the training subset's accuracy at the same step (NaN when not measured).</param>
     public void EvalCompleted(long step, double epoch, string split, Models.EvaluationResult result, double trainAccuracy)

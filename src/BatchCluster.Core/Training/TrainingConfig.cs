@@ -41,6 +41,11 @@ public sealed record TrainingConfig
     public OptimizerSettings Optimizer { get; init; } = new(OptimizerKind.Sgd);
     /// <summary>Global L2 clipping of the averaged gradient; 0 turns it off.</summary>
     public double ClipGradNorm { get; init; }
+    /// <summary>
+    /// Steps in a row whose loss or averaged gradient is not finite (each one skipped, never applied)
+    /// after which the run stops with RunFailed.
+    /// </summary>
+    public int MaxBadSteps { get; init; } = 3;
     public long Seed { get; init; } = 1;
     /// <summary>libtorch intra-op threads per process; null picks cores / workers (at least 1).</summary>
     public int? Threads { get; init; }

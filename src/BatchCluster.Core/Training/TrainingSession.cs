@@ -3,6 +3,7 @@ using BatchCluster.Core.Checkpoints;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Gradients;
 using BatchCluster.Core.Models;
+using BatchCluster.Core.Numerics;
 using BatchCluster.Core.Optimizers;
 using BatchCluster.Core.Sampling;
 using BatchCluster.Core.Schedules;
@@ -35,6 +36,8 @@ public sealed class TrainingSession
     private readonly Stopwatch _wall = Stopwatch.StartNew();
 
     private readonly CheckpointStore? _checkpoints;
+    /// <summary>Non-finite steps since the last applied one (<see cref="TrainingConfig.MaxBadSteps"/>).</summary>
+    private int _badStepsInARow;
     /// <summary>The step a checkpoint on disk resumes at (written or resumed from), so an interrupt does not write it twice.</summary>
     private long _checkpointedStep = -1;
 
@@ -107,9 +110,14 @@ public sealed class TrainingSession
     /// <summary>
     /// Commits one step: g = Σ grad_sum / Σ n over the shares (in plan order), optional clipping,
     /// one optimizer update at this step's learning rate. The shares must cover the batch exactly.
+    /// A step whose loss or mean gradient is not finite is not applied (see <see cref="SkipNonFinite"/>).
     /// </summary>
-    /// <returns>Milliseconds spent in averaging and the update.</returns>
-    public StepRecord Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, StepMeasurements measured, double stepStartedAtMs)
+    /// <returns>The step's record, or null when the step was skipped as non-finite.</returns>
+    /// <exception cref="RunFailedException">
+    /// The <see cref="TrainingConfig.MaxBadSteps"/>-th non-finite step in a row, or an update that made a
+    /// parameter non-finite: the run cannot go on; no checkpoint of this state is written.
+    /// </exception>
+    public StepRecord? Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, StepMeasurements measured, double stepStartedAtMs)
     {
         if (batch.Step != NextStep)
             throw new InvalidOperationException($"commit for step {batch.Step} but the next step is {NextStep}");
@@ -117,15 +125,26 @@ public sealed class TrainingSession
         int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient);
         if (samples != batch.Size)
             throw new InvalidOperationException($"step {batch.Step}: shares hold {samples} samples but the global batch has {batch.Size}");
-        double gradNorm = GradientClipping.ClipInPlace(_meanGradient, _config.ClipGradNorm);
-        var noise = _noiseScale.Update(sharesInPlanOrder.Select(s => (s.SampleCount, s.GradientSumSquaredNorm)).ToList(), samples, gradNorm * gradNorm);
-        double lr = _schedule.At(batch.Step);
-        _optimizer.Step(_parameters, _meanGradient, (float)lr);
-        double updateMs = clock.Elapsed.TotalMilliseconds;
-
         double lossSum = 0;
         foreach (var share in sharesInPlanOrder) lossSum += share.LossSum;
         double loss = lossSum / samples;
+        // The norm in double is finite exactly when every value of the mean is (FlatMath.SquaredNorm).
+        double gradNorm = GradientClipping.L2Norm(_meanGradient);
+        if (!double.IsFinite(gradNorm) || !double.IsFinite(loss))
+        {
+            SkipNonFinite(batch, sharesInPlanOrder, loss, gradNorm);
+            return null;
+        }
+        _badStepsInARow = 0;
+        GradientClipping.ClipInPlace(_meanGradient, _config.ClipGradNorm, gradNorm);
+        var noise = _noiseScale.Update(sharesInPlanOrder.Select(s => (s.SampleCount, s.GradientSumSquaredNorm)).ToList(), samples, gradNorm * gradNorm);
+        double lr = _schedule.At(batch.Step);
+        _optimizer.Step(_parameters, _meanGradient, (float)lr);
+        if (!FlatMath.AllFinite(_parameters))
+            throw Failure($"the update of step {batch.Step} (lr {lr:G4}, gradient norm {gradNorm:G4}) made parameters non-finite; "
+                          + "lower --lr or set --clip-grad-norm, and start again"
+                          + (NewestCheckpoint() is null ? "" : " or --resume from the checkpoint (it holds finite parameters)"));
+        double updateMs = clock.Elapsed.TotalMilliseconds;
         Remember(loss);
 
         NextStep++;
@@ -141,6 +160,26 @@ public sealed class TrainingSession
         _events.StepCompleted(record);
         if (_checkpoints is not null && NextStep % _config.CheckpointEvery == 0) WriteCheckpoint(_checkpoints);
         return record;
+    }
+
+    /// <summary>
+    /// A step whose loss or mean gradient holds a NaN or an infinity: the parameters and optimizer
+    /// stay as they are, the batch is consumed (the same batch at the same parameters would give
+    /// the same result), NonFiniteGradient names the shares' workers, and the step counter moves on
+    /// so the run's position stays that of its sampler. The <see cref="TrainingConfig.MaxBadSteps"/>-th
+    /// such step in a row ends the run.
+    /// </summary>
+    private void SkipNonFinite(GlobalBatch batch, IReadOnlyList<ShareGradient> shares, double loss, double gradNorm)
+    {
+        _badStepsInARow++;
+        var culprits = shares.Where(s => !s.IsFinite).Select(s => s.Worker).Distinct().ToArray();
+        _events.NonFiniteGradient(batch.Step, culprits, loss, gradNorm, _badStepsInARow, _config.MaxBadSteps);
+        if (_badStepsInARow >= _config.MaxBadSteps)
+            throw Failure($"{_badStepsInARow} steps in a row (the last is step {batch.Step}) had a non-finite loss or gradient and were skipped "
+                          + $"(from {(culprits.Length == 0 ? "the sum of finite shares" : string.Join(", ", culprits))}); "
+                          + "lower --lr or set --clip-grad-norm, or allow more with --max-bad-steps");
+        NextStep++;
+        if (_checkpoints is not null && NextStep % _config.CheckpointEvery == 0) WriteCheckpoint(_checkpoints);
     }
 
     private string WriteCheckpoint(CheckpointStore store)

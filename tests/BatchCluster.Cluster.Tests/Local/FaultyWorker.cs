@@ -16,6 +16,10 @@ public enum WorkerFault
     Throw,
     /// <summary>Keeps the first evaluation request it gets (from the step given on) and never answers it.</summary>
     StallEvaluation,
+    /// <summary>Computes the share for real, then writes a NaN into its gradient sum (a faulty device or a hostile peer).</summary>
+    PoisonGradient,
+    /// <summary>Like <see cref="PoisonGradient"/>, at the given step and at every step after it.</summary>
+    PoisonEveryGradient,
 }
 
 /// <summary>
@@ -36,7 +40,10 @@ public sealed class FaultyWorker : ReceiveActor
         bool injected = false;
         Receive<Terminated>(_ => Context.Stop(Self));
         Receive<TrainingProtocol.Evaluate>(_ => !injected && fault == WorkerFault.StallEvaluation, _ => injected = true);
-        Receive<TrainingProtocol.ComputeShare>(work => !injected && work.Step == atStep && fault != WorkerFault.StallEvaluation, work =>
+        bool ShouldPoison(long step) =>
+            (fault == WorkerFault.PoisonGradient && !injected && step == atStep) || (fault == WorkerFault.PoisonEveryGradient && step >= atStep);
+        bool Intercepts(long step) => !injected && step == atStep && fault is WorkerFault.Stall or WorkerFault.Die or WorkerFault.Throw;
+        Receive<TrainingProtocol.ComputeShare>(work => Intercepts(work.Step), work =>
         {
             injected = true;
             switch (fault)
@@ -53,6 +60,14 @@ public sealed class FaultyWorker : ReceiveActor
                     real.Tell(work, Self);
                     break;
             }
+        });
+        Receive<TrainingProtocol.ShareComputed>(result => Sender.Equals(real) && ShouldPoison(result.Step), result =>
+        {
+            // In one process the worker's buffer is this message's: writing it here is what a broken worker would send.
+            var gradient = System.Runtime.InteropServices.MemoryMarshal.AsMemory(result.GradientSum);
+            gradient.Span[gradient.Length / 2] = float.NaN;
+            injected = true;
+            coordinator.Tell(result, Self);
         });
         ReceiveAny(message =>
         {

@@ -118,4 +118,60 @@ public class LocalClusterFaultTests(ITestOutputHelper output)
         Assert.True(stalls <= steps * 24, $"{stalls} stall reports in {steps} steps");
         Assert.True(difference <= 1e-4, $"differs from the plain loop by {difference:E2}");
     }
+
+    /// <summary>
+    /// The audit's poisoned model: a worker's NaN gradient was averaged in and the run "completed"
+    /// with NaN parameters. Now the step is skipped (never applied), logged as NonFiniteGradient
+    /// naming the worker, and the run goes on from unchanged parameters.
+    /// </summary>
+    [Fact]
+    public async Task One_non_finite_gradient_is_skipped_and_named()
+    {
+        var config = Sgd(128, steps: 6, workers: 3, deadlineSeconds: 60);
+        var events = new EventCollector();
+        var result = await RunLocalAsync(config, FashionMnistData, events: events.Run("nan-once"),
+            workers: FaultyWorker.Factory(1, WorkerFault.PoisonGradient, atStep: 2)).WaitAsync(RunTimeout);
+        var skipped = Assert.Single(events.OfType("NonFiniteGradient"));
+        Assert.Equal("2", skipped.Properties["Step"].ToString());
+        Assert.Contains("worker-1", skipped.Properties["NonFiniteWorkers"].ToString());
+        var committed = events.OfType("StepCompleted").Select(e => e.Properties["Step"].ToString()).ToList();
+        Assert.Equal(["0", "1", "3", "4", "5"], committed);
+        Assert.Equal(6, result.Summary.Steps);
+        Assert.All(result.FinalParameters, p => Assert.True(float.IsFinite(p)));
+        Assert.True(double.IsFinite(result.Summary.ParamsL2));
+    }
+
+    /// <summary>
+    /// Non-finite results step after step: the third in a row stops the run with a RunFailed that
+    /// says what to do, and the newest checkpoint holds the parameters of the last applied step
+    /// (those of a fault-free run of that many steps, within the bound of this class).
+    /// </summary>
+    [Fact]
+    public async Task Non_finite_gradients_in_a_row_stop_the_run_with_the_last_good_checkpoint()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "bc-nan-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var config = Sgd(128, steps: 20, workers: 3, deadlineSeconds: 60) with { CheckpointEvery = 1, CheckpointDirectory = dir };
+            var events = new EventCollector();
+            var failure = await Assert.ThrowsAsync<RunFailedException>(() => RunLocalAsync(config, FashionMnistData, events: events.Run("nan-always"),
+                workers: FaultyWorker.Factory(0, WorkerFault.PoisonEveryGradient, atStep: 3)).WaitAsync(RunTimeout));
+            output.WriteLine(failure.Message);
+            Assert.Equal(3, events.OfType("NonFiniteGradient").Count());
+            Assert.Contains("3 steps in a row", failure.Message);
+            Assert.Contains("--max-bad-steps", failure.Message);
+            Assert.Contains("worker-0", failure.Message);
+            // Steps 3 and 4 were decided (skipped), step 5 stopped the run: the run's position is 5, its parameters those after step 2.
+            Assert.Equal(4, failure.LastCommittedStep);
+            var newest = Core.Checkpoints.CheckpointStore.Of(config).LoadNewest(out _, out _);
+            Assert.Equal(5, newest.NextStep);
+            var clean = RunPlain(config with { Steps = 3, CheckpointEvery = 0 }, FashionMnistData);
+            double difference = MaxAbsDifference(clean.FinalParameters, newest.Parameters);
+            Assert.True(difference <= 1e-4, $"the newest checkpoint differs from 3 clean steps by {difference:E2}");
+        }
+        finally
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
+    }
 }

@@ -131,4 +131,43 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(25, resumed.Summary.Steps);
         Assert.Equal(uninterrupted.FinalParameters, resumed.FinalParameters);
     }
+
+    /// <summary>The audit found NaN checkpoints written and resumed at lr 1e300: neither may happen.</summary>
+    [Fact]
+    public void Non_finite_parameters_are_never_written_nor_resumed()
+    {
+        var store = new CheckpointStore(_dir, "abc");
+        var poisoned = State(30) with { Parameters = [1f, float.NaN, 3f] };
+        Assert.Throws<InvalidDataException>(() => store.Write(poisoned));
+        Assert.Empty(Directory.GetFiles(_dir));
+
+        // A file that is intact as bytes (its hash matches) but holds an infinity is skipped like a damaged one.
+        string good = store.Write(State(10));
+        string bad = store.Write(State(20));
+        var bytes = File.ReadAllBytes(bad);
+        var body = bytes.AsSpan(0, bytes.Length - 32);
+        int at = body.IndexOf(BitConverter.GetBytes(2f));
+        BitConverter.GetBytes(float.PositiveInfinity).CopyTo(body[at..]);
+        System.Security.Cryptography.SHA256.HashData(body).CopyTo(bytes.AsSpan(bytes.Length - 32));
+        File.WriteAllBytes(bad, bytes);
+        var state = store.LoadNewest(out string path, out var skipped);
+        Assert.Equal(good, path);
+        Assert.Equal(10, state.NextStep);
+        Assert.Contains("non-finite", Assert.Single(skipped));
+    }
+
+    /// <summary>A writer killed mid-write (SIGKILL) leaves its temporary file; the next write removes it, never a live writer's.</summary>
+    [Fact]
+    public void Temporary_files_of_dead_writers_are_removed()
+    {
+        var store = new CheckpointStore(_dir, "abc");
+        string dead = Path.Combine(_dir, "checkpoint-abc-0000000005.bcck.999999999.tmp"); // no such process id on Linux (pid_max ≤ 4194304)
+        string live = Path.Combine(_dir, $"checkpoint-abc-0000000006.bcck.{Environment.ProcessId}.tmp");
+        string other = Path.Combine(_dir, "checkpoint-def-0000000005.bcck.999999999.tmp");
+        foreach (var f in new[] { dead, live, other }) File.WriteAllBytes(f, []);
+        store.Write(State(7));
+        Assert.False(File.Exists(dead));
+        Assert.True(File.Exists(live));
+        Assert.True(File.Exists(other)); // another configuration's: its own store cleans it
+    }
 }

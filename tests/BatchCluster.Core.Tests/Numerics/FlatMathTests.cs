@@ -49,4 +49,31 @@ public class FlatMathTests
         Assert.All(buffer[2..13], v => Assert.Equal(10f, v));
         Assert.All(buffer[13..], v => Assert.Equal(5f, v));
     }
+
+    /// <summary>At lr 1e9 the audit saw params_l2 = ∞ with every parameter finite: the squares were summed in float32.</summary>
+    [Fact]
+    public void The_squared_norm_of_large_finite_values_is_finite_and_exact()
+    {
+        var x = Enumerable.Repeat(1e30f, 1001).ToArray();
+        double norm = FlatMath.SquaredNorm(x);
+        double exact = 1001 * (double)1e30f * 1e30f;
+        Assert.True(double.IsFinite(norm));
+        Assert.True(Math.Abs(norm - exact) <= 1e-12 * exact, $"{norm} vs {exact}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Lengths))]
+    public void All_finite_finds_a_nan_or_infinity_anywhere(int n)
+    {
+        var x = Values(n, 3);
+        Assert.True(FlatMath.AllFinite(x));
+        foreach (float bad in new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+            for (int i = 0; i < n; i++)
+            {
+                var y = (float[])x.Clone();
+                y[i] = bad;
+                Assert.False(FlatMath.AllFinite(y), $"missed {bad} at {i} of {n}");
+            }
+        Assert.True(FlatMath.AllFinite(Enumerable.Repeat(float.MaxValue, n).ToArray()));
+    }
 }
