@@ -211,7 +211,11 @@ public static class BenchTransportCommand
         {
             var reassembly = new TensorReassembly();
             var log = Context.GetLogger();
-            Receive<TensorTransferStart>(start => reassembly.Deliver(start, Self, Sender, log));
+            Receive<TensorTransferStart>(start =>
+            {
+                reassembly.ExpectedLength = start.TotalLength; // the benchmark's own peer, sweeping sizes: trusted (a node never does this)
+                reassembly.Deliver(start, Self, Sender, log);
+            });
             Receive<TensorChunk>(chunk => reassembly.Deliver(chunk, Self, Sender, log));
             Receive<TrainingProtocol.ShareComputed>(inbox.Add);
         }
@@ -224,7 +228,11 @@ public static class BenchTransportCommand
         {
             var reassembly = new TensorReassembly();
             var log = Context.GetLogger();
-            Receive<TensorTransferStart>(start => reassembly.Deliver(start, Self, Sender, log));
+            Receive<TensorTransferStart>(start =>
+            {
+                reassembly.ExpectedLength = start.TotalLength; // the benchmark's own peer, sweeping sizes: trusted (a node never does this)
+                reassembly.Deliver(start, Self, Sender, log);
+            });
             Receive<TensorChunk>(chunk => reassembly.Deliver(chunk, Self, Sender, log));
             Receive<TrainingProtocol.ComputeShare>(share =>
             {

@@ -108,6 +108,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         _completion = completion;
         _onStep = onStep;
         _roster = new WorkerRoster<IActorRef>(session.Config.Split);
+        _reassembly.ExpectedLength = session.Parameters.Length; // gradient sums: exactly the model's size
         WaitingForWorkers();
     }
 
@@ -229,8 +230,11 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             foreach (var entry in _roster.All.Where(e => e.Handle.Path.Address.Equals(m.Member.Address)).ToList()) LoseWorker(entry, "left the cluster");
         });
         Receive<ClusterMembership.IClusterDomainEvent>(_ => { });
-        Receive<TensorTransferStart>(start => _reassembly.Deliver(start, Self, Sender, _log));
-        Receive<TensorChunk>(chunk => _reassembly.Deliver(chunk, Self, Sender, _log));
+        // Only a registered worker's tensors are reassembled: nobody else gets memory here.
+        Receive<TensorTransferStart>(start => _roster.Find(Sender) is not null, start => _reassembly.Deliver(start, Self, Sender, _log));
+        Receive<TensorChunk>(chunk => _roster.Find(Sender) is not null, chunk => _reassembly.Deliver(chunk, Self, Sender, _log));
+        Receive<TensorTransferStart>(_ => Dropped(_session.NextStep, -1, "a tensor transfer from an actor that is not a registered worker"));
+        Receive<TensorChunk>(_ => { });
         Receive<Interrupt>(OnInterrupt);
         Receive<TrainingProtocol.WorkerReady>(ready => Admit(ready));
         Receive<TrainingProtocol.ShareComputed>(OnShareComputed);
@@ -252,6 +256,11 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
                 $"protocol version {registration.ProtocolVersion} does not match the coordinator's {TrainingProtocol.Version}; run the same BatchCluster build on every node"));
             return;
         }
+        if (!MayRegister(Sender, out string why))
+        {
+            _log.Warning("Ignored a registration from {0}: {1}", Sender, why);
+            return;
+        }
         var entry = _roster.Find(Sender);
         if (entry is null)
         {
@@ -259,6 +268,22 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             Context.Watch(Sender);
         }
         Sender.Tell(new TrainingProtocol.WorkerAccepted(_runId, _settings.Spec, OfferDataPlane(entry)));
+    }
+
+    /// <summary>
+    /// A worker in this process may always register; across processes (node mode) only an actor on
+    /// a node that is a member of this cluster. Any process that reaches the port can send a
+    /// registration; membership (with TLS: a node that proved its certificate) is what is trusted.
+    /// </summary>
+    private bool MayRegister(IActorRef worker, out string why)
+    {
+        why = "";
+        if (TensorTransport.SharesMemoryWith(worker) || !_settings.WatchClusterMembership) return true;
+        var address = worker.Path.Address;
+        bool member = Akka.Cluster.Cluster.Get(Context.System).State.Members.Any(m => m.Address.Equals(address)
+            && m.Status is Akka.Cluster.MemberStatus.Up or Akka.Cluster.MemberStatus.WeaklyUp or Akka.Cluster.MemberStatus.Joining);
+        if (!member) why = $"{address} is not a member of this cluster";
+        return member;
     }
 
     /// <summary>
@@ -516,16 +541,30 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     private void AcceptShare(StepInFlight step, WorkerRoster<IActorRef>.Entry worker, TrainingProtocol.ShareComputed result)
     {
-        if (result.GradientSum.Length != _session.Parameters.Length)
+        if (ImplausibleResult(result) is { } problem)
         {
             TensorBuffers.Return(result.GradientSum);
-            ApplyStep(step.Round.OnFailed(worker.Key, result.ShareIndex,
-                $"returned {result.GradientSum.Length} gradient values for a model of {_session.Parameters.Length}", Now));
+            ApplyStep(step.Round.OnFailed(worker.Key, result.ShareIndex, problem, Now));
             return;
         }
         _roster.MeasuredSpeed(worker.Key, result.SampleCount, result.ComputeMilliseconds);
         ApplyStep(step.Round.OnResult(worker.Key, result.ShareIndex, result.SampleCount, result, Now));
     }
+
+    /// <summary>
+    /// What a result from the network must satisfy before it is used (the round checks the sample
+    /// count against the share): the model's size, and measurements that can be true. Non-finite
+    /// gradient values and losses pass here: the session's NaN policy decides about the whole step.
+    /// </summary>
+    private string? ImplausibleResult(TrainingProtocol.ShareComputed result) =>
+        result.GradientSum.Length != _session.Parameters.Length
+            ? $"returned {result.GradientSum.Length} gradient values for a model of {_session.Parameters.Length}"
+        : !(result.ComputeMilliseconds >= 0 && double.IsFinite(result.ComputeMilliseconds)
+            && result.HandlingMilliseconds >= 0 && double.IsFinite(result.HandlingMilliseconds))
+            ? $"reported impossible times (compute {result.ComputeMilliseconds} ms, handling {result.HandlingMilliseconds} ms)"
+        : result.PeakMemoryBytes < 0 || result.AllocatedBytes < 0 || result.GradientSumSquaredNorm < 0
+            ? "reported a negative memory figure or squared norm"
+        : null;
 
     private void OnShareFailed(TrainingProtocol.ShareFailed failed)
     {

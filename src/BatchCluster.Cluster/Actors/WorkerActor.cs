@@ -70,16 +70,19 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _settings = settings;
         _runEnded = runEnded;
         Receive<Register>(_ => SendRegistration());
-        Receive<TrainingProtocol.WorkerAccepted>(OnAccepted);
-        Receive<TrainingProtocol.WorkerRejected>(OnRejected);
-        Receive<TrainingProtocol.RunEnded>(OnRunEnded);
-        Receive<TrainingProtocol.ComputeShare>(OnComputeShare);
-        Receive<TrainingProtocol.Evaluate>(OnEvaluate);
         Receive<Leave>(_ => OnLeave());
         Receive<ParametersArrived>(OnParametersArrived);
         Receive<DataPlaneBroken>(OnDataPlaneBroken);
-        Receive<TensorTransferStart>(start => _reassembly.Deliver(start, Self, Sender, _log));
-        Receive<TensorChunk>(chunk => _reassembly.Deliver(chunk, Self, Sender, _log));
+        // Who may say what (docs/security.md): acceptance and refusal only from a coordinator, work and
+        // the end of the run only from the coordinator this worker was accepted by; the rest is dropped.
+        Receive<TrainingProtocol.WorkerAccepted>(_ => MayCoordinate(Sender), OnAccepted);
+        Receive<TrainingProtocol.WorkerRejected>(_ => MayCoordinate(Sender), OnRejected);
+        Receive<TrainingProtocol.RunEnded>(_ => IsFromMyCoordinator(Sender, orItsSupervisor: true), OnRunEnded);
+        Receive<TrainingProtocol.ComputeShare>(_ => IsFromMyCoordinator(Sender), OnComputeShare);
+        Receive<TrainingProtocol.Evaluate>(_ => IsFromMyCoordinator(Sender), OnEvaluate);
+        Receive<TensorTransferStart>(_ => IsFromMyCoordinator(Sender), start => _reassembly.Deliver(start, Self, Sender, _log));
+        Receive<TensorChunk>(_ => IsFromMyCoordinator(Sender), chunk => _reassembly.Deliver(chunk, Self, Sender, _log));
+        Receive<ITrainingMessage>(message => _log.Warning("Ignored {0} from {1}: not from the coordinator of this worker", message.GetType().Name, Sender));
         Receive<Terminated>(t => t.ActorRef.Equals(_coordinator), _ =>
         {
             _coordinator = null;
@@ -92,6 +95,32 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             _log.Warning("Coordinator {0} is gone; registering again", Sender);
             StartRegistering();
         });
+    }
+
+    /// <summary>
+    /// Whether <paramref name="sender"/> may accept or refuse this worker: an actor of this process
+    /// (the local cluster, or a coordinator sharing the node), or the coordinator singleton on a
+    /// coordinator-role member of this cluster.
+    /// </summary>
+    private bool MayCoordinate(IActorRef sender)
+    {
+        if (sender.Path.Address.HasLocalScope) return true;
+        var elements = sender.Path.Elements;
+        if (elements.Count < 2 || elements[0] != "user" || elements[1] != Nodes.ClusterBootstrap.SingletonManagerName) return false;
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        return cluster.State.Members.Any(m => m.Address.Equals(sender.Path.Address) && m.HasRole(Nodes.ClusterBootstrap.CoordinatorRole));
+    }
+
+    /// <summary>
+    /// Whether <paramref name="sender"/> is the coordinator that accepted this worker (or, for the
+    /// end of the run, the supervisor above it, which ends a run whose coordinator failed).
+    /// </summary>
+    private bool IsFromMyCoordinator(IActorRef sender, bool orItsSupervisor = false)
+    {
+        if (_coordinator is null) return false;
+        if (sender.Equals(_coordinator)) return true;
+        return orItsSupervisor && sender.Path.Address.Equals(_coordinator.Path.Address)
+                               && _coordinator.Path.ToStringWithoutAddress().StartsWith(sender.Path.ToStringWithoutAddress() + "/", StringComparison.Ordinal);
     }
 
     private sealed class Register
@@ -148,6 +177,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             _data = _settings.LoadData(accepted.Spec);
             var model = accepted.Spec.Model == "mlp" ? ModelSpec.Mlp(accepted.Spec.HiddenSizes) : ModelSpec.Cnn(accepted.Spec.Model == "cnn-bn");
             _replica = new ModelReplica(model);
+            _reassembly.ExpectedLength = _replica.ParameterCount; // parameters: exactly the model's size
             _loadedVersion = -1;
             _runId = accepted.RunId;
         }

@@ -68,6 +68,12 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         {
             throw new SerializationException($"truncated '{manifest}' message ({bytes.Length} bytes)", e);
         }
+        catch (Exception e) when (e is IOException or FormatException or ArgumentException or OverflowException or InvalidCastException)
+        {
+            // A forged length (a negative string length, an over-long 7-bit integer): the peer's fault. Only a
+            // SerializationException makes Akka drop the one message instead of tearing down the connection.
+            throw new SerializationException($"malformed '{manifest}' message ({bytes.Length} bytes): {e.Message}", e);
+        }
     }
 
     private void Write(BinaryWriter w, object obj)
@@ -161,6 +167,9 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         int total = r.ReadInt32();
         int chunks = r.ReadInt32();
         string inner = r.ReadString();
+        // Checked before reading: a transfer inside a transfer inside … would recurse as deep as the message is long.
+        if (inner is not ("cs" or "sc" or "ev"))
+            throw new SerializationException($"transfer {id} wraps '{inner}', which carries no tensor");
         if (Read(r, inner) is not ITensorMessage message)
             throw new SerializationException($"transfer {id} wraps '{inner}', which carries no tensor");
         return new TensorTransferStart(id, message, total, chunks);

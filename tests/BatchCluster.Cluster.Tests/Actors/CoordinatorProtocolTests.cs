@@ -217,4 +217,53 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
         Assert.Equal(expected.GradientSum.ToArray(), reply.GradientSum.ToArray());
         Assert.Equal(expected.LossSum, reply.LossSum);
     }
+
+    /// <summary>
+    /// The audit sent a worker RunEnded (it exited) and work from a process that was not its
+    /// coordinator. A worker now takes work and the end of the run only from the coordinator that
+    /// accepted it: a stranger's messages change nothing, and are not answered.
+    /// </summary>
+    [Fact]
+    public async Task A_worker_takes_work_and_the_end_of_the_run_only_from_its_coordinator()
+    {
+        TorchRuntime.Initialise(1);
+        var coordinator = CreateTestProbe("coordinator");
+        var stranger = CreateTestProbe("stranger");
+        var ended = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var settings = new WorkerSettings("cpu", 1, _ => Data, RegisterAgainWhenCoordinatorStops: false);
+        var worker = Sys.ActorOf(WorkerActor.Props(coordinator.Ref, settings, ended));
+        coordinator.ExpectMsg<TrainingProtocol.RegisterWorker>();
+        stranger.Send(worker, new TrainingProtocol.RunEnded("run-a", false)); // before acceptance: nobody may end it
+        coordinator.Send(worker, new TrainingProtocol.WorkerAccepted("run-a", Spec));
+        coordinator.FishForMessage(m => m is TrainingProtocol.WorkerReady);
+
+        var parameters = new TrainingProtocol.ParameterSnapshot(0, new float[ModelFactory.LayoutOf(Model).TotalCount]);
+        stranger.Send(worker, new TrainingProtocol.ComputeShare("run-a", 0, 0, [0, 1], 2, parameters));
+        stranger.Send(worker, new TrainingProtocol.RunEnded("run-a", false));
+        coordinator.Send(worker, new TrainingProtocol.ComputeShare("run-a", 0, 1, [2, 3], 2, parameters));
+        var result = (TrainingProtocol.ShareComputed)coordinator.FishForMessage(m => m is TrainingProtocol.ShareComputed);
+        Assert.Equal(1, result.ShareIndex);
+        // The worker handles its mailbox in order: the stranger's messages came before the reply above.
+        Assert.False(stranger.HasMessages);
+        Assert.False(ended.Task.IsCompleted);
+
+        coordinator.Send(worker, new TrainingProtocol.RunEnded("run-a", true));
+        Assert.True(await ended.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>A result whose measurements cannot be true is that worker's failure: its share is re-planned, nothing of it is used.</summary>
+    [Fact]
+    public void A_result_with_impossible_measurements_is_replanned()
+    {
+        var (coordinator, _, steps, initial) = Start(OneStep(2), Settings(minWorkers: 2));
+        var a = JoinedWorker(coordinator, "a");
+        var b = JoinedWorker(coordinator, "b");
+        var workA = a.ExpectMsg<TrainingProtocol.ComputeShare>();
+        var workB = b.ExpectMsg<TrainingProtocol.ComputeShare>();
+        coordinator.Tell(Reply(workB, initial.Length), b.Ref);
+        coordinator.Tell(Reply(workA, initial.Length) with { ComputeMilliseconds = double.NaN }, a.Ref);
+        var moved = b.ExpectMsg<TrainingProtocol.ComputeShare>(); // a's share, now b's
+        Assert.Equal(workA.SampleIds.Order(), moved.SampleIds.Order());
+        Assert.Empty(steps);
+    }
 }

@@ -77,7 +77,7 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
     {
         public ReassemblingReceiver(TaskCompletionSource<TrainingProtocol.ShareComputed> arrived)
         {
-            var reassembly = new TensorReassembly();
+            var reassembly = new TensorReassembly { ExpectedLength = 3_000_000 };
             Receive<TensorTransferStart>(start => reassembly.Begin(Sender.Path.ToString(), start));
             Receive<TensorChunk>(chunk =>
             {
