@@ -299,8 +299,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             var self = Self;
             string host = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.Host ?? "127.0.0.1";
             var run = new DataPlaneRun(FrameHeader.TagOf(_runId), _session.Parameters.Length, _session.Config.TransferPrecision);
-            _dataPlane = new DataPlaneServer(host, _settings.DataPort, run, arrived => self.Tell(arrived), lost => self.Tell(lost));
-            _log.Info("Data plane listening on {0}:{1} ({2})", _dataPlane.Host, _dataPlane.Port, run.Precision);
+            _dataPlane = new DataPlaneServer(host, _settings.DataPort, run, arrived => self.Tell(arrived), lost => self.Tell(lost), _settings.Tls);
+            _log.Info("Data plane listening on {0}:{1} ({2}, {3})", _dataPlane.Host, _dataPlane.Port, run.Precision, _settings.Tls is null ? "plain TCP" : "TLS");
         }
         _dataPlaneWorkers.Add(worker.Key);
         return new DataPlaneOffer(_dataPlane.Host, _dataPlane.Port, _dataPlane.Expect(worker.Key), _session.Config.TransferPrecision);

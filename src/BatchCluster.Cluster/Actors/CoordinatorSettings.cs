@@ -21,7 +21,8 @@ public sealed record CoordinatorSettings(
     bool WatchClusterMembership,
     int TrainEvaluationCount,
     bool UseDataPlane = true,
-    int DataPort = 0)
+    int DataPort = 0,
+    Security.ClusterTls? Tls = null)
 {
     public int StartWorkers { get; } = StartWorkers >= 1 ? StartWorkers : throw new ArgumentOutOfRangeException(nameof(StartWorkers), "at least one worker must be ready to start");
     public int MinWorkers { get; } = MinWorkers >= 1 ? MinWorkers : throw new ArgumentOutOfRangeException(nameof(MinWorkers), "the floor is at least one worker");

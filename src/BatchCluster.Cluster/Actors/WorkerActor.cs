@@ -16,8 +16,9 @@ namespace BatchCluster.Cluster.Actors;
 /// or was rebuilt after a failure), register again. In the local cluster a stopped coordinator means the run is over: stop quietly.</param>
 /// <param name="TestingSlowdown">For tests and benchmarks only: after computing a share, wait (factor − 1) × its compute time,
 /// so the worker runs at 1/factor of its speed (1 = full speed).</param>
+/// <param name="Tls">The node's TLS identity: its data connection is then TLS as well (docs/security.md).</param>
 public sealed record WorkerSettings(string Device, int Threads, Func<TrainingProtocol.RunSpec, DataSplits> LoadData,
-    bool RegisterAgainWhenCoordinatorStops = true, double TestingSlowdown = 1);
+    bool RegisterAgainWhenCoordinatorStops = true, double TestingSlowdown = 1, Security.ClusterTls? Tls = null);
 
 /// <summary>
 /// Registers with the coordinator, then holds the data set and one model replica and computes
@@ -201,7 +202,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         long id = 0;
         try
         {
-            var client = DataPlaneClient.Connect(offer, run, arrived => self.Tell(arrived), reason => self.Tell(new DataPlaneBroken(id, reason)));
+            var client = DataPlaneClient.Connect(offer, run, arrived => self.Tell(arrived), reason => self.Tell(new DataPlaneBroken(id, reason)), _settings.Tls);
             id = client.Id;
             _dataPlane = client;
             _loadedVersion = -1; // the coordinator sends every version again on a new connection

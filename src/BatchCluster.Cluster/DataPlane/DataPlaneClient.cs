@@ -27,7 +27,7 @@ public sealed class DataPlaneClient : IDisposable
     public long Id { get; } = Interlocked.Increment(ref _nextId);
     public DataPlaneOffer Offer { get; }
 
-    private DataPlaneClient(NetworkStream stream, DataPlaneOffer offer, DataPlaneRun run, Action<ParametersArrived> onParameters, Action<string> onLost)
+    private DataPlaneClient(Stream stream, DataPlaneOffer offer, DataPlaneRun run, Action<ParametersArrived> onParameters, Action<string> onLost)
     {
         Offer = offer;
         _tensors = new TensorStream(stream, run);
@@ -37,7 +37,9 @@ public sealed class DataPlaneClient : IDisposable
 
     /// <summary>Connects and authenticates (blocking, at most about 10 s), then starts reading parameters.</summary>
     /// <exception cref="IOException">The coordinator's data plane could not be reached or refused the token.</exception>
-    public static DataPlaneClient Connect(DataPlaneOffer offer, DataPlaneRun run, Action<ParametersArrived> onParameters, Action<string> onLost)
+    /// <param name="tls">When given, the connection is TLS with this node's certificate, and the coordinator's must chain to the cluster's authority.</param>
+    public static DataPlaneClient Connect(DataPlaneOffer offer, DataPlaneRun run, Action<ParametersArrived> onParameters, Action<string> onLost,
+        Security.ClusterTls? tls = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
@@ -50,10 +52,11 @@ public sealed class DataPlaneClient : IDisposable
             socket.Dispose();
             throw new IOException($"cannot open the data connection to {offer.Host}:{offer.Port}: {e.Message}", e);
         }
-        var stream = new NetworkStream(socket, ownsSocket: true);
+        Stream stream = new NetworkStream(socket, ownsSocket: true);
         try
         {
-            stream.ReadTimeout = (int)ConnectTimeout.TotalMilliseconds;
+            stream.ReadTimeout = (int)ConnectTimeout.TotalMilliseconds; // bounds the TLS handshake too
+            if (tls is not null) stream = tls.Connect(stream, offer.Host);
             stream.Write(FrameHeader.Hello(run.Precision, offer.Token));
             var reply = new byte[FrameHeader.Size];
             stream.ReadExactly(reply);
@@ -65,7 +68,7 @@ public sealed class DataPlaneClient : IDisposable
             stream.Dispose();
             throw new IOException($"the coordinator at {offer.Host}:{offer.Port} closed the data connection: it did not accept this worker's token");
         }
-        catch (Exception e) when (e is InvalidDataException or IOException)
+        catch (Exception e) when (e is InvalidDataException or IOException or System.Security.Authentication.AuthenticationException)
         {
             stream.Dispose();
             throw new IOException($"cannot open the data connection to {offer.Host}:{offer.Port}: {e.Message}", e);

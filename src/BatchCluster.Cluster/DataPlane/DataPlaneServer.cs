@@ -42,6 +42,7 @@ public sealed class DataPlaneServer : IDisposable
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
 
     private readonly TcpListener _listener;
+    private readonly Security.ClusterTls? _tls;
     private readonly DataPlaneRun _run;
     private readonly Action<GradientArrived> _onGradient;
     private readonly Action<DataConnectionLost> _onLost;
@@ -53,8 +54,11 @@ public sealed class DataPlaneServer : IDisposable
     private int _unauthenticated;
     private long _nextConnectionId;
 
-    public DataPlaneServer(string host, int port, DataPlaneRun run, Action<GradientArrived> onGradient, Action<DataConnectionLost> onLost)
+    /// <param name="tls">When given, every connection is TLS: the worker must show a certificate of the cluster's authority before its token is read.</param>
+    public DataPlaneServer(string host, int port, DataPlaneRun run, Action<GradientArrived> onGradient, Action<DataConnectionLost> onLost,
+        Security.ClusterTls? tls = null)
     {
+        _tls = tls;
         _run = run;
         _onGradient = onGradient;
         _onLost = onLost;
@@ -139,12 +143,13 @@ public sealed class DataPlaneServer : IDisposable
     private async Task AuthenticateAsync(Socket socket)
     {
         socket.NoDelay = true;
-        var stream = new NetworkStream(socket, ownsSocket: true);
+        Stream stream = new NetworkStream(socket, ownsSocket: true);
         int workerKey;
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-            timeout.CancelAfter(HelloTimeout);
+            timeout.CancelAfter(HelloTimeout); // the TLS handshake and the hello together
+            if (_tls is not null) stream = await _tls.AcceptAsync(stream, timeout.Token).ConfigureAwait(false);
             var header = new byte[FrameHeader.Size];
             await stream.ReadExactlyAsync(header, timeout.Token).ConfigureAwait(false);
             var hello = FrameHeader.Read(header, FrameKind.Hello, _run.RunTag, 0, _run.Precision);
@@ -193,7 +198,7 @@ public sealed class DataPlaneServer : IDisposable
     }
 
     /// <summary>One worker's connection: a queue of frames to write, a loop that writes them, a loop that reads gradients.</summary>
-    private sealed class Connection(DataPlaneServer server, int workerKey, long id, NetworkStream stream)
+    private sealed class Connection(DataPlaneServer server, int workerKey, long id, Stream stream)
     {
         private readonly Channel<OutgoingFrame> _outgoing = Channel.CreateUnbounded<OutgoingFrame>(new UnboundedChannelOptions { SingleReader = false });
         private readonly CancellationTokenSource _closing = CancellationTokenSource.CreateLinkedTokenSource(server._stopping.Token);

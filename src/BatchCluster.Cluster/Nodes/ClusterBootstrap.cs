@@ -1,6 +1,8 @@
 using Akka.Actor;
 using Akka.Cluster.Tools.Singleton;
+using Akka.Actor.Setup;
 using Akka.Configuration;
+using BatchCluster.Cluster.Security;
 
 namespace BatchCluster.Cluster.Nodes;
 
@@ -17,19 +19,34 @@ public static class ClusterBootstrap
     /// <summary>Where the coordinator singleton (its RunSupervisor) lives on the node that hosts it.</summary>
     public const string CoordinatorSingletonPath = "/user/" + SingletonManagerName + "/singleton";
 
-    public static Config ConfigFor(string role, string host, int port)
+    /// <param name="tls">When given, remoting runs over TLS with mutual authentication (<see cref="ClusterTls"/>).</param>
+    public static Config ConfigFor(string role, string host, int port, ClusterTls? tls = null)
     {
         if (role is not (CoordinatorRole or WorkerRole))
             throw new ArgumentException($"role must be {CoordinatorRole} or {WorkerRole}, not '{role}'");
+        if (!IsHostName(host))
+            throw new ArgumentException($"'{host}' is not a host name or IP address (letters, digits, '.', '-', ':' only)");
+        if (port is < 0 or > 65535) throw new ArgumentException($"port {port} is outside 0–65535");
+        // The host is checked above: nothing in it can end the quoted HOCON string.
         var endpoint = ConfigurationFactory.ParseString(
             $"akka.remote.dot-netty.tcp.hostname = \"{host}\"\nakka.remote.dot-netty.tcp.port = {port}");
-        return endpoint
+        var config = endpoint
             .WithFallback(ClusterConfigFiles.Load($"{role}.hocon"))
             .WithFallback(ClusterConfigFiles.Load("cluster.hocon"))
             .WithFallback(ClusterConfigFiles.Load("common.hocon"));
+        return tls is null ? config : ClusterTls.AkkaConfig.WithFallback(config);
     }
 
-    public static ActorSystem Start(string role, string host, int port) => ActorSystem.Create(SystemName, ConfigFor(role, host, port));
+    /// <summary>A DNS name or an IPv4/IPv6 address: letters, digits, dots, hyphens and colons.</summary>
+    public static bool IsHostName(string host) =>
+        host.Length is > 0 and <= 253 && host.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or ':');
+
+    public static ActorSystem Start(string role, string host, int port, ClusterTls? tls = null)
+    {
+        var config = ConfigFor(role, host, port, tls);
+        if (tls is null) return ActorSystem.Create(SystemName, config);
+        return ActorSystem.Create(SystemName, BootstrapSetup.Create().WithConfig(config).And(tls.AkkaSetup()));
+    }
 
     /// <summary>
     /// Joins the seeds (or forms a new cluster when there are none) and waits until this node is Up.
@@ -41,7 +58,8 @@ public static class ClusterBootstrap
         var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         cluster.RegisterOnMemberUp(() => up.TrySetResult());
         if (seeds.Count == 0) cluster.Join(cluster.SelfAddress);
-        else cluster.JoinSeedNodes(seeds.Select(s => Address.Parse(s.AkkaAddress)));
+        // A seed speaks this node's protocol: akka.tcp, or akka.ssl.tcp with TLS.
+        else cluster.JoinSeedNodes(seeds.Select(s => new Address(cluster.SelfAddress.Protocol, SystemName, s.Host, s.Port)));
         try
         {
             await up.Task.WaitAsync(timeout, cancellation).ConfigureAwait(false);

@@ -13,7 +13,5 @@ public sealed record NodeAddress(string Host, int Port)
         return new NodeAddress(text[..colon], port);
     }
 
-    public string AkkaAddress => $"akka.tcp://{ClusterBootstrap.SystemName}@{Host}:{Port}";
-
     public override string ToString() => $"{Host}:{Port}";
 }
