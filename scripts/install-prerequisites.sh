@@ -2,6 +2,7 @@
 # Installs what BatchCluster needs on Debian 12 and is missing; does nothing when all is there.
 #   - the real Fashion-MNIST (Debian package dataset-fashion-mnist)
 #   - gcc, which builds the MKL CPU-dispatch shim (docs/decisions.md, "MKL kernels on AMD CPUs")
+#   - openssl, with which scripts/make-test-certs.sh makes a cluster's TLS certificates (docs/security.md)
 #   - g++ and patchelf, only where the system libstdc++ is too old for TorchSharp (docs/decisions.md)
 #   - any further Debian packages named as arguments (scripts/test.sh asks for docker-compose,
 #     whose 'config' command validates docker-compose.yml in the tests)
@@ -13,7 +14,7 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-wanted=(dataset-fashion-mnist gcc "$@")
+wanted=(dataset-fashion-mnist gcc openssl "$@")
 libstdcxx=$(/sbin/ldconfig -p 2>/dev/null | awk '!found && /libstdc\+\+\.so\.6 .*x86-64/ {print $NF; found = 1}')
 if [ -z "$libstdcxx" ] || ! grep -qa GLIBCXX_3.4.32 "$libstdcxx"; then
   wanted+=(g++ patchelf)

@@ -13,9 +13,13 @@ public sealed class NodeProcess : IDisposable
     public ConcurrentQueue<string> StdOut { get; } = new();
     public ConcurrentQueue<string> StdErr { get; } = new();
 
-    public NodeProcess(params string[] args)
+    public NodeProcess(params string[] args) : this(new Dictionary<string, string>(), args) { }
+
+    /// <param name="environment">Variables set for the process on top of this one's (e.g. BATCHCLUSTER_TLS_PASSWORD).</param>
+    public NodeProcess(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         _process = new Process { StartInfo = CliProcess.StartInfo(args) };
+        foreach (var (name, value) in environment) _process.StartInfo.Environment[name] = value;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) StdOut.Enqueue(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) StdErr.Enqueue(e.Data); };
         _process.Start();

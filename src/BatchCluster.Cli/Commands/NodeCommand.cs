@@ -2,6 +2,7 @@ using BatchCluster.Cli.Options;
 using BatchCluster.Cluster.Actors;
 using BatchCluster.Cluster.Nodes;
 using BatchCluster.Cluster.Protocol;
+using BatchCluster.Cluster.Security;
 using BatchCluster.Core.Checkpoints;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Native;
@@ -19,7 +20,7 @@ namespace BatchCluster.Cli.Commands;
 /// </summary>
 public static class NodeCommand
 {
-    private static readonly string[] NodeFlags = ["role", "host", "port", "join-timeout"];
+    private static readonly string[] NodeFlags = ["role", "host", "port", "join-timeout", "tls-cert", "tls-ca"];
     // A worker's cluster seeds are --seed (as in the docs); a coordinator's --seed is the training
     // seed of 'train', so its cluster seeds are --seed-nodes.
     private static readonly string[] WorkerFlags = ["seed", "threads", "device", "data-dir", "testing-slowdown"];
@@ -32,6 +33,11 @@ public static class NodeCommand
           --seed HOST:PORT[,…]     (worker) seed nodes to join, required; or BATCHCLUSTER_SEEDS
           --seed-nodes HOST:PORT[,…]  (coordinator) an existing cluster to join, e.g. for --standby
           --join-timeout SECONDS   give up joining after this long (default 30)
+          --tls-cert FILE.pfx      this node's certificate and private key (or BATCHCLUSTER_TLS_CERT; its password in
+                                   BATCHCLUSTER_TLS_PASSWORD): with --tls-ca, both channels (Akka and the data plane) run
+                                   over TLS and only nodes with a certificate of that authority get in (docs/security.md)
+          --tls-ca FILE            the cluster's authority certificate, the only one trusted (or BATCHCLUSTER_TLS_CA);
+                                   scripts/make-test-certs.sh DIR makes an authority and node certificates
         coordinator:  every 'train' flag except --workers and --engine, and
                       --start-workers N        ready workers to wait for before the first step (default: --min-workers)
                       --min-workers N          the floor: below it the run pauses at the next step boundary and
@@ -60,27 +66,77 @@ public static class NodeCommand
             : await RunWorkerAsync(args, cancellation);
     }
 
-    private sealed record Endpoint(string Host, int Port, IReadOnlyList<NodeAddress> Seeds, TimeSpan JoinTimeout);
+    private sealed record Endpoint(string Host, int Port, IReadOnlyList<NodeAddress> Seeds, TimeSpan JoinTimeout, ClusterTls? Tls);
 
     private static Endpoint ReadEndpoint(FlagSet flags, int defaultPort, string seedFlag)
     {
         string host = flags.String("host") ?? Environment.GetEnvironmentVariable("BATCHCLUSTER_HOST") ?? "127.0.0.1";
-        int port = flags.Int("port", 0, 65535)
-                   ?? (int.TryParse(Environment.GetEnvironmentVariable("BATCHCLUSTER_PORT"), out int envPort) ? envPort : defaultPort);
+        if (!ClusterBootstrap.IsHostName(host))
+            throw new UsageException($"--host '{host}' is not a host name or IP address (e.g. 127.0.0.1, 10.0.0.5 or node1.example)");
+        int port = flags.Int("port", 0, 65535) ?? EnvironmentPort() ?? defaultPort;
         string seedText = flags.String(seedFlag) ?? Environment.GetEnvironmentVariable("BATCHCLUSTER_SEEDS") ?? "";
         var seeds = new List<NodeAddress>();
         foreach (string seed in seedText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             try { seeds.Add(NodeAddress.Parse(seed)); }
             catch (FormatException e) { throw new UsageException($"--{seedFlag}: {e.Message}"); }
+            if (!ClusterBootstrap.IsHostName(seeds[^1].Host)) throw new UsageException($"--{seedFlag}: '{seeds[^1].Host}' is not a host name or IP address");
         }
         var timeout = TimeSpan.FromSeconds(flags.Double("join-timeout", 0, minExclusive: true) ?? 30);
-        return new Endpoint(host, port, seeds, timeout);
+        var tls = ReadTls(flags);
+        if (tls is null && !IsLoopback(host))
+            Console.Error.WriteLine($"batchcluster: warning: listening on {host} without TLS: any process that reaches this port can join the cluster, "
+                                    + "read the model and send it gradients; give --tls-cert and --tls-ca (docs/security.md)");
+        return new Endpoint(host, port, seeds, timeout, tls);
     }
 
-    private static async Task<Akka.Actor.ActorSystem> JoinAsync(string role, Endpoint endpoint, CancellationToken cancellation)
+    private static int? EnvironmentPort()
     {
-        var system = ClusterBootstrap.Start(role, endpoint.Host, endpoint.Port);
+        string? text = Environment.GetEnvironmentVariable("BATCHCLUSTER_PORT");
+        if (string.IsNullOrEmpty(text)) return null;
+        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port) || port > 65535)
+            throw new UsageException($"BATCHCLUSTER_PORT must be a whole number from 0 to 65535, not '{text}'; fix or unset it");
+        return port;
+    }
+
+    private static bool IsLoopback(string host) =>
+        host == "localhost" || (System.Net.IPAddress.TryParse(host, out var address) && System.Net.IPAddress.IsLoopback(address));
+
+    /// <summary>The node's TLS identity from --tls-cert/--tls-ca (or their variables), or null when neither is given.</summary>
+    private static ClusterTls? ReadTls(FlagSet flags)
+    {
+        string? certificate = flags.String("tls-cert") ?? NonEmpty(Environment.GetEnvironmentVariable("BATCHCLUSTER_TLS_CERT"));
+        string? authority = flags.String("tls-ca") ?? NonEmpty(Environment.GetEnvironmentVariable("BATCHCLUSTER_TLS_CA"));
+        if (certificate is null && authority is null) return null;
+        if (certificate is null || authority is null)
+            throw new UsageException("--tls-cert and --tls-ca go together (or BATCHCLUSTER_TLS_CERT and BATCHCLUSTER_TLS_CA): this node's certificate and the authority it trusts");
+        try
+        {
+            return ClusterTls.Load(certificate, Environment.GetEnvironmentVariable("BATCHCLUSTER_TLS_PASSWORD"), authority);
+        }
+        catch (TlsConfigurationException e)
+        {
+            throw new UsageException(e.Message);
+        }
+    }
+
+    private static string? NonEmpty(string? text) => string.IsNullOrEmpty(text) ? null : text;
+
+    /// <summary>Starts the node's actor system: it listens from here on (before anything is written for the run).</summary>
+    private static Akka.Actor.ActorSystem StartNode(string role, Endpoint endpoint)
+    {
+        try
+        {
+            return ClusterBootstrap.Start(role, endpoint.Host, endpoint.Port, endpoint.Tls);
+        }
+        catch (NodeBindException e)
+        {
+            throw new UsageException(e.Message);
+        }
+    }
+
+    private static async Task<Akka.Actor.ActorSystem> JoinAsync(Akka.Actor.ActorSystem system, Endpoint endpoint, CancellationToken cancellation)
+    {
         bool joined;
         try
         {
@@ -95,7 +151,8 @@ public static class NodeCommand
         await system.Terminate();
         throw new CommandFailedException(endpoint.Seeds.Count == 0
             ? $"could not form a cluster at {endpoint.Host}:{endpoint.Port} within {endpoint.JoinTimeout.TotalSeconds:F0} s"
-            : $"no seed node answered at {string.Join(", ", endpoint.Seeds)} within {endpoint.JoinTimeout.TotalSeconds:F0} s; is the coordinator running there? (--seed, --join-timeout)");
+            : $"no seed node answered at {string.Join(", ", endpoint.Seeds)} within {endpoint.JoinTimeout.TotalSeconds:F0} s; is the coordinator running there"
+              + (endpoint.Tls is null ? "? (--seed, --join-timeout)" : ", with TLS and certificates of the same authority? (--seed, --tls-cert, --tls-ca)"));
     }
 
     private static async Task<int> RunCoordinatorAsync(string[] args, CancellationToken cancellation)
@@ -119,53 +176,65 @@ public static class NodeCommand
         if (standby && config.CheckpointEvery == 0)
             throw new UsageException("--standby needs --checkpoint-every K (the same checkpoints as the running coordinator) to resume from");
         var host = RunHost.Prepare(config, refuseExistingCheckpoints: !standby);
-        return await host.RunAsync("cluster", startWorkers, async (events, onStep) =>
+        // Listen before the run's directory exists: a port in use costs nothing (not even the run id).
+        var node = StartNode(ClusterBootstrap.CoordinatorRole, endpoint);
+        bool joinStarted = false;
+        try
         {
-            var system = await JoinAsync(ClusterBootstrap.CoordinatorRole, endpoint, cancellation);
-            try
+            return await host.RunAsync("cluster", startWorkers, async (events, onStep) =>
             {
-                Log.Information("Coordinator node up at {Address}; waiting for {StartWorkers} workers", Akka.Cluster.Cluster.Get(system).SelfAddress, startWorkers);
-                int trainSamples = host.Data.Train.Count;
-                // Built when the singleton starts on this node: at once on the first coordinator node,
-                // only after a take-over on a standby node, which then resumes from the newest checkpoint.
-                TrainingSession FirstSession() =>
-                    standby && CheckpointStore.Of(config).Files().Count > 0
-                        ? TrainingSession.FromNewestCheckpoint(config, trainSamples, host.Initial, events)
-                        : new TrainingSession(config, trainSamples, host.Initial, events, host.ResumeFrom);
-                var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-                var settings = new CoordinatorSettings(startWorkers, minWorkers, TimeSpan.FromSeconds(config.StepDeadlineSeconds), RunSpecs.Of(config),
-                    host.Data.Validation.Count, host.Data.Test.Count, WatchClusterMembership: true, config.TrainEvaluationCount(trainSamples),
-                    useDataPlane, dataPort);
-                var run = new CoordinatorRun(FirstSession,
-                    config.CheckpointEvery > 0 ? () => TrainingSession.FromNewestCheckpoint(config, trainSamples, host.Initial, events) : null,
-                    settings, host.LogPath, completion, onStep);
-                var endedElsewhere = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-                system.ActorOf(RunWatch.Props(endedElsewhere), CoordinatorActor.RunWatchName);
-                ClusterBootstrap.StartCoordinatorSingleton(system, RunSupervisor.Props(run));
-                if (localWorkers > 0)
+                joinStarted = true;
+                if (endpoint.Tls is { } tls) Log.Information("Node identity: {Tls}", tls.Describe());
+                var system = await JoinAsync(node, endpoint, cancellation);
+                try
                 {
-                    // Beside the coordinator: same process, so their tensors are shared arrays (no copy, no wire).
-                    var proxy = ClusterBootstrap.CoordinatorProxy(system);
-                    var localSettings = new WorkerSettings("cpu", config.EffectiveThreads, _ => host.Data);
-                    for (int i = 0; i < localWorkers; i++) system.ActorOf(WorkerActor.Props(proxy, localSettings), $"local-worker-{i}");
+                    Log.Information("Coordinator node up at {Address}; waiting for {StartWorkers} workers", Akka.Cluster.Cluster.Get(system).SelfAddress, startWorkers);
+                    int trainSamples = host.Data.Train.Count;
+                    // Built when the singleton starts on this node: at once on the first coordinator node,
+                    // only after a take-over on a standby node, which then resumes from the newest checkpoint.
+                    TrainingSession FirstSession() =>
+                        standby && CheckpointStore.Of(config).Files().Count > 0
+                            ? TrainingSession.FromNewestCheckpoint(config, trainSamples, host.Initial, events)
+                            : new TrainingSession(config, trainSamples, host.Initial, events, host.ResumeFrom);
+                    var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    var settings = new CoordinatorSettings(startWorkers, minWorkers, TimeSpan.FromSeconds(config.StepDeadlineSeconds), RunSpecs.Of(config),
+                        host.Data.Validation.Count, host.Data.Test.Count, WatchClusterMembership: true, config.TrainEvaluationCount(trainSamples),
+                        useDataPlane, dataPort, endpoint.Tls);
+                    var run = new CoordinatorRun(FirstSession,
+                        config.CheckpointEvery > 0 ? () => TrainingSession.FromNewestCheckpoint(config, trainSamples, host.Initial, events) : null,
+                        settings, host.LogPath, completion, onStep);
+                    var endedElsewhere = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    system.ActorOf(RunWatch.Props(endedElsewhere), CoordinatorActor.RunWatchName);
+                    ClusterBootstrap.StartCoordinatorSingleton(system, RunSupervisor.Props(run));
+                    if (localWorkers > 0)
+                    {
+                        // Beside the coordinator: same process, so their tensors are shared arrays (no copy, no wire).
+                        var proxy = ClusterBootstrap.CoordinatorProxy(system);
+                        var localSettings = new WorkerSettings("cpu", config.EffectiveThreads, _ => host.Data);
+                        for (int i = 0; i < localWorkers; i++) system.ActorOf(WorkerActor.Props(proxy, localSettings), $"local-worker-{i}");
+                    }
+                    var stopRequested = Task.Delay(Timeout.Infinite, cancellation);
+                    var first = await Task.WhenAny(completion.Task, endedElsewhere.Task, stopRequested);
+                    if (first == endedElsewhere.Task) throw new RunEndedElsewhereException();
+                    if (first == stopRequested)
+                    {
+                        // Where the coordinator runs, it checkpoints and ends the run at once; a standby has nothing to save.
+                        system.ActorSelection(ClusterBootstrap.CoordinatorSingletonPath).Tell(new CoordinatorActor.Interrupt("stop requested"), Akka.Actor.ActorRefs.NoSender);
+                        if (await Task.WhenAny(completion.Task, Task.Delay(TimeSpan.FromSeconds(5))) != completion.Task)
+                            throw new OperationCanceledException("the standby coordinator node stopped", cancellation);
+                    }
+                    return await completion.Task;
                 }
-                var stopRequested = Task.Delay(Timeout.Infinite, cancellation);
-                var first = await Task.WhenAny(completion.Task, endedElsewhere.Task, stopRequested);
-                if (first == endedElsewhere.Task) throw new RunEndedElsewhereException();
-                if (first == stopRequested)
+                finally
                 {
-                    // Where the coordinator runs, it checkpoints and ends the run at once; a standby has nothing to save.
-                    system.ActorSelection(ClusterBootstrap.CoordinatorSingletonPath).Tell(new CoordinatorActor.Interrupt("stop requested"), Akka.Actor.ActorRefs.NoSender);
-                    if (await Task.WhenAny(completion.Task, Task.Delay(TimeSpan.FromSeconds(5))) != completion.Task)
-                        throw new OperationCanceledException("the standby coordinator node stopped", cancellation);
+                    await ClusterBootstrap.LeaveAsync(system);
                 }
-                return await completion.Task;
-            }
-            finally
-            {
-                await ClusterBootstrap.LeaveAsync(system);
-            }
-        });
+            });
+        }
+        finally
+        {
+            if (!joinStarted) await node.Terminate(); // the run never started (its log could not be opened)
+        }
     }
 
     private static async Task<int> RunWorkerAsync(string[] args, CancellationToken cancellation)
@@ -188,7 +257,8 @@ public static class NodeCommand
         try
         {
             var settings = new WorkerSettings(device, threads, spec => DataSource.Load(spec.Dataset, dataDirectory, spec.ValidationSize, spec.Seed),
-                TestingSlowdown: slowdown);
+                TestingSlowdown: slowdown, Tls: endpoint.Tls);
+            if (endpoint.Tls is { } tls) Log.Information("Node identity: {Tls}", tls.Describe());
             if (slowdown > 1) Log.Warning("Testing option --testing-slowdown {Slowdown}: this worker runs at 1/{Slowdown} of its speed", slowdown, slowdown);
             var stopRequested = Task.Delay(Timeout.Infinite, cancellation);
             while (true)
@@ -196,7 +266,7 @@ public static class NodeCommand
                 Akka.Actor.ActorSystem system;
                 try
                 {
-                    system = await JoinAsync(ClusterBootstrap.WorkerRole, endpoint, cancellation);
+                    system = await JoinAsync(StartNode(ClusterBootstrap.WorkerRole, endpoint), endpoint, cancellation);
                 }
                 catch (OperationCanceledException)
                 {

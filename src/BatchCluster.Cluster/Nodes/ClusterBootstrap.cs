@@ -41,12 +41,30 @@ public static class ClusterBootstrap
     public static bool IsHostName(string host) =>
         host.Length is > 0 and <= 253 && host.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or ':');
 
+    /// <summary>Starts the node's actor system, which binds <paramref name="host"/>:<paramref name="port"/> before it returns.</summary>
+    /// <exception cref="NodeBindException">The address cannot be bound (in use, or not this machine's).</exception>
     public static ActorSystem Start(string role, string host, int port, ClusterTls? tls = null)
     {
         var config = ConfigFor(role, host, port, tls);
-        if (tls is null) return ActorSystem.Create(SystemName, config);
-        return ActorSystem.Create(SystemName, BootstrapSetup.Create().WithConfig(config).And(tls.AkkaSetup()));
+        try
+        {
+            if (tls is null) return ActorSystem.Create(SystemName, config);
+            return ActorSystem.Create(SystemName, BootstrapSetup.Create().WithConfig(config).And(tls.AkkaSetup()));
+        }
+        catch (Exception e) when (SocketErrorIn(e) is { } socket)
+        {
+            throw new NodeBindException(host, port, socket.Message, e);
+        }
     }
+
+    /// <summary>The socket error under Akka's nested AggregateExceptions, if any.</summary>
+    private static System.Net.Sockets.SocketException? SocketErrorIn(Exception e) => e switch
+    {
+        System.Net.Sockets.SocketException socket => socket,
+        AggregateException aggregate => aggregate.InnerExceptions.Select(SocketErrorIn).FirstOrDefault(s => s is not null),
+        { InnerException: { } inner } => SocketErrorIn(inner),
+        _ => null,
+    };
 
     /// <summary>
     /// Joins the seeds (or forms a new cluster when there are none) and waits until this node is Up.
@@ -85,3 +103,7 @@ public static class ClusterBootstrap
     public static Task LeaveAsync(ActorSystem system) =>
         CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
 }
+
+/// <summary>A node cannot listen where it was told to; the message names the address and what to do.</summary>
+public sealed class NodeBindException(string host, int port, string reason, Exception inner)
+    : Exception($"cannot listen on {host}:{port} ({reason}); another node may be using the port: choose another --port, or a --host of this machine", inner);
