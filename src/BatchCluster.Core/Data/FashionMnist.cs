@@ -9,6 +9,7 @@ public static class FashionMnist
     public const string DefaultDirectory = "/usr/share/datasets/fashion-mnist";
     public const int DefaultValidationSize = 5000;
     public const int ClassCount = 10;
+    public const int ImageSide = 28;
 
     public static DataSplits Load(string directory, int validationSize = DefaultValidationSize)
     {
@@ -19,6 +20,10 @@ public static class FashionMnist
         var trainLabels = IdxFile.ReadLabels(Locate(directory, "train-labels-idx1-ubyte"), ClassCount);
         var testImages = IdxFile.ReadImages(Locate(directory, "t10k-images-idx3-ubyte"));
         var testLabels = IdxFile.ReadLabels(Locate(directory, "t10k-labels-idx1-ubyte"), ClassCount);
+        foreach (var (name, images) in new[] { ("training", trainImages), ("test", testImages) })
+            if (images.Height != ImageSide || images.Width != ImageSide)
+                throw new DataSetException(
+                    $"{directory}: the {name} images are {images.Height}×{images.Width}, not the {ImageSide}×{ImageSide} of Fashion-MNIST that every model here takes; point --data-dir at Fashion-MNIST (or MNIST) files");
         var train = Combine("train-file", trainImages, trainLabels, directory);
         var test = Combine("test", testImages, testLabels, directory);
         return DataSplits.HoldOutTail(train, test, validationSize);

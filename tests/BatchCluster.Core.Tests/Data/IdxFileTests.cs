@@ -155,4 +155,49 @@ public sealed class IdxFileTests : IDisposable
         WriteDataDirectory(trainLabels: new byte[20]);
         Assert.Contains("--validation-size", Assert.Throws<DataSetException>(() => FashionMnist.Load(_dir, validationSize: 20)).Message);
     }
+
+    /// <summary>
+    /// The audit's gzip bomb: a small .gz whose header declares a little data and then inflates on
+    /// (4 GB RSS before). Only the declared bytes and a bounded look beyond them are ever read.
+    /// </summary>
+    [Fact]
+    public void A_gzip_bomb_is_refused_without_inflating_it()
+    {
+        string path = Path.Combine(_dir, "bomb.gz");
+        using (var gzip = new System.IO.Compression.GZipStream(File.Create(path), System.IO.Compression.CompressionLevel.SmallestSize))
+        {
+            var header = new byte[16];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header, IdxFile.ImagesMagic);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4), 1);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(8), 28);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(12), 28);
+            gzip.Write(header);
+            var zeros = new byte[1 << 20];
+            for (int i = 0; i < 512; i++) gzip.Write(zeros); // 512 MiB of zeros behind one declared image
+        }
+        Assert.True(new FileInfo(path).Length < 2 << 20);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<DataSetException>(() => IdxFile.ReadImages(path));
+        Assert.Contains("more than 1 MiB of unexpected bytes after the 784 data bytes", e.Message);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 4 << 20, "read far beyond what the header declares");
+    }
+
+    [Fact]
+    public void A_header_declaring_more_than_a_gibibyte_is_refused_before_allocating()
+    {
+        string path = Path.Combine(_dir, "huge");
+        IdxFile.Write(path, IdxFile.ImagesMagic, [100_000_000, 28, 28], []);
+        var e = Assert.Throws<DataSetException>(() => IdxFile.ReadImages(path));
+        Assert.Contains("declares more than 1 GiB", e.Message);
+    }
+
+    /// <summary>The audit gave test images of another shape: workers failed on every evaluation. Now loading says so.</summary>
+    [Fact]
+    public void Images_of_another_shape_are_refused_at_load()
+    {
+        WriteDataDirectory([1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0]);
+        WriteImages("t10k-images-idx3-ubyte", 4, side: 32);
+        var e = Assert.Throws<DataSetException>(() => FashionMnist.Load(_dir, validationSize: 5));
+        Assert.Contains("the test images are 32×32, not the 28×28", e.Message);
+    }
 }
