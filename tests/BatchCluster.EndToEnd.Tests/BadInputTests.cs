@@ -28,6 +28,10 @@ public sealed class BadInputTests : IDisposable
     [InlineData("--transfer-precision applies to workers in other processes", "--transfer-precision", "bf16")]
     [InlineData("--lr must be a number greater than 0 and at most", "--lr", "1e300")]
     [InlineData("--max-bad-steps must be a whole number from 1", "--max-bad-steps", "0")]
+    [InlineData("--run-id may hold only letters, digits, '.', '_' and '-', and not only dots", "--run-id", ".")]
+    [InlineData("--run-id may hold only letters, digits, '.', '_' and '-', and not only dots", "--run-id", "..")]
+    [InlineData("--hidden must be a comma-separated list of whole numbers from 1 to 65536", "--hidden", "2000000000")]
+    [InlineData("--micro-batch 512 is larger than --global-batch 128", "--micro-batch", "512", "--global-batch", "128")]
     public void Bad_train_flags_are_refused_clearly(string expected, params string[] flags)
     {
         var outcome = CliProcess.Run(["train", "--runs-dir", _runs, .. flags]);
@@ -92,6 +96,26 @@ public sealed class BadInputTests : IDisposable
         var files = Directory.GetFiles(checkpoints, "*.bcck");
         Assert.NotEmpty(files);
         Assert.All(files, f => Assert.All(Core.Checkpoints.CheckpointStore.Read(f).Parameters, p => Assert.True(float.IsFinite(p))));
+    }
+
+    /// <summary>
+    /// Output paths the audit found failing late (after training: the result lost) or with a stack
+    /// trace: each is refused before anything runs or is written, in one sentence.
+    /// </summary>
+    [Fact]
+    public void Output_paths_that_cannot_be_written_are_refused_before_training()
+    {
+        string file = Path.Combine(_runs, "a-file");
+        File.WriteAllText(file, "");
+        string[] common = ["--dataset", "synthetic", "--steps", "1"];
+        AssertRefused(CliProcess.Run(["train", "--runs-dir", file, .. common]), $"--runs-dir {file} is a file, not a directory");
+        AssertRefused(CliProcess.Run(["train", "--runs-dir", Path.Combine(file, "below"), .. common]), "is a file, so no directory can be made below it");
+        AssertRefused(CliProcess.Run(["train", "--runs-dir", "/proc/batchcluster-runs", .. common]), "--runs-dir /proc/batchcluster-runs is not writable");
+        AssertRefused(CliProcess.Run(["train", "--runs-dir", _runs, "--tensorboard", file, .. common]), $"--tensorboard {file} is a file");
+        AssertRefused(CliProcess.Run(["train", "--runs-dir", _runs, "--export-params", _runs, .. common]), $"--export-params {_runs} is a directory");
+        AssertRefused(CliProcess.Run("analyze", _runs, "--out", file), $"--out {file} is a file, not a directory");
+        AssertRefused(CliProcess.Run("probe", "--dataset", "synthetic", "--out", file), $"--out {file} is a file, not a directory");
+        Assert.Equal([file], Directory.GetFileSystemEntries(_runs)); // nothing else was written
     }
 
     internal static void AssertRefused(CliProcess.Outcome outcome, string expected)

@@ -20,6 +20,43 @@ public static class EventLogReader
         return Read(reader, path);
     }
 
+    /// <summary>No event of ours comes near this (a StepCompleted line is ~2 KB); a longer line is garbage.</summary>
+    public const int MaxLineChars = 1 << 20;
+
+    /// <summary>
+    /// The lines of <paramref name="reader"/>, each at most <see cref="MaxLineChars"/> long; a longer one
+    /// comes back as null, and its characters are read past, never held (a 1.2 GB line once took 6.6 GB).
+    /// </summary>
+    public static IEnumerable<string?> BoundedLines(TextReader reader)
+    {
+        var line = new System.Text.StringBuilder();
+        bool overlong = false;
+        var buffer = new char[1 << 16];
+        int count;
+        while ((count = reader.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            var chunk = buffer.AsMemory(0, count);
+            while (!chunk.IsEmpty)
+            {
+                int end = chunk.Span.IndexOf('\n');
+                var part = end < 0 ? chunk : chunk[..end];
+                if (!overlong && line.Length + part.Length > MaxLineChars)
+                {
+                    overlong = true;
+                    line.Clear();
+                }
+                if (!overlong) line.Append(part);
+                if (end < 0) break;
+                yield return overlong ? null : line.ToString().TrimEnd('\r');
+                line.Clear();
+                overlong = false;
+                chunk = chunk[(end + 1)..];
+            }
+        }
+        if (overlong) yield return null;
+        else if (line.Length > 0) yield return line.ToString().TrimEnd('\r');
+    }
+
     public static RunLog Read(TextReader reader, string path)
     {
         RunInfo? info = null;
@@ -29,9 +66,13 @@ public static class EventLogReader
         string? failure = null;
         long? interruptedAfter = null;
         int bad = 0, foreign = 0;
-        string? line;
-        while ((line = reader.ReadLine()) is not null)
+        foreach (string? line in BoundedLines(reader))
         {
+            if (line is null)
+            {
+                bad++; // longer than any event: skipped without holding it
+                continue;
+            }
             if (line.Length == 0) continue;
             JsonDocument document;
             try

@@ -26,6 +26,7 @@ public static class AnalyzeCommand
         if (flags.Positionals.Count == 0)
             throw new UsageException("analyze needs at least one runs directory or events.clef file, e.g. 'batchcluster analyze runs --out analysis'");
         string outDir = flags.String("out", "analysis");
+        OutputPaths.CheckDirectory("--out", outDir);
         double? target = flags.Double("target-accuracy", 0, 1, minExclusive: true);
         AnalysisOutput output;
         try

@@ -31,12 +31,13 @@ public static class ProbeCommand
     {
         var flags = new FlagSet(args, Flags, "probe");
         string modelName = flags.Choice("model", "mlp", ModelSpec.Names);
-        int[]? hidden = flags.IntList("hidden", 1);
+        int[]? hidden = flags.IntList("hidden", 1, ModelSpec.MaxHiddenSize);
         var model = modelName == "mlp" ? ModelSpec.Mlp(hidden ?? []) : ModelSpec.Cnn(modelName == "cnn-bn");
         int[] sizes = flags.IntList("batch-sizes", 1) ?? BatchSizeProbe.DefaultBatchSizes;
         int repeats = flags.Int("repeats", 3, 100_000) ?? 30;
         int threads = flags.Int("threads", 1, 256) ?? Environment.ProcessorCount;
         string outDir = flags.String("out", "probe");
+        OutputPaths.CheckDirectory("--out", outDir);
         string dataset = flags.Choice("dataset", "fashion-mnist", DataSource.Names);
         var data = DataSource.Load(dataset, flags.String("data-dir", FashionMnist.DefaultDirectory), FashionMnist.DefaultValidationSize, seed: 1).Train;
         if (sizes.Max() > data.Count)

@@ -51,9 +51,12 @@ public sealed class RunHost
     public static RunHost Prepare(TrainingConfig config, bool refuseExistingCheckpoints = true)
     {
         string runId = config.RunId ?? RunLogging.NewRunId(config);
+        OutputPaths.CheckDirectory("--runs-dir", config.RunsDirectory);
         string runDirectory = RunLogging.CheckNewRunDirectory(config.RunsDirectory, runId);
-        if (config.ExportParams is string export && Path.GetDirectoryName(Path.GetFullPath(export)) is string exportDir && !Directory.Exists(exportDir))
-            throw new UsageException($"--export-params: directory {exportDir} does not exist; create it first");
+        // Checked now, not after training: a path that fails at the end would lose the run's result.
+        if (config.ExportParams is string export) OutputPaths.CheckFile("--export-params", export);
+        if (config.TensorBoardDirectory is string tensorBoard) OutputPaths.CheckDirectory("--tensorboard", tensorBoard);
+        if (config.CheckpointEvery > 0) OutputPaths.CheckDirectory("--checkpoint-dir", config.CheckpointDirectory);
 
         var data = DataSource.Load(config.Dataset, config.DataDirectory, config.ValidationSize, config.Seed);
         if (config.GlobalBatch > data.Train.Count)

@@ -113,16 +113,18 @@ public sealed class FlagSet
         return value;
     }
 
-    /// <summary>A comma-separated list of whole numbers, each at least <paramref name="min"/>.</summary>
-    public int[]? IntList(string name, int min)
+    /// <summary>A comma-separated list of whole numbers, each from <paramref name="min"/> to <paramref name="max"/>.</summary>
+    public int[]? IntList(string name, int min, int max = int.MaxValue)
     {
         if (String(name) is not string text) return null;
         var parts = text.Split(',', StringSplitOptions.TrimEntries);
         var values = new int[parts.Length];
         for (int i = 0; i < parts.Length; i++)
         {
-            if (!int.TryParse(parts[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out values[i]) || values[i] < min)
-                throw new UsageException($"--{name} must be a comma-separated list of whole numbers of at least {min} (e.g. 256,128), not '{text}'");
+            if (!int.TryParse(parts[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out values[i]) || values[i] < min || values[i] > max)
+                throw new UsageException(max == int.MaxValue
+                    ? $"--{name} must be a comma-separated list of whole numbers of at least {min} (e.g. 256,128), not '{text}'"
+                    : $"--{name} must be a comma-separated list of whole numbers from {min} to {max} (e.g. 256,128), not '{text}'");
         }
         return values;
     }

@@ -61,13 +61,15 @@ public static partial class TrainOptions
     public static TrainingConfig Parse(FlagSet flags)
     {
         string model = flags.Choice("model", "mlp", ModelSpec.Names);
-        int[]? hidden = flags.IntList("hidden", 1);
+        int[]? hidden = flags.IntList("hidden", 1, ModelSpec.MaxHiddenSize);
         if (hidden is not null && model != "mlp")
             throw new UsageException($"--hidden applies to --model mlp only, not '{model}'");
         if (flags.Has("steps") && flags.Has("epochs"))
             throw new UsageException("give either --steps or --epochs, not both");
 
         int globalBatch = flags.Int("global-batch", 1) ?? 128;
+        if (flags.Int("micro-batch", 1) is int micro && micro > globalBatch)
+            throw new UsageException($"--micro-batch {micro} is larger than --global-batch {globalBatch}, so it would never split a share; use at most {globalBatch}, or drop it to compute each share whole");
         int workers = flags.Int("workers", 1, 1024) ?? 4;
         var engine = flags.Choice("engine", "actors", "actors", "plain") == "plain" ? Engine.Plain : Engine.Actors;
         if (engine == Engine.Actors && flags.Has("workers") && workers > globalBatch)
@@ -85,8 +87,8 @@ public static partial class TrainOptions
             WeightDecay: flags.Double("weight-decay", 0) ?? 0);
 
         string? runId = flags.String("run-id");
-        if (runId is not null && !RunIdPattern().IsMatch(runId))
-            throw new UsageException($"--run-id may hold only letters, digits, '.', '_' and '-' (it names a directory), not '{runId}'");
+        if (runId is not null && (!RunIdPattern().IsMatch(runId) || runId.Trim('.').Length == 0))
+            throw new UsageException($"--run-id may hold only letters, digits, '.', '_' and '-', and not only dots (it names a directory inside --runs-dir), not '{runId}'");
 
         string dataset = flags.Choice("dataset", "fashion-mnist", "fashion-mnist", "synthetic");
         if (dataset == "synthetic" && flags.Has("data-dir"))

@@ -4,6 +4,9 @@ namespace BatchCluster.Core.Models;
 public sealed record ModelSpec(string Name, IReadOnlyList<int> HiddenSizes)
 {
     public static readonly string[] Names = ["mlp", "cnn", "cnn-bn"];
+
+    /// <summary>The widest MLP layer accepted: 784 × 65,536 weights is 205 MB; wider ones fail deep inside libtorch.</summary>
+    public const int MaxHiddenSize = 65_536;
     public static readonly int[] DefaultMlpHidden = [256];
 
     public static ModelSpec Mlp(params int[] hidden) => new("mlp", hidden.Length == 0 ? DefaultMlpHidden : hidden);

@@ -101,4 +101,39 @@ public sealed class EventLogReaderTests(TinyRuns runs) : IDisposable
         Assert.Equal((2, RunStatus.Incomplete, 0), (log.BadLines, log.Status, log.Steps.Count));
         Assert.Null(log.Info);
     }
+
+    /// <summary>
+    /// The audit fed analyze a 1.2 GB single line (6.6 GB RSS, OutOfMemoryException). A line longer
+    /// than any event is counted as bad and read past without being held; the lines around it survive.
+    /// </summary>
+    [Fact]
+    public void A_line_longer_than_any_event_is_skipped_without_holding_it()
+    {
+        var real = File.ReadAllLines(runs.LogOf("tiny-b32"));
+        string path = Path.Combine(_dir, "events.clef");
+        using (var writer = new StreamWriter(path))
+        {
+            writer.WriteLine(real[0]);
+            var junk = new string('x', 1 << 20);
+            for (int i = 0; i < 64; i++) writer.Write(junk); // one line of 64 Mi characters
+            writer.WriteLine();
+            foreach (var line in real.Skip(1)) writer.WriteLine(line);
+        }
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var log = EventLogReader.Read(path);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(1, log.BadLines);
+        Assert.Equal(RunStatus.Completed, log.Status);
+        Assert.Equal(TinyRuns.Steps, log.Steps.Count);
+        Assert.True(allocated < 48L << 20, $"reading allocated {allocated >> 20} MiB for a 64 Mi-character line");
+    }
+
+    [Theory]
+    [InlineData("a\nb\r\n\nc", new[] { "a", "b", "", "c" })]
+    [InlineData("one", new[] { "one" })]
+    [InlineData("", new string[0])]
+    public void Bounded_lines_split_like_read_line(string text, string[] expected)
+    {
+        Assert.Equal(expected, EventLogReader.BoundedLines(new StringReader(text)).ToArray());
+    }
 }
