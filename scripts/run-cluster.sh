@@ -42,7 +42,7 @@ dotnet "$dll" node --role coordinator --port "$port" --start-workers "$workers" 
 coordinator=$!
 pids+=("$coordinator")
 for i in $(seq 1 "$workers"); do
-  dotnet "$dll" node --role worker --seed "127.0.0.1:$port" --threads "$worker_threads" \
+  dotnet "$dll" node --role worker --seed-nodes "127.0.0.1:$port" --threads "$worker_threads" \
     > >(sed -u "s/^/[worker-$i] /") 2>&1 &
   pids+=("$!")
 done

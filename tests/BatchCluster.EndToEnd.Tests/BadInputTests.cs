@@ -43,7 +43,7 @@ public sealed class BadInputTests : IDisposable
     [InlineData("--transfer-precision bf16 needs the data plane", "--role", "coordinator", "--tensor-transport", "akka", "--transfer-precision", "bf16")]
     [InlineData("--tensor-transport must be one of dataplane|akka, not 'udp'", "--role", "coordinator", "--tensor-transport", "udp")]
     [InlineData("--local-workers must be a whole number from 0", "--role", "coordinator", "--local-workers", "-1")]
-    [InlineData("--testing-slowdown must be a number", "--role", "worker", "--seed", "127.0.0.1:4053", "--testing-slowdown", "0.5")]
+    [InlineData("--testing-slowdown must be a number", "--role", "worker", "--seed-nodes", "127.0.0.1:4053", "--testing-slowdown", "0.5")]
     public void Bad_node_flags_are_refused_clearly(string expected, params string[] flags)
     {
         string[] runsDir = flags.Contains("coordinator") ? ["--runs-dir", _runs] : []; // a worker writes no runs

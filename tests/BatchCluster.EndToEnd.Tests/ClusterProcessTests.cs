@@ -25,7 +25,7 @@ public sealed class ClusterProcessTests : IDisposable
             "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", "killed");
         // Slowed on purpose (a step of a few ms instead of under one), so that the run outlasts the test's reaction.
         var workers = Enumerable.Range(0, 3)
-            .Select(_ => new NodeProcess("node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", "1", "--testing-slowdown", "30")).ToList();
+            .Select(_ => new NodeProcess("node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", "--testing-slowdown", "30")).ToList();
         try
         {
             // Once all three work and a tenth of the run is done, one worker dies without a word.
@@ -71,7 +71,7 @@ public sealed class ClusterProcessTests : IDisposable
         RunPlainReference();
         string[] Coordinator(string runId, params string[] more) => CoordinatorFlags(runId, port, more);
         var workers = Enumerable.Range(0, 2)
-            .Select(_ => new NodeProcess("node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "60",
+            .Select(_ => new NodeProcess("node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "60",
                 "--testing-slowdown", "30")).ToList(); // slowed on purpose: the first coordinator must still be running at 30 %
         try
         {
@@ -113,7 +113,7 @@ public sealed class ClusterProcessTests : IDisposable
         using var standby = new NodeProcess(Coordinator("standby", standbyPort, "--standby", "--seed-nodes", $"127.0.0.1:{primaryPort}"));
         // Slowed on purpose (a step of ~15 ms instead of ~0.5 ms), so that the run is still in its first half once the standby is in the cluster.
         var workers = Enumerable.Range(0, 2).Select(_ => new NodeProcess(
-            "node", "--role", "worker", "--seed", $"127.0.0.1:{primaryPort},127.0.0.1:{standbyPort}", "--threads", "1", "--join-timeout", "60",
+            "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{primaryPort},127.0.0.1:{standbyPort}", "--threads", "1", "--join-timeout", "60",
             "--testing-slowdown", "50")).ToList();
         try
         {
@@ -162,7 +162,7 @@ public sealed class ClusterProcessTests : IDisposable
     public async Task A_worker_whose_seed_does_not_answer_exits_naming_the_seed()
     {
         int port = NodeProcess.FreePort();
-        using var worker = new NodeProcess("node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--join-timeout", "3");
+        using var worker = new NodeProcess("node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--join-timeout", "3");
         int exit = await worker.WaitForExitAsync(Timeout);
         Assert.Equal(3, exit);
         Assert.Contains($"no seed node answered at 127.0.0.1:{port} within 3 s", string.Join('\n', worker.StdErr));
@@ -171,7 +171,7 @@ public sealed class ClusterProcessTests : IDisposable
     [Fact]
     public void Cuda_on_a_cpu_build_is_refused_at_start()
     {
-        var outcome = CliProcess.Run("node", "--role", "worker", "--seed", "127.0.0.1:1", "--device", "cuda");
+        var outcome = CliProcess.Run("node", "--role", "worker", "--seed-nodes", "127.0.0.1:1", "--device", "cuda");
         BadInputTests.AssertRefused(outcome, "--device cuda: this build uses TorchSharp-cpu and finds no CUDA device here; use --device cpu");
     }
 }

@@ -53,14 +53,14 @@ public sealed class SecurityProcessTests : IDisposable
             "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", "tls");
         await coordinator.WaitForLineAsync(l => l.Contains("waiting for 1 workers"), Timeout);
 
-        using (var stranger = new NodeProcess(_env, "node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "5",
+        using (var stranger = new NodeProcess(_env, "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "5",
                    "--tls-cert", Path.Combine(theirs, "worker-x.pfx"), "--tls-ca", Path.Combine(theirs, "ca.crt")))
         {
             Assert.Equal(3, await stranger.WaitForExitAsync(Timeout));
             Assert.Contains(stranger.StdErr, l => l.Contains("with TLS and certificates of the same authority"));
         }
 
-        using var worker = new NodeProcess(_env, "node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", "1",
+        using var worker = new NodeProcess(_env, "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1",
             "--tls-cert", Path.Combine(ours, "worker-1.pfx"), "--tls-ca", Path.Combine(ours, "ca.crt"));
         int exit = await coordinator.WaitForExitAsync(Timeout);
         Assert.True(exit == 0, string.Join('\n', coordinator.StdErr.Concat(coordinator.StdOut)));
@@ -97,10 +97,11 @@ public sealed class SecurityProcessTests : IDisposable
     [InlineData("--tls-cert and --tls-ca go together", "--tls-cert", "node.pfx")]
     [InlineData("--tls-cert: no file at", "--tls-cert", "/nonexistent/node.pfx", "--tls-ca", "/nonexistent/ca.crt")]
     [InlineData("--host '127.0.0.1\" x' is not a host name or IP address", "--host", "127.0.0.1\" x")]
-    [InlineData("--seed: 'a b' is not a host name", "--seed", "a b:4053")]
+    [InlineData("--seed-nodes: 'a b' is not a host name", "--seed-nodes", "a b:4053")]
+    [InlineData("a worker's nodes to join are --seed-nodes HOST:PORT; --seed is the training seed", "--seed", "127.0.0.1:4053")]
     public void Bad_network_flags_are_refused_clearly(string expected, params string[] flags)
     {
-        string[] seed = flags.Contains("--seed") ? [] : ["--seed", "127.0.0.1:4053"];
+        string[] seed = flags.Contains("--seed-nodes") || flags.Contains("--seed") ? [] : ["--seed-nodes", "127.0.0.1:4053"];
         BadInputTests.AssertRefused(CliProcess.Run(["node", "--role", "worker", .. seed, .. flags]), expected);
     }
 
@@ -108,7 +109,7 @@ public sealed class SecurityProcessTests : IDisposable
     public void A_port_variable_that_is_no_number_is_refused()
     {
         var outcome = CliProcess.Run(TimeSpan.FromMinutes(1), new Dictionary<string, string> { ["BATCHCLUSTER_PORT"] = "abc" },
-            "node", "--role", "worker", "--seed", "127.0.0.1:4053");
+            "node", "--role", "worker", "--seed-nodes", "127.0.0.1:4053");
         BadInputTests.AssertRefused(outcome, "BATCHCLUSTER_PORT must be a whole number from 0 to 65535, not 'abc'");
     }
 
@@ -116,7 +117,7 @@ public sealed class SecurityProcessTests : IDisposable
     public void Listening_beyond_loopback_without_tls_is_warned_about()
     {
         int port = NodeProcess.FreePort();
-        var outcome = CliProcess.Run("node", "--role", "worker", "--host", "0.0.0.0", "--seed", $"127.0.0.1:{port}", "--join-timeout", "1");
+        var outcome = CliProcess.Run("node", "--role", "worker", "--host", "0.0.0.0", "--seed-nodes", $"127.0.0.1:{port}", "--join-timeout", "1");
         Assert.Equal(3, outcome.ExitCode); // nobody at the seed
         Assert.Contains("warning: listening on 0.0.0.0 without TLS", outcome.StdErr);
         Assert.Contains("docs/security.md", outcome.StdErr);

@@ -118,7 +118,7 @@ public sealed class ShutdownTests : IDisposable
     {
         int port = NodeProcess.FreePort(), workerPort = NodeProcess.FreePort();
         string worker = $"127.0.0.1:{workerPort}/user/worker";
-        string[] Worker(params string[] more) => ["node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "60", .. more];
+        string[] Worker(params string[] more) => ["node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "60", .. more];
         using var coordinator = new NodeProcess("node", "--role", "coordinator", "--port", port.ToString(), "--start-workers", "2", "--min-workers", "1",
             "--dataset", "synthetic", "--steps", "100000000", "--eval-every", "300", "--train-eval-samples", "0", "--step-deadline", "30",
             "--checkpoint-every", "1000000", "--checkpoint-dir", Checkpoints, "--runs-dir", Runs, "--run-id", "nodes");

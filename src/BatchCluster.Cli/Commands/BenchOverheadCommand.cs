@@ -178,7 +178,7 @@ public static class BenchOverheadCommand
             processes.Add(Start(coordinatorArgs));
             for (int i = 0; i < layout.RemoteWorkers; i++)
             {
-                var workerArgs = new List<string> { tool, "node", "--role", "worker", "--seed", $"127.0.0.1:{port}", "--threads", config.EffectiveThreads.ToString(CultureInfo.InvariantCulture) };
+                var workerArgs = new List<string> { tool, "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", config.EffectiveThreads.ToString(CultureInfo.InvariantCulture) };
                 if (i == layout.RemoteWorkers - 1 && layout.SlowLastWorker > 1)
                     workerArgs.AddRange(["--testing-slowdown", layout.SlowLastWorker.ToString(CultureInfo.InvariantCulture)]);
                 if (config.Dataset != "synthetic") workerArgs.AddRange(["--data-dir", config.DataDirectory]);

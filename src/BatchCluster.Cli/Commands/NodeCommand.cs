@@ -21,17 +21,17 @@ namespace BatchCluster.Cli.Commands;
 public static class NodeCommand
 {
     private static readonly string[] NodeFlags = ["role", "host", "port", "join-timeout", "tls-cert", "tls-ca"];
-    // A worker's cluster seeds are --seed (as in the docs); a coordinator's --seed is the training
-    // seed of 'train', so its cluster seeds are --seed-nodes.
-    private static readonly string[] WorkerFlags = ["seed", "threads", "device", "data-dir", "testing-slowdown"];
+    // --seed is the training seed of 'train' (the coordinator's); the nodes to join are --seed-nodes
+    // in both roles, so one name never means two things.
+    private static readonly string[] WorkerFlags = ["seed-nodes", "threads", "device", "data-dir", "testing-slowdown"];
     private static readonly string[] CoordinatorFlags = ["seed-nodes", "min-workers", "start-workers", "standby", "local-workers", "tensor-transport", "data-port"];
 
     public const string Help = """
         batchcluster node --role coordinator|worker [flags]
           --host H                 address to bind and advertise (default 127.0.0.1, or BATCHCLUSTER_HOST)
           --port P                 TCP port (coordinator default 4053, worker default 0 = any; or BATCHCLUSTER_PORT)
-          --seed HOST:PORT[,…]     (worker) seed nodes to join, required; or BATCHCLUSTER_SEEDS
-          --seed-nodes HOST:PORT[,…]  (coordinator) an existing cluster to join, e.g. for --standby
+          --seed-nodes HOST:PORT[,…]  nodes to join (or BATCHCLUSTER_SEEDS): a worker's coordinator, required; for a
+                                   coordinator an existing cluster, e.g. for --standby (--seed is the training seed)
           --join-timeout SECONDS   give up joining after this long (default 30)
           --tls-cert FILE.pfx      this node's certificate and private key (or BATCHCLUSTER_TLS_CERT; its password in
                                    BATCHCLUSTER_TLS_PASSWORD): with --tls-ca, both channels (Akka and the data plane) run
@@ -152,7 +152,7 @@ public static class NodeCommand
         throw new CommandFailedException(endpoint.Seeds.Count == 0
             ? $"could not form a cluster at {endpoint.Host}:{endpoint.Port} within {endpoint.JoinTimeout.TotalSeconds:F0} s"
             : $"no seed node answered at {string.Join(", ", endpoint.Seeds)} within {endpoint.JoinTimeout.TotalSeconds:F0} s; is the coordinator running there"
-              + (endpoint.Tls is null ? "? (--seed, --join-timeout)" : ", with TLS and certificates of the same authority? (--seed, --tls-cert, --tls-ca)"));
+              + (endpoint.Tls is null ? "? (--seed-nodes, --join-timeout)" : ", with TLS and certificates of the same authority? (--seed-nodes, --tls-cert, --tls-ca)"));
     }
 
     private static async Task<int> RunCoordinatorAsync(string[] args, CancellationToken cancellation)
@@ -239,10 +239,12 @@ public static class NodeCommand
 
     private static async Task<int> RunWorkerAsync(string[] args, CancellationToken cancellation)
     {
+        if (args.Any(a => a == "--seed" || a.StartsWith("--seed=", StringComparison.Ordinal)))
+            throw new UsageException("a worker's nodes to join are --seed-nodes HOST:PORT; --seed is the training seed, which only the coordinator takes");
         var flags = new FlagSet(args, NodeFlags.Concat(WorkerFlags).ToArray(), "node --role worker");
-        var endpoint = ReadEndpoint(flags, defaultPort: 0, seedFlag: "seed");
+        var endpoint = ReadEndpoint(flags, defaultPort: 0, seedFlag: "seed-nodes");
         if (endpoint.Seeds.Count == 0)
-            throw new UsageException("a worker node needs --seed HOST:PORT (the coordinator's address), or BATCHCLUSTER_SEEDS");
+            throw new UsageException("a worker node needs --seed-nodes HOST:PORT (the coordinator's address), or BATCHCLUSTER_SEEDS");
         string device = flags.Choice("device", "cpu", "cpu", "cuda");
         int threads = flags.Int("threads", 1, 256) ?? Environment.ProcessorCount;
         string dataDirectory = flags.String("data-dir", FashionMnist.DefaultDirectory);
