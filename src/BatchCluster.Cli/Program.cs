@@ -17,6 +17,7 @@ public static class Program
           bench overhead   samples/s of the plain loop vs the local cluster and real processes (coordinator + workers)
           bench transport  tensors between two processes: Akka.Remote vs the data plane vs raw TCP
           bench scale      the coordinator's cost per worker node (1…16 worker nodes in one process, tiny model)
+          chaos            worker processes killed and stopped at random during a run; checks nothing was lost ('chaos --help')
         """;
 
     public static async Task<int> Main(string[] args)
@@ -75,7 +76,7 @@ public static class Program
         string[] rest = args[1..];
         if (rest.Contains("--help"))
         {
-            Console.Out.Write(args[0] switch { "train" => TrainOptions.Help, "node" => NodeCommand.Help, "probe" => ProbeCommand.Help, "analyze" => AnalyzeCommand.Help, "sweep" => SweepCommand.Help, _ => Usage });
+            Console.Out.Write(args[0] switch { "train" => TrainOptions.Help, "node" => NodeCommand.Help, "probe" => ProbeCommand.Help, "analyze" => AnalyzeCommand.Help, "sweep" => SweepCommand.Help, "chaos" => ChaosCommand.Help, _ => Usage });
             return Task.FromResult(0);
         }
         return args[0] switch
@@ -85,12 +86,13 @@ public static class Program
             "probe" => ProbeCommand.RunAsync(rest),
             "analyze" => AnalyzeCommand.RunAsync(rest),
             "sweep" => SweepCommand.RunAsync(rest, cancellation),
+            "chaos" => ChaosCommand.RunAsync(rest, cancellation),
             "bench" when rest.Length > 0 && rest[0] == "overhead" => BenchOverheadCommand.RunAsync(rest[1..], cancellation),
             "bench" when rest.Length > 0 && rest[0] == "transport" => BenchTransportCommand.RunAsync(rest[1..], cancellation),
             "bench" when rest.Length > 0 && rest[0] == "transport-peer" => BenchTransportCommand.RunPeerAsync(rest[1..]),
             "bench" when rest.Length > 0 && rest[0] == "scale" => BenchScaleCommand.RunAsync(rest[1..], cancellation),
             "bench" => throw new UsageException("bench needs a benchmark name: overhead, transport, scale"),
-            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, sweep, probe, analyze, bench"),
+            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, sweep, probe, analyze, bench, chaos"),
         };
     }
 }

@@ -220,8 +220,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private void Always()
     {
         Receive<TrainingProtocol.RegisterWorker>(OnRegister);
-        Receive<TrainingProtocol.WorkerLeaving>(_ => LoseWorker(_roster.Find(Sender), "leaving (shut down)"));
-        Receive<Terminated>(t => LoseWorker(_roster.Find(t.ActorRef), "stopped"));
+        Receive<TrainingProtocol.WorkerLeaving>(_ => LoseWorker(_roster.Find(Sender), "leaving (shut down)", downNode: true));
+        Receive<Terminated>(t => LoseWorker(_roster.Find(t.ActorRef), "stopped", downNode: true));
         Receive<ClusterMembership.UnreachableMember>(m => OnUnreachable(m.Member.Address));
         Receive<ClusterMembership.ReachableMember>(m => OnReachable(m.Member.Address));
         Receive<ClusterMembership.MemberRemoved>(m =>
@@ -322,9 +322,17 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         return true;
     }
 
-    private void LoseWorker(WorkerRoster<IActorRef>.Entry? entry, string reason)
+    /// <param name="downNode">
+    /// The worker is gone for good (its process stopped, left, or broke its data connection): down its
+    /// node now, instead of leaving it a member the failure detector will call unreachable seconds later.
+    /// Unreachable members block the cluster's convergence, so new workers could not come up; a few
+    /// crashes in a row once left replacements stuck joining while the run paused (the chaos run). A
+    /// node merely unreachable is not downed here: it may come back (see <see cref="OnReachable"/>).
+    /// </param>
+    private void LoseWorker(WorkerRoster<IActorRef>.Entry? entry, string reason, bool downNode = false)
     {
         if (entry is null) return;
+        if (downNode) DownWorkerNode(entry.Handle);
         _roster.Remove(entry);
         _snapshots.Gone(entry.Key);
         _dataPlane?.Forget(entry.Key);
@@ -334,6 +342,17 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         _session.Events.WorkerLeft(entry.Description.Id, reason, _roster.ReadyCount);
         if (_step is not null) ApplyStep(_step.Round.OnWorkerLost(entry.Key, reason, Now));
         else if (_evaluation is not null) ApplyEvaluation(_evaluation.Round.OnWorkerLost(entry.Key, reason, Now));
+    }
+
+    /// <summary>Downs the node of a lost worker in another process; never this node, nor a node with the coordinator role.</summary>
+    private void DownWorkerNode(IActorRef worker)
+    {
+        if (!_settings.WatchClusterMembership || TensorTransport.SharesMemoryWith(worker)) return;
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var address = worker.Path.Address;
+        var member = cluster.State.Members.FirstOrDefault(m => m.Address.Equals(address));
+        if (member is null || member.HasRole(Nodes.ClusterBootstrap.CoordinatorRole) || address.Equals(cluster.SelfAddress)) return;
+        cluster.Down(address);
     }
 
     private void OnUnreachable(Address address)
@@ -523,7 +542,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         var worker = _roster.Find(lost.WorkerKey);
         // Moot when the worker is gone already or has connected again since.
         if (worker is null || (_dataPlane is not null && _dataPlane.IsConnected(lost.WorkerKey))) return;
-        LoseWorker(worker, $"data connection lost: {lost.Reason}");
+        LoseWorker(worker, $"data connection lost: {lost.Reason}", downNode: true);
     }
 
     /// <summary>Drops half-arrived results of one worker, or all of them (null); their buffers go back to the pool.</summary>

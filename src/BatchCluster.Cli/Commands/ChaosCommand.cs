@@ -1,0 +1,173 @@
+using System.Globalization;
+using System.Text.Json;
+using BatchCluster.Cli.Options;
+using BatchCluster.Cli.Processes;
+using BatchCluster.Core.Training;
+
+namespace BatchCluster.Cli.Commands;
+
+/// <summary>
+/// <c>batchcluster chaos</c>: a coordinator and worker processes on loopback train while workers
+/// are killed (SIGKILL) and stopped (SIGTERM) at seeded random moments and replaced by fresh ones;
+/// then the event log and the final parameters are checked against a fault-free run of the same
+/// configuration (the plain loop): every step committed exactly once with exactly its global batch,
+/// no sample lost or doubled, parameters within 1e-3. The last line sums it up; exit 0 only when
+/// all of that holds (scripts/chaos.sh runs it; a test runs a small one).
+/// </summary>
+public static class ChaosCommand
+{
+    /// <summary>A re-plan reorders the float sums of a step; a lost or doubled sample moves parameters by ~lr/B per step, far more.</summary>
+    public const double Tolerance = 1e-3;
+
+    private static readonly string[] Flags = ["workers", "steps", "events", "chaos-seed", "global-batch", "slowdown", "out", "dataset", "data-dir", "min-gap", "max-gap"];
+
+    public const string Help = """
+        batchcluster chaos [flags]
+          --workers N        worker processes (default 4)
+          --steps S          run length (default 300; over longer runs float rounding alone drifts past 1e-3)
+          --global-batch B   (default 128)
+          --events E         kills and stops to inject, at least 5 (default 6)
+          --chaos-seed N     seeds the moments, victims and signals (default 1)
+          --slowdown F       workers run at 1/F of their speed so the run outlasts the events (default 100)
+          --min-gap SECONDS  --max-gap SECONDS   time between events (default 1.5 and 3)
+          --out DIR          logs and parameter files (default chaos)
+          --dataset, --data-dir   as for train (default fashion-mnist)
+        Last line: 'chaos: N events (k SIGKILL, s SIGTERM), N steps, 0 lost, max|Δ| X vs the fault-free run'.
+        """;
+
+    private sealed record Settings(int Workers, long Steps, int GlobalBatch, int Events, int Seed, double Slowdown, string Out,
+        string Dataset, string? DataDir, double MinGap, double MaxGap);
+
+    public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    {
+        var flags = new FlagSet(args, Flags, "chaos");
+        var s = new Settings(
+            flags.Int("workers", 2, 64) ?? 4, flags.Long("steps", 10) ?? 300, flags.Int("global-batch", 8) ?? 128,
+            flags.Int("events", 5, 1000) ?? 6, flags.Int("chaos-seed", 0) ?? 1, flags.Double("slowdown", 1) ?? 100,
+            flags.String("out", "chaos"), flags.Choice("dataset", "fashion-mnist", "fashion-mnist", "synthetic"), flags.String("data-dir"),
+            flags.Double("min-gap", 0.1) ?? 1.5, flags.Double("max-gap", 0.1) ?? 3);
+        if (s.MaxGap < s.MinGap) throw new UsageException($"--max-gap {s.MaxGap} is below --min-gap {s.MinGap}");
+        if (s.GlobalBatch < s.Workers) throw new UsageException($"--global-batch {s.GlobalBatch} is below --workers {s.Workers}");
+        OutputPaths.CheckDirectory("--out", s.Out);
+        string outDir = Path.GetFullPath(s.Out);
+        if (Directory.Exists(Path.Combine(outDir, "runs"))) Directory.Delete(Path.Combine(outDir, "runs"), recursive: true);
+        Directory.CreateDirectory(outDir);
+
+        string reference = Path.Combine(outDir, "fault-free.bin"), chaotic = Path.Combine(outDir, "chaos.bin");
+        Console.Out.WriteLine($"chaos: the fault-free run (plain loop, {s.Steps} steps, B {s.GlobalBatch})");
+        using (var plain = new ChildProcess(["train", "--engine", "plain", "--run-id", "fault-free", .. Common(s, outDir), "--export-params", reference]))
+            if (await plain.WaitForExitAsync(TimeSpan.FromHours(2), cancellation) != 0)
+                throw new CommandFailedException($"chaos: the fault-free run failed: {string.Join(" | ", plain.Output.TakeLast(3))}");
+
+        var log = await RunWithFaultsAsync(s, outDir, chaotic, cancellation);
+        var verdict = Check(s, Path.Combine(outDir, "runs", "chaos", "events.clef"), reference, chaotic, log);
+        Console.Out.WriteLine(verdict.Line);
+        return verdict.Passed ? 0 : 1;
+    }
+
+    private static string[] Common(Settings s, string outDir)
+    {
+        var args = new List<string>
+        {
+            "--steps", s.Steps.ToString(CultureInfo.InvariantCulture), "--global-batch", s.GlobalBatch.ToString(CultureInfo.InvariantCulture),
+            "--dataset", s.Dataset, "--eval-every", "0", "--train-eval-samples", "0", "--runs-dir", Path.Combine(outDir, "runs"), "--threads", "1",
+        };
+        if (s.DataDir is string dir) args.AddRange(["--data-dir", dir]);
+        return [.. args];
+    }
+
+    private sealed record Injected(int Kills, int Stops);
+
+    /// <summary>How long a worker process has run before it may be a victim: it has joined, loaded its data and taken work.</summary>
+    private static readonly TimeSpan MinimumAge = TimeSpan.FromSeconds(4);
+
+    private static async Task<Injected> RunWithFaultsAsync(Settings s, string outDir, string chaotic, CancellationToken cancellation)
+    {
+        int port = FreePort();
+        var random = new Random(s.Seed);
+        string[] WorkerArgs() =>
+        [
+            "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "60",
+            "--testing-slowdown", s.Slowdown.ToString(CultureInfo.InvariantCulture), .. s.DataDir is string d ? new[] { "--data-dir", d } : [],
+        ];
+        using var coordinator = new ChildProcess([
+            "node", "--role", "coordinator", "--port", port.ToString(CultureInfo.InvariantCulture), "--run-id", "chaos",
+            "--start-workers", s.Workers.ToString(CultureInfo.InvariantCulture), "--min-workers", "1", "--export-params", chaotic, .. Common(s, outDir)]);
+        var workers = Enumerable.Range(0, s.Workers).Select(_ => new ChildProcess(WorkerArgs())).ToList();
+        var startedAt = Enumerable.Range(0, s.Workers).Select(_ => System.Diagnostics.Stopwatch.StartNew()).ToList();
+        int kills = 0, stops = 0;
+        try
+        {
+            await coordinator.WaitForLineAsync(l => l.Contains($"{s.Workers} workers ready"), TimeSpan.FromMinutes(3), cancellation);
+            Console.Out.WriteLine($"chaos: {s.Workers} workers ready; {s.Events} events follow");
+            for (int e = 0; e < s.Events; e++)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(s.MinGap + random.NextDouble() * (s.MaxGap - s.MinGap)), cancellation);
+                // Victims are workers old enough to have joined and started working: a fault is meant to hit a working worker.
+                while (!coordinator.HasExited && startedAt.All(c => c.Elapsed < MinimumAge))
+                    await Task.Delay(100, cancellation);
+                if (coordinator.HasExited) break;
+                var eligible = Enumerable.Range(0, workers.Count).Where(i => startedAt[i].Elapsed >= MinimumAge).ToList();
+                int victim = eligible[random.Next(eligible.Count)];
+                bool kill = random.Next(2) == 0;
+                workers[victim].Signal(kill ? ChildProcess.SigKill : ChildProcess.SigTerm);
+                await workers[victim].WaitForExitAsync(TimeSpan.FromSeconds(30), cancellation);
+                workers[victim].Dispose();
+                if (kill) kills++;
+                else stops++;
+                Console.Out.WriteLine($"chaos: event {e + 1}: {(kill ? "SIGKILL" : "SIGTERM")} to worker {victim}; a fresh worker takes its place");
+                workers[victim] = new ChildProcess(WorkerArgs());
+                startedAt[victim].Restart();
+            }
+            int exit = await coordinator.WaitForExitAsync(TimeSpan.FromHours(2), cancellation);
+            if (exit != 0) throw new CommandFailedException($"chaos: the coordinator exited with {exit}: {string.Join(" | ", coordinator.Output.TakeLast(3))}");
+            return new Injected(kills, stops);
+        }
+        finally
+        {
+            foreach (var worker in workers) worker.Dispose();
+        }
+    }
+
+    private sealed record Verdict(bool Passed, string Line);
+
+    /// <summary>Reads the chaotic run's log and parameters against the fault-free run.</summary>
+    private static Verdict Check(Settings s, string logPath, string reference, string chaotic, Injected injected)
+    {
+        var committed = new Dictionary<long, int>();
+        int lost = 0, left = 0, replans = 0;
+        foreach (string text in File.ReadLines(logPath))
+        {
+            using var doc = JsonDocument.Parse(text);
+            var e = doc.RootElement;
+            string type = e.TryGetProperty("EventType", out var t) ? t.GetString() ?? "" : "";
+            if (type == "WorkerLeft") left++;
+            if (type == "StepReplanned") replans++;
+            if (type != "StepCompleted") continue;
+            long step = e.GetProperty("Step").GetInt64();
+            int samples = e.GetProperty("Shares").EnumerateArray().Sum(x => x.GetInt32());
+            committed[step] = committed.GetValueOrDefault(step) + 1;
+            lost += Math.Abs(samples - s.GlobalBatch); // samples missing or counted twice in this step
+        }
+        for (long step = 0; step < s.Steps; step++)
+            if (committed.GetValueOrDefault(step) != 1) lost += s.GlobalBatch * Math.Max(1, Math.Abs(committed.GetValueOrDefault(step) - 1));
+        int count = (int)(new FileInfo(reference).Length / sizeof(float));
+        var a = ParameterFile.Read(reference, count);
+        var b = ParameterFile.Read(chaotic, count);
+        double maxDelta = a.Zip(b, (x, y) => Math.Abs(x - (double)y)).Max();
+        int events = injected.Kills + injected.Stops;
+        bool passed = events >= s.Events && events >= 5 && lost == 0 && committed.Count == s.Steps && maxDelta <= Tolerance;
+        string line = string.Create(CultureInfo.InvariantCulture,
+            $"chaos: {events} events ({injected.Kills} SIGKILL, {injected.Stops} SIGTERM), {committed.Count} steps, {lost} lost, max|Δ| {maxDelta:E2} vs the fault-free run ({left} workers left, {replans} re-plans){(passed ? "" : $" — FAILED: want ≥ {s.Events} events, {s.Steps} steps, 0 lost, max|Δ| ≤ {Tolerance:E0}{(events < s.Events ? "; the run ended before every event: raise --slowdown" : "")}")}");
+        return new Verdict(passed, line);
+    }
+
+    private static int FreePort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+}

@@ -1,0 +1,70 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace BatchCluster.Cli.Processes;
+
+/// <summary>
+/// Another run of this tool as a child process (a cluster node, a reference run), its output lines
+/// collected as they come, and signals sent to it the way an operator or a crash would.
+/// </summary>
+public sealed class ChildProcess : IDisposable
+{
+    public const int SigKill = 9, SigTerm = 15;
+
+    private readonly Process _process;
+
+    public ConcurrentQueue<string> Output { get; } = new();
+
+    /// <param name="args">The tool's arguments (this assembly is started with dotnet).</param>
+    public ChildProcess(IEnumerable<string> args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add(typeof(ChildProcess).Assembly.Location);
+        foreach (string arg in args) info.ArgumentList.Add(arg);
+        _process = Process.Start(info) ?? throw new Options.CommandFailedException("could not start a child process of this tool");
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) Output.Enqueue(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Output.Enqueue(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public bool HasExited => _process.HasExited;
+    public int ExitCode => _process.ExitCode;
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
+    public void Signal(int signal)
+    {
+        if (!_process.HasExited && Kill(_process.Id, signal) != 0 && !_process.HasExited)
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout, CancellationToken cancellation = default)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        limit.CancelAfter(timeout);
+        await _process.WaitForExitAsync(limit.Token);
+        _process.WaitForExit(); // drains the output readers
+        return _process.ExitCode;
+    }
+
+    /// <summary>Waits until a line of output matches (polling what was collected; the child decides when it writes).</summary>
+    public async Task WaitForLineAsync(Func<string, bool> match, TimeSpan timeout, CancellationToken cancellation = default)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!Output.Any(match))
+        {
+            if (_process.HasExited) throw new Options.CommandFailedException($"a child process exited with {_process.ExitCode} before it was ready: {string.Join(" | ", Output.TakeLast(5))}");
+            if (clock.Elapsed > timeout) throw new TimeoutException("a child process never wrote the expected line");
+            await Task.Delay(50, cancellation);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+        _process.Dispose();
+    }
+}
