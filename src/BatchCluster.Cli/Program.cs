@@ -18,6 +18,7 @@ public static class Program
           bench transport  tensors between two processes: Akka.Remote vs the data plane vs raw TCP
           bench scale      the coordinator's cost per worker node (1…16 worker nodes in one process, tiny model)
           chaos            worker processes killed and stopped at random during a run; checks nothing was lost ('chaos --help')
+          soak             a long multi-process run; memory and step time must not grow ('soak --help')
         """;
 
     public static async Task<int> Main(string[] args)
@@ -76,7 +77,7 @@ public static class Program
         string[] rest = args[1..];
         if (rest.Contains("--help"))
         {
-            Console.Out.Write(args[0] switch { "train" => TrainOptions.Help, "node" => NodeCommand.Help, "probe" => ProbeCommand.Help, "analyze" => AnalyzeCommand.Help, "sweep" => SweepCommand.Help, "chaos" => ChaosCommand.Help, _ => Usage });
+            Console.Out.Write(args[0] switch { "train" => TrainOptions.Help, "node" => NodeCommand.Help, "probe" => ProbeCommand.Help, "analyze" => AnalyzeCommand.Help, "sweep" => SweepCommand.Help, "chaos" => ChaosCommand.Help, "soak" => SoakCommand.Help, _ => Usage });
             return Task.FromResult(0);
         }
         return args[0] switch
@@ -87,12 +88,13 @@ public static class Program
             "analyze" => AnalyzeCommand.RunAsync(rest),
             "sweep" => SweepCommand.RunAsync(rest, cancellation),
             "chaos" => ChaosCommand.RunAsync(rest, cancellation),
+            "soak" => SoakCommand.RunAsync(rest, cancellation),
             "bench" when rest.Length > 0 && rest[0] == "overhead" => BenchOverheadCommand.RunAsync(rest[1..], cancellation),
             "bench" when rest.Length > 0 && rest[0] == "transport" => BenchTransportCommand.RunAsync(rest[1..], cancellation),
             "bench" when rest.Length > 0 && rest[0] == "transport-peer" => BenchTransportCommand.RunPeerAsync(rest[1..]),
             "bench" when rest.Length > 0 && rest[0] == "scale" => BenchScaleCommand.RunAsync(rest[1..], cancellation),
             "bench" => throw new UsageException("bench needs a benchmark name: overhead, transport, scale"),
-            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, sweep, probe, analyze, bench, chaos"),
+            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, sweep, probe, analyze, bench, chaos, soak"),
         };
     }
 }

@@ -29,7 +29,24 @@ public sealed class ChildProcess : IDisposable
         _process.BeginErrorReadLine();
     }
 
+    public int Id => _process.Id;
     public bool HasExited => _process.HasExited;
+
+    /// <summary>Resident memory now (VmRSS from /proc), or null once the process is gone.</summary>
+    public long? ResidentBytes()
+    {
+        try
+        {
+            foreach (string line in File.ReadLines($"/proc/{_process.Id}/status"))
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+        }
+        catch (IOException)
+        {
+            // exited meanwhile
+        }
+        return null;
+    }
     public int ExitCode => _process.ExitCode;
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
@@ -62,8 +79,12 @@ public sealed class ChildProcess : IDisposable
         }
     }
 
+    private bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         if (!_process.HasExited) _process.Kill(entireProcessTree: true);
         _process.Dispose();
     }

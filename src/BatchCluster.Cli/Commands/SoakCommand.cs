@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using BatchCluster.Cli.Options;
+using BatchCluster.Cli.Processes;
+
+namespace BatchCluster.Cli.Commands;
+
+/// <summary>
+/// <c>batchcluster soak</c>: a long multi-process run (a coordinator and worker processes on
+/// loopback) with every process's resident memory sampled as it goes and the step times read from
+/// the event log afterwards. A leak, or work that grows with the step count, shows as growth from
+/// step 100 (past start-up and warm-up) to the end; the run passes when every process's memory and
+/// the median step time grew less than <see cref="AllowedGrowth"/> (scripts/soak.sh; a test runs a short one).
+/// </summary>
+public static class SoakCommand
+{
+    public const double AllowedGrowth = 0.10;
+    private const long FirstMeasuredStep = 100;
+
+    private static readonly string[] Flags = ["workers", "steps", "global-batch", "out", "model", "dataset", "data-dir"];
+
+    public const string Help = """
+        batchcluster soak [flags]
+          --workers N        worker processes (default 2)
+          --steps S          run length (default 20000; at least 600)
+          --global-batch B   (default 128)
+          --model mlp|cnn    (default mlp)
+          --out DIR          the run's log and soak.csv (time, step, resident MB per process) (default soak)
+          --dataset, --data-dir   as for train (default fashion-mnist)
+        Last line: 'soak: S steps, memory growth coordinator +x %, workers +y % (max), step time +z % from step 100'.
+        """;
+
+    public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    {
+        var flags = new FlagSet(args, Flags, "soak");
+        int workers = flags.Int("workers", 1, 32) ?? 2;
+        long steps = flags.Long("steps", 600) ?? 20_000;
+        int globalBatch = flags.Int("global-batch", 1) ?? 128;
+        string model = flags.Choice("model", "mlp", "mlp", "cnn");
+        string dataset = flags.Choice("dataset", "fashion-mnist", "fashion-mnist", "synthetic");
+        string? dataDir = flags.String("data-dir");
+        string outDir = flags.String("out", "soak");
+        OutputPaths.CheckDirectory("--out", outDir);
+        outDir = Path.GetFullPath(outDir);
+        if (Directory.Exists(Path.Combine(outDir, "runs"))) Directory.Delete(Path.Combine(outDir, "runs"), recursive: true);
+        Directory.CreateDirectory(outDir);
+
+        int port = FreePort();
+        string[] data = dataDir is null ? ["--dataset", dataset] : ["--dataset", dataset, "--data-dir", dataDir];
+        var coordinator = new ChildProcess([
+            "node", "--role", "coordinator", "--port", port.ToString(CultureInfo.InvariantCulture), "--start-workers", workers.ToString(CultureInfo.InvariantCulture),
+            "--model", model, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--global-batch", globalBatch.ToString(CultureInfo.InvariantCulture),
+            "--eval-every", "0", "--train-eval-samples", "0", "--threads", "1", "--runs-dir", Path.Combine(outDir, "runs"), "--run-id", "soak", .. data]);
+        var nodes = new List<ChildProcess> { coordinator };
+        try
+        {
+            for (int i = 0; i < workers; i++)
+                nodes.Add(new ChildProcess(["node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", .. dataDir is null ? Array.Empty<string>() : ["--data-dir", dataDir]]));
+            var samples = new List<(DateTimeOffset At, long[] Resident)>();
+            var clock = Stopwatch.StartNew();
+            while (!coordinator.HasExited)
+            {
+                var resident = nodes.Select(n => n.ResidentBytes() ?? 0).ToArray();
+                if (resident.All(r => r > 0)) samples.Add((DateTimeOffset.UtcNow, resident));
+                await Task.Delay(TimeSpan.FromMilliseconds(250), cancellation);
+                if (clock.Elapsed > TimeSpan.FromHours(12)) throw new CommandFailedException("soak: the run took more than 12 hours");
+            }
+            if (coordinator.ExitCode != 0)
+                throw new CommandFailedException($"soak: the coordinator exited with {coordinator.ExitCode}: {string.Join(" | ", coordinator.Output.TakeLast(3))}");
+            var stepTimes = ReadSteps(Path.Combine(outDir, "runs", "soak", "events.clef"));
+            var verdict = Judge(samples, stepTimes, workers, Path.Combine(outDir, "soak.csv"));
+            Console.Out.WriteLine(verdict.Line);
+            return verdict.Passed ? 0 : 1;
+        }
+        finally
+        {
+            foreach (var node in nodes) node.Dispose();
+        }
+    }
+
+    /// <returns>Each committed step: when it was logged, and its step time.</returns>
+    private static List<(long Step, DateTimeOffset At, double StepMs)> ReadSteps(string log)
+    {
+        var steps = new List<(long, DateTimeOffset, double)>();
+        foreach (string line in File.ReadLines(log))
+        {
+            using var doc = JsonDocument.Parse(line);
+            var e = doc.RootElement;
+            if (!e.TryGetProperty("EventType", out var t) || t.GetString() != "StepCompleted") continue;
+            steps.Add((e.GetProperty("Step").GetInt64(), e.GetProperty("@t").GetDateTimeOffset(), e.GetProperty("StepMs").GetDouble()));
+        }
+        return steps;
+    }
+
+    private sealed record Verdict(bool Passed, string Line);
+
+    /// <summary>
+    /// Memory: the median of the samples in the first 5 % of the measured span (from step 100) against
+    /// the median of the last 5 %, per process (medians, so one garbage collection's swing is not growth).
+    /// Step time: the median of steps 100…(100 + 10 %) against the last 10 % of steps.
+    /// </summary>
+    private static Verdict Judge(List<(DateTimeOffset At, long[] Resident)> samples, List<(long Step, DateTimeOffset At, double StepMs)> steps,
+        int workers, string csvPath)
+    {
+        var start = steps.First(s => s.Step == FirstMeasuredStep).At;
+        var end = steps[^1].At;
+        var measured = samples.Where(s => s.At >= start && s.At <= end).ToList();
+        using (var csv = new StreamWriter(csvPath))
+        {
+            csv.WriteLine("seconds,step," + string.Join(',', Enumerable.Range(0, workers + 1).Select(i => i == 0 ? "coordinator_mb" : $"worker{i}_mb")));
+            foreach (var (at, resident) in samples)
+            {
+                long step = steps.LastOrDefault(s => s.At <= at).Step;
+                csv.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{(at - samples[0].At).TotalSeconds:F2},{step},{string.Join(',', resident.Select(r => (r / 1048576.0).ToString("F1", CultureInfo.InvariantCulture)))}"));
+            }
+        }
+        if (measured.Count < 20)
+            return new Verdict(false, $"soak: only {measured.Count} memory samples between step {FirstMeasuredStep} and the end; run more --steps");
+        int window = Math.Max(3, measured.Count / 20);
+        var growth = new double[workers + 1];
+        for (int p = 0; p <= workers; p++)
+        {
+            double first = Median(measured.Take(window).Select(s => (double)s.Resident[p]));
+            double last = Median(measured.TakeLast(window).Select(s => (double)s.Resident[p]));
+            growth[p] = last / first - 1;
+        }
+        var timed = steps.Where(s => s.Step >= FirstMeasuredStep).ToList();
+        int stepWindow = Math.Max(10, timed.Count / 10);
+        double stepGrowth = Median(timed.TakeLast(stepWindow).Select(s => s.StepMs)) / Median(timed.Take(stepWindow).Select(s => s.StepMs)) - 1;
+        bool passed = growth.All(g => g < AllowedGrowth) && stepGrowth < AllowedGrowth;
+        string line = string.Create(CultureInfo.InvariantCulture,
+            $"soak: {steps.Count} steps, memory growth coordinator {100 * growth[0]:+0.0;-0.0} %, workers {100 * growth.Skip(1).Max():+0.0;-0.0} % (max), step time {100 * stepGrowth:+0.0;-0.0} % from step {FirstMeasuredStep} ({measured.Count} samples){(passed ? "" : $" — FAILED: want every growth under {100 * AllowedGrowth:F0} %")}");
+        return new Verdict(passed, line);
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static int FreePort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+}
