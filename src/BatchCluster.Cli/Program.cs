@@ -1,3 +1,4 @@
+using System.CommandLine;
 using BatchCluster.Cli.Commands;
 using BatchCluster.Cli.Options;
 using BatchCluster.Core.Data;
@@ -7,20 +8,6 @@ namespace BatchCluster.Cli;
 
 public static class Program
 {
-    private const string Usage = """
-        usage: batchcluster <command> [flags]
-          train            one training run (local simulated cluster or the plain loop); 'train --help' lists the flags
-          node             a node of a multi-node cluster ('node --help')
-          probe            step time and throughput per batch size on this node ('probe --help')
-          sweep            a grid of runs over batch size, workers, micro-batch, LR scaling, then the report ('sweep --help')
-          analyze          tables, plots and an HTML report from event logs ('analyze --help')
-          bench overhead   samples/s of the plain loop vs the local cluster and real processes (coordinator + workers)
-          bench transport  tensors between two processes: Akka.Remote vs the data plane vs raw TCP
-          bench scale      the coordinator's cost per worker node (1…16 worker nodes in one process, tiny model)
-          chaos            worker processes killed and stopped at random during a run; checks nothing was lost ('chaos --help')
-          soak             a long multi-process run; memory and step time must not grow ('soak --help')
-        """;
-
     public static async Task<int> Main(string[] args)
     {
         using var signals = new ShutdownSignals();
@@ -61,40 +48,46 @@ public static class Program
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"batchcluster: the run failed: {e.GetBaseException().Message}");
-            Console.Error.WriteLine(e);
+            Console.Error.WriteLine($"batchcluster: the run failed: {e.GetBaseException().Message}"
+                                    + (Verbose ? "" : " (--verbose shows where; the event log has the details of a run)"));
+            if (Verbose) Console.Error.WriteLine(e);
             return 1;
         }
     }
 
-    public static Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    /// <summary>
+    /// Every command, declared with System.CommandLine: '--help' on any of them lists its flags with
+    /// types, defaults and rules; a mistyped flag gets the nearest known ones as a suggestion; shells
+    /// complete commands, flags and choices through the [suggest] directive (dotnet-suggest).
+    /// </summary>
+    private static readonly Option<bool> VerboseOption = new("--verbose")
     {
-        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        Description = "print the stack trace of an unexpected error", Recursive = true, Arity = ArgumentArity.Zero,
+    };
+
+    /// <summary>Whether --verbose was given: an unexpected error then shows its stack trace.</summary>
+    private static bool Verbose { get; set; }
+
+    public static RootCommand CreateRoot()
+    {
+        var bench = new Command("bench", "benchmarks: overhead, transport, scale (docs/performance.md)")
         {
-            Console.Out.Write(Usage);
-            return Task.FromResult(args.Length == 0 ? 2 : 0);
-        }
-        string[] rest = args[1..];
-        if (rest.Contains("--help"))
-        {
-            Console.Out.Write(args[0] switch { "train" => TrainOptions.Help, "node" => NodeCommand.Help, "probe" => ProbeCommand.Help, "analyze" => AnalyzeCommand.Help, "sweep" => SweepCommand.Help, "chaos" => ChaosCommand.Help, "soak" => SoakCommand.Help, _ => Usage });
-            return Task.FromResult(0);
-        }
-        return args[0] switch
-        {
-            "train" => TrainCommand.RunAsync(rest, cancellation),
-            "node" => NodeCommand.RunAsync(rest, cancellation),
-            "probe" => ProbeCommand.RunAsync(rest),
-            "analyze" => AnalyzeCommand.RunAsync(rest),
-            "sweep" => SweepCommand.RunAsync(rest, cancellation),
-            "chaos" => ChaosCommand.RunAsync(rest, cancellation),
-            "soak" => SoakCommand.RunAsync(rest, cancellation),
-            "bench" when rest.Length > 0 && rest[0] == "overhead" => BenchOverheadCommand.RunAsync(rest[1..], cancellation),
-            "bench" when rest.Length > 0 && rest[0] == "transport" => BenchTransportCommand.RunAsync(rest[1..], cancellation),
-            "bench" when rest.Length > 0 && rest[0] == "transport-peer" => BenchTransportCommand.RunPeerAsync(rest[1..]),
-            "bench" when rest.Length > 0 && rest[0] == "scale" => BenchScaleCommand.RunAsync(rest[1..], cancellation),
-            "bench" => throw new UsageException("bench needs a benchmark name: overhead, transport, scale"),
-            _ => throw new UsageException($"unknown command '{args[0]}'; commands: train, node, sweep, probe, analyze, bench, chaos, soak"),
+            BenchOverheadCommand.Create(), BenchTransportCommand.Create(), BenchScaleCommand.Create(), BenchTransportCommand.CreatePeer(),
         };
+        return new RootCommand("BatchCluster: data-parallel training on Akka.NET, to test the effects of batch size across nodes")
+        {
+            TrainCommand.Create(), NodeCommand.Create(), SweepCommand.Create(), ProbeCommand.Create(), AnalyzeCommand.Create(), bench,
+            ChaosCommand.Create(), SoakCommand.Create(), VerboseOption,
+        };
+    }
+
+    public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    {
+        var result = CreateRoot().Parse(args);
+        Verbose = result.GetValue(VerboseOption);
+        if (result.Errors.Count > 0) throw new UsageException(CommandLineErrors.Describe(result));
+        // Exceptions reach Main's handlers (one sentence each); signals belong to ShutdownSignals, not to the parser's own handler.
+        var invocation = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
+        return await result.InvokeAsync(invocation, cancellation);
     }
 }

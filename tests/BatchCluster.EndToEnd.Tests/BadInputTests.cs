@@ -118,6 +118,25 @@ public sealed class BadInputTests : IDisposable
         Assert.Equal([file], Directory.GetFileSystemEntries(_runs)); // nothing else was written
     }
 
+    /// <summary>Flags are declared once (System.CommandLine): a mistyped one gets the nearest known ones; every command has --help; shells can complete.</summary>
+    [Fact]
+    public void A_mistyped_flag_gets_a_suggestion_and_every_command_has_help()
+    {
+        AssertRefused(CliProcess.Run("train", "--runs-dir", _runs, "--stepz", "3"), "unknown flag --stepz for 'train'; did you mean --steps?");
+        AssertRefused(CliProcess.Run("node", "--role", "worker", "--seed-nodes", "127.0.0.1:1", "--steps", "3"), "--steps does not apply to --role worker");
+        foreach (string[] command in new[] { new[] { "train" }, ["node"], ["sweep"], ["probe"], ["analyze"], ["bench", "overhead"], ["bench", "transport"], ["bench", "scale"], ["chaos"], ["soak"] })
+        {
+            var help = CliProcess.Run([.. command, "--help"]);
+            Assert.Equal(0, help.ExitCode);
+            Assert.Contains($"batchcluster {string.Join(' ', command)} ", help.StdOut);
+            Assert.Contains("--help", help.StdOut);
+        }
+        // The shell asks with the command line and the cursor's position (as dotnet-suggest does).
+        Assert.Equal(["--shuffle"], CliProcess.Run("[suggest:12]", "train --shuf").StdOutLines);
+        Assert.Contains("momentum", CliProcess.Run("[suggest:19]", "train --optimizer m").StdOutLines);
+        Assert.Empty(Directory.GetFileSystemEntries(_runs));
+    }
+
     internal static void AssertRefused(CliProcess.Outcome outcome, string expected)
     {
         Assert.Equal(2, outcome.ExitCode);

@@ -85,7 +85,7 @@ public sealed class ShutdownTests : IDisposable
             "--engine", engine, "--dataset", "synthetic", "--steps", "100000", "--checkpoint-every", "40", "--checkpoint-dir", Checkpoints,
             "--eval-every", "0", "--train-eval-samples", "0", "--runs-dir", Runs, "--run-id", "disk",
         ];
-        string fingerprint = Core.Checkpoints.ConfigFingerprint.Of(Cli.Options.TrainOptions.Parse(new Cli.Options.FlagSet(flags, Cli.Options.TrainOptions.Flags, "train")));
+        string fingerprint = Core.Checkpoints.ConfigFingerprint.Of(Cli.Options.TrainOptions.Parse(flags));
         string good = Path.Combine(Checkpoints, $"checkpoint-{fingerprint}-{40:D10}.bcck");
         Directory.CreateDirectory(Path.Combine(Checkpoints, $"checkpoint-{fingerprint}-{80:D10}.bcck"));
 

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using BatchCluster.Analysis;
 using BatchCluster.Cli.Options;
@@ -10,28 +11,31 @@ namespace BatchCluster.Cli.Commands;
 /// </summary>
 public static class AnalyzeCommand
 {
-    private static readonly string[] Flags = ["out", "target-accuracy"];
-
-    public const string Help = """
-        batchcluster analyze <runs-dir | events.clef>… --out DIR [--target-accuracy A]
-          <paths>              run directories (searched for events.clef) or event log files
-          --out DIR            where summary.csv, summary.md, the PNG plots and index.html go (default analysis)
-          --target-accuracy A  validation accuracy (fraction, e.g. 0.85) for the steps/samples/time-to-target
-                               columns and the log–log steps-to-target plot
-        """;
-
-    public static Task<int> RunAsync(string[] args)
+    private static readonly Argument<string[]> Paths = new("paths")
     {
-        var flags = new FlagSet(args, Flags, "analyze", allowPositionals: true);
-        if (flags.Positionals.Count == 0)
+        Description = "run directories (searched for events.clef) or event log files",
+        Arity = ArgumentArity.ZeroOrMore,
+    };
+    private static readonly Option<string?> Out = Opt.Text("out", "where summary.csv, summary.md, the PNG plots and index.html go [default: analysis]", "DIR");
+    private static readonly Option<double?> TargetAccuracy = Opt.Number("target-accuracy",
+        "validation accuracy (a fraction, e.g. 0.85) for the steps/samples/time-to-target columns and the steps-to-target plot", 0, 1, minExclusive: true, helpName: "A");
+
+    public static Command Create()
+    {
+        var command = new Command("analyze", "tables, plots and an HTML report from event logs") { Paths, Out, TargetAccuracy };
+        command.SetAction(r => Run(r.GetValue(Paths) ?? [], r.GetValue(Out) ?? "analysis", r.GetValue(TargetAccuracy)));
+        return command;
+    }
+
+    private static int Run(string[] paths, string outDir, double? target)
+    {
+        if (paths.Length == 0)
             throw new UsageException("analyze needs at least one runs directory or events.clef file, e.g. 'batchcluster analyze runs --out analysis'");
-        string outDir = flags.String("out", "analysis");
         OutputPaths.CheckDirectory("--out", outDir);
-        double? target = flags.Double("target-accuracy", 0, 1, minExclusive: true);
         AnalysisOutput output;
         try
         {
-            output = AnalysisReport.Write(flags.Positionals, outDir, target);
+            output = AnalysisReport.Write(paths, outDir, target);
         }
         catch (FileNotFoundException e)
         {
@@ -46,6 +50,6 @@ public static class AnalyzeCommand
             Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {row.RunId}: B {row.GlobalBatch}, {row.Workers} worker{(row.Workers == 1 ? "" : "s")}, lr {row.LrScaling}: val {100 * row.FinalValAccuracy:F2} %, {row.SamplesPerSecond:F0} samples/s, {row.Status.ToString().ToLowerInvariant()}"));
         Console.Out.WriteLine($"wrote {string.Join(", ", output.Files)} to {Path.GetFullPath(outDir)}");
-        return Task.FromResult(0);
+        return 0;
     }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -22,7 +23,23 @@ namespace BatchCluster.Cli.Commands;
 /// </summary>
 public static class BenchOverheadCommand
 {
-    private static readonly string[] Flags = ["dataset", "data-dir", "global-batches", "steps", "repeats", "warmup-steps", "threads", "model", "akka-transport"];
+    private static readonly Option<string> Dataset = Opt.Choice("dataset", "data set", "fashion-mnist", "fashion-mnist", "synthetic");
+    private static readonly Option<string?> DataDir = Opt.Text("data-dir", $"IDX files [default: {FashionMnist.DefaultDirectory}]", "DIR");
+    private static readonly Option<string> Model = Opt.Choice("model", "network", "mlp", "mlp", "cnn");
+    private static readonly Option<int[]?> GlobalBatches = Opt.IntList("global-batches", "global batches [default: 256,1024 (mlp), 256 (cnn)]", 2, helpName: "B[,B…]");
+    private static readonly Option<int?> Steps = Opt.Int("steps", "steps per measurement [default: 200]", 10, helpName: "S");
+    private static readonly Option<int?> Repeats = Opt.Int("repeats", "measurements per layout [default: 5]", 1, helpName: "R");
+    private static readonly Option<int?> WarmupSteps = Opt.Int("warmup-steps", "steps left out of each measurement [default: 20]", 1, helpName: "W");
+    private static readonly Option<int?> Threads = Opt.Int("threads", "libtorch threads in all [default: all cores]", 1, 256, "T");
+    private static readonly Option<bool> AkkaTransport = Opt.Switch("akka-transport", "also measure the processes with tensors inside Akka messages");
+
+    public static Command Create()
+    {
+        var command = new Command("overhead", "samples/s of the plain loop vs the local cluster and real processes (coordinator + workers), and allocation per step");
+        foreach (var option in new Option[] { Dataset, DataDir, Model, GlobalBatches, Steps, Repeats, WarmupSteps, Threads, AkkaTransport }) command.Options.Add(option);
+        command.SetAction((parse, cancellation) => RunAsync(parse, cancellation));
+        return command;
+    }
 
     private enum Kind { InProcess, Processes }
 
@@ -33,18 +50,17 @@ public static class BenchOverheadCommand
 
     private sealed record Measurement(double SamplesPerSecond, long CoordinatorBytesPerStep, long WorkerBytesPerStep);
 
-    public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    private static async Task<int> RunAsync(ParseResult parse, CancellationToken cancellation)
     {
-        var flags = new FlagSet(args, Flags, "bench overhead");
-        string dataset = flags.Choice("dataset", "fashion-mnist", "fashion-mnist", "synthetic");
-        string modelName = flags.Choice("model", "mlp", "mlp", "cnn");
-        int[] batches = flags.IntList("global-batches", 2) ?? (modelName == "cnn" ? [256] : [256, 1024]);
-        int steps = flags.Int("steps", 10) ?? 200;
-        int repeats = flags.Int("repeats", 1) ?? 5;
-        int warmup = flags.Int("warmup-steps", 1) ?? 20;
-        int threads = flags.Int("threads", 1, 256) ?? Environment.ProcessorCount;
-        bool akkaTransport = flags.Has("akka-transport");
-        string dataDirectory = flags.String("data-dir", FashionMnist.DefaultDirectory);
+        string dataset = parse.GetValue(Dataset)!;
+        string modelName = parse.GetValue(Model)!;
+        int[] batches = parse.List(GlobalBatches) ?? (modelName == "cnn" ? [256] : [256, 1024]);
+        int steps = parse.GetValue(Steps) ?? 200;
+        int repeats = parse.GetValue(Repeats) ?? 5;
+        int warmup = parse.GetValue(WarmupSteps) ?? 20;
+        int threads = parse.GetValue(Threads) ?? Environment.ProcessorCount;
+        bool akkaTransport = parse.GetValue(AkkaTransport);
+        string dataDirectory = parse.GetValue(DataDir) ?? FashionMnist.DefaultDirectory;
 
         var baseConfig = new TrainingConfig
         {

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using BatchCluster.Cli.Options;
@@ -24,15 +25,24 @@ namespace BatchCluster.Cli.Commands;
 /// </summary>
 public static class BenchScaleCommand
 {
-    private static readonly string[] Flags = ["nodes", "steps", "global-batch", "hidden"];
+    private static readonly Option<int[]?> Nodes = Opt.IntList("nodes", "worker node counts [default: 1,2,4,8,16]", 1);
+    private static readonly Option<int?> Steps = Opt.Int("steps", "steps per count [default: 200]", 20, helpName: "S");
+    private static readonly Option<int?> GlobalBatch = Opt.Int("global-batch", "[default: 256]", 1, helpName: "B");
+    private static readonly Option<int?> Hidden = Opt.Int("hidden", "the tiny MLP's hidden size [default: 16]", 1, ModelSpec.MaxHiddenSize);
 
-    public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    public static Command Create()
     {
-        var flags = new FlagSet(args, Flags, "bench scale");
-        int[] nodes = flags.IntList("nodes", 1) ?? [1, 2, 4, 8, 16];
-        int steps = flags.Int("steps", 20) ?? 200;
-        int batch = flags.Int("global-batch", 1) ?? 256;
-        int hidden = flags.Int("hidden", 1) ?? 16;
+        var command = new Command("scale", "the coordinator's cost per worker node (1…16 worker nodes in one process, tiny model)") { Nodes, Steps, GlobalBatch, Hidden };
+        command.SetAction((r, cancellation) => RunAsync(r, cancellation));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(ParseResult r, CancellationToken cancellation)
+    {
+        int[] nodes = r.List(Nodes) ?? [1, 2, 4, 8, 16];
+        int steps = r.GetValue(Steps) ?? 200;
+        int batch = r.GetValue(GlobalBatch) ?? 256;
+        int hidden = r.GetValue(Hidden) ?? 16;
         if (nodes.Max() > batch) throw new UsageException($"--nodes {nodes.Max()} is more than --global-batch {batch}: some workers would get no sample");
         TorchRuntime.Initialise(1);
         var config = new TrainingConfig

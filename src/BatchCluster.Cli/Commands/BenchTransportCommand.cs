@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -26,17 +27,35 @@ namespace BatchCluster.Cli.Commands;
 /// </summary>
 public static class BenchTransportCommand
 {
-    private static readonly string[] Flags = ["sizes-mb", "seconds", "precision"];
+    private static readonly Option<string?> SizesMb = Opt.Text("sizes-mb", "tensor sizes in MB [default: 0.8,4,16]", "MB[,MB…]");
+    private static readonly Option<double?> Seconds = Opt.Number("seconds", "time per path and size [default: 1]", 0.05, 60, helpName: "SECONDS");
+    private static readonly Option<string> Precision = Opt.Choice("precision", "data-plane precision", "fp32", "fp32", "bf16");
+    private static readonly Argument<string[]> PeerArguments = new("peer") { Arity = ArgumentArity.ZeroOrMore };
+
+    public static Command Create()
+    {
+        var command = new Command("transport", "tensors between two processes: Akka.Remote vs the data plane vs raw TCP") { SizesMb, Seconds, Precision };
+        command.SetAction((parse, cancellation) => RunAsync(parse, cancellation));
+        return command;
+    }
+
+    /// <summary>The peer process of <c>bench transport</c> (not for people).</summary>
+    public static Command CreatePeer()
+    {
+        var command = new Command("transport-peer", "the peer of 'bench transport'") { PeerArguments };
+        command.Hidden = true;
+        command.SetAction(parse => RunPeerAsync(parse.GetValue(PeerArguments) ?? []));
+        return command;
+    }
     private static readonly string[] Paths = ["akka", "dataplane", "raw-tcp"];
 
-    public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    private static async Task<int> RunAsync(ParseResult parse, CancellationToken cancellation)
     {
-        var flags = new FlagSet(args, Flags, "bench transport");
-        double[] sizesMb = (flags.String("sizes-mb") ?? "0.8,4,16").Split(',').Select(s =>
+        double[] sizesMb = (parse.GetValue(SizesMb) ?? "0.8,4,16").Split(',').Select(s =>
             double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v > 0 && v <= 256 ? v
                 : throw new UsageException($"--sizes-mb takes sizes in MB between 0 and 256, not '{s}'")).ToArray();
-        double seconds = flags.Double("seconds", 0.05, 60) ?? 1;
-        var precision = flags.Choice("precision", "fp32", "fp32", "bf16") == "bf16" ? TransferPrecision.Bf16 : TransferPrecision.Fp32;
+        double seconds = parse.GetValue(Seconds) ?? 1;
+        var precision = parse.GetValue(Precision) == "bf16" ? TransferPrecision.Bf16 : TransferPrecision.Fp32;
         int[] counts = sizesMb.Select(mb => (int)(mb * 1e6 / sizeof(float))).ToArray();
 
         using var system = ActorSystem.Create("bench", AkkaConfig());

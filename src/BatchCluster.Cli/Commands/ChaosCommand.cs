@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using BatchCluster.Cli.Options;
@@ -19,33 +20,39 @@ public static class ChaosCommand
     /// <summary>A re-plan reorders the float sums of a step; a lost or doubled sample moves parameters by ~lr/B per step, far more.</summary>
     public const double Tolerance = 1e-3;
 
-    private static readonly string[] Flags = ["workers", "steps", "events", "chaos-seed", "global-batch", "slowdown", "out", "dataset", "data-dir", "min-gap", "max-gap"];
+    private static readonly Option<int?> Workers = Opt.Int("workers", "worker processes [default: 4]", 2, 64);
+    private static readonly Option<long?> Steps = Opt.Long("steps", "run length [default: 300; over longer runs float rounding alone drifts past 1e-3]", 10, helpName: "S");
+    private static readonly Option<int?> GlobalBatch = Opt.Int("global-batch", "[default: 128]", 8, helpName: "B");
+    private static readonly Option<int?> Events = Opt.Int("events", "kills and stops to inject, at least 5 [default: 6]", 5, 1000, "E");
+    private static readonly Option<int?> ChaosSeed = Opt.Int("chaos-seed", "seeds the moments, victims and signals [default: 1]", 0);
+    private static readonly Option<double?> Slowdown = Opt.Number("slowdown", "workers run at 1/F of their speed so the run outlasts the events [default: 100]", 1, helpName: "F");
+    private static readonly Option<double?> MinGap = Opt.Number("min-gap", "least time between events [default: 1.5]", 0.1, helpName: "SECONDS");
+    private static readonly Option<double?> MaxGap = Opt.Number("max-gap", "most time between events [default: 3]", 0.1, helpName: "SECONDS");
+    private static readonly Option<string?> Out = Opt.Text("out", "logs and parameter files [default: chaos]", "DIR");
+    private static readonly Option<string> Dataset = Opt.Choice("dataset", "data set", "fashion-mnist", "fashion-mnist", "synthetic");
+    private static readonly Option<string?> DataDir = Opt.Text("data-dir", "IDX files [default: as for train]", "DIR");
 
-    public const string Help = """
-        batchcluster chaos [flags]
-          --workers N        worker processes (default 4)
-          --steps S          run length (default 300; over longer runs float rounding alone drifts past 1e-3)
-          --global-batch B   (default 128)
-          --events E         kills and stops to inject, at least 5 (default 6)
-          --chaos-seed N     seeds the moments, victims and signals (default 1)
-          --slowdown F       workers run at 1/F of their speed so the run outlasts the events (default 100)
-          --min-gap SECONDS  --max-gap SECONDS   time between events (default 1.5 and 3)
-          --out DIR          logs and parameter files (default chaos)
-          --dataset, --data-dir   as for train (default fashion-mnist)
-        Last line: 'chaos: N events (k SIGKILL, s SIGTERM), N steps, 0 lost, max|Δ| X vs the fault-free run'.
-        """;
+    public static Command Create()
+    {
+        var command = new Command("chaos", """
+            worker processes killed (SIGKILL) and stopped (SIGTERM) at seeded random moments during a run and replaced;
+            then every step's global batch and the final parameters are checked against the fault-free plain loop.
+            Last line: 'chaos: N events (k SIGKILL, s SIGTERM), N steps, 0 lost, max|Δ| X vs the fault-free run'
+            """);
+        foreach (var option in new Option[] { Workers, Steps, GlobalBatch, Events, ChaosSeed, Slowdown, MinGap, MaxGap, Out, Dataset, DataDir })
+            command.Options.Add(option);
+        command.SetAction((r, cancellation) => RunAsync(r, cancellation));
+        return command;
+    }
 
     private sealed record Settings(int Workers, long Steps, int GlobalBatch, int Events, int Seed, double Slowdown, string Out,
         string Dataset, string? DataDir, double MinGap, double MaxGap);
 
-    public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    private static async Task<int> RunAsync(ParseResult r, CancellationToken cancellation)
     {
-        var flags = new FlagSet(args, Flags, "chaos");
         var s = new Settings(
-            flags.Int("workers", 2, 64) ?? 4, flags.Long("steps", 10) ?? 300, flags.Int("global-batch", 8) ?? 128,
-            flags.Int("events", 5, 1000) ?? 6, flags.Int("chaos-seed", 0) ?? 1, flags.Double("slowdown", 1) ?? 100,
-            flags.String("out", "chaos"), flags.Choice("dataset", "fashion-mnist", "fashion-mnist", "synthetic"), flags.String("data-dir"),
-            flags.Double("min-gap", 0.1) ?? 1.5, flags.Double("max-gap", 0.1) ?? 3);
+            r.GetValue(Workers) ?? 4, r.GetValue(Steps) ?? 300, r.GetValue(GlobalBatch) ?? 128, r.GetValue(Events) ?? 6, r.GetValue(ChaosSeed) ?? 1,
+            r.GetValue(Slowdown) ?? 100, r.GetValue(Out) ?? "chaos", r.GetValue(Dataset)!, r.GetValue(DataDir), r.GetValue(MinGap) ?? 1.5, r.GetValue(MaxGap) ?? 3);
         if (s.MaxGap < s.MinGap) throw new UsageException($"--max-gap {s.MaxGap} is below --min-gap {s.MinGap}");
         if (s.GlobalBatch < s.Workers) throw new UsageException($"--global-batch {s.GlobalBatch} is below --workers {s.Workers}");
         OutputPaths.CheckDirectory("--out", s.Out);
@@ -87,7 +94,7 @@ public static class ChaosCommand
         var random = new Random(s.Seed);
         string[] WorkerArgs() =>
         [
-            "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "60",
+            "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "120",
             "--testing-slowdown", s.Slowdown.ToString(CultureInfo.InvariantCulture), .. s.DataDir is string d ? new[] { "--data-dir", d } : [],
         ];
         using var coordinator = new ChildProcess([
@@ -98,7 +105,20 @@ public static class ChaosCommand
         int kills = 0, stops = 0;
         try
         {
-            await coordinator.WaitForLineAsync(l => l.Contains($"{s.Workers} workers ready"), TimeSpan.FromMinutes(3), cancellation);
+            // A worker that gave up joining (a loaded machine) is replaced until all are ready.
+            var ready = coordinator.WaitForLineAsync(l => l.Contains($"{s.Workers} workers ready"), TimeSpan.FromMinutes(5), cancellation);
+            while (!ready.IsCompleted)
+            {
+                await Task.WhenAny(ready, Task.Delay(500, cancellation));
+                for (int i = 0; i < workers.Count && !ready.IsCompleted; i++)
+                    if (workers[i].HasExited)
+                    {
+                        workers[i].Dispose();
+                        workers[i] = new ChildProcess(WorkerArgs());
+                        startedAt[i].Restart();
+                    }
+            }
+            await ready;
             Console.Out.WriteLine($"chaos: {s.Workers} workers ready; {s.Events} events follow");
             for (int e = 0; e < s.Events; e++)
             {

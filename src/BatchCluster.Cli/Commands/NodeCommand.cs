@@ -1,3 +1,4 @@
+using System.CommandLine;
 using BatchCluster.Cli.Options;
 using BatchCluster.Cluster.Actors;
 using BatchCluster.Cluster.Nodes;
@@ -20,61 +21,93 @@ namespace BatchCluster.Cli.Commands;
 /// </summary>
 public static class NodeCommand
 {
-    private static readonly string[] NodeFlags = ["role", "host", "port", "join-timeout", "tls-cert", "tls-ca"];
-    // --seed is the training seed of 'train' (the coordinator's); the nodes to join are --seed-nodes
-    // in both roles, so one name never means two things.
-    private static readonly string[] WorkerFlags = ["seed-nodes", "threads", "device", "data-dir", "testing-slowdown"];
-    private static readonly string[] CoordinatorFlags = ["seed-nodes", "min-workers", "start-workers", "standby", "local-workers", "tensor-transport", "data-port"];
-
-    public const string Help = """
-        batchcluster node --role coordinator|worker [flags]
-          --host H                 address to bind and advertise (default 127.0.0.1, or BATCHCLUSTER_HOST)
-          --port P                 TCP port (coordinator default 4053, worker default 0 = any; or BATCHCLUSTER_PORT)
-          --seed-nodes HOST:PORT[,…]  nodes to join (or BATCHCLUSTER_SEEDS): a worker's coordinator, required; for a
-                                   coordinator an existing cluster, e.g. for --standby (--seed is the training seed)
-          --join-timeout SECONDS   give up joining after this long (default 30)
-          --tls-cert FILE.pfx      this node's certificate and private key (or BATCHCLUSTER_TLS_CERT; its password in
-                                   BATCHCLUSTER_TLS_PASSWORD): with --tls-ca, both channels (Akka and the data plane) run
-                                   over TLS and only nodes with a certificate of that authority get in (docs/security.md)
-          --tls-ca FILE            the cluster's authority certificate, the only one trusted (or BATCHCLUSTER_TLS_CA);
-                                   scripts/make-test-certs.sh DIR makes an authority and node certificates
-        coordinator:  every 'train' flag except --workers and --engine, and
-                      --start-workers N        ready workers to wait for before the first step (default: --min-workers)
-                      --min-workers N          the floor: below it the run pauses at the next step boundary and
-                                               resumes when enough workers are back (default 1)
-                      --local-workers K        also run K worker actors in this process (their tensors never touch
-                                               the wire; they count towards --start-workers; default 0)
-                      --tensor-transport dataplane|akka   tensors to and from worker nodes over the data plane, one TCP
-                                               connection per worker (default), or inside Akka messages (slow; to compare)
-                      --data-port P            the data plane's TCP port (default 0 = any free port)
-                      --standby                a second coordinator node (same flags, its own --port, --seed-nodes the first);
-                                               if the first dies, the coordinator moves here and resumes from the newest checkpoint
-                      with --checkpoint-every, a coordinator that fails is rebuilt from the newest checkpoint (at most 3 times)
-        SIGTERM/SIGINT: a worker tells the coordinator (its share is re-planned at once), leaves and exits 0;
-                        the coordinator checkpoints (when on), logs RunInterrupted, leaves and exits 143/130
-        worker:       --threads T (default all cores), --device cpu|cuda (default cpu), --data-dir DIR
-                      --testing-slowdown F     FOR TESTS AND BENCHMARKS: run at 1/F of this worker's speed (F ≥ 1)
-        """;
-
-    public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    /// <summary>The flags of both roles, each declared once; the coordinator also takes every 'train' flag except --workers and --engine.</summary>
+    private sealed class NodeOptions
     {
-        string role = args.SkipWhile(a => a != "--role").Skip(1).FirstOrDefault() ?? "";
-        if (role is not (ClusterBootstrap.CoordinatorRole or ClusterBootstrap.WorkerRole))
-            throw new UsageException("node needs --role coordinator or --role worker");
-        return role == ClusterBootstrap.CoordinatorRole
-            ? await RunCoordinatorAsync(args, cancellation)
-            : await RunWorkerAsync(args, cancellation);
+        public Option<string?> Role { get; } = Opt.Text("role", "coordinator|worker (required)", "coordinator|worker");
+        public Option<string?> Host { get; } = Opt.Text("host", "address to bind and advertise [default: 127.0.0.1, or BATCHCLUSTER_HOST]", "H");
+        public Option<int?> Port { get; } = Opt.Int("port", "TCP port [default: coordinator 4053, worker 0 = any; or BATCHCLUSTER_PORT]", 0, 65535, "P");
+        // --seed is the training seed of 'train' (the coordinator's); the nodes to join are --seed-nodes
+        // in both roles, so one name never means two things.
+        public Option<string?> SeedNodes { get; } = Opt.Text("seed-nodes",
+            "nodes to join (or BATCHCLUSTER_SEEDS): a worker's coordinator, required; for a coordinator an existing cluster, e.g. for --standby", "HOST:PORT[,…]");
+        public Option<double?> JoinTimeout { get; } = Opt.Number("join-timeout", "give up joining after this long [default: 30]", 0, minExclusive: true, helpName: "SECONDS");
+        public Option<string?> TlsCert { get; } = Opt.Text("tls-cert",
+            "this node's certificate and key (or BATCHCLUSTER_TLS_CERT; password in BATCHCLUSTER_TLS_PASSWORD): with --tls-ca, mutual TLS on both channels (docs/security.md)", "FILE.pfx");
+        public Option<string?> TlsCa { get; } = Opt.Text("tls-ca",
+            "the cluster's authority certificate, the only one trusted (or BATCHCLUSTER_TLS_CA); scripts/make-test-certs.sh makes one", "FILE");
+        // coordinator
+        public Option<int?> StartWorkers { get; } = Opt.Int("start-workers", "(coordinator) ready workers to wait for before the first step [default: --min-workers]", 1, 10_000);
+        public Option<int?> MinWorkers { get; } = Opt.Int("min-workers",
+            "(coordinator) the floor: below it the run pauses at the next step boundary and resumes when enough workers are back [default: 1]", 1, 10_000);
+        public Option<int?> LocalWorkers { get; } = Opt.Int("local-workers",
+            "(coordinator) also run K worker actors in this process (their tensors never touch the wire) [default: 0]", 0, 256, "K");
+        public Option<string> TensorTransport { get; } = Opt.Choice("tensor-transport",
+            "(coordinator) tensors to and from worker nodes over the data plane, or inside Akka messages (slow; to compare)", "dataplane", "dataplane", "akka");
+        public Option<int?> DataPort { get; } = Opt.Int("data-port", "(coordinator) the data plane's TCP port [default: 0 = any free port]", 0, 65535, "P");
+        public Option<bool> Standby { get; } = Opt.Switch("standby",
+            "(coordinator) a second coordinator node (same flags, its own --port, --seed-nodes the first): takes over from the newest checkpoint if the first dies");
+        // worker
+        public Option<string> Device { get; } = Opt.Choice("device", "(worker) where it computes", "cpu", "cpu", "cuda");
+        public Option<double?> TestingSlowdown { get; } = Opt.Number("testing-slowdown",
+            "(worker) FOR TESTS AND BENCHMARKS: run at 1/F of this worker's speed (F ≥ 1)", 1, helpName: "F");
+        public TrainOptions Train { get; } = new(withEngine: false);
+
+        public Option[] CoordinatorOnly => [StartWorkers, MinWorkers, LocalWorkers, TensorTransport, DataPort, Standby];
+        public Option[] WorkerOnly => [Device, TestingSlowdown];
+
+        public IEnumerable<Option> All => new Option[] { Role, Host, Port, SeedNodes, JoinTimeout, TlsCert, TlsCa }
+            .Concat(CoordinatorOnly).Concat(WorkerOnly).Concat(Train.All);
     }
+
+    public static Command Create()
+    {
+        var options = new NodeOptions();
+        var command = new Command("node", """
+            one node of a multi-node cluster. A coordinator node hosts the coordinator and takes every 'train' flag
+            except --workers and --engine (its --threads are libtorch threads, default cores); a worker node takes
+            --seed-nodes, --threads (default all cores), --data-dir, --device. SIGTERM/SIGINT: a worker tells the
+            coordinator (its share moves at once), leaves and exits 0; the coordinator checkpoints (when on), logs
+            RunInterrupted, leaves and exits 143/130. With --checkpoint-every a failed coordinator is rebuilt from the
+            newest checkpoint (at most 3 times).
+            """);
+        foreach (var option in options.All) command.Options.Add(option);
+        // Which flags a role takes is checked while parsing, so it is reported before any value of a flag the role does not take.
+        command.Validators.Add(result =>
+        {
+            if (RoleProblem(options, result) is { } problem) result.AddError(problem);
+        });
+        command.SetAction((r, cancellation) => RunAsync(options, r, cancellation));
+        return command;
+    }
+
+    private static string? RoleProblem(NodeOptions options, System.CommandLine.Parsing.CommandResult result)
+    {
+        bool Given(Option option) => result.GetResult(option) is { Implicit: false };
+        string role = result.GetResult(options.Role)?.Tokens.LastOrDefault()?.Value ?? "";
+        if (role is not (ClusterBootstrap.CoordinatorRole or ClusterBootstrap.WorkerRole))
+            return "node needs --role coordinator or --role worker";
+        if (role == ClusterBootstrap.WorkerRole && Given(options.Train.Seed))
+            return "a worker's nodes to join are --seed-nodes HOST:PORT; --seed is the training seed, which only the coordinator takes";
+        var others = role == ClusterBootstrap.CoordinatorRole
+            ? options.WorkerOnly
+            : options.CoordinatorOnly.Concat(options.Train.All.Where(o => o != options.Train.Threads && o != options.Train.DataDir)).ToArray();
+        return others.FirstOrDefault(Given) is { } misplaced ? $"{misplaced.Name} does not apply to --role {role} (see 'batchcluster node --help')" : null;
+    }
+
+    private static Task<int> RunAsync(NodeOptions options, ParseResult r, CancellationToken cancellation) =>
+        r.GetValue(options.Role) == ClusterBootstrap.CoordinatorRole ? RunCoordinatorAsync(options, r, cancellation) : RunWorkerAsync(options, r, cancellation);
 
     private sealed record Endpoint(string Host, int Port, IReadOnlyList<NodeAddress> Seeds, TimeSpan JoinTimeout, ClusterTls? Tls);
 
-    private static Endpoint ReadEndpoint(FlagSet flags, int defaultPort, string seedFlag)
+    private static Endpoint ReadEndpoint(NodeOptions options, ParseResult r, int defaultPort)
     {
-        string host = flags.String("host") ?? Environment.GetEnvironmentVariable("BATCHCLUSTER_HOST") ?? "127.0.0.1";
+        const string seedFlag = "seed-nodes";
+        string host = r.GetValue(options.Host) ?? Environment.GetEnvironmentVariable("BATCHCLUSTER_HOST") ?? "127.0.0.1";
         if (!ClusterBootstrap.IsHostName(host))
             throw new UsageException($"--host '{host}' is not a host name or IP address (e.g. 127.0.0.1, 10.0.0.5 or node1.example)");
-        int port = flags.Int("port", 0, 65535) ?? EnvironmentPort() ?? defaultPort;
-        string seedText = flags.String(seedFlag) ?? Environment.GetEnvironmentVariable("BATCHCLUSTER_SEEDS") ?? "";
+        int port = r.GetValue(options.Port) ?? EnvironmentPort() ?? defaultPort;
+        string seedText = r.GetValue(options.SeedNodes) ?? Environment.GetEnvironmentVariable("BATCHCLUSTER_SEEDS") ?? "";
         var seeds = new List<NodeAddress>();
         foreach (string seed in seedText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -82,8 +115,8 @@ public static class NodeCommand
             catch (FormatException e) { throw new UsageException($"--{seedFlag}: {e.Message}"); }
             if (!ClusterBootstrap.IsHostName(seeds[^1].Host)) throw new UsageException($"--{seedFlag}: '{seeds[^1].Host}' is not a host name or IP address");
         }
-        var timeout = TimeSpan.FromSeconds(flags.Double("join-timeout", 0, minExclusive: true) ?? 30);
-        var tls = ReadTls(flags);
+        var timeout = TimeSpan.FromSeconds(r.GetValue(options.JoinTimeout) ?? 30);
+        var tls = ReadTls(options, r);
         if (tls is null && !IsLoopback(host))
             Console.Error.WriteLine($"batchcluster: warning: listening on {host} without TLS: any process that reaches this port can join the cluster, "
                                     + "read the model and send it gradients; give --tls-cert and --tls-ca (docs/security.md)");
@@ -103,10 +136,10 @@ public static class NodeCommand
         host == "localhost" || (System.Net.IPAddress.TryParse(host, out var address) && System.Net.IPAddress.IsLoopback(address));
 
     /// <summary>The node's TLS identity from --tls-cert/--tls-ca (or their variables), or null when neither is given.</summary>
-    private static ClusterTls? ReadTls(FlagSet flags)
+    private static ClusterTls? ReadTls(NodeOptions options, ParseResult r)
     {
-        string? certificate = flags.String("tls-cert") ?? NonEmpty(Environment.GetEnvironmentVariable("BATCHCLUSTER_TLS_CERT"));
-        string? authority = flags.String("tls-ca") ?? NonEmpty(Environment.GetEnvironmentVariable("BATCHCLUSTER_TLS_CA"));
+        string? certificate = r.GetValue(options.TlsCert) ?? NonEmpty(Environment.GetEnvironmentVariable("BATCHCLUSTER_TLS_CERT"));
+        string? authority = r.GetValue(options.TlsCa) ?? NonEmpty(Environment.GetEnvironmentVariable("BATCHCLUSTER_TLS_CA"));
         if (certificate is null && authority is null) return null;
         if (certificate is null || authority is null)
             throw new UsageException("--tls-cert and --tls-ca go together (or BATCHCLUSTER_TLS_CERT and BATCHCLUSTER_TLS_CA): this node's certificate and the authority it trusts");
@@ -155,22 +188,20 @@ public static class NodeCommand
               + (endpoint.Tls is null ? "? (--seed-nodes, --join-timeout)" : ", with TLS and certificates of the same authority? (--seed-nodes, --tls-cert, --tls-ca)"));
     }
 
-    private static async Task<int> RunCoordinatorAsync(string[] args, CancellationToken cancellation)
+    private static async Task<int> RunCoordinatorAsync(NodeOptions options, ParseResult r, CancellationToken cancellation)
     {
-        var allowed = NodeFlags.Concat(CoordinatorFlags).Concat(TrainOptions.Flags.Except(["workers", "engine"])).ToArray();
-        var flags = new FlagSet(args, allowed, "node --role coordinator");
-        var endpoint = ReadEndpoint(flags, defaultPort: 4053, seedFlag: "seed-nodes");
-        int minWorkers = flags.Int("min-workers", 1, 10_000) ?? 1;
-        int startWorkers = flags.Int("start-workers", 1, 10_000) ?? minWorkers;
+        var endpoint = ReadEndpoint(options, r, defaultPort: 4053);
+        int minWorkers = r.GetValue(options.MinWorkers) ?? 1;
+        int startWorkers = r.GetValue(options.StartWorkers) ?? minWorkers;
         if (startWorkers < minWorkers)
             throw new UsageException($"--start-workers {startWorkers} is below --min-workers {minWorkers}: the run would pause before its first step; start with at least {minWorkers}");
-        var config = TrainOptions.Parse(flags) with { Workers = startWorkers, Engine = Engine.Actors };
-        int localWorkers = flags.Int("local-workers", 0, 256) ?? 0;
-        bool useDataPlane = flags.Choice("tensor-transport", "dataplane", "dataplane", "akka") == "dataplane";
-        int dataPort = flags.Int("data-port", 0, 65535) ?? 0;
+        var config = options.Train.ToConfig(r) with { Workers = startWorkers, Engine = Engine.Actors };
+        int localWorkers = r.GetValue(options.LocalWorkers) ?? 0;
+        bool useDataPlane = r.GetValue(options.TensorTransport) == "dataplane";
+        int dataPort = r.GetValue(options.DataPort) ?? 0;
         if (!useDataPlane && config.TransferPrecision != TransferPrecision.Fp32)
             throw new UsageException("--transfer-precision bf16 needs the data plane; drop --tensor-transport akka");
-        bool standby = flags.Has("standby");
+        bool standby = r.GetValue(options.Standby);
         if (standby && endpoint.Seeds.Count == 0)
             throw new UsageException("--standby needs --seed-nodes HOST:PORT of the running coordinator node");
         if (standby && config.CheckpointEvery == 0)
@@ -237,18 +268,15 @@ public static class NodeCommand
         }
     }
 
-    private static async Task<int> RunWorkerAsync(string[] args, CancellationToken cancellation)
+    private static async Task<int> RunWorkerAsync(NodeOptions options, ParseResult r, CancellationToken cancellation)
     {
-        if (args.Any(a => a == "--seed" || a.StartsWith("--seed=", StringComparison.Ordinal)))
-            throw new UsageException("a worker's nodes to join are --seed-nodes HOST:PORT; --seed is the training seed, which only the coordinator takes");
-        var flags = new FlagSet(args, NodeFlags.Concat(WorkerFlags).ToArray(), "node --role worker");
-        var endpoint = ReadEndpoint(flags, defaultPort: 0, seedFlag: "seed-nodes");
+        var endpoint = ReadEndpoint(options, r, defaultPort: 0);
         if (endpoint.Seeds.Count == 0)
             throw new UsageException("a worker node needs --seed-nodes HOST:PORT (the coordinator's address), or BATCHCLUSTER_SEEDS");
-        string device = flags.Choice("device", "cpu", "cpu", "cuda");
-        int threads = flags.Int("threads", 1, 256) ?? Environment.ProcessorCount;
-        string dataDirectory = flags.String("data-dir", FashionMnist.DefaultDirectory);
-        double slowdown = flags.Double("testing-slowdown", 1) ?? 1;
+        string device = r.GetValue(options.Device)!;
+        int threads = r.GetValue(options.Train.Threads) ?? Environment.ProcessorCount;
+        string dataDirectory = r.GetValue(options.Train.DataDir) ?? FashionMnist.DefaultDirectory;
+        double slowdown = r.GetValue(options.TestingSlowdown) ?? 1;
         TorchRuntime.Initialise(threads);
         if (device == "cuda" && !torch.cuda.is_available())
             throw new UsageException("--device cuda: this build uses TorchSharp-cpu and finds no CUDA device here; use --device cpu");

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using BatchCluster.Analysis;
@@ -15,31 +16,36 @@ namespace BatchCluster.Cli.Commands;
 /// </summary>
 public static class ProbeCommand
 {
-    private static readonly string[] Flags = ["model", "hidden", "batch-sizes", "repeats", "out", "threads", "dataset", "data-dir"];
+    private static readonly Option<string> Model = Opt.Choice("model", "network", "mlp", ModelSpec.Names);
+    private static readonly Option<int[]?> Hidden = Opt.IntList("hidden", "MLP hidden sizes [default: 256]", 1, ModelSpec.MaxHiddenSize);
+    private static readonly Option<int[]?> BatchSizes = Opt.IntList("batch-sizes",
+        "batch sizes to time [default: neighbours of powers of two 31…513, and 100, 1000]", 1);
+    private static readonly Option<int?> Repeats = Opt.Int("repeats", "timed steps per batch size [default: 30]", 3, 100_000, "R");
+    private static readonly Option<int?> Threads = Opt.Int("threads", "libtorch threads [default: all cores]", 1, 256, "T");
+    private static readonly Option<string?> Out = Opt.Text("out", "where probe.csv and probe.png go [default: probe]", "DIR");
+    private static readonly Option<string> Dataset = Opt.Choice("dataset", "data set", "fashion-mnist", DataSource.Names);
+    private static readonly Option<string?> DataDir = Opt.Text("data-dir", $"IDX files [default: {FashionMnist.DefaultDirectory}]", "DIR");
 
-    public const string Help = """
-        batchcluster probe [flags]
-          --model mlp|cnn|cnn-bn   (default mlp)   --hidden 256[,…] (mlp)
-          --batch-sizes 31,32,33,… (default: neighbours of powers of two 31…513, and 100, 1000)
-          --repeats R              timed steps per batch size (default 30)
-          --threads T              libtorch threads (default all cores)
-          --out DIR                where probe.csv and probe.png go (default probe)
-          --dataset fashion-mnist|synthetic, --data-dir DIR
-        """;
-
-    public static Task<int> RunAsync(string[] args)
+    public static Command Create()
     {
-        var flags = new FlagSet(args, Flags, "probe");
-        string modelName = flags.Choice("model", "mlp", ModelSpec.Names);
-        int[]? hidden = flags.IntList("hidden", 1, ModelSpec.MaxHiddenSize);
+        var command = new Command("probe", "step time, throughput and memory per batch size on this node (do powers of two run faster here?): a table, probe.csv, probe.png");
+        foreach (var option in new Option[] { Model, Hidden, BatchSizes, Repeats, Threads, Out, Dataset, DataDir }) command.Options.Add(option);
+        command.SetAction(parse => Run(parse));
+        return command;
+    }
+
+    private static int Run(ParseResult parse)
+    {
+        string modelName = parse.GetValue(Model)!;
+        int[]? hidden = parse.List(Hidden);
         var model = modelName == "mlp" ? ModelSpec.Mlp(hidden ?? []) : ModelSpec.Cnn(modelName == "cnn-bn");
-        int[] sizes = flags.IntList("batch-sizes", 1) ?? BatchSizeProbe.DefaultBatchSizes;
-        int repeats = flags.Int("repeats", 3, 100_000) ?? 30;
-        int threads = flags.Int("threads", 1, 256) ?? Environment.ProcessorCount;
-        string outDir = flags.String("out", "probe");
+        int[] sizes = parse.List(BatchSizes) ?? BatchSizeProbe.DefaultBatchSizes;
+        int repeats = parse.GetValue(Repeats) ?? 30;
+        int threads = parse.GetValue(Threads) ?? Environment.ProcessorCount;
+        string outDir = parse.GetValue(Out) ?? "probe";
         OutputPaths.CheckDirectory("--out", outDir);
-        string dataset = flags.Choice("dataset", "fashion-mnist", DataSource.Names);
-        var data = DataSource.Load(dataset, flags.String("data-dir", FashionMnist.DefaultDirectory), FashionMnist.DefaultValidationSize, seed: 1).Train;
+        string dataset = parse.GetValue(Dataset)!;
+        var data = DataSource.Load(dataset, parse.GetValue(DataDir) ?? FashionMnist.DefaultDirectory, FashionMnist.DefaultValidationSize, seed: 1).Train;
         if (sizes.Max() > data.Count)
             throw new UsageException($"--batch-sizes: {sizes.Max()} is more than the {data.Count} training samples");
         Directory.CreateDirectory(outDir);
@@ -72,6 +78,6 @@ public static class ProbeCommand
         ProbePlot.WritePng(results.Select(r => new ProbePoint(r.BatchSize, r.SamplesPerSecond, r.MedianMs)).ToList(),
             $"{model}: training throughput per batch size ({threads} threads)", Path.Combine(outDir, "probe.png"));
         Console.Out.WriteLine($"wrote {Path.Combine(outDir, "probe.csv")} and {Path.Combine(outDir, "probe.png")}");
-        return Task.FromResult(0);
+        return 0;
     }
 }

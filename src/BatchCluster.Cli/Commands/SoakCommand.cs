@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -18,29 +19,35 @@ public static class SoakCommand
     public const double AllowedGrowth = 0.10;
     private const long FirstMeasuredStep = 100;
 
-    private static readonly string[] Flags = ["workers", "steps", "global-batch", "out", "model", "dataset", "data-dir"];
+    private static readonly Option<int?> Workers = Opt.Int("workers", "worker processes [default: 2]", 1, 32);
+    private static readonly Option<long?> Steps = Opt.Long("steps", "run length [default: 20000]", 600, helpName: "S");
+    private static readonly Option<int?> GlobalBatch = Opt.Int("global-batch", "[default: 128]", 1, helpName: "B");
+    private static readonly Option<string> Model = Opt.Choice("model", "network", "mlp", "mlp", "cnn");
+    private static readonly Option<string?> Out = Opt.Text("out", "the run's log and soak.csv (time, step, resident MB per process) [default: soak]", "DIR");
+    private static readonly Option<string> Dataset = Opt.Choice("dataset", "data set", "fashion-mnist", "fashion-mnist", "synthetic");
+    private static readonly Option<string?> DataDir = Opt.Text("data-dir", "IDX files [default: as for train]", "DIR");
 
-    public const string Help = """
-        batchcluster soak [flags]
-          --workers N        worker processes (default 2)
-          --steps S          run length (default 20000; at least 600)
-          --global-batch B   (default 128)
-          --model mlp|cnn    (default mlp)
-          --out DIR          the run's log and soak.csv (time, step, resident MB per process) (default soak)
-          --dataset, --data-dir   as for train (default fashion-mnist)
-        Last line: 'soak: S steps, memory growth coordinator +x %, workers +y % (max), step time +z % from step 100'.
-        """;
-
-    public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    public static Command Create()
     {
-        var flags = new FlagSet(args, Flags, "soak");
-        int workers = flags.Int("workers", 1, 32) ?? 2;
-        long steps = flags.Long("steps", 600) ?? 20_000;
-        int globalBatch = flags.Int("global-batch", 1) ?? 128;
-        string model = flags.Choice("model", "mlp", "mlp", "cnn");
-        string dataset = flags.Choice("dataset", "fashion-mnist", "fashion-mnist", "synthetic");
-        string? dataDir = flags.String("data-dir");
-        string outDir = flags.String("out", "soak");
+        var command = new Command("soak", """
+            a long multi-process run; every process's memory is sampled and the step times read from the log.
+            Passes when both grew under 10 % from step 100 to the end.
+            Last line: 'soak: S steps, memory growth coordinator +x %, workers +y % (max), step time +z % from step 100'
+            """);
+        foreach (var option in new Option[] { Workers, Steps, GlobalBatch, Model, Out, Dataset, DataDir }) command.Options.Add(option);
+        command.SetAction((r, cancellation) => RunAsync(r, cancellation));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(ParseResult r, CancellationToken cancellation)
+    {
+        int workers = r.GetValue(Workers) ?? 2;
+        long steps = r.GetValue(Steps) ?? 20_000;
+        int globalBatch = r.GetValue(GlobalBatch) ?? 128;
+        string model = r.GetValue(Model)!;
+        string dataset = r.GetValue(Dataset)!;
+        string? dataDir = r.GetValue(DataDir);
+        string outDir = r.GetValue(Out) ?? "soak";
         OutputPaths.CheckDirectory("--out", outDir);
         outDir = Path.GetFullPath(outDir);
         if (Directory.Exists(Path.Combine(outDir, "runs"))) Directory.Delete(Path.Combine(outDir, "runs"), recursive: true);

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using BatchCluster.Analysis;
@@ -19,48 +20,55 @@ namespace BatchCluster.Cli.Commands;
 /// </summary>
 public static class SweepCommand
 {
-    private static readonly string[] ListFlags = ["global-batch", "workers", "micro-batch", "lr-scaling"];
-    private static readonly string[] OwnFlags = ["samples", "evals-per-epoch", "report", "warmup-epochs"];
-    private static readonly string[] Refused = ["run-id", "resume", "checkpoint-every", "checkpoint-dir", "export-params"];
     public const string SupersededDirectory = ".superseded";
 
-    public const string Help = """
-        batchcluster sweep [flags]     every combination of the lists, one run each, then the analysis report
-          --global-batch 32,64,…         global batches (default 128)
-          --workers 1,4                  worker counts (default 4)
-          --micro-batch 16,64            micro-batches (default: the whole share)
-          --lr-scaling none,linear,sqrt  LR scaling rules (default none); --lr is the rate at --base-batch
-          --epochs E | --samples N | --steps S   budget of every run (default 1 epoch); --samples gives each
-                                         run ⌈N / global batch⌉ steps
-          --evals-per-epoch K            validations per epoch in every run (default 1)
-          --warmup-epochs W              linear LR warm-up over W epochs in every run (instead of --warmup-steps)
-          --target-accuracy A            stop each run once validation reaches A; the report gives steps to A
-          --runs-dir DIR                 where the runs' directories go (default runs); re-running the same
-                                         sweep skips completed runs
-          --report DIR                   where the analysis of every run under --runs-dir goes (default <runs-dir>/report)
-          Every other 'train' flag (--model, --lr, --optimizer, --warmup-steps, --seed, …) applies to every run.
-        """;
-
-    public static async Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    /// <summary>The sweep's own flags; every other 'train' flag applies to every run (its list flags are declared here instead).</summary>
+    private sealed class SweepOptions
     {
-        var flags = new FlagSet(args, TrainOptions.Flags.Concat(OwnFlags).ToArray(), "sweep");
-        foreach (string name in Refused.Where(flags.Has))
-            throw new UsageException($"--{name} does not apply to a sweep: it names its runs itself and resumes by skipping completed runs");
-        if (flags.Has("samples") && (flags.Has("steps") || flags.Has("epochs")))
+        public TrainOptions Train { get; } = new(listsElsewhere: true);
+        public Option<int[]?> GlobalBatches { get; } = Opt.IntList("global-batch", "global batches [default: 128]", 1, helpName: "B[,B…]");
+        public Option<int[]?> Workers { get; } = Opt.IntList("workers", "worker counts [default: 4]", 1, 1024);
+        public Option<int[]?> MicroBatches { get; } = Opt.IntList("micro-batch", "micro-batches [default: the whole share]", 1, helpName: "M[,M…]");
+        public Option<string?> LrScalings { get; } = Opt.Text("lr-scaling", "LR scaling rules, of none|linear|sqrt [default: none]; --lr is the rate at --base-batch", "RULE[,RULE…]");
+        public Option<long?> Samples { get; } = Opt.Long("samples", "budget of every run in samples: ⌈N / global batch⌉ steps (or --epochs, --steps)", 1);
+        public Option<int?> EvalsPerEpoch { get; } = Opt.Int("evals-per-epoch", "validations per epoch in every run [default: 1]", 1, helpName: "K");
+        public Option<double?> WarmupEpochs { get; } = Opt.Number("warmup-epochs", "linear LR warm-up over W epochs in every run (instead of --warmup-steps)", 0, helpName: "W");
+        public Option<string?> Report { get; } = Opt.Text("report", "where the analysis of every run under --runs-dir goes [default: <runs-dir>/report]", "DIR");
+
+        public IEnumerable<Option> All => new Option[] { GlobalBatches, Workers, MicroBatches, LrScalings, Samples, EvalsPerEpoch, WarmupEpochs, Report }.Concat(Train.All);
+
+        /// <summary>Train flags a sweep refuses: it names its runs itself and resumes by skipping completed runs.</summary>
+        public Option[] Refused => [Train.RunId, Train.Resume, Train.CheckpointEvery, Train.CheckpointDir, Train.ExportParams];
+    }
+
+    public static Command Create()
+    {
+        var options = new SweepOptions();
+        var command = new Command("sweep", "every combination of the lists (global batch × workers × micro-batch × LR scaling), one run each, then the analysis report; re-running skips completed runs");
+        foreach (var option in options.All) command.Options.Add(option);
+        command.SetAction((r, cancellation) => RunAsync(options, r, cancellation));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(SweepOptions options, ParseResult r, CancellationToken cancellation)
+    {
+        foreach (var refused in options.Refused.Where(o => r.Given(o)))
+            throw new UsageException($"{refused.Name} does not apply to a sweep: it names its runs itself and resumes by skipping completed runs");
+        if (r.Given(options.Samples) && (r.Given(options.Train.Steps) || r.Given(options.Train.Epochs)))
             throw new UsageException("give one budget: --epochs, --samples or --steps");
-        var baseConfig = TrainOptions.Parse(flags.Except(ListFlags.Concat(OwnFlags)));
-        var budget = flags.Long("samples", 1) is long samples ? new RunBudget.Samples(samples)
+        var baseConfig = options.Train.ToConfig(r);
+        var budget = r.GetValue(options.Samples) is long samples ? new RunBudget.Samples(samples)
             : baseConfig.Steps is long steps ? new RunBudget.Steps(steps)
             : (RunBudget)new RunBudget.Epochs(baseConfig.Epochs ?? 1);
-        int[] batches = flags.IntList("global-batch", 1) ?? [baseConfig.GlobalBatch];
-        int[] workers = flags.IntList("workers", 1) ?? [baseConfig.Workers];
-        int?[] micro = flags.IntList("micro-batch", 1)?.Select(m => (int?)m).ToArray() ?? [null];
-        var scalings = ParseScalings(flags.String("lr-scaling") ?? "none");
-        int? evalsPerEpoch = flags.Int("evals-per-epoch", 1);
-        double? warmupEpochs = flags.Double("warmup-epochs", 0);
-        if (warmupEpochs is not null && flags.Has("warmup-steps"))
+        int[] batches = r.List(options.GlobalBatches) ?? [baseConfig.GlobalBatch];
+        int[] workers = r.List(options.Workers) ?? [baseConfig.Workers];
+        int?[] micro = r.List(options.MicroBatches)?.Select(m => (int?)m).ToArray() ?? [null];
+        var scalings = ParseScalings(r.GetValue(options.LrScalings) ?? "none");
+        int? evalsPerEpoch = r.GetValue(options.EvalsPerEpoch);
+        double? warmupEpochs = r.GetValue(options.WarmupEpochs);
+        if (warmupEpochs is not null && r.Given(options.Train.WarmupSteps))
             throw new UsageException("give --warmup-epochs or --warmup-steps, not both");
-        string reportDir = flags.String("report", Path.Combine(baseConfig.RunsDirectory, "report"));
+        string reportDir = r.GetValue(options.Report) ?? Path.Combine(baseConfig.RunsDirectory, "report");
 
         int trainSamples = DataSource.Load(baseConfig.Dataset, baseConfig.DataDirectory, baseConfig.ValidationSize, baseConfig.Seed).Train.Count;
         var points = SweepGrid.Expand(baseConfig, batches, workers, micro, scalings, budget, trainSamples, evalsPerEpoch, out var impossible, warmupEpochs);

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using BatchCluster.Cli.Options;
 
 namespace BatchCluster.Cli.Commands;
@@ -5,9 +6,17 @@ namespace BatchCluster.Cli.Commands;
 /// <summary><c>batchcluster train</c>: one run on the local simulated cluster or the plain loop.</summary>
 public static class TrainCommand
 {
-    public static Task<int> RunAsync(string[] args, CancellationToken cancellation)
+    public static Command Create()
     {
-        var config = TrainOptions.Parse(new FlagSet(args, TrainOptions.Flags, "train"));
+        var options = new TrainOptions();
+        var command = new Command("train", "one training run: the local simulated cluster of worker actors, or the single-process reference loop (--engine plain)");
+        options.AddTo(command);
+        command.SetAction((r, cancellation) => RunAsync(options.ToConfig(r), cancellation));
+        return command;
+    }
+
+    private static Task<int> RunAsync(Core.Training.TrainingConfig config, CancellationToken cancellation)
+    {
         if (config.TransferPrecision != Core.Training.TransferPrecision.Fp32)
             throw new UsageException("--transfer-precision applies to workers in other processes (node --role coordinator); the workers of 'train' share fp32 arrays in one process");
         var host = RunHost.Prepare(config);

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Text.RegularExpressions;
 using BatchCluster.Core.Models;
 using BatchCluster.Core.Optimizers;
@@ -6,136 +7,180 @@ using BatchCluster.Core.Training;
 
 namespace BatchCluster.Cli.Options;
 
-/// <summary>The flags of <c>train</c> and how they become a <see cref="TrainingConfig"/>.</summary>
-public static partial class TrainOptions
+/// <summary>
+/// The flags of <c>train</c> (also taken by <c>node --role coordinator</c> and <c>sweep</c>), each
+/// declared once with its type, default, help and rule, and how they become a
+/// <see cref="TrainingConfig"/>. Rules between flags (e.g. --hidden only for the MLP) are checked in
+/// <see cref="ToConfig"/>. A sweep takes lists for a few of them: it declares those itself, and these
+/// are then left out (<c>listsElsewhere</c>).
+/// </summary>
+public sealed partial class TrainOptions
 {
-    public static readonly string[] Flags =
-    [
-        "dataset", "data-dir", "validation-size", "model", "hidden", "global-batch", "micro-batch", "workers", "steps", "epochs",
-        "lr", "lr-scaling", "base-batch", "warmup-steps", "optimizer", "momentum", "nesterov", "weight-decay", "clip-grad-norm",
-        "seed", "threads", "engine", "runs-dir", "run-id", "eval-every", "shuffle", "init-params", "export-params", "step-deadline",
-        "checkpoint-every", "checkpoint-dir", "resume", "train-eval-samples", "target-accuracy", "tensorboard",
-        "split", "transfer-precision", "max-bad-steps",
-    ];
+    /// <summary>The flags whose sweep versions are lists (sweep declares them).</summary>
+    public static readonly string[] SweepLists = ["global-batch", "workers", "micro-batch", "lr-scaling"];
 
-    public const string Help = """
-        batchcluster train [flags]
-          --dataset fashion-mnist|synthetic   data set (default fashion-mnist; synthetic only when asked for)
-          --data-dir DIR                      IDX files (default /usr/share/datasets/fashion-mnist)
-          --validation-size N                 training images held out for validation, from the end (default 5000)
-          --model mlp|cnn|cnn-bn              network (default mlp)
-          --hidden 256[,128…]                 MLP hidden sizes (default 256)
-          --global-batch B                    samples per optimizer step (default 128)
-          --micro-batch M                     most samples per forward/backward on a worker (default: whole share)
-          --workers N                         worker actors of the local simulated cluster (default 4)
-          --steps S | --epochs E              run length (default 1 epoch)
-          --lr X                              base learning rate (default 0.1)
-          --lr-scaling none|linear|sqrt       scale lr by B/base-batch (default none)
-          --base-batch B0                     reference batch of the scaling rule (default 256)
-          --warmup-steps W                    linear warm-up to the peak lr over W steps (default 0)
-          --optimizer sgd|momentum|adam       (default sgd)
-          --momentum μ  --nesterov true|false --weight-decay λ   --clip-grad-norm C (0 = off)
-          --max-bad-steps N                   stop after N steps in a row with a NaN/∞ loss or gradient (each one
-                                              skipped, never applied; default 3)
-          --seed N                            (default 1)
-          --threads T                         libtorch threads (default cores / workers)
-          --engine actors|plain               local simulated cluster or the single-process reference loop (default actors)
-          --runs-dir DIR  --run-id ID         event log at DIR/ID/events.clef (default runs/, generated id)
-          --eval-every K                      validate every K steps (default once per epoch; 0 = only at the end)
-          --train-eval-samples N              evaluate the first N training samples before each validation, for
-                                              train accuracy and the generalization gap (default 5000; 0 = off)
-          --target-accuracy A                 stop once a validation reaches accuracy A (a fraction, e.g. 0.85)
-          --shuffle true|false                (default true; false takes the training set in order)
-          --step-deadline SECONDS             a share later than this moves onto idle workers (default 60)
-          --split declared|capacity           shares by declared threads (default; bitwise reproducible) or by each
-                                              worker's measured samples/s (heterogeneous workers finish together)
-          --transfer-precision fp32|bf16      tensors to and from workers in other processes (node only; default fp32)
-          --checkpoint-every K                write a checkpoint every K steps (default 0 = never)
-          --checkpoint-dir DIR                where checkpoints go (default checkpoints)
-          --resume                            continue from the newest intact checkpoint in --checkpoint-dir
-          --init-params FILE                  start from these parameters (raw little-endian float32)
-          --export-params FILE                write the final parameters there (same format)
-          --tensorboard DIR                   also write TensorBoard scalars to DIR/<run-id>/ (tensorboard --logdir DIR)
-        """;
+    public Option<string> Dataset { get; } = Opt.Choice("dataset", "data set (synthetic only when asked for)", "fashion-mnist", "fashion-mnist", "synthetic");
+    public Option<string?> DataDir { get; } = Opt.Text("data-dir", $"IDX files [default: {Core.Data.FashionMnist.DefaultDirectory}]", "DIR");
+    public Option<int?> ValidationSize { get; } = Opt.Int("validation-size", "training images held out for validation, from the end [default: 5000]", 0);
+    public Option<string> Model { get; } = Opt.Choice("model", "network", "mlp", ModelSpec.Names);
+    public Option<int[]?> Hidden { get; } = Opt.IntList("hidden", "MLP hidden sizes [default: 256]", 1, ModelSpec.MaxHiddenSize);
+    public Option<int?>? GlobalBatch { get; }
+    public Option<int?>? MicroBatch { get; }
+    public Option<int?>? Workers { get; }
+    public Option<long?> Steps { get; } = Opt.Long("steps", "run length in optimizer steps (or --epochs) [default: 1 epoch]", 1, helpName: "S");
+    public Option<double?> Epochs { get; } = Opt.Number("epochs", "run length in epochs (or --steps)", 0, minExclusive: true, helpName: "E");
+    // The update runs in float32: a larger rate is infinite there and would turn every parameter into NaN.
+    public Option<double?> Lr { get; } = Opt.Number("lr", "base learning rate [default: 0.1]", 0, float.MaxValue, minExclusive: true);
+    public Option<string>? LrScaling { get; }
+    public Option<int?> BaseBatch { get; } = Opt.Int("base-batch", "reference batch of the scaling rule [default: 256]", 1, helpName: "B0");
+    public Option<int?> WarmupSteps { get; } = Opt.Int("warmup-steps", "linear warm-up to the peak lr over W steps [default: 0]", 0, helpName: "W");
+    public Option<string> Optimizer { get; } = Opt.Choice("optimizer", "optimizer (PyTorch semantics)", "sgd", "sgd", "momentum", "adam");
+    public Option<double?> Momentum { get; } = Opt.Number("momentum", "momentum of --optimizer momentum [default: 0.9]", 0, 1, helpName: "μ");
+    public Option<string?> Nesterov { get; } = Opt.Bool("nesterov", "Nesterov momentum (--optimizer momentum) [default: false]");
+    public Option<double?> WeightDecay { get; } = Opt.Number("weight-decay", "L2 weight decay added to the gradient [default: 0]", 0, helpName: "λ");
+    public Option<double?> ClipGradNorm { get; } = Opt.Number("clip-grad-norm", "clip the averaged gradient to this L2 norm; 0 = off [default: 0]", 0, helpName: "C");
+    public Option<int?> MaxBadSteps { get; } = Opt.Int("max-bad-steps",
+        "stop after N steps in a row with a NaN/∞ loss or gradient (each one skipped, never applied) [default: 3]", 1, 1_000_000);
+    public Option<long?> Seed { get; } = Opt.Long("seed", "the training seed: initial weights and the order of the data [default: 1]", long.MinValue);
+    public Option<int?> Threads { get; } = Opt.Int("threads", "libtorch threads [default: cores / workers]", 1, 256, "T");
+    public Option<string>? Engine { get; }
+    public Option<string?> RunsDir { get; } = Opt.Text("runs-dir", "event logs go to DIR/<run-id>/events.clef [default: runs]", "DIR");
+    public Option<string?> RunId { get; } = Opt.Text("run-id", "the run's name [default: generated]", "ID");
+    public Option<long?> EvalEvery { get; } = Opt.Long("eval-every", "validate every K steps; 0 = only at the end [default: once per epoch]", 0, helpName: "K");
+    public Option<string?> Shuffle { get; } = Opt.Bool("shuffle", "false takes the training set in order [default: true]");
+    public Option<string?> InitParams { get; } = Opt.Text("init-params", "start from these parameters (raw little-endian float32)", "FILE");
+    public Option<string?> ExportParams { get; } = Opt.Text("export-params", "write the final parameters there (same format)", "FILE");
+    public Option<double?> StepDeadline { get; } = Opt.Number("step-deadline", "a share later than this moves onto idle workers [default: 60]", 0, minExclusive: true, helpName: "SECONDS");
+    public Option<long?> CheckpointEvery { get; } = Opt.Long("checkpoint-every", "write a checkpoint every K steps; 0 = never [default: 0]", 0, helpName: "K");
+    public Option<string?> CheckpointDir { get; } = Opt.Text("checkpoint-dir", "where checkpoints go [default: checkpoints]", "DIR");
+    public Option<bool> Resume { get; } = Opt.Switch("resume", "continue from the newest intact checkpoint in --checkpoint-dir");
+    public Option<int?> TrainEvalSamples { get; } = Opt.Int("train-eval-samples",
+        "evaluate the first N training samples before each validation, for the generalization gap; 0 = off [default: 5000]", 0);
+    public Option<double?> TargetAccuracy { get; } = Opt.Number("target-accuracy", "stop once a validation reaches accuracy A (a fraction)", 0, 1, minExclusive: true, helpName: "A");
+    public Option<string?> TensorBoard { get; } = Opt.Text("tensorboard", "also write TensorBoard scalars to DIR/<run-id>/", "DIR");
+    public Option<string> Split { get; } = Opt.Choice("split",
+        "shares by declared threads (bitwise reproducible) or by each worker's measured samples/s", "declared", "declared", "capacity");
+    public Option<string> TransferPrecision { get; } = Opt.Choice("transfer-precision",
+        "tensors to and from workers in other processes (node only)", "fp32", "fp32", "bf16");
 
-    public static TrainingConfig Parse(FlagSet flags)
+    /// <param name="listsElsewhere">A sweep: leave out the flags it takes as lists (<see cref="SweepLists"/>).</param>
+    /// <param name="withEngine">Whether --engine and --workers exist (train, sweep; a coordinator node has neither).</param>
+    public TrainOptions(bool listsElsewhere = false, bool withEngine = true)
     {
-        string model = flags.Choice("model", "mlp", ModelSpec.Names);
-        int[]? hidden = flags.IntList("hidden", 1, ModelSpec.MaxHiddenSize);
+        if (!listsElsewhere)
+        {
+            GlobalBatch = Opt.Int("global-batch", "samples per optimizer step [default: 128]", 1, helpName: "B");
+            MicroBatch = Opt.Int("micro-batch", "most samples per forward/backward on a worker [default: the whole share]", 1, helpName: "M");
+            LrScaling = Opt.Choice("lr-scaling", "scale lr by B/base-batch", "none", "none", "linear", "sqrt");
+            if (withEngine) Workers = Opt.Int("workers", "worker actors of the local simulated cluster [default: 4]", 1, 1024);
+        }
+        if (withEngine) Engine = Opt.Choice("engine", "local simulated cluster or the single-process reference loop", "actors", "actors", "plain");
+    }
+
+    /// <summary>Every option this instance declares, in help order.</summary>
+    public IEnumerable<Option> All => new Option?[]
+    {
+        Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, MicroBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, WarmupSteps,
+        Optimizer, Momentum, Nesterov, WeightDecay, ClipGradNorm, MaxBadSteps, Seed, Threads, Engine, RunsDir, RunId, EvalEvery, Shuffle,
+        TrainEvalSamples, TargetAccuracy, StepDeadline, Split, TransferPrecision, CheckpointEvery, CheckpointDir, Resume, InitParams,
+        ExportParams, TensorBoard,
+    }.OfType<Option>();
+
+    public void AddTo(Command command)
+    {
+        foreach (var option in All) command.Options.Add(option);
+    }
+
+    /// <summary>The configuration 'train' runs with these flags (for tools and tests).</summary>
+    public static TrainingConfig Parse(IReadOnlyList<string> args)
+    {
+        var options = new TrainOptions();
+        var command = new RootCommand();
+        options.AddTo(command);
+        var result = command.Parse(args);
+        if (result.Errors.Count > 0) throw new UsageException(CommandLineErrors.Describe(result));
+        return options.ToConfig(result);
+    }
+
+    private static T? Value<T>(ParseResult r, Option<T>? option) => option is null ? default : r.GetValue(option);
+
+    public TrainingConfig ToConfig(ParseResult r)
+    {
+        string model = r.GetValue(Model)!;
+        int[]? hidden = r.List(Hidden);
         if (hidden is not null && model != "mlp")
             throw new UsageException($"--hidden applies to --model mlp only, not '{model}'");
-        if (flags.Has("steps") && flags.Has("epochs"))
+        if (r.Given(Steps) && r.Given(Epochs))
             throw new UsageException("give either --steps or --epochs, not both");
 
-        int globalBatch = flags.Int("global-batch", 1) ?? 128;
-        if (flags.Int("micro-batch", 1) is int micro && micro > globalBatch)
+        int globalBatch = Value(r, GlobalBatch) ?? 128;
+        if (Value(r, MicroBatch) is int micro && micro > globalBatch)
             throw new UsageException($"--micro-batch {micro} is larger than --global-batch {globalBatch}, so it would never split a share; use at most {globalBatch}, or drop it to compute each share whole");
-        int workers = flags.Int("workers", 1, 1024) ?? 4;
-        var engine = flags.Choice("engine", "actors", "actors", "plain") == "plain" ? Engine.Plain : Engine.Actors;
-        if (engine == Engine.Actors && flags.Has("workers") && workers > globalBatch)
+        int workers = Value(r, Workers) ?? 4;
+        var engine = Value(r, Engine) == "plain" ? Core.Training.Engine.Plain : Core.Training.Engine.Actors;
+        if (engine == Core.Training.Engine.Actors && Workers is not null && r.Given(Workers) && workers > globalBatch)
             throw new UsageException($"--workers {workers} is more than --global-batch {globalBatch}: some workers would never get a sample; use at most {globalBatch} workers");
 
-        string optimizerName = flags.Choice("optimizer", "sgd", "sgd", "momentum", "adam");
-        if (flags.Has("nesterov") && optimizerName != "momentum")
+        string optimizerName = r.GetValue(Optimizer)!;
+        if (r.Given(Nesterov) && optimizerName != "momentum")
             throw new UsageException($"--nesterov applies to --optimizer momentum only, not '{optimizerName}'");
-        if (flags.Has("momentum") && optimizerName != "momentum")
+        if (r.Given(Momentum) && optimizerName != "momentum")
             throw new UsageException($"--momentum applies to --optimizer momentum only, not '{optimizerName}'");
         var optimizer = new OptimizerSettings(
             optimizerName switch { "momentum" => OptimizerKind.Momentum, "adam" => OptimizerKind.Adam, _ => OptimizerKind.Sgd },
-            Momentum: flags.Double("momentum", 0, 1) ?? 0.9,
-            Nesterov: flags.Bool("nesterov", false),
-            WeightDecay: flags.Double("weight-decay", 0) ?? 0);
+            Momentum: r.GetValue(Momentum) ?? 0.9,
+            Nesterov: Opt.AsBool(r.GetValue(Nesterov)) ?? false,
+            WeightDecay: r.GetValue(WeightDecay) ?? 0);
 
-        string? runId = flags.String("run-id");
+        string? runId = r.GetValue(RunId);
         if (runId is not null && (!RunIdPattern().IsMatch(runId) || runId.Trim('.').Length == 0))
             throw new UsageException($"--run-id may hold only letters, digits, '.', '_' and '-', and not only dots (it names a directory inside --runs-dir), not '{runId}'");
 
-        string dataset = flags.Choice("dataset", "fashion-mnist", "fashion-mnist", "synthetic");
-        if (dataset == "synthetic" && flags.Has("data-dir"))
+        string dataset = r.GetValue(Dataset)!;
+        if (dataset == "synthetic" && r.Given(DataDir))
             throw new UsageException("--data-dir applies to --dataset fashion-mnist only; the synthetic data set is generated");
 
         return new TrainingConfig
         {
             Dataset = dataset,
-            DataDirectory = flags.String("data-dir", Core.Data.FashionMnist.DefaultDirectory),
-            ValidationSize = flags.Int("validation-size", 0) ?? Core.Data.FashionMnist.DefaultValidationSize,
+            DataDirectory = r.GetValue(DataDir) ?? Core.Data.FashionMnist.DefaultDirectory,
+            ValidationSize = r.GetValue(ValidationSize) ?? Core.Data.FashionMnist.DefaultValidationSize,
             Model = model == "mlp" ? ModelSpec.Mlp(hidden ?? []) : ModelSpec.Cnn(batchNorm: model == "cnn-bn"),
             GlobalBatch = globalBatch,
-            MicroBatch = flags.Int("micro-batch", 1),
-            Workers = engine == Engine.Plain ? 1 : workers,
-            Steps = flags.Long("steps", 1),
-            Epochs = flags.Double("epochs", 0, minExclusive: true),
-            // The update runs in float32: a larger rate is infinite there and would turn every parameter into NaN.
-            LearningRate = flags.Double("lr", 0, float.MaxValue, minExclusive: true) ?? 0.1,
-            LrScaling = flags.Choice("lr-scaling", "none", "none", "linear", "sqrt") switch
+            MicroBatch = Value(r, MicroBatch),
+            Workers = engine == Core.Training.Engine.Plain ? 1 : workers,
+            Steps = r.GetValue(Steps),
+            Epochs = r.GetValue(Epochs),
+            LearningRate = r.GetValue(Lr) ?? 0.1,
+            LrScaling = Value(r, LrScaling) switch
             {
-                "linear" => LrScaling.Linear,
-                "sqrt" => LrScaling.Sqrt,
-                _ => LrScaling.None,
+                "linear" => Core.Schedules.LrScaling.Linear,
+                "sqrt" => Core.Schedules.LrScaling.Sqrt,
+                _ => Core.Schedules.LrScaling.None,
             },
-            BaseBatch = flags.Int("base-batch", 1) ?? LearningRateSchedule.DefaultBaseBatch,
-            WarmupSteps = flags.Int("warmup-steps", 0) ?? 0,
+            BaseBatch = r.GetValue(BaseBatch) ?? LearningRateSchedule.DefaultBaseBatch,
+            WarmupSteps = r.GetValue(WarmupSteps) ?? 0,
             Optimizer = optimizer,
-            ClipGradNorm = flags.Double("clip-grad-norm", 0) ?? 0,
-            MaxBadSteps = flags.Int("max-bad-steps", 1, 1_000_000) ?? 3,
-            Seed = flags.Long("seed", long.MinValue) ?? 1,
-            Threads = flags.Int("threads", 1, 256),
+            ClipGradNorm = r.GetValue(ClipGradNorm) ?? 0,
+            MaxBadSteps = r.GetValue(MaxBadSteps) ?? 3,
+            Seed = r.GetValue(Seed) ?? 1,
+            Threads = r.GetValue(Threads),
             Engine = engine,
-            RunsDirectory = flags.String("runs-dir", "runs"),
+            RunsDirectory = r.GetValue(RunsDir) ?? "runs",
             RunId = runId,
-            EvalEvery = flags.Long("eval-every", 0),
-            TrainEvalSamples = flags.Int("train-eval-samples", 0) ?? 5000,
-            TargetAccuracy = flags.Double("target-accuracy", 0, 1, minExclusive: true),
-            Shuffle = flags.Bool("shuffle", true),
-            StepDeadlineSeconds = flags.Double("step-deadline", 0, minExclusive: true) ?? 60,
-            InitParams = flags.String("init-params"),
-            CheckpointEvery = flags.Long("checkpoint-every", 0) ?? 0,
-            CheckpointDirectory = flags.String("checkpoint-dir", "checkpoints"),
-            Resume = flags.Has("resume"),
-            ExportParams = flags.String("export-params"),
-            TensorBoardDirectory = flags.String("tensorboard"),
-            Split = flags.Choice("split", "declared", "declared", "capacity") == "capacity" ? ShareSplit.Capacity : ShareSplit.Declared,
-            TransferPrecision = flags.Choice("transfer-precision", "fp32", "fp32", "bf16") == "bf16" ? TransferPrecision.Bf16 : TransferPrecision.Fp32,
+            EvalEvery = r.GetValue(EvalEvery),
+            TrainEvalSamples = r.GetValue(TrainEvalSamples) ?? 5000,
+            TargetAccuracy = r.GetValue(TargetAccuracy),
+            Shuffle = Opt.AsBool(r.GetValue(Shuffle)) ?? true,
+            StepDeadlineSeconds = r.GetValue(StepDeadline) ?? 60,
+            InitParams = r.GetValue(InitParams),
+            CheckpointEvery = r.GetValue(CheckpointEvery) ?? 0,
+            CheckpointDirectory = r.GetValue(CheckpointDir) ?? "checkpoints",
+            Resume = r.GetValue(Resume),
+            ExportParams = r.GetValue(ExportParams),
+            TensorBoardDirectory = r.GetValue(TensorBoard),
+            Split = r.GetValue(Split) == "capacity" ? ShareSplit.Capacity : ShareSplit.Declared,
+            TransferPrecision = r.GetValue(TransferPrecision) == "bf16" ? Core.Training.TransferPrecision.Bf16 : Core.Training.TransferPrecision.Fp32,
         };
     }
 
