@@ -176,7 +176,7 @@ public static class BenchOverheadCommand
     private static async Task<Measurement> MeasureProcessesAsync(TrainingConfig config, Layout layout, int warmup, CancellationToken cancellation)
     {
         string runsDir = Directory.CreateTempSubdirectory("bench-overhead-").FullName;
-        int port = FreeTcpPort();
+        int port = Processes.LoopbackPorts.Free();
         string tool = typeof(BenchOverheadCommand).Assembly.Location;
         var processes = new List<Process>();
         try
@@ -247,14 +247,6 @@ public static class BenchOverheadCommand
         return process;
     }
 
-    private static int FreeTcpPort()
-    {
-        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
 
     private static double Median(List<double> values)
     {

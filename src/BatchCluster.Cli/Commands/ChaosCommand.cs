@@ -90,7 +90,7 @@ public static class ChaosCommand
 
     private static async Task<Injected> RunWithFaultsAsync(Settings s, string outDir, string chaotic, CancellationToken cancellation)
     {
-        int port = FreePort();
+        int port = Processes.LoopbackPorts.Free();
         var random = new Random(s.Seed);
         string[] WorkerArgs() =>
         [
@@ -182,12 +182,4 @@ public static class ChaosCommand
         return new Verdict(passed, line);
     }
 
-    private static int FreePort()
-    {
-        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
 }

@@ -53,7 +53,7 @@ public static class SoakCommand
         if (Directory.Exists(Path.Combine(outDir, "runs"))) Directory.Delete(Path.Combine(outDir, "runs"), recursive: true);
         Directory.CreateDirectory(outDir);
 
-        int port = FreePort();
+        int port = Processes.LoopbackPorts.Free();
         string[] data = dataDir is null ? ["--dataset", dataset] : ["--dataset", dataset, "--data-dir", dataDir];
         var coordinator = new ChildProcess([
             "node", "--role", "coordinator", "--port", port.ToString(CultureInfo.InvariantCulture), "--start-workers", workers.ToString(CultureInfo.InvariantCulture),
@@ -148,12 +148,4 @@ public static class SoakCommand
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
-    private static int FreePort()
-    {
-        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
 }
