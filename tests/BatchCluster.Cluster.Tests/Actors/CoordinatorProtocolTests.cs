@@ -266,4 +266,23 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
         Assert.Equal(workA.SampleIds.Order(), moved.SampleIds.Order());
         Assert.Empty(steps);
     }
+
+    /// <summary>The audit reported fake evaluation results (more correct than counted): such a part is the worker's failure and moves on.</summary>
+    [Fact]
+    public void An_evaluation_claiming_more_correct_than_counted_is_replanned()
+    {
+        var (coordinator, _, _, initial) = Start(OneStep(2), Settings(minWorkers: 2));
+        var a = JoinedWorker(coordinator, "a");
+        var b = JoinedWorker(coordinator, "b");
+        var workA = a.ExpectMsg<TrainingProtocol.ComputeShare>();
+        var workB = b.ExpectMsg<TrainingProtocol.ComputeShare>();
+        coordinator.Tell(Reply(workA, initial.Length), a.Ref);
+        coordinator.Tell(Reply(workB, initial.Length), b.Ref);
+        var partA = a.ExpectMsg<TrainingProtocol.Evaluate>();
+        b.ExpectMsg<TrainingProtocol.Evaluate>();
+        coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", partA.RequestId, partA.Part, 1, 1.0, partA.Rows.Length + 5, partA.Rows.Length), a.Ref);
+        var moved = b.ExpectMsg<TrainingProtocol.Evaluate>();
+        Assert.Equal(partA.Rows.Order(), moved.Rows.Order());
+    }
 }
+
