@@ -1,0 +1,94 @@
+using BatchCluster.Cluster.Nodes;
+using BatchCluster.Core.Training;
+
+namespace BatchCluster.Cluster.Tests.Security;
+
+/// <summary>
+/// The audit registered a process that was no member of the cluster as a worker (then poisoned the
+/// model through it). A coordinator now admits only members: a plain Akka peer that sends the same
+/// registration over a real remote connection is never accepted, while the run trains on its member worker.
+/// </summary>
+public sealed class NonMemberRegistrationTests
+{
+    private sealed class Recorder : Akka.Actor.ReceiveActor
+    {
+        public Recorder(List<object> received) => ReceiveAny(m => { lock (received) received.Add(m); });
+    }
+
+    [Fact]
+    public async Task A_process_that_is_not_a_member_cannot_register()
+    {
+        var config = new TrainingConfig
+        {
+            Dataset = "synthetic", Model = Core.Models.ModelSpec.Mlp(8), GlobalBatch = 16, Steps = 30, EvalEvery = 0, TrainEvalSamples = 0, Seed = 3,
+        };
+        var data = Core.Data.SyntheticImages.Create(seed: 1, trainCount: 64, validationCount: 16, testCount: 16);
+        await using var cluster = await MultiNode.InProcessCluster.StartAsync(config, data, minWorkers: 1, TrainingFixtures.SilentEvents("outsider"));
+        using var peer = Akka.Actor.ActorSystem.Create("peer", Akka.Configuration.ConfigurationFactory.ParseString("""
+            akka.actor.provider = remote
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+            akka.actor.serializers.batchcluster = "BatchCluster.Cluster.Serialization.TrainingMessageSerializer, BatchCluster.Cluster"
+            akka.actor.serialization-bindings { "BatchCluster.Cluster.Protocol.ITrainingMessage, BatchCluster.Cluster" = batchcluster }
+            akka.loglevel = ERROR
+            """));
+        var received = new List<object>();
+        var outsider = peer.ActorOf(Akka.Actor.Props.Create(() => new Recorder(received)), "worker");
+        var coordinator = peer.ActorSelection($"akka.tcp://{ClusterBootstrap.SystemName}@{cluster.Seed.Host}:{cluster.Seed.Port}{ClusterBootstrap.CoordinatorSingletonPath}");
+        var resolved = await coordinator.ResolveOne(TimeSpan.FromSeconds(20)); // the registration can reach the coordinator
+        resolved.Tell(new Protocol.TrainingProtocol.RegisterWorker("outsider", "nowhere", "cpu", 1, Protocol.TrainingProtocol.Version), outsider);
+
+        await cluster.AddWorkerAsync();
+        var result = await cluster.Completion.Task.WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(30, result.Summary.Steps);
+        Assert.Equal(1, result.Summary.Workers);
+        lock (received) Assert.DoesNotContain(received, m => m is Protocol.TrainingProtocol.WorkerAccepted);
+        await peer.Terminate();
+    }
+}
+
+/// <summary>
+/// The audit sent a worker node <c>RunEnded</c> (it exited) and <c>WorkerAccepted</c> (to re-point it at
+/// the sender) from a process that was not its coordinator. Across a real remote connection now: the
+/// worker ignores both, answers nothing, and the run trains to its end on it.
+/// </summary>
+public sealed class HostileCoordinatorMessagesTests
+{
+    private sealed class Recorder : Akka.Actor.ReceiveActor
+    {
+        public Recorder(List<object> received) => ReceiveAny(m => { lock (received) received.Add(m); });
+    }
+
+    [Fact]
+    public async Task A_worker_ignores_acceptance_and_the_end_of_the_run_from_a_stranger()
+    {
+        var config = new TrainingConfig
+        {
+            Dataset = "synthetic", Model = Core.Models.ModelSpec.Mlp(8), GlobalBatch = 16, Steps = 200, EvalEvery = 0, TrainEvalSamples = 0, Seed = 4,
+        };
+        var data = Core.Data.SyntheticImages.Create(seed: 1, trainCount: 64, validationCount: 16, testCount: 16);
+        var firstStep = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var cluster = await MultiNode.InProcessCluster.StartAsync(config, data, minWorkers: 1, TrainingFixtures.SilentEvents("hostile"),
+            onStep: (_, _) => firstStep.TrySetResult());
+        var workerSystem = await cluster.AddWorkerAsync(slowdown: 20); // a few seconds of run: the stranger's messages arrive mid-run
+        await firstStep.Task.WaitAsync(TimeSpan.FromMinutes(1));
+
+        using var peer = Akka.Actor.ActorSystem.Create("peer", Akka.Configuration.ConfigurationFactory.ParseString("""
+            akka.actor.provider = remote
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+            akka.actor.serializers.batchcluster = "BatchCluster.Cluster.Serialization.TrainingMessageSerializer, BatchCluster.Cluster"
+            akka.actor.serialization-bindings { "BatchCluster.Cluster.Protocol.ITrainingMessage, BatchCluster.Cluster" = batchcluster }
+            akka.loglevel = ERROR
+            """));
+        var received = new List<object>();
+        var stranger = peer.ActorOf(Akka.Actor.Props.Create(() => new Recorder(received)), "coordinator");
+        var address = ((Akka.Actor.ExtendedActorSystem)workerSystem).Provider.DefaultAddress;
+        var worker = await peer.ActorSelection($"{address}/user/worker").ResolveOne(TimeSpan.FromSeconds(20));
+        worker.Tell(new Protocol.TrainingProtocol.WorkerAccepted("another-run", new Protocol.TrainingProtocol.RunSpec("synthetic", 16, "mlp", [8], 1)), stranger);
+        worker.Tell(new Protocol.TrainingProtocol.RunEnded("hostile", false), stranger);
+
+        var result = await cluster.Completion.Task.WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(200, result.Summary.Steps);
+        lock (received) Assert.Empty(received); // no WorkerReady: it was not re-pointed
+        await peer.Terminate();
+    }
+}
