@@ -30,11 +30,13 @@ public static class BenchTransportCommand
     private static readonly Option<string?> SizesMb = Opt.Text("sizes-mb", "tensor sizes in MB [default: 0.8,4,16]", "MB[,MB…]");
     private static readonly Option<double?> Seconds = Opt.Number("seconds", "time per path and size [default: 1]", 0.05, 60, helpName: "SECONDS");
     private static readonly Option<string> Precision = Opt.Choice("precision", "data-plane precision", "fp32", "fp32", "bf16");
+    private static readonly Option<string?> Tls = Opt.Text("tls",
+        "run the data plane over mutual TLS with the certificates in DIR (scripts/make-test-certs.sh DIR coordinator worker-1; password in BATCHCLUSTER_TLS_PASSWORD or DIR/password)", "DIR");
     private static readonly Argument<string[]> PeerArguments = new("peer") { Arity = ArgumentArity.ZeroOrMore };
 
     public static Command Create()
     {
-        var command = new Command("transport", "tensors between two processes: Akka.Remote vs the data plane vs raw TCP") { SizesMb, Seconds, Precision };
+        var command = new Command("transport", "tensors between two processes: Akka.Remote vs the data plane vs raw TCP") { SizesMb, Seconds, Precision, Tls };
         command.SetAction((parse, cancellation) => RunAsync(parse, cancellation));
         return command;
     }
@@ -57,13 +59,15 @@ public static class BenchTransportCommand
         double seconds = parse.GetValue(Seconds) ?? 1;
         var precision = parse.GetValue(Precision) == "bf16" ? TransferPrecision.Bf16 : TransferPrecision.Fp32;
         int[] counts = sizesMb.Select(mb => (int)(mb * 1e6 / sizeof(float))).ToArray();
+        string? tlsDirectory = parse.GetValue(Tls) is string dir ? Path.GetFullPath(dir) : null;
+        using var tls = tlsDirectory is null ? null : LoadTls(tlsDirectory, "coordinator");
 
         using var system = ActorSystem.Create("bench", AkkaConfig());
         var inbox = new BlockingQueue<TrainingProtocol.ShareComputed>();
         var receiver = system.ActorOf(Props.Create(() => new Receiver(inbox)), "receiver");
         var arrived = new BlockingQueue<GradientArrived>();
         var servers = counts.Select(n => new DataPlaneServer("127.0.0.1", 0, new DataPlaneRun(FrameHeader.TagOf("bench"), n, precision),
-            arrived.Add, lost => Console.Error.WriteLine($"bench transport: data connection lost: {lost.Reason}"))).ToList();
+            arrived.Add, lost => Console.Error.WriteLine($"bench transport: data connection lost: {lost.Reason}"), tls)).ToList();
         var raw = new TcpListener(IPAddress.Loopback, 0);
         raw.Start();
 
@@ -72,7 +76,7 @@ public static class BenchTransportCommand
         using var peer = Process.Start(new ProcessStartInfo("dotnet")
         {
             ArgumentList = { typeof(BenchTransportCommand).Assembly.Location, "bench", "transport-peer", akkaAddress, offers,
-                ((IPEndPoint)raw.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture), precision.ToString() },
+                ((IPEndPoint)raw.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture), precision.ToString(), tlsDirectory ?? "-" },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         }) ?? throw new CommandFailedException("could not start the peer process");
@@ -88,7 +92,7 @@ public static class BenchTransportCommand
             rawPeer.NoDelay = true;
             while (servers.Any(s => !s.IsConnected(0))) await Task.Delay(10, cancellation);
 
-            Console.Out.WriteLine($"bench transport: one process to another on loopback and back, {precision} on the data plane, ~{seconds} s per path and size, median of 3 rounds; {Environment.ProcessorCount} cores");
+            Console.Out.WriteLine($"bench transport: one process to another on loopback and back, {precision} on the data plane{(tls is null ? "" : " over mutual TLS")}, ~{seconds} s per path and size, median of 3 rounds; {Environment.ProcessorCount} cores");
             Console.Out.WriteLine();
             Console.Out.WriteLine("| tensor | path | round trips/s | GB/s (both directions) | Gbit/s | vs raw TCP |");
             Console.Out.WriteLine("| ---: | --- | ---: | ---: | ---: | ---: |");
@@ -180,11 +184,27 @@ public static class BenchTransportCommand
         await send;
     }
 
+    /// <summary>A node identity from a directory of scripts/make-test-certs.sh (its password from the variable, else DIR/password).</summary>
+    private static Cluster.Security.ClusterTls LoadTls(string directory, string node)
+    {
+        string? password = Environment.GetEnvironmentVariable("BATCHCLUSTER_TLS_PASSWORD");
+        if (string.IsNullOrEmpty(password) && File.Exists(Path.Combine(directory, "password"))) password = File.ReadAllText(Path.Combine(directory, "password")).Trim();
+        try
+        {
+            return Cluster.Security.ClusterTls.Load(Path.Combine(directory, node + ".pfx"), password, Path.Combine(directory, "ca.crt"));
+        }
+        catch (Cluster.Security.TlsConfigurationException e)
+        {
+            throw new UsageException($"--tls {directory}: {e.Message} (make the certificates with scripts/make-test-certs.sh {directory} coordinator worker-1)");
+        }
+    }
+
     /// <summary>The peer: echoes every tensor back on the path it came by.</summary>
     public static async Task<int> RunPeerAsync(string[] args)
     {
-        if (args.Length != 4) throw new UsageException("bench transport-peer is started by 'bench transport', not by hand");
+        if (args.Length != 5) throw new UsageException("bench transport-peer is started by 'bench transport', not by hand");
         var precision = Enum.Parse<TransferPrecision>(args[3]);
+        using var tls = args[4] == "-" ? null : LoadTls(args[4], "worker-1");
         using var system = ActorSystem.Create("bench", AkkaConfig());
         var echo = system.ActorOf(Props.Create(() => new Echo()), "echo");
         var clients = new List<DataPlaneClient>();
@@ -200,7 +220,7 @@ public static class BenchTransportCommand
                     client!.SendGradient(p.Version, p.Version, 0, p.Values);
                     TensorBuffers.Return(p.Values);
                 },
-                reason => Environment.Exit(0));
+                reason => Environment.Exit(0), tls);
             clients.Add(client);
         }
         using var raw = new TcpClient { NoDelay = true };
