@@ -137,6 +137,16 @@ public sealed class BadInputTests : IDisposable
         Assert.Empty(Directory.GetFileSystemEntries(_runs));
     }
 
+    /// <summary>The audit's silent case: a micro-batch larger than every share changes nothing, and now says so.</summary>
+    [Fact]
+    public void A_micro_batch_larger_than_every_share_is_warned_about()
+    {
+        var outcome = CliProcess.Run("train", "--runs-dir", _runs, "--dataset", "synthetic", "--global-batch", "128", "--workers", "4",
+            "--micro-batch", "64", "--steps", "2", "--eval-every", "0", "--train-eval-samples", "0");
+        Assert.Equal(0, outcome.ExitCode);
+        Assert.Contains("warning: --micro-batch 64 is larger than every share (32 samples at most with 4 workers", outcome.StdErr);
+    }
+
     internal static void AssertRefused(CliProcess.Outcome outcome, string expected)
     {
         Assert.Equal(2, outcome.ExitCode);

@@ -19,6 +19,10 @@ public static class TrainCommand
     {
         if (config.TransferPrecision != Core.Training.TransferPrecision.Fp32)
             throw new UsageException("--transfer-precision applies to workers in other processes (node --role coordinator); the workers of 'train' share fp32 arrays in one process");
+        int largestShare = config.Engine == Core.Training.Engine.Plain ? config.GlobalBatch : (config.GlobalBatch + config.Workers - 1) / config.Workers;
+        if (config.MicroBatch is int micro && micro > largestShare)
+            Console.Error.WriteLine($"batchcluster: warning: --micro-batch {micro} is larger than every share ({largestShare} samples at most with "
+                                    + $"{config.Workers} workers and --global-batch {config.GlobalBatch}): each share is computed whole, as without it");
         var host = RunHost.Prepare(config);
         return host.RunAsync(config.Engine.ToString().ToLowerInvariant(), config.Workers,
             (events, onStep) => Engines.RunAsync(config, host.Data, host.Initial, events, host.LogPath, onStep, cancellation, host.ResumeFrom));
