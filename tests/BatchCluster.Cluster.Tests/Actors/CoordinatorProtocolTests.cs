@@ -141,18 +141,29 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
     [Fact]
     public void A_share_with_the_wrong_sample_count_is_refused_and_replanned()
     {
+        var (a, workA) = ReplannedWhenTheFirstWorkerReplies((work, count) => Reply(work, count, count: work.SampleIds.Length - 1));
+        a.ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // a failed this step: nothing more for it in it
+    }
+
+    /// <summary>
+    /// Two workers take the first step; the first replies as <paramref name="spoil"/> makes it, the second
+    /// correctly. The first's result must be its failure: its ids go to the second, at the same version, and nothing commits.
+    /// </summary>
+    private (TestProbe A, TrainingProtocol.ComputeShare WorkA) ReplannedWhenTheFirstWorkerReplies(
+        Func<TrainingProtocol.ComputeShare, int, TrainingProtocol.ShareComputed> spoil)
+    {
         var (coordinator, _, steps, initial) = Start(OneStep(2), Settings(minWorkers: 2));
         var a = JoinedWorker(coordinator, "a");
         var b = JoinedWorker(coordinator, "b");
         var workA = a.ExpectMsg<TrainingProtocol.ComputeShare>();
         var workB = b.ExpectMsg<TrainingProtocol.ComputeShare>();
         coordinator.Tell(Reply(workB, initial.Length), b.Ref);
-        coordinator.Tell(Reply(workA, initial.Length, count: workA.SampleIds.Length - 1), a.Ref);
+        coordinator.Tell(spoil(workA, initial.Length), a.Ref);
         var moved = b.ExpectMsg<TrainingProtocol.ComputeShare>(); // a's ids, now b's
-        Assert.Equal(workA.SampleIds, moved.SampleIds);
+        Assert.Equal(workA.SampleIds.Order(), moved.SampleIds.Order());
         Assert.Equal(0, moved.Parameters.Version);
         Assert.Empty(steps);
-        a.ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // a failed this step: nothing more for it in it
+        return (a, workA);
     }
 
     /// <summary>When every worker fails the same step, the run fails with the reason and the step (a decision, not a hang).</summary>
@@ -253,19 +264,8 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
 
     /// <summary>A result whose measurements cannot be true is that worker's failure: its share is re-planned, nothing of it is used.</summary>
     [Fact]
-    public void A_result_with_impossible_measurements_is_replanned()
-    {
-        var (coordinator, _, steps, initial) = Start(OneStep(2), Settings(minWorkers: 2));
-        var a = JoinedWorker(coordinator, "a");
-        var b = JoinedWorker(coordinator, "b");
-        var workA = a.ExpectMsg<TrainingProtocol.ComputeShare>();
-        var workB = b.ExpectMsg<TrainingProtocol.ComputeShare>();
-        coordinator.Tell(Reply(workB, initial.Length), b.Ref);
-        coordinator.Tell(Reply(workA, initial.Length) with { ComputeMilliseconds = double.NaN }, a.Ref);
-        var moved = b.ExpectMsg<TrainingProtocol.ComputeShare>(); // a's share, now b's
-        Assert.Equal(workA.SampleIds.Order(), moved.SampleIds.Order());
-        Assert.Empty(steps);
-    }
+    public void A_result_with_impossible_measurements_is_replanned() =>
+        ReplannedWhenTheFirstWorkerReplies((work, count) => Reply(work, count) with { ComputeMilliseconds = double.NaN });
 
     /// <summary>The audit reported fake evaluation results (more correct than counted): such a part is the worker's failure and moves on.</summary>
     [Fact]

@@ -10,10 +10,6 @@ namespace BatchCluster.Cluster.Tests.Security;
 /// </summary>
 public sealed class NonMemberRegistrationTests
 {
-    private sealed class Recorder : Akka.Actor.ReceiveActor
-    {
-        public Recorder(List<object> received) => ReceiveAny(m => { lock (received) received.Add(m); });
-    }
 
     [Fact]
     public async Task A_process_that_is_not_a_member_cannot_register()
@@ -24,15 +20,9 @@ public sealed class NonMemberRegistrationTests
         };
         var data = Core.Data.SyntheticImages.Create(seed: 1, trainCount: 64, validationCount: 16, testCount: 16);
         await using var cluster = await MultiNode.InProcessCluster.StartAsync(config, data, minWorkers: 1, TrainingFixtures.SilentEvents("outsider"));
-        using var peer = Akka.Actor.ActorSystem.Create("peer", Akka.Configuration.ConfigurationFactory.ParseString("""
-            akka.actor.provider = remote
-            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
-            akka.actor.serializers.batchcluster = "BatchCluster.Cluster.Serialization.TrainingMessageSerializer, BatchCluster.Cluster"
-            akka.actor.serialization-bindings { "BatchCluster.Cluster.Protocol.ITrainingMessage, BatchCluster.Cluster" = batchcluster }
-            akka.loglevel = ERROR
-            """));
+        using var peer = PlainAkkaPeer.Start();
         var received = new List<object>();
-        var outsider = peer.ActorOf(Akka.Actor.Props.Create(() => new Recorder(received)), "worker");
+        var outsider = peer.ActorOf(Akka.Actor.Props.Create(() => new PlainAkkaPeer.Recorder(received)), "worker");
         var coordinator = peer.ActorSelection($"akka.tcp://{ClusterBootstrap.SystemName}@{cluster.Seed.Host}:{cluster.Seed.Port}{ClusterBootstrap.CoordinatorSingletonPath}");
         var resolved = await coordinator.ResolveOne(TimeSpan.FromSeconds(20)); // the registration can reach the coordinator
         resolved.Tell(new Protocol.TrainingProtocol.RegisterWorker("outsider", "nowhere", "cpu", 1, Protocol.TrainingProtocol.Version), outsider);
@@ -53,10 +43,6 @@ public sealed class NonMemberRegistrationTests
 /// </summary>
 public sealed class HostileCoordinatorMessagesTests
 {
-    private sealed class Recorder : Akka.Actor.ReceiveActor
-    {
-        public Recorder(List<object> received) => ReceiveAny(m => { lock (received) received.Add(m); });
-    }
 
     [Fact]
     public async Task A_worker_ignores_acceptance_and_the_end_of_the_run_from_a_stranger()
@@ -72,15 +58,9 @@ public sealed class HostileCoordinatorMessagesTests
         var workerSystem = await cluster.AddWorkerAsync(slowdown: 20); // a few seconds of run: the stranger's messages arrive mid-run
         await firstStep.Task.WaitAsync(TimeSpan.FromMinutes(1));
 
-        using var peer = Akka.Actor.ActorSystem.Create("peer", Akka.Configuration.ConfigurationFactory.ParseString("""
-            akka.actor.provider = remote
-            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
-            akka.actor.serializers.batchcluster = "BatchCluster.Cluster.Serialization.TrainingMessageSerializer, BatchCluster.Cluster"
-            akka.actor.serialization-bindings { "BatchCluster.Cluster.Protocol.ITrainingMessage, BatchCluster.Cluster" = batchcluster }
-            akka.loglevel = ERROR
-            """));
+        using var peer = PlainAkkaPeer.Start();
         var received = new List<object>();
-        var stranger = peer.ActorOf(Akka.Actor.Props.Create(() => new Recorder(received)), "coordinator");
+        var stranger = peer.ActorOf(Akka.Actor.Props.Create(() => new PlainAkkaPeer.Recorder(received)), "coordinator");
         var address = ((Akka.Actor.ExtendedActorSystem)workerSystem).Provider.DefaultAddress;
         var worker = await peer.ActorSelection($"{address}/user/worker").ResolveOne(TimeSpan.FromSeconds(20));
         worker.Tell(new Protocol.TrainingProtocol.WorkerAccepted("another-run", new Protocol.TrainingProtocol.RunSpec("synthetic", 16, "mlp", [8], 1)), stranger);

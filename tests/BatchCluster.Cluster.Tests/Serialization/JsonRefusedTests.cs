@@ -33,22 +33,13 @@ public sealed class JsonRefusedTests
         }
     }
 
-    /// <summary>A plain Akka.Remote system with Akka's default serializers, plus ours for our protocol.</summary>
-    private static readonly Config PlainAkkaPeer = ConfigurationFactory.ParseString("""
-        akka.actor.provider = remote
-        akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
-        akka.actor.serializers.batchcluster = "BatchCluster.Cluster.Serialization.TrainingMessageSerializer, BatchCluster.Cluster"
-        akka.actor.serialization-bindings { "BatchCluster.Cluster.Protocol.ITrainingMessage, BatchCluster.Cluster" = batchcluster }
-        akka.loglevel = ERROR
-        """);
-
     /// <returns>What the receiver got, and how many canaries were built meanwhile.</returns>
     private static async Task<(List<object> Received, int Constructed)> SendJsonThenOurs(Config receiverConfig)
     {
         var canary = new JsonCanary { Note = "System.Diagnostics.Process could stand here" };
         Interlocked.Exchange(ref JsonCanary.Constructed, 0); // from here on, only a deserializer builds one
         using var receiver = ActorSystem.Create(ClusterBootstrap.SystemName, receiverConfig);
-        using var peer = ActorSystem.Create("peer", PlainAkkaPeer);
+        using var peer = Security.PlainAkkaPeer.Start();
         var received = new List<object>();
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         receiver.ActorOf(Props.Create(() => new Recorder(received, done)), "target");
@@ -74,7 +65,7 @@ public sealed class JsonRefusedTests
     [Fact]
     public async Task With_akka_defaults_the_same_payload_is_built()
     {
-        var (received, constructed) = await SendJsonThenOurs(PlainAkkaPeer);
+        var (received, constructed) = await SendJsonThenOurs(Security.PlainAkkaPeer.Config);
         Assert.True(constructed > 0);
         Assert.Contains(received, m => m is JsonCanary);
     }
