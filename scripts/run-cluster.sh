@@ -36,23 +36,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Each node's output gets a prefix; the coordinator's stdout is also kept to print its summary last.
-dotnet "$dll" node --role coordinator --port "$port" --start-workers "$workers" "${train_flags[@]}" \
-  > >(tee "$tmp/coordinator.out" | sed -u 's/^/[coordinator] /') 2> >(sed -u 's/^/[coordinator] /' >&2) &
-coordinator=$!
-pids+=("$coordinator")
+# Each node's output gets a prefix; the coordinator's summary line comes last (scripts/lib/nodes.sh).
+source "$root/scripts/lib/nodes.sh"
+start_node coordinator dotnet "$dll" node --role coordinator --port "$port" --start-workers "$workers" "${train_flags[@]}"
+coordinator=${pids[-1]}
 for i in $(seq 1 "$workers"); do
-  dotnet "$dll" node --role worker --seed-nodes "127.0.0.1:$port" --threads "$worker_threads" \
-    > >(sed -u "s/^/[worker-$i] /") 2>&1 &
-  pids+=("$!")
+  start_node "worker-$i" dotnet "$dll" node --role worker --seed-nodes "127.0.0.1:$port" --threads "$worker_threads"
 done
-
-set +e
-wait "$coordinator"
-status=$?
-set -e
-summary=$(tail -n 1 "$tmp/coordinator.out" 2>/dev/null || true)
-if [ "$status" -eq 0 ] && [ "${summary:0:1}" = "{" ]; then
-  echo "$summary"
-fi
-exit "$status"
+finish_with_summary "$coordinator"

@@ -104,25 +104,13 @@ for h in $(seq 0 "$workers"); do
   echo "run-hosts: host $h $(address "$h") in $ns${link_rate:+, link $link_rate}" >&2
 done
 
+source "$root/scripts/lib/nodes.sh"
 coordinator_address=$(address 0)
-ip netns exec "$(host_ns 0)" dotnet "$dll" node --role coordinator --host "$coordinator_address" --port "$port" \
-  --start-workers "$workers" "${train_flags[@]}" \
-  > >(tee "$tmp/coordinator.out" | sed -u 's/^/[coordinator] /') 2> >(sed -u 's/^/[coordinator] /' >&2) &
-coordinator=$!
-pids+=("$coordinator")
+start_node coordinator ip netns exec "$(host_ns 0)" dotnet "$dll" node --role coordinator --host "$coordinator_address" --port "$port" \
+  --start-workers "$workers" "${train_flags[@]}"
+coordinator=${pids[-1]}
 for h in $(seq 1 "$workers"); do
-  ip netns exec "$(host_ns "$h")" dotnet "$dll" node --role worker --host "$(address "$h")" \
-    --seed-nodes "$coordinator_address:$port" --threads "$worker_threads" --join-timeout 60 \
-    > >(sed -u "s/^/[worker-$h] /") 2>&1 &
-  pids+=("$!")
+  start_node "worker-$h" ip netns exec "$(host_ns "$h")" dotnet "$dll" node --role worker --host "$(address "$h")" \
+    --seed-nodes "$coordinator_address:$port" --threads "$worker_threads" --join-timeout 60
 done
-
-set +e
-wait "$coordinator"
-status=$?
-set -e
-summary=$(tail -n 1 "$tmp/coordinator.out" 2>/dev/null || true)
-if [ "$status" -eq 0 ] && [ "${summary:0:1}" = "{" ]; then
-  echo "$summary"
-fi
-exit "$status"
+finish_with_summary "$coordinator"

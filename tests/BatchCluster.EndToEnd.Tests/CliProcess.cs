@@ -13,6 +13,14 @@ public static class CliProcess
 
     public static Outcome Run(params string[] args) => Run(TimeSpan.FromMinutes(3), args);
 
+    /// <summary>The checkout the tests were built from (scripts, compose file, Dockerfile).</summary>
+    public static string RepositoryRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "BatchCluster.sln"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("BatchCluster.sln not found above the test binaries");
+    }
+
     /// <summary>Largest |a − b| between two parameter files written by --export-params.</summary>
     public static double MaxAbsDifference(string exportA, string exportB)
     {

@@ -8,12 +8,7 @@ namespace BatchCluster.EndToEnd.Tests;
 /// </summary>
 public class DeploymentFilesTests
 {
-    private static string RepositoryRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "BatchCluster.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("BatchCluster.sln not found above the test binaries");
-    }
+    private static string RepositoryRoot() => CliProcess.RepositoryRoot();
 
     [Fact]
     public void Docker_compose_accepts_the_compose_file_with_its_three_services()

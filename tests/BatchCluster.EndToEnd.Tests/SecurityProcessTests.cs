@@ -19,18 +19,12 @@ public sealed class SecurityProcessTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static string RepositoryRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "BatchCluster.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("BatchCluster.sln not found above the test binaries");
-    }
 
     private string MakeCertificates(string name, params string[] nodes)
     {
         string dir = Path.Combine(_dir, name);
         var start = new ProcessStartInfo("bash") { RedirectStandardError = true, RedirectStandardOutput = true };
-        start.ArgumentList.Add(Path.Combine(RepositoryRoot(), "scripts", "make-test-certs.sh"));
+        start.ArgumentList.Add(Path.Combine(CliProcess.RepositoryRoot(), "scripts", "make-test-certs.sh"));
         start.ArgumentList.Add(dir);
         foreach (var n in nodes) start.ArgumentList.Add(n);
         start.Environment["BATCHCLUSTER_TLS_PASSWORD"] = Password;

@@ -177,13 +177,12 @@ public static class BenchOverheadCommand
     {
         string runsDir = Directory.CreateTempSubdirectory("bench-overhead-").FullName;
         int port = Processes.LoopbackPorts.Free();
-        string tool = typeof(BenchOverheadCommand).Assembly.Location;
-        var processes = new List<Process>();
+        var processes = new List<Processes.ChildProcess>();
         try
         {
             var coordinatorArgs = new List<string>
             {
-                tool, "node", "--role", "coordinator", "--port", port.ToString(CultureInfo.InvariantCulture),
+                "node", "--role", "coordinator", "--port", port.ToString(CultureInfo.InvariantCulture),
                 "--start-workers", (layout.LocalWorkers + layout.RemoteWorkers).ToString(CultureInfo.InvariantCulture),
                 "--local-workers", layout.LocalWorkers.ToString(CultureInfo.InvariantCulture), "--tensor-transport", layout.Transport, "--split", layout.Split,
                 "--model", config.Model.Name, "--dataset", config.Dataset, "--global-batch", config.GlobalBatch.ToString(CultureInfo.InvariantCulture),
@@ -191,26 +190,22 @@ public static class BenchOverheadCommand
                 "--threads", config.EffectiveThreads.ToString(CultureInfo.InvariantCulture), "--runs-dir", runsDir, "--run-id", "bench",
             };
             if (config.Dataset != "synthetic") coordinatorArgs.AddRange(["--data-dir", config.DataDirectory]);
-            processes.Add(Start(coordinatorArgs));
+            processes.Add(new Processes.ChildProcess(coordinatorArgs));
             for (int i = 0; i < layout.RemoteWorkers; i++)
             {
-                var workerArgs = new List<string> { tool, "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", config.EffectiveThreads.ToString(CultureInfo.InvariantCulture) };
+                var workerArgs = new List<string> { "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", config.EffectiveThreads.ToString(CultureInfo.InvariantCulture) };
                 if (i == layout.RemoteWorkers - 1 && layout.SlowLastWorker > 1)
                     workerArgs.AddRange(["--testing-slowdown", layout.SlowLastWorker.ToString(CultureInfo.InvariantCulture)]);
                 if (config.Dataset != "synthetic") workerArgs.AddRange(["--data-dir", config.DataDirectory]);
-                processes.Add(Start(workerArgs));
+                processes.Add(new Processes.ChildProcess(workerArgs));
             }
-            await processes[0].WaitForExitAsync(cancellation).WaitAsync(TimeSpan.FromMinutes(10), cancellation);
-            if (processes[0].ExitCode != 0) throw new CommandFailedException($"bench overhead: the coordinator node of '{layout.Name}' exited with {processes[0].ExitCode}");
+            int exit = await processes[0].WaitForExitAsync(TimeSpan.FromMinutes(10), cancellation);
+            if (exit != 0) throw new CommandFailedException($"bench overhead: the coordinator node of '{layout.Name}' exited with {exit}");
             return ReadLog(Path.Combine(runsDir, "bench", "events.clef"), warmup);
         }
         finally
         {
-            foreach (var process in processes)
-            {
-                if (!process.HasExited) process.Kill(entireProcessTree: true);
-                process.Dispose();
-            }
+            foreach (var process in processes) process.Dispose();
             Directory.Delete(runsDir, recursive: true);
         }
     }
@@ -234,19 +229,6 @@ public static class BenchOverheadCommand
         }
         return new Measurement(samples / (end - start).TotalSeconds, (long)Median(coordinator), worker.Count == 0 ? 0 : (long)Median(worker));
     }
-
-    private static Process Start(List<string> args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string arg in args) info.ArgumentList.Add(arg);
-        var process = Process.Start(info) ?? throw new CommandFailedException("bench overhead: could not start a node process");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
 
     private static double Median(List<double> values)
     {

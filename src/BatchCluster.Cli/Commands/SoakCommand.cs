@@ -129,23 +129,17 @@ public static class SoakCommand
         var growth = new double[workers + 1];
         for (int p = 0; p <= workers; p++)
         {
-            double first = Median(measured.Take(window).Select(s => (double)s.Resident[p]));
-            double last = Median(measured.TakeLast(window).Select(s => (double)s.Resident[p]));
+            double first = Analysis.Summary.RunRow.Median(measured.Take(window).Select(s => (double)s.Resident[p]));
+            double last = Analysis.Summary.RunRow.Median(measured.TakeLast(window).Select(s => (double)s.Resident[p]));
             growth[p] = last / first - 1;
         }
         var timed = steps.Where(s => s.Step >= FirstMeasuredStep).ToList();
         int stepWindow = Math.Max(10, timed.Count / 10);
-        double stepGrowth = Median(timed.TakeLast(stepWindow).Select(s => s.StepMs)) / Median(timed.Take(stepWindow).Select(s => s.StepMs)) - 1;
+        double stepGrowth = Analysis.Summary.RunRow.Median(timed.TakeLast(stepWindow).Select(s => s.StepMs)) / Analysis.Summary.RunRow.Median(timed.Take(stepWindow).Select(s => s.StepMs)) - 1;
         bool passed = growth.All(g => g < AllowedGrowth) && stepGrowth < AllowedGrowth;
         string line = string.Create(CultureInfo.InvariantCulture,
             $"soak: {steps.Count} steps, memory growth coordinator {100 * growth[0]:+0.0;-0.0} %, workers {100 * growth.Skip(1).Max():+0.0;-0.0} % (max), step time {100 * stepGrowth:+0.0;-0.0} % from step {FirstMeasuredStep} ({measured.Count} samples){(passed ? "" : $" — FAILED: want every growth under {100 * AllowedGrowth:F0} %")}");
         return new Verdict(passed, line);
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
 }

@@ -158,7 +158,7 @@ public sealed class TrainingSession
             sharesInPlanOrder.Select(s => s.ComputeMilliseconds > 0 ? Math.Round(s.SampleCount / s.ComputeMilliseconds * 1000) : 0).ToArray(),
             measured.AllocatedBytesByNode);
         _events.StepCompleted(record);
-        if (_checkpoints is not null && NextStep % _config.CheckpointEvery == 0) WriteCheckpoint(_checkpoints);
+        CheckpointIfDue();
         return record;
     }
 
@@ -179,6 +179,12 @@ public sealed class TrainingSession
                           + $"(from {(culprits.Length == 0 ? "the sum of finite shares" : string.Join(", ", culprits))}); "
                           + "lower --lr or set --clip-grad-norm, or allow more with --max-bad-steps");
         NextStep++;
+        CheckpointIfDue();
+    }
+
+    /// <summary>Writes a checkpoint when the run's position (<see cref="NextStep"/>) is a multiple of --checkpoint-every.</summary>
+    private void CheckpointIfDue()
+    {
         if (_checkpoints is not null && NextStep % _config.CheckpointEvery == 0) WriteCheckpoint(_checkpoints);
     }
 

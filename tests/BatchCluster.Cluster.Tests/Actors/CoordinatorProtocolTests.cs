@@ -145,6 +145,16 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
         a.ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // a failed this step: nothing more for it in it
     }
 
+    /// <summary>A one-step run with workers a and b joined, each holding its share of the first step.</summary>
+    private (IActorRef Coordinator, List<StepRecord> Steps, int ParameterCount, TestProbe A, TestProbe B,
+        TrainingProtocol.ComputeShare WorkA, TrainingProtocol.ComputeShare WorkB) TwoWorkersAtTheFirstStep()
+    {
+        var (coordinator, _, steps, initial) = Start(OneStep(2), Settings(minWorkers: 2));
+        var a = JoinedWorker(coordinator, "a");
+        var b = JoinedWorker(coordinator, "b");
+        return (coordinator, steps, initial.Length, a, b, a.ExpectMsg<TrainingProtocol.ComputeShare>(), b.ExpectMsg<TrainingProtocol.ComputeShare>());
+    }
+
     /// <summary>
     /// Two workers take the first step; the first replies as <paramref name="spoil"/> makes it, the second
     /// correctly. The first's result must be its failure: its ids go to the second, at the same version, and nothing commits.
@@ -152,13 +162,9 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
     private (TestProbe A, TrainingProtocol.ComputeShare WorkA) ReplannedWhenTheFirstWorkerReplies(
         Func<TrainingProtocol.ComputeShare, int, TrainingProtocol.ShareComputed> spoil)
     {
-        var (coordinator, _, steps, initial) = Start(OneStep(2), Settings(minWorkers: 2));
-        var a = JoinedWorker(coordinator, "a");
-        var b = JoinedWorker(coordinator, "b");
-        var workA = a.ExpectMsg<TrainingProtocol.ComputeShare>();
-        var workB = b.ExpectMsg<TrainingProtocol.ComputeShare>();
-        coordinator.Tell(Reply(workB, initial.Length), b.Ref);
-        coordinator.Tell(spoil(workA, initial.Length), a.Ref);
+        var (coordinator, steps, parameterCount, a, b, workA, workB) = TwoWorkersAtTheFirstStep();
+        coordinator.Tell(Reply(workB, parameterCount), b.Ref);
+        coordinator.Tell(spoil(workA, parameterCount), a.Ref);
         var moved = b.ExpectMsg<TrainingProtocol.ComputeShare>(); // a's ids, now b's
         Assert.Equal(workA.SampleIds.Order(), moved.SampleIds.Order());
         Assert.Equal(0, moved.Parameters.Version);
@@ -271,13 +277,9 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
     [Fact]
     public void An_evaluation_claiming_more_correct_than_counted_is_replanned()
     {
-        var (coordinator, _, _, initial) = Start(OneStep(2), Settings(minWorkers: 2));
-        var a = JoinedWorker(coordinator, "a");
-        var b = JoinedWorker(coordinator, "b");
-        var workA = a.ExpectMsg<TrainingProtocol.ComputeShare>();
-        var workB = b.ExpectMsg<TrainingProtocol.ComputeShare>();
-        coordinator.Tell(Reply(workA, initial.Length), a.Ref);
-        coordinator.Tell(Reply(workB, initial.Length), b.Ref);
+        var (coordinator, _, parameterCount, a, b, workA, workB) = TwoWorkersAtTheFirstStep();
+        coordinator.Tell(Reply(workA, parameterCount), a.Ref);
+        coordinator.Tell(Reply(workB, parameterCount), b.Ref);
         var partA = a.ExpectMsg<TrainingProtocol.Evaluate>();
         b.ExpectMsg<TrainingProtocol.Evaluate>();
         coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", partA.RequestId, partA.Part, 1, 1.0, partA.Rows.Length + 5, partA.Rows.Length), a.Ref);

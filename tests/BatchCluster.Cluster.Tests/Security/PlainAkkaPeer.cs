@@ -20,6 +20,13 @@ public static class PlainAkkaPeer
 
     public static ActorSystem Start() => ActorSystem.Create("peer", Config);
 
+    /// <summary>A tiny run for a multi-node cluster in which a peer meddles: an 8-unit MLP on 64 synthetic images.</summary>
+    public static (Core.Training.TrainingConfig Config, Core.Data.DataSplits Data) TinyRun(long steps) =>
+        (new Core.Training.TrainingConfig
+        {
+            Dataset = "synthetic", Model = Core.Models.ModelSpec.Mlp(8), GlobalBatch = 16, Steps = steps, EvalEvery = 0, TrainEvalSamples = 0, Seed = 3,
+        }, Core.Data.SyntheticImages.Create(seed: 1, trainCount: 64, validationCount: 16, testCount: 16));
+
     /// <summary>Keeps every message it receives (lock the list to read it).</summary>
     public sealed class Recorder : ReceiveActor
     {

@@ -10,15 +10,10 @@ namespace BatchCluster.Cluster.Tests.Security;
 /// </summary>
 public sealed class NonMemberRegistrationTests
 {
-
     [Fact]
     public async Task A_process_that_is_not_a_member_cannot_register()
     {
-        var config = new TrainingConfig
-        {
-            Dataset = "synthetic", Model = Core.Models.ModelSpec.Mlp(8), GlobalBatch = 16, Steps = 30, EvalEvery = 0, TrainEvalSamples = 0, Seed = 3,
-        };
-        var data = Core.Data.SyntheticImages.Create(seed: 1, trainCount: 64, validationCount: 16, testCount: 16);
+        var (config, data) = PlainAkkaPeer.TinyRun(steps: 30);
         await using var cluster = await MultiNode.InProcessCluster.StartAsync(config, data, minWorkers: 1, TrainingFixtures.SilentEvents("outsider"));
         using var peer = PlainAkkaPeer.Start();
         var received = new List<object>();
@@ -43,15 +38,10 @@ public sealed class NonMemberRegistrationTests
 /// </summary>
 public sealed class HostileCoordinatorMessagesTests
 {
-
     [Fact]
     public async Task A_worker_ignores_acceptance_and_the_end_of_the_run_from_a_stranger()
     {
-        var config = new TrainingConfig
-        {
-            Dataset = "synthetic", Model = Core.Models.ModelSpec.Mlp(8), GlobalBatch = 16, Steps = 200, EvalEvery = 0, TrainEvalSamples = 0, Seed = 4,
-        };
-        var data = Core.Data.SyntheticImages.Create(seed: 1, trainCount: 64, validationCount: 16, testCount: 16);
+        var (config, data) = PlainAkkaPeer.TinyRun(steps: 200);
         var firstStep = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var cluster = await MultiNode.InProcessCluster.StartAsync(config, data, minWorkers: 1, TrainingFixtures.SilentEvents("hostile"),
             onStep: (_, _) => firstStep.TrySetResult());
