@@ -3,6 +3,7 @@
 #   - the real Fashion-MNIST (Debian package dataset-fashion-mnist)
 #   - gcc, which builds the MKL CPU-dispatch shim (docs/decisions.md, "MKL kernels on AMD CPUs")
 #   - openssl, with which scripts/make-test-certs.sh makes a cluster's TLS certificates (docs/security.md)
+#   - iproute2 (ip, tc), with which scripts/sim-hosts.sh makes simulated hosts with shaped links
 #   - g++ and patchelf, only where the system libstdc++ is too old for TorchSharp (docs/decisions.md)
 #   - any further Debian packages named as arguments (scripts/test.sh asks for docker-compose,
 #     whose 'config' command validates docker-compose.yml in the tests)
@@ -14,7 +15,7 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-wanted=(dataset-fashion-mnist gcc openssl "$@")
+wanted=(dataset-fashion-mnist gcc openssl iproute2 "$@")
 libstdcxx=$(/sbin/ldconfig -p 2>/dev/null | awk '!found && /libstdc\+\+\.so\.6 .*x86-64/ {print $NF; found = 1}')
 if [ -z "$libstdcxx" ] || ! grep -qa GLIBCXX_3.4.32 "$libstdcxx"; then
   wanted+=(g++ patchelf)

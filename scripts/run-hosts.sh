@@ -29,88 +29,52 @@ while [ $# -gt 0 ]; do
     *) train_flags+=("$1"); shift ;;
   esac
 done
-if ! [[ "$workers" =~ ^[1-9][0-9]*$ ]] || [ "$workers" -gt 200 ]; then
-  echo "run-hosts: --workers must be a whole number from 1 to 200, not '$workers'" >&2
+if ! [[ "$workers" =~ ^[1-9][0-9]*$ ]] || [ "$workers" -gt 199 ]; then
+  echo "run-hosts: --workers must be a whole number from 1 to 199, not '$workers'" >&2
   exit 2
 fi
-rate_pattern='^[0-9]+(\.[0-9]+)?(bit|kbit|mbit|gbit)$'
-IFS=',' read -r -a per_worker <<< "$worker_rates"
-for r in "$rate" "${per_worker[@]}"; do
-  if [ -n "$r" ] && ! [[ "$r" =~ $rate_pattern ]]; then
-    echo "run-hosts: '$r' is not a rate tc understands; use e.g. 10gbit, 1gbit, 100mbit" >&2
+# One rate per host for sim-hosts.sh: the coordinator keeps --rate, each worker its own or --rate.
+host_rates=$rate
+if [ -n "$worker_rates" ]; then
+  IFS=',' read -r -a per_worker <<< "$worker_rates"
+  if [ "${#per_worker[@]}" -ne "$workers" ]; then
+    echo "run-hosts: --worker-rates gives ${#per_worker[@]} rates for $workers workers; give one per worker" >&2
     exit 2
   fi
-done
-if [ -n "$worker_rates" ] && [ "${#per_worker[@]}" -ne "$workers" ]; then
-  echo "run-hosts: --worker-rates gives ${#per_worker[@]} rates for $workers workers; give one per worker" >&2
-  exit 2
+  host_rates="$rate,$worker_rates"
+else
+  for _ in $(seq 1 "$workers"); do host_rates+=",$rate"; done
 fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "run-hosts: simulated hosts need root (network namespaces and tc); run it as root, or use scripts/run-cluster.sh for nodes on loopback" >&2
-  exit 2
-fi
-for tool in ip tc; do
-  command -v "$tool" >/dev/null || { echo "run-hosts: '$tool' is missing; install iproute2 (apt-get install iproute2)" >&2; exit 2; }
-done
 
-"$root/scripts/batchcluster" --help >/dev/null   # builds the tool once, before any node starts
-dll="$root/artifacts/cli/batchcluster.dll"
-
-# Namespaces are named bch-<pid of this script>-<host>: those of a script that is no longer running are stale.
-for ns in $(ip netns list | awk '/^bch-[0-9]+-/ {print $1}'); do
-  owner=${ns#bch-}; owner=${owner%%-*}
-  kill -0 "$owner" 2>/dev/null || ip netns del "$ns" 2>/dev/null || true
-done
-
-id=$$
-bridge_ns="bch-$id-br"
-host_ns() { echo "bch-$id-h$1"; }            # host 0 is the coordinator
-address() { echo "198.18.0.$(( $1 + 1 ))"; }
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for h in $(seq 0 "$workers"); do ip netns del "$(host_ns "$h")" 2>/dev/null || true; done
-  ip netns del "$bridge_ns" 2>/dev/null || true
+  "$root/scripts/sim-hosts.sh" down --owner $$ || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-shape() { # namespace, device, rate: a token bucket on the device's egress
-  [ -z "$3" ] || ip netns exec "$1" tc qdisc add dev "$2" root tbf rate "$3" burst 1mb latency 50ms
-}
-
-ip netns add "$bridge_ns"
-ip -n "$bridge_ns" link add br0 type bridge
-ip -n "$bridge_ns" link set br0 up
-for h in $(seq 0 "$workers"); do
-  ns=$(host_ns "$h")
-  link_rate=$rate
-  [ "$h" -gt 0 ] && [ -n "$worker_rates" ] && link_rate=${per_worker[$((h - 1))]}
-  ip netns add "$ns"
-  ip link add "bch${id}h$h" type veth peer name "bch${id}b$h"
-  ip link set "bch${id}h$h" netns "$ns"
-  ip link set "bch${id}b$h" netns "$bridge_ns"
-  ip -n "$ns" link set "bch${id}h$h" name eth0
-  ip -n "$ns" addr add "$(address "$h")/24" dev eth0
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" link set lo up
-  ip -n "$bridge_ns" link set "bch${id}b$h" master br0
-  ip -n "$bridge_ns" link set "bch${id}b$h" up
-  shape "$ns" eth0 "$link_rate"                 # host → network
-  shape "$bridge_ns" "bch${id}b$h" "$link_rate" # network → host
-  echo "run-hosts: host $h $(address "$h") in $ns${link_rate:+, link $link_rate}" >&2
-done
+# Host 0 is the coordinator, host k worker k; sim-hosts.sh prints "<index> <address> <namespace>".
+"$root/scripts/sim-hosts.sh" up --owner $$ --hosts $((workers + 1)) --rates "$host_rates" > "$tmp/hosts"
+addresses=(); namespaces=()
+while read -r h address ns; do
+  addresses[h]=$address; namespaces[h]=$ns
+  link=$(cut -d, -f$((h + 1)) <<< "$host_rates")
+  echo "run-hosts: host $h $address in $ns${link:+, link $link}" >&2
+done < "$tmp/hosts"
+"$root/scripts/batchcluster" --help >/dev/null   # builds the tool once, before any node starts
+dll="$root/artifacts/cli/batchcluster.dll"
 
 source "$root/scripts/lib/nodes.sh"
-coordinator_address=$(address 0)
-start_node coordinator ip netns exec "$(host_ns 0)" dotnet "$dll" node --role coordinator --host "$coordinator_address" --port "$port" \
+coordinator_address=${addresses[0]}
+start_node coordinator ip netns exec "${namespaces[0]}" dotnet "$dll" node --role coordinator --host "$coordinator_address" --port "$port" \
   --start-workers "$workers" "${train_flags[@]}"
 coordinator=${pids[-1]}
 for h in $(seq 1 "$workers"); do
-  start_node "worker-$h" ip netns exec "$(host_ns "$h")" dotnet "$dll" node --role worker --host "$(address "$h")" \
+  start_node "worker-$h" ip netns exec "${namespaces[h]}" dotnet "$dll" node --role worker --host "${addresses[h]}" \
     --seed-nodes "$coordinator_address:$port" --threads "$worker_threads" --join-timeout 60
 done
 finish_with_summary "$coordinator"

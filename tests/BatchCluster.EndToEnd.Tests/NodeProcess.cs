@@ -16,9 +16,12 @@ public sealed class NodeProcess : IDisposable
     public NodeProcess(params string[] args) : this(new Dictionary<string, string>(), args) { }
 
     /// <param name="environment">Variables set for the process on top of this one's (e.g. BATCHCLUSTER_TLS_PASSWORD).</param>
-    public NodeProcess(IReadOnlyDictionary<string, string> environment, params string[] args)
+    public NodeProcess(IReadOnlyDictionary<string, string> environment, params string[] args) : this(CliProcess.StartInfo(args), environment) { }
+
+    /// <param name="start">How to start it (output redirected), e.g. the CLI inside a simulated host.</param>
+    public NodeProcess(ProcessStartInfo start, IReadOnlyDictionary<string, string> environment)
     {
-        _process = new Process { StartInfo = CliProcess.StartInfo(args) };
+        _process = new Process { StartInfo = start };
         foreach (var (name, value) in environment) _process.StartInfo.Environment[name] = value;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) StdOut.Enqueue(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) StdErr.Enqueue(e.Data); };
