@@ -79,8 +79,17 @@ done
 down                 # a second `up` for the same owner starts from nothing
 trap 'down' ERR      # half a network is removed, not left behind
 
+# The bucket holds 1 ms of the rate, at least 64 KiB (one offloaded segment): a larger bucket lets
+# every step's first megabytes through at memory speed after the link sat idle during compute,
+# which a real link never does (with 1 MB, a 100 Mbit/s link moved a 3 MB step in half its time).
+burst_for() {
+  awk -v r="$1" 'BEGIN { match(r, /^[0-9.]+/); n = substr(r, 1, RLENGTH); u = substr(r, RLENGTH + 1);
+    scale = u == "gbit" ? 1e9 : u == "mbit" ? 1e6 : u == "kbit" ? 1e3 : 1;
+    b = n * scale / 8 / 1000; if (b < 65536) b = 65536; printf "%d", b }'
+}
+
 shape() { # namespace, device, rate: a token bucket on the device's egress
-  [ -z "$3" ] || ip netns exec "$1" tc qdisc add dev "$2" root tbf rate "$3" burst 1mb latency 50ms
+  [ -z "$3" ] || ip netns exec "$1" tc qdisc add dev "$2" root tbf rate "$3" burst "$(burst_for "$3")" latency 50ms
 }
 
 ip netns add "$bridge"

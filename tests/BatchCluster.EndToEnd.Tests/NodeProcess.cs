@@ -30,6 +30,15 @@ public sealed class NodeProcess : IDisposable
         _process.BeginErrorReadLine();
     }
 
+    /// <summary>The CLI run inside a network namespace (a simulated host): <c>ip netns exec</c> execs it, so the process id stays the node's.</summary>
+    public static NodeProcess On(string networkNamespace, IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        var start = CliProcess.StartInfo(args);
+        foreach (string prefix in new[] { "netns", "exec", networkNamespace, start.FileName }.Reverse()) start.ArgumentList.Insert(0, prefix);
+        start.FileName = "ip";
+        return new NodeProcess(start, environment);
+    }
+
     public int Id => _process.Id;
 
     /// <summary>SIGKILL on Linux: no goodbye to the cluster, like a crashed machine.</summary>

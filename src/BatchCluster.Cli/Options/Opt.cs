@@ -140,8 +140,27 @@ public static class Opt
             },
         };
 
+    /// <summary>A comma-separated list of words, each accepted by <paramref name="valid"/> (<paramref name="expected"/> says what is); null when absent.</summary>
+    public static Option<string[]?> WordList(string name, string help, Func<string, bool> valid, string expected, string helpName = "W[,W…]") =>
+        new(Flag(name))
+        {
+            Description = help,
+            HelpName = helpName,
+            CustomParser = r =>
+            {
+                string text = Single(r) ?? "";
+                var words = text.Split(',', StringSplitOptions.TrimEntries);
+                if (words.All(valid)) return words;
+                r.AddError($"{Flag(name)} must be a comma-separated list of {expected}, not '{text}'");
+                return null;
+            },
+        };
+
     /// <summary>An <see cref="IntList"/> option's numbers, or null when it was not given (System.CommandLine reads an absent array as an empty one).</summary>
     public static int[]? List(this ParseResult result, Option<int[]?> option) => result.Given(option) ? result.GetValue(option) : null;
+
+    /// <summary>A <see cref="WordList"/> option's words, or null when it was not given.</summary>
+    public static string[]? List(this ParseResult result, Option<string[]?> option) => result.Given(option) ? result.GetValue(option) : null;
 
     /// <summary>Whether the option was given on the command line (not merely defaulted).</summary>
     public static bool Given(this ParseResult result, Option option) => result.GetResult(option) is { Implicit: false };

@@ -17,9 +17,12 @@ public sealed class ChildProcess : IDisposable
     public ConcurrentQueue<string> Output { get; } = new();
 
     /// <param name="args">The tool's arguments (this assembly is started with dotnet).</param>
-    public ChildProcess(IEnumerable<string> args)
+    /// <param name="networkNamespace">Run it inside this network namespace (a simulated host, <see cref="SimulatedNetwork"/>);
+    /// <c>ip netns exec</c> execs the tool, so the process id stays the node's.</param>
+    public ChildProcess(IEnumerable<string> args, string? networkNamespace = null)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        var info = new ProcessStartInfo(networkNamespace is null ? "dotnet" : "ip") { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (networkNamespace is not null) foreach (string a in new[] { "netns", "exec", networkNamespace, "dotnet" }) info.ArgumentList.Add(a);
         info.ArgumentList.Add(typeof(ChildProcess).Assembly.Location);
         foreach (string arg in args) info.ArgumentList.Add(arg);
         _process = Process.Start(info) ?? throw new Options.CommandFailedException("could not start a child process of this tool");

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BatchCluster.Cli.Processes;
 using static BatchCluster.EndToEnd.Tests.Hosts.ReadmeCommands;
 
 namespace BatchCluster.EndToEnd.Tests.Hosts;
@@ -32,7 +33,8 @@ public sealed class ReadmeOnSimulatedHostsTests : IDisposable
         Assert.True(reference.ExitCode == 0, reference.StdErr);
 
         // 100 Mbit/s links: a step waits ~60 ms per worker for its parameters, long enough to kill a worker mid-run.
-        using var hosts = SimulatedHosts.Up(3, rate: "100mbit");
+        using var network = SimulatedNetwork.Up(3, rate: "100mbit");
+        var hosts = network.Hosts;
         var addresses = new Dictionary<string, string> { [readmeCoordinator] = hosts[0].Address, [readmeWorker] = hosts[1].Address };
         // The README's coordinator line with the test's run in place of its five epochs of four workers.
         string[] coordinatorArgs =
@@ -49,9 +51,9 @@ public sealed class ReadmeOnSimulatedHostsTests : IDisposable
         };
         var none = new Dictionary<string, string>();
 
-        using var coordinator = new NodeProcess(SimulatedHosts.CliIn(hosts[0], coordinatorArgs), none);
-        using var first = new NodeProcess(SimulatedHosts.CliIn(hosts[1], workerByFlags), none);
-        using var second = new NodeProcess(SimulatedHosts.CliIn(hosts[2], workerByEnvironment), environment);
+        using var coordinator = NodeProcess.On(hosts[0].Namespace, none, coordinatorArgs);
+        using var first = NodeProcess.On(hosts[1].Namespace, none, workerByFlags);
+        using var second = NodeProcess.On(hosts[2].Namespace, environment, workerByEnvironment);
 
         await coordinator.WaitForLineAsync(l => l.Contains("2 workers ready"), Timeout);
         await coordinator.WaitForLineAsync(l => l.StartsWith("progress: step", StringComparison.Ordinal), Timeout);

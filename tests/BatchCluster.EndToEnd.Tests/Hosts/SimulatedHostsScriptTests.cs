@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BatchCluster.Cli.Processes;
 
 namespace BatchCluster.EndToEnd.Tests.Hosts;
 
@@ -19,7 +20,7 @@ public sealed class SimulatedHostsScriptTests
         Assert.Equal(0, leftBehind.ExitCode);
         Assert.Contains($"bch-{gone.Id}-h1", Namespaces());
 
-        using (var hosts = SimulatedHosts.Up(2, rate: "1gbit"))
+        using (var hosts = SimulatedNetwork.Up(2, rate: "1gbit"))
         {
             Assert.DoesNotContain(Namespaces(), ns => ns.StartsWith($"bch-{gone.Id}-", StringComparison.Ordinal));
             Assert.Equal(["198.18.0.1", "198.18.0.2"], hosts.Hosts.Select(h => h.Address));

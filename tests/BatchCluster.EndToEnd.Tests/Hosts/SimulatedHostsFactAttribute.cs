@@ -1,0 +1,23 @@
+using System.Runtime.InteropServices;
+
+namespace BatchCluster.EndToEnd.Tests.Hosts;
+
+/// <summary>
+/// A test that needs simulated hosts (scripts/sim-hosts.sh: network namespaces, so root and
+/// iproute2): skipped where they cannot be made, unless BATCHCLUSTER_REQUIRE_HOSTS=1 (CI sets it),
+/// where it runs and fails loudly instead.
+/// </summary>
+public sealed class SimulatedHostsFactAttribute : FactAttribute
+{
+    public SimulatedHostsFactAttribute()
+    {
+        if (!Available && Environment.GetEnvironmentVariable("BATCHCLUSTER_REQUIRE_HOSTS") != "1")
+            Skip = "simulated hosts need root and iproute2 (network namespaces); run the tests as root to include this one";
+    }
+
+    private static bool Available =>
+        geteuid() == 0 && new[] { "/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip", "/bin/ip" }.Any(File.Exists);
+
+    [DllImport("libc")]
+    private static extern uint geteuid();
+}
