@@ -6,11 +6,14 @@
 # never leaves the namespaces made here. Needs root (ip netns, tc). Every namespace is removed on exit,
 # Ctrl-C or failure; namespaces left by an earlier run that died are removed first.
 #
-#   scripts/run-hosts.sh --workers 2 [--rate 1gbit] [--worker-rates 1gbit,100mbit] [--worker-threads 1] [train flags…]
+#   scripts/run-hosts.sh --workers 2 [--rate 1gbit] [--worker-rates 1gbit,100mbit] [--worker-threads 1]
+#                        [--slow-last-worker F] [train flags…]
 #
 # The coordinator is 198.18.0.1 (Akka port 4053, data plane on a free port), worker k is 198.18.0.(k+1);
-# --rate shapes every host's link, --worker-rates one rate per worker (the coordinator keeps --rate).
-# Output lines carry the node's name; the coordinator's JSON summary line is printed last.
+# --rate shapes every host's link, --worker-rates one rate per worker (the coordinator keeps --rate);
+# --slow-last-worker F runs the last worker at 1/F of its speed (--testing-slowdown: a slower machine).
+# Output lines carry the node's name; the coordinator's JSON summary line is printed last. The nodes
+# run scripts/batchcluster's build, or the build BATCHCLUSTER_DLL names (the tests use their own).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -18,6 +21,7 @@ workers=2
 rate=""
 worker_rates=""
 worker_threads=1
+slow_last=""
 port=4053
 train_flags=()
 while [ $# -gt 0 ]; do
@@ -26,6 +30,7 @@ while [ $# -gt 0 ]; do
     --rate) rate=${2:?--rate needs a rate such as 1gbit or 100mbit}; shift 2 ;;
     --worker-rates) worker_rates=${2:?--worker-rates needs rates such as 1gbit,100mbit}; shift 2 ;;
     --worker-threads) worker_threads=${2:?--worker-threads needs a number}; shift 2 ;;
+    --slow-last-worker) slow_last=${2:?--slow-last-worker needs a factor such as 3}; shift 2 ;;
     *) train_flags+=("$1"); shift ;;
   esac
 done
@@ -65,8 +70,11 @@ while read -r h address ns; do
   link=$(cut -d, -f$((h + 1)) <<< "$host_rates")
   echo "run-hosts: host $h $address in $ns${link:+, link $link}" >&2
 done < "$tmp/hosts"
-"$root/scripts/batchcluster" --help >/dev/null   # builds the tool once, before any node starts
-dll="$root/artifacts/cli/batchcluster.dll"
+dll=${BATCHCLUSTER_DLL:-}   # a build of the tool to run instead (the tests run the one built beside them)
+if [ -z "$dll" ]; then
+  "$root/scripts/batchcluster" --help >/dev/null   # builds the tool once, before any node starts
+  dll="$root/artifacts/cli/batchcluster.dll"
+fi
 
 source "$root/scripts/lib/nodes.sh"
 coordinator_address=${addresses[0]}
@@ -74,7 +82,9 @@ start_node coordinator ip netns exec "${namespaces[0]}" dotnet "$dll" node --rol
   --start-workers "$workers" "${train_flags[@]}"
 coordinator=${pids[-1]}
 for h in $(seq 1 "$workers"); do
+  slow=()
+  [ "$h" -eq "$workers" ] && [ -n "$slow_last" ] && slow=(--testing-slowdown "$slow_last")
   start_node "worker-$h" ip netns exec "${namespaces[h]}" dotnet "$dll" node --role worker --host "${addresses[h]}" \
-    --seed-nodes "$coordinator_address:$port" --threads "$worker_threads" --join-timeout 60
+    --seed-nodes "$coordinator_address:$port" --threads "$worker_threads" --join-timeout 60 "${slow[@]}"
 done
 finish_with_summary "$coordinator"

@@ -55,6 +55,8 @@ public static class AnalysisReport
         };
         if (ReportPlots.StepsToTargetVsBatch(rows, targetAccuracy, outDir) is { } stepsFile)
             plots.Add((stepsFile, "Steps to the target accuracy, log–log; dashed: perfect scaling (steps ∝ 1/B) from the smallest batch. Above the line is diminishing returns."));
+        if (ReportPlots.SecondsToTargetVsBatch(rows, targetAccuracy, outDir) is { } secondsFile)
+            plots.Add((secondsFile, "Wall time to the target accuracy (evaluations included), log–log: fewer steps at larger batches against the time each step takes."));
         plots.Add((ReportPlots.BSimpleOverTraining(runs, outDir), "The gradient noise scale B_simple over training (an estimate of the critical batch size)."));
         written.AddRange(plots.Select(p => p.File));
 

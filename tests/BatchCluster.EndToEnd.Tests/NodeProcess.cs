@@ -44,15 +44,18 @@ public sealed class NodeProcess : IDisposable
     /// <summary>SIGKILL on Linux: no goodbye to the cluster, like a crashed machine.</summary>
     public void Kill() => _process.Kill(entireProcessTree: true);
 
-    public const int SigTerm = 15, SigCont = 18, SigStop = 19;
+    public const int SigInt = 2, SigTerm = 15, SigCont = 18, SigStop = 19;
 
     [DllImport("libc", SetLastError = true)]
     private static extern int kill(int pid, int signal);
 
     /// <summary>Sends a signal (SIGTERM as docker stop does; SIGSTOP/SIGCONT to freeze and thaw a node like a long pause).</summary>
-    public void Signal(int signal)
+    public void Signal(int signal) => Signal(_process.Id, signal);
+
+    /// <summary>Sends a signal to any process (e.g. SIGINT to a script, as Ctrl-C in its terminal would).</summary>
+    public static void Signal(int pid, int signal)
     {
-        if (kill(_process.Id, signal) != 0) throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastWin32Error()}");
+        if (kill(pid, signal) != 0) throw new InvalidOperationException($"kill({pid}, {signal}) failed: errno {Marshal.GetLastWin32Error()}");
     }
 
     /// <summary>SIGTERM, then the seconds until the process has exited and its exit code.</summary>

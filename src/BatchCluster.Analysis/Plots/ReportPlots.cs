@@ -113,6 +113,31 @@ public static class ReportPlots
     }
 
     /// <summary>
+    /// Wall time from the run's start to the first validation at or above the target, against
+    /// global batch (log–log): what a user waits for, where steps to target and the time a step
+    /// takes (compute, and the network on several nodes) meet.
+    /// </summary>
+    public static string? SecondsToTargetVsBatch(IReadOnlyList<RunRow> rows, double? targetAccuracy, string outDir)
+    {
+        if (targetAccuracy is null) return null;
+        var reached = rows.Where(r => double.IsFinite(r.SecondsToTarget) && r.SecondsToTarget > 0 && r.GlobalBatch > 0).ToList();
+        var plot = new Plot();
+        foreach (var series in reached.GroupBy(r => r.SeriesKey).OrderBy(g => g.Key, StringComparer.Ordinal))
+            AddSeries(plot, series.Key, series.ToList(), r => Math.Log10(r.SecondsToTarget));
+        if (reached.Count > 0)
+        {
+            PlotAxes.Log2(plot.Axes.Bottom, reached.Min(r => r.GlobalBatch), reached.Max(r => r.GlobalBatch));
+            PlotAxes.Log10(plot.Axes.Left, reached.Min(r => r.SecondsToTarget), reached.Max(r => r.SecondsToTarget));
+        }
+        else
+        {
+            plot.Add.Annotation($"no run reached {100 * targetAccuracy:F1} % validation accuracy");
+        }
+        Finish(plot, $"wall time to {100 * targetAccuracy:F1} % validation accuracy (log–log)", "global batch (log scale)", "seconds from the run's start (log scale)");
+        return Save(plot, outDir, "seconds_to_target_vs_global_batch.png");
+    }
+
+    /// <summary>
     /// B_simple (the gradient noise scale) against training progress on a log axis, as ratios of
     /// averages over quarter-epoch windows (<see cref="NoiseScaleWindows"/>), for runs with two or
     /// more shares per step.

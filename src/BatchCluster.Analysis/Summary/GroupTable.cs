@@ -35,7 +35,9 @@ public static class GroupTable
         ("train acc %", r => r.TrainAccuracy, 100, "F2"),
         ("gap pt", r => r.GeneralizationGap, 100, "F2"),
         ("steps to target", r => r.StepsToTarget is long s ? s : double.NaN, 1, "F0"),
+        ("seconds to target", r => r.SecondsToTarget, 1, "F1"),
         ("samples/s", r => r.SamplesPerSecond, 1, "F0"),
+        ("bytes/sample", r => r.BytesPerSample, 1, "F0"),
         ("peak MiB", r => r.PeakMemoryMb, 1, "F0"),
         ("B_simple (last epoch)", r => r.FinalBSimple, 1, "F0"),
     ];
@@ -59,7 +61,7 @@ public static class GroupTable
         if (!double.IsFinite(mean)) return "–";
         string m = (scale * mean).ToString(format, CultureInfo.InvariantCulture);
         string spread = double.IsFinite(sd) ? " ± " + (scale * sd).ToString(format, CultureInfo.InvariantCulture) : "";
-        // Steps to target: say how many of the runs reached it.
+        // Steps and seconds to target: say how many of the runs reached it.
         string reached = measured < group.Runs.Count ? $" ({measured}/{group.Runs.Count})" : "";
         return m + spread + reached;
     }

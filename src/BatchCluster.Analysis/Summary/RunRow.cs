@@ -7,18 +7,23 @@ namespace BatchCluster.Analysis.Summary;
 /// incomplete run has no test accuracy, a run that never reached the target has no time to it).
 /// Time to target is wall time from RunStarted to the first validation at or above the target,
 /// so it includes the evaluations before it. Final B_simple is the ratio of averages over the
-/// last epoch (<see cref="NoiseScaleWindows.Final"/>), not the last EMA value.
+/// last epoch (<see cref="NoiseScaleWindows.Final"/>), not the last EMA value. Bytes per sample:
+/// the median step's tensor bytes (StepCompleted.BytesMoved) over the global batch.
 /// </summary>
 public sealed record RunRow(
     string RunId, RunStatus Status, string Engine, string Model, int Workers, int GlobalBatch, int? MicroBatch, string LrScaling,
     double PeakLearningRate, long Steps, double Epochs, double FinalValAccuracy, double BestValAccuracy, double TestAccuracy,
     double TrainAccuracy, double GeneralizationGap, long? StepsToTarget, long? SamplesToTarget, double SecondsToTarget,
     double SamplesPerSecond, double MedianStepMs, double MedianComputeMs, double MedianTransferMs, double PeakMemoryMb,
-    double FinalBSimple, int BadLines)
+    double FinalBSimple, int BadLines, double BytesPerSample = double.NaN)
 {
-    /// <summary>Everything that defines the run except the global batch: runs with the same key form one series in plots against batch size.</summary>
+    /// <summary>
+    /// Everything that defines the run except the global batch: runs with the same key form one
+    /// series in plots against batch size. Runs of the multi-node cluster (engine "cluster") say
+    /// "worker nodes", so that they group by host count apart from the local simulated cluster.
+    /// </summary>
     public string SeriesKey =>
-        $"{Model}, {Workers} worker{(Workers == 1 ? "" : "s")}, lr {LrScaling}{(MicroBatch is int m ? $", micro {m}" : "")}";
+        $"{Model}, {Workers} worker{(Engine == "cluster" ? " node" : "")}{(Workers == 1 ? "" : "s")}, lr {LrScaling}{(MicroBatch is int m ? $", micro {m}" : "")}";
 
     public string Label => $"B {GlobalBatch}, {SeriesKey}";
 
@@ -60,7 +65,8 @@ public sealed record RunRow(
             MedianTransferMs: Median(log.Steps.Select(s => s.TransferMs)),
             PeakMemoryMb: log.Steps.Count == 0 ? double.NaN : log.Steps.Max(s => double.IsNaN(s.PeakMemoryMb) ? 0 : s.PeakMemoryMb),
             FinalBSimple: NoiseScaleWindows.Final(log),
-            BadLines: log.BadLines);
+            BadLines: log.BadLines,
+            BytesPerSample: globalBatch > 0 ? Median(log.Steps.Select(s => (double)s.BytesMoved)) / globalBatch : double.NaN);
     }
 
     private static double ThroughputOf(IReadOnlyList<StepPoint> steps, int globalBatch)

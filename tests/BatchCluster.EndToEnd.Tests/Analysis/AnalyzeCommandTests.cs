@@ -32,6 +32,9 @@ public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
             Assert.Equal(TinyRuns.Steps.ToString(CultureInfo.InvariantCulture), Cell(row, "steps"));
             Assert.Equal("completed", Cell(row, "status"));
             Assert.True(double.Parse(Cell(row, "final_b_simple"), CultureInfo.InvariantCulture) > 0, "two shares per step give B_simple");
+            // In-process workers count parameters and gradient (4 B × 203,530 each) per share: two shares per step.
+            double perSample = 2 * 2 * 4 * 203_530.0 / summary.GetProperty("global_batch").GetInt32() + 4;
+            Assert.Equal(perSample, double.Parse(Cell(row, "bytes_per_sample"), CultureInfo.InvariantCulture), 1);
         }
         Assert.Equal(["32", "128"], rows.Select(r => Cell(r, "global_batch")));
         // 50 % validation accuracy comes within 20 steps at these settings: steps to target is a validation step.
@@ -51,7 +54,8 @@ public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
         string[] expected =
         [
             "loss_vs_step.png", "loss_vs_epoch.png", "val_accuracy_vs_global_batch.png", "throughput_vs_global_batch.png",
-            "generalization_gap_vs_global_batch.png", "steps_to_target_vs_global_batch.png", "b_simple_over_training.png",
+            "generalization_gap_vs_global_batch.png", "steps_to_target_vs_global_batch.png", "seconds_to_target_vs_global_batch.png",
+            "b_simple_over_training.png",
         ];
         Assert.Equal(expected.Order(), pngs.Order());
         foreach (string png in expected)

@@ -22,4 +22,15 @@ public sealed class GroupTableTests
         var single = rows[1].Trim('|').Split(" | ").Select(c => c.Trim()).ToArray();
         Assert.Equal(("128", "1", "85.00"), (single[1], single[2], single[3])); // one run: no spread
     }
+
+    [Fact]
+    public void Multi_node_runs_form_series_of_their_own_by_host_count()
+    {
+        var local = Run("local", 64, 0.86, 300);
+        var nodes = local with { RunId = "nodes", Engine = "cluster", Workers = 2 };
+        Assert.Equal("mlp(256), 1 worker, lr none", local.SeriesKey);
+        Assert.Equal("mlp(256), 2 worker nodes, lr none", nodes.SeriesKey);
+        Assert.Equal("mlp(256), 1 worker node, lr none", (nodes with { Workers = 1 }).SeriesKey);
+        Assert.Equal(2, GroupTable.Groups([local, nodes, nodes with { RunId = "nodes-seed-2" }]).Count);
+    }
 }

@@ -21,3 +21,15 @@ public sealed class SimulatedHostsFactAttribute : FactAttribute
     [DllImport("libc")]
     private static extern uint geteuid();
 }
+
+/// <summary>The network namespaces on this machine (names only), as `ip netns list` shows them.</summary>
+public static class NetworkNamespaces
+{
+    public static string[] List()
+    {
+        using var ip = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("ip", "netns list") { RedirectStandardOutput = true })!;
+        string output = ip.StandardOutput.ReadToEnd();
+        ip.WaitForExit();
+        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]).ToArray();
+    }
+}

@@ -18,15 +18,15 @@ public sealed class SimulatedHostsScriptTests
         gone.WaitForExit();
         var leftBehind = Script("up", "--owner", gone.Id.ToString(), "--hosts", "2");
         Assert.Equal(0, leftBehind.ExitCode);
-        Assert.Contains($"bch-{gone.Id}-h1", Namespaces());
+        Assert.Contains($"bch-{gone.Id}-h1", NetworkNamespaces.List());
 
         using (var hosts = SimulatedNetwork.Up(2, rate: "1gbit"))
         {
-            Assert.DoesNotContain(Namespaces(), ns => ns.StartsWith($"bch-{gone.Id}-", StringComparison.Ordinal));
+            Assert.DoesNotContain(NetworkNamespaces.List(), ns => ns.StartsWith($"bch-{gone.Id}-", StringComparison.Ordinal));
             Assert.Equal(["198.18.0.1", "198.18.0.2"], hosts.Hosts.Select(h => h.Address));
-            Assert.Contains($"bch-{Environment.ProcessId}-br", Namespaces());
+            Assert.Contains($"bch-{Environment.ProcessId}-br", NetworkNamespaces.List());
         }
-        Assert.DoesNotContain(Namespaces(), ns => ns.StartsWith($"bch-{Environment.ProcessId}-", StringComparison.Ordinal));
+        Assert.DoesNotContain(NetworkNamespaces.List(), ns => ns.StartsWith($"bch-{Environment.ProcessId}-", StringComparison.Ordinal));
     }
 
     [SimulatedHostsFact]
@@ -58,15 +58,13 @@ public sealed class SimulatedHostsScriptTests
         var outcome = Script("up", "--owner", Environment.ProcessId.ToString(), "--hosts", "2", "--rate", "fast");
         Assert.Equal(2, outcome.ExitCode);
         Assert.Equal("sim-hosts: 'fast' is not a rate tc understands; use e.g. 10gbit, 1gbit, 100mbit", outcome.StdErr.Trim());
-        Assert.DoesNotContain(Namespaces(), ns => ns.StartsWith($"bch-{Environment.ProcessId}-", StringComparison.Ordinal));
+        Assert.DoesNotContain(NetworkNamespaces.List(), ns => ns.StartsWith($"bch-{Environment.ProcessId}-", StringComparison.Ordinal));
     }
 
     private static string ScriptPath => Path.Combine(CliProcess.RepositoryRoot(), "scripts", "sim-hosts.sh");
 
     private static CliProcess.Outcome Script(params string[] args) => Run(null, ScriptPath, args);
 
-    private static string[] Namespaces() =>
-        Run(null, "ip", "netns", "list").StdOutLines.Select(l => l.Split(' ')[0]).ToArray();
 
     private static CliProcess.Outcome Run(string? workingDirectory, string program, params string[] args)
     {
