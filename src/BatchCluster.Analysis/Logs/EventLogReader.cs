@@ -150,7 +150,20 @@ public static class EventLogReader
         (long)Number(e, "Step"), (int)Number(e, "Epoch"), Number(e, "Loss"), Number(e, "LearningRate"), Number(e, "GradNorm"),
         Number(e, "StepMs"), Number(e, "ComputeMs"), OptionalNumber(e, "TransferMs"), Number(e, "UpdateMs"), Number(e, "WaitMs"),
         Number(e, "SamplesPerSecond"), (long)OptionalNumber(e, "BytesMoved", 0), OptionalNumber(e, "PeakMemoryMb"), OptionalNumber(e, "BSimple"),
-        OptionalNumber(e, "GradSquaredEstimate"), OptionalNumber(e, "TraceSigmaEstimate"));
+        OptionalNumber(e, "GradSquaredEstimate"), OptionalNumber(e, "TraceSigmaEstimate"), Shares(e), Time(e));
+
+    /// <summary>StepCompleted.Shares, or null when absent or not an array of whole numbers.</summary>
+    private static int[]? Shares(JsonElement e)
+    {
+        if (!e.TryGetProperty("Shares", out var shares) || shares.ValueKind != JsonValueKind.Array) return null;
+        var values = new List<int>();
+        foreach (var share in shares.EnumerateArray())
+        {
+            if (share.ValueKind != JsonValueKind.Number || !share.TryGetInt32(out int value)) return null;
+            values.Add(value);
+        }
+        return values.ToArray();
+    }
 
     private static EvalPoint ReadEval(JsonElement e) => new(
         (long)Number(e, "Step"), Number(e, "Epoch"), Text(e, "Split") ?? throw new KeyNotFoundException("Split"),

@@ -9,11 +9,11 @@ public sealed record RunInfo(
     string LrScaling, double BaseLearningRate, double PeakLearningRate, int WarmupSteps, string Optimizer,
     int StepsPerEpoch, long TotalSteps, DateTimeOffset StartedAt);
 
-/// <summary>One StepCompleted event.</summary>
+/// <summary>One StepCompleted event (<paramref name="Shares"/>: samples per share in plan order, null when the log has none; <paramref name="At"/>: when it was logged).</summary>
 public sealed record StepPoint(
     long Step, int Epoch, double Loss, double LearningRate, double GradNorm, double StepMs, double ComputeMs, double TransferMs,
     double UpdateMs, double WaitMs, double SamplesPerSecond, long BytesMoved, double PeakMemoryMb, double BSimple,
-    double GradSquaredEstimate, double TraceSigmaEstimate);
+    double GradSquaredEstimate, double TraceSigmaEstimate, int[]? Shares = null, DateTimeOffset At = default);
 
 /// <summary>One EvalCompleted event (split: train, validation or test).</summary>
 public sealed record EvalPoint(long Step, double Epoch, string Split, double Loss, double Accuracy, double GeneralizationGap, DateTimeOffset At);

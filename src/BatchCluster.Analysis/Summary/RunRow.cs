@@ -5,17 +5,19 @@ namespace BatchCluster.Analysis.Summary;
 /// <summary>
 /// One run in the summary table. Accuracies are fractions; NaN means "not measured" (e.g. an
 /// incomplete run has no test accuracy, a run that never reached the target has no time to it).
-/// Time to target is wall time from RunStarted to the first validation at or above the target,
-/// so it includes the evaluations before it. Final B_simple is the ratio of averages over the
+/// Time to target is wall time from the start of the first step to the first validation at or
+/// above the target: it includes the evaluations before it, not the start-up (a multi-node run
+/// waits there for its worker nodes, seconds that vary with the machines, not with the batch). Final B_simple is the ratio of averages over the
 /// last epoch (<see cref="NoiseScaleWindows.Final"/>), not the last EMA value. Bytes per sample:
-/// the median step's tensor bytes (StepCompleted.BytesMoved) over the global batch.
+/// the median step's tensor bytes (StepCompleted.BytesMoved) over the global batch. Median shares:
+/// <see cref="MedianSharesOf"/>.
 /// </summary>
 public sealed record RunRow(
     string RunId, RunStatus Status, string Engine, string Model, int Workers, int GlobalBatch, int? MicroBatch, string LrScaling,
     double PeakLearningRate, long Steps, double Epochs, double FinalValAccuracy, double BestValAccuracy, double TestAccuracy,
     double TrainAccuracy, double GeneralizationGap, long? StepsToTarget, long? SamplesToTarget, double SecondsToTarget,
     double SamplesPerSecond, double MedianStepMs, double MedianComputeMs, double MedianTransferMs, double PeakMemoryMb,
-    double FinalBSimple, int BadLines, double BytesPerSample = double.NaN)
+    double FinalBSimple, int BadLines, double BytesPerSample = double.NaN, string MedianShares = "")
 {
     /// <summary>
     /// Everything that defines the run except the global batch: runs with the same key form one
@@ -58,7 +60,7 @@ public sealed record RunRow(
             GeneralizationGap: trainAccuracy - finalVal,
             StepsToTarget: reached?.Step,
             SamplesToTarget: reached is null ? null : reached.Step * globalBatch,
-            SecondsToTarget: reached is not null && info is not null ? (reached.At - info.StartedAt).TotalSeconds : double.NaN,
+            SecondsToTarget: reached is not null ? SecondsFromFirstStep(log.Steps, reached.At) : double.NaN,
             SamplesPerSecond: log.Completion?.SamplesPerSecond ?? ThroughputOf(log.Steps, globalBatch),
             MedianStepMs: Median(log.Steps.Select(s => s.StepMs)),
             MedianComputeMs: Median(log.Steps.Select(s => s.ComputeMs)),
@@ -66,7 +68,29 @@ public sealed record RunRow(
             PeakMemoryMb: log.Steps.Count == 0 ? double.NaN : log.Steps.Max(s => double.IsNaN(s.PeakMemoryMb) ? 0 : s.PeakMemoryMb),
             FinalBSimple: NoiseScaleWindows.Final(log),
             BadLines: log.BadLines,
-            BytesPerSample: globalBatch > 0 ? Median(log.Steps.Select(s => (double)s.BytesMoved)) / globalBatch : double.NaN);
+            BytesPerSample: globalBatch > 0 ? Median(log.Steps.Select(s => (double)s.BytesMoved)) / globalBatch : double.NaN,
+            MedianShares: MedianSharesOf(log.Steps));
+    }
+
+    /// <summary>Seconds from the start of the run's first step (its log time less its duration) to <paramref name="at"/>.</summary>
+    private static double SecondsFromFirstStep(IReadOnlyList<StepPoint> steps, DateTimeOffset at)
+    {
+        if (steps.Count == 0) return double.NaN;
+        var first = steps.MinBy(s => s.Step)!;
+        return (at - first.At).TotalSeconds + first.StepMs / 1000.0;
+    }
+
+    /// <summary>
+    /// The typical plan: over the steps with the most common number of shares, the median of each
+    /// position ("683/341"): equal under declared shares, by measured speed under capacity shares.
+    /// </summary>
+    public static string MedianSharesOf(IReadOnlyList<StepPoint> steps)
+    {
+        var plans = steps.Select(s => s.Shares).OfType<int[]>().Where(s => s.Length > 0).ToList();
+        if (plans.Count == 0) return "";
+        int width = plans.GroupBy(p => p.Length).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
+        var typical = plans.Where(p => p.Length == width).ToList();
+        return string.Join('/', Enumerable.Range(0, width).Select(i => Median(typical.Select(p => (double)p[i])).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     private static double ThroughputOf(IReadOnlyList<StepPoint> steps, int globalBatch)

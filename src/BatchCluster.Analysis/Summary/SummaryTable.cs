@@ -44,6 +44,7 @@ public static class SummaryTable
         new("median_compute_ms", r => Number(r.MedianComputeMs), r => Fixed(r.MedianComputeMs, "F2")),
         new("median_transfer_ms", r => Number(r.MedianTransferMs), r => Fixed(r.MedianTransferMs, "F2")),
         new("bytes_per_sample", r => Number(r.BytesPerSample), r => Fixed(r.BytesPerSample, "F0")),
+        new("median_shares", r => r.MedianShares, r => r.MedianShares.Length == 0 ? "–" : r.MedianShares),
         new("peak_memory_mb", r => Number(r.PeakMemoryMb), r => Fixed(r.PeakMemoryMb, "F0")),
         new("final_b_simple", r => Number(r.FinalBSimple), r => Fixed(r.FinalBSimple, "F0")),
         new("bad_lines", r => r.BadLines.ToString(Invariant), r => r.BadLines.ToString(Invariant)),

@@ -48,7 +48,7 @@ public static class AnalyzeCommand
             Console.Out.WriteLine($"  left out {log}: it holds no run (no RunStarted and no step)");
         foreach (var row in rows)
             Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {row.RunId}: B {row.GlobalBatch}, {row.Workers} worker{(row.Workers == 1 ? "" : "s")}, lr {row.LrScaling}: val {100 * row.FinalValAccuracy:F2} %, {row.SamplesPerSecond:F0} samples/s, {row.Status.ToString().ToLowerInvariant()}"));
+                $"  {row.RunId}: {row.Label}: val {100 * row.FinalValAccuracy:F2} %, {row.SamplesPerSecond:F0} samples/s, {row.Status.ToString().ToLowerInvariant()}"));
         Console.Out.WriteLine($"wrote {string.Join(", ", output.Files)} to {Path.GetFullPath(outDir)}");
         return 0;
     }

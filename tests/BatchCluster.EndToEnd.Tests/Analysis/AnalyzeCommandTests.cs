@@ -35,6 +35,8 @@ public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
             // In-process workers count parameters and gradient (4 B × 203,530 each) per share: two shares per step.
             double perSample = 2 * 2 * 4 * 203_530.0 / summary.GetProperty("global_batch").GetInt32() + 4;
             Assert.Equal(perSample, double.Parse(Cell(row, "bytes_per_sample"), CultureInfo.InvariantCulture), 1);
+            int half = summary.GetProperty("global_batch").GetInt32() / 2;
+            Assert.Equal($"{half}/{half}", Cell(row, "median_shares")); // two workers, declared shares
         }
         Assert.Equal(["32", "128"], rows.Select(r => Cell(r, "global_batch")));
         // 50 % validation accuracy comes within 20 steps at these settings: steps to target is a validation step.

@@ -1,0 +1,40 @@
+using BatchCluster.Analysis.Logs;
+using BatchCluster.Analysis.Summary;
+
+namespace BatchCluster.EndToEnd.Tests.Analysis;
+
+public sealed class RunRowTests
+{
+    private static readonly DateTimeOffset Start = new(2026, 11, 28, 5, 0, 0, TimeSpan.Zero);
+
+    private static StepPoint Step(long step, double secondsAfterStart, double stepMs = 10, params int[] shares) =>
+        new(step, 0, 1, 0.1, 1, stepMs, 5, 1, 1, 1, 100, 0, 100, double.NaN, double.NaN, double.NaN, shares, Start.AddSeconds(secondsAfterStart));
+
+    [Fact]
+    public void The_median_plan_takes_each_position_over_the_most_common_number_of_shares()
+    {
+        // Capacity shares drifting with measured speeds, and one step re-planned onto a single worker.
+        var steps = new[] { Step(0, 1, 10, 700, 324), Step(1, 2, 10, 680, 344), Step(2, 3, 10, 1024), Step(3, 4, 10, 690, 334), Step(4, 5, 10, 660, 364) };
+        Assert.Equal("685/339", RunRow.MedianSharesOf(steps));
+        Assert.Equal("", RunRow.MedianSharesOf([Step(0, 1)]));
+    }
+
+    /// <summary>
+    /// A multi-node run waits for its workers after RunStarted (here 12 s): time to target counts
+    /// from the start of the first step (logged at 12.5 s after a 500 ms step, so started at 12 s).
+    /// </summary>
+    [Fact]
+    public void Time_to_target_counts_from_the_first_step_not_from_the_start_up()
+    {
+        var info = new RunInfo("r", 6, "cluster", 2, "mlp(256)", 64, null, "linear", 0.05, 0.0125, 10, "momentum", 859, 1000, Start);
+        var steps = new[] { Step(0, 12.5, 500), Step(1, 13), Step(2, 14) };
+        var evaluations = new[]
+        {
+            new EvalPoint(1, 0.1, "validation", 0.6, 0.80, double.NaN, Start.AddSeconds(13.5)),
+            new EvalPoint(2, 0.2, "validation", 0.5, 0.86, double.NaN, Start.AddSeconds(20)),
+        };
+        var row = RunRow.From(new RunLog("events.clef", info, steps, evaluations, null, null, 0, 0), targetAccuracy: 0.85);
+        Assert.Equal(2, row.StepsToTarget);
+        Assert.Equal(8.0, row.SecondsToTarget, 9);
+    }
+}
