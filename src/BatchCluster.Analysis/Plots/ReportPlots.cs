@@ -133,7 +133,7 @@ public static class ReportPlots
         {
             plot.Add.Annotation($"no run reached {100 * targetAccuracy:F1} % validation accuracy");
         }
-        Finish(plot, $"wall time to {100 * targetAccuracy:F1} % validation accuracy (log–log)", "global batch (log scale)", "seconds from the run's start (log scale)");
+        Finish(plot, $"wall time to {100 * targetAccuracy:F1} % validation accuracy (log–log)", "global batch (log scale)", "seconds from the first step (log scale)");
         return Save(plot, outDir, "seconds_to_target_vs_global_batch.png");
     }
 
