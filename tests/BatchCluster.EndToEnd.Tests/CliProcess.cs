@@ -30,15 +30,22 @@ public static class CliProcess
         return a.Zip(b, (x, y) => Math.Abs(x - (double)y)).Max();
     }
 
-    /// <summary>How to start the CLI built beside the tests with <paramref name="args"/>, output redirected.</summary>
+    /// <summary>
+    /// How to start the CLI built beside the tests with <paramref name="args"/>, output redirected.
+    /// Through <c>env --default-signal=INT</c>: a test runner started in the background (nohup …&amp;)
+    /// passes SIGINT on ignored, and .NET leaves a signal ignored at start ignored, so the Ctrl-C
+    /// tests would test nothing (env execs the CLI: the process id stays the CLI's).
+    /// </summary>
     public static ProcessStartInfo StartInfo(IEnumerable<string> args)
     {
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        var start = new ProcessStartInfo("env")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        start.ArgumentList.Add("--default-signal=INT");
+        start.ArgumentList.Add(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet");
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "batchcluster.dll"));
         foreach (string a in args) start.ArgumentList.Add(a);
         return start;

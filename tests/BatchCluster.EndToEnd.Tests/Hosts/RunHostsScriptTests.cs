@@ -16,10 +16,14 @@ public sealed class RunHostsScriptTests : IDisposable
     [SimulatedHostsFact]
     public async Task Ctrl_c_mid_run_stops_every_node_and_leaves_no_namespace()
     {
-        var start = new ProcessStartInfo(Path.Combine(CliProcess.RepositoryRoot(), "scripts", "run-hosts.sh"))
+        // env restores SIGINT's default first: a shell cannot trap a signal that was ignored when it
+        // started, and a test runner launched in the background (nohup …&) passes SIGINT on ignored.
+        var start = new ProcessStartInfo("env")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
+        start.ArgumentList.Add("--default-signal=INT");
+        start.ArgumentList.Add(Path.Combine(CliProcess.RepositoryRoot(), "scripts", "run-hosts.sh"));
         // The nodes run the CLI built beside the tests: the script would otherwise build its own copy first.
         start.Environment["BATCHCLUSTER_DLL"] = Path.Combine(AppContext.BaseDirectory, "batchcluster.dll");
         foreach (string a in new[] { "--workers", "2", "--rate", "100mbit", "--dataset", "synthetic", "--steps", "100000", "--eval-every", "0",
