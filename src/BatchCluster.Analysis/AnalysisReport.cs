@@ -48,15 +48,20 @@ public static class AnalysisReport
         var plots = new List<(string File, string Caption)>
         {
             (ReportPlots.LossVsStep(runs, outDir), "Training loss against optimizer steps: larger batches take fewer, better-averaged steps per epoch."),
+            (ReportPlots.AccuracyVsStep(runs, outDir), "Validation and training-subset accuracy over the run; the space between the two lines is the generalization gap."),
             (ReportPlots.LossVsEpoch(runs, outDir), "Training loss against epochs (data seen): the fair comparison at a fixed sample budget."),
-            (ReportPlots.ValidationAccuracyVsBatch(rows, outDir), "Final validation accuracy per global batch, one series per configuration."),
-            (ReportPlots.ThroughputVsBatch(rows, outDir), "Training throughput per global batch: where it stops rising is the hardware's knee."),
-            (ReportPlots.GapVsBatch(rows, outDir), "Generalization gap (train − validation accuracy) per global batch."),
         };
-        if (ReportPlots.StepsToTargetVsBatch(rows, targetAccuracy, outDir) is { } stepsFile)
-            plots.Add((stepsFile, "Steps to the target accuracy, log–log; dashed: perfect scaling (steps ∝ 1/B) from the smallest batch. Above the line is diminishing returns."));
-        if (ReportPlots.SecondsToTargetVsBatch(rows, targetAccuracy, outDir) is { } secondsFile)
-            plots.Add((secondsFile, "Wall time to the target accuracy (evaluations included), log–log: fewer steps at larger batches against the time each step takes."));
+        // Against global batch only when there is more than one: a single point per plot says nothing.
+        if (rows.Select(r => r.GlobalBatch).Distinct().Count() > 1)
+        {
+            plots.Add((ReportPlots.ValidationAccuracyVsBatch(rows, outDir), "Final validation accuracy per global batch, one series per configuration."));
+            plots.Add((ReportPlots.ThroughputVsBatch(rows, outDir), "Training throughput per global batch: where it stops rising is the hardware's knee."));
+            plots.Add((ReportPlots.GapVsBatch(rows, outDir), "Generalization gap (train − validation accuracy) per global batch."));
+            if (ReportPlots.StepsToTargetVsBatch(rows, targetAccuracy, outDir) is { } stepsFile)
+                plots.Add((stepsFile, "Steps to the target accuracy, log–log; dashed: perfect scaling (steps ∝ 1/B) from the smallest batch. Above the line is diminishing returns."));
+            if (ReportPlots.SecondsToTargetVsBatch(rows, targetAccuracy, outDir) is { } secondsFile)
+                plots.Add((secondsFile, "Wall time to the target accuracy (evaluations included), log–log: fewer steps at larger batches against the time each step takes."));
+        }
         plots.Add((ReportPlots.BSimpleOverTraining(runs, outDir), "The gradient noise scale B_simple over training (an estimate of the critical batch size)."));
         written.AddRange(plots.Select(p => p.File));
 

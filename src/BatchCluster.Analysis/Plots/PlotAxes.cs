@@ -5,8 +5,9 @@ using ScottPlot.TickGenerators;
 namespace BatchCluster.Analysis.Plots;
 
 /// <summary>
-/// Logarithmic axes for ScottPlot (which plots linear coordinates): data go in as log values and
-/// the ticks are labelled with the original numbers.
+/// Axes people can read: logarithmic axes for ScottPlot (which plots linear coordinates: data go in
+/// as log values and the ticks are labelled with the original numbers), and linear value axes that
+/// never zoom into a rounding error and write thousands as "k".
 /// </summary>
 public static class PlotAxes
 {
@@ -35,4 +36,29 @@ public static class PlotAxes
         }
         axis.TickGenerator = ticks;
     }
+
+    /// <summary>
+    /// The vertical axis for <paramref name="values"/>: when they differ by less than 1 % of their
+    /// size (one run, or runs that agree), ScottPlot would spread that difference over the whole
+    /// height (53,155 to 53,157 samples/s); the axis then spans ±10 % around them instead. Values of
+    /// 10,000 and more are labelled in thousands ("53.2k").
+    /// </summary>
+    public static void Readable(Plot plot, IReadOnlyList<double> values)
+    {
+        var finite = values.Where(double.IsFinite).ToList();
+        if (finite.Count == 0) return;
+        double min = finite.Min(), max = finite.Max();
+        double size = Math.Max(Math.Abs(min), Math.Abs(max));
+        if (max - min < 0.01 * size || max == min)
+        {
+            double half = size > 0 ? 0.1 * size : 1;
+            double middle = (min + max) / 2;
+            plot.Axes.SetLimitsY(middle - half, middle + half);
+        }
+        if (size >= 10_000) plot.Axes.Left.TickGenerator = new NumericAutomatic { LabelFormatter = Thousands };
+    }
+
+    /// <summary>"53,200" → "53.2k"; below 10,000 the number as it is.</summary>
+    public static string Thousands(double value) =>
+        Math.Abs(value) >= 10_000 ? (value / 1000).ToString("0.#", CultureInfo.InvariantCulture) + "k" : value.ToString("0.###", CultureInfo.InvariantCulture);
 }

@@ -35,6 +35,32 @@ public static class ReportPlots
         return Save(plot, outDir, file);
     }
 
+    /// <summary>
+    /// Validation accuracy (solid) and training-subset accuracy (dashed, same colour) over each
+    /// run's steps: the curve a person reads a training run by; the gap between the two lines is
+    /// the generalization gap.
+    /// </summary>
+    public static string AccuracyVsStep(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir)
+    {
+        var plot = new Plot();
+        foreach (var (row, log) in runs)
+        {
+            var validation = log.Validations.OrderBy(v => v.Step).ToList();
+            if (validation.Count == 0) continue;
+            var line = plot.Add.ScatterLine(validation.Select(v => (double)v.Step).ToArray(), validation.Select(v => 100 * v.Accuracy).ToArray());
+            line.LegendText = $"{row.Label}: validation";
+            var train = log.Evaluations.Where(e => e.Split == "train").OrderBy(e => e.Step).ToList();
+            if (train.Count == 0) continue;
+            var dashed = plot.Add.ScatterLine(train.Select(v => (double)v.Step).ToArray(), train.Select(v => 100 * v.Accuracy).ToArray());
+            dashed.Color = line.Color;
+            dashed.LinePattern = LinePattern.Dashed;
+            dashed.LegendText = $"{row.Label}: training subset";
+        }
+        if (!runs.Any(r => r.Log.Validations.Any())) plot.Add.Annotation("no validation was logged (--eval-every 0 validates only at the end)");
+        Finish(plot, "accuracy over the run: validation (solid) and training subset (dashed)", "optimizer step", "accuracy (%)", Alignment.LowerRight);
+        return Save(plot, outDir, "accuracy_vs_step.png");
+    }
+
     public static string ValidationAccuracyVsBatch(IReadOnlyList<RunRow> rows, string outDir) =>
         AgainstBatch(rows, outDir, "val_accuracy_vs_global_batch.png", "final validation accuracy vs global batch", "validation accuracy (%)",
             r => 100 * r.FinalValAccuracy, Alignment.LowerLeft);
@@ -54,7 +80,11 @@ public static class ReportPlots
         var usable = rows.Where(r => r.GlobalBatch > 0 && double.IsFinite(y(r))).ToList();
         foreach (var series in usable.GroupBy(r => r.SeriesKey).OrderBy(g => g.Key, StringComparer.Ordinal))
             AddSeries(plot, series.Key, series.ToList(), y);
-        if (usable.Count > 0) PlotAxes.Log2(plot.Axes.Bottom, usable.Min(r => r.GlobalBatch), usable.Max(r => r.GlobalBatch));
+        if (usable.Count > 0)
+        {
+            PlotAxes.Log2(plot.Axes.Bottom, usable.Min(r => r.GlobalBatch), usable.Max(r => r.GlobalBatch));
+            PlotAxes.Readable(plot, usable.Select(y).ToList());
+        }
         Finish(plot, title, "global batch (log scale)", yLabel, legend);
         return Save(plot, outDir, file);
     }
