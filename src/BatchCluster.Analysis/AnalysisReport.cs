@@ -50,7 +50,10 @@ public static class AnalysisReport
             (ReportPlots.LossVsStep(runs, outDir), "Training loss against optimizer steps: larger batches take fewer, better-averaged steps per epoch."),
             (ReportPlots.AccuracyVsStep(runs, outDir), "Validation and training-subset accuracy over the run; the space between the two lines is the generalization gap."),
             (ReportPlots.LossVsEpoch(runs, outDir), "Training loss against epochs (data seen): the fair comparison at a fixed sample budget."),
+            (ReportPlots.LearningRateVsStep(runs, outDir), "The learning rate each step applied: warm-up, then the (scaled) peak."),
         };
+        if (ReportPlots.StepTimeSplit(runs, outDir) is { } splitFile)
+            plots.Add((splitFile, "Where the run's step time goes: compute, transfer (tensors and messages), update (averaging and optimizer) and wait, stacked."));
         // Against global batch only when there is more than one: a single point per plot says nothing.
         if (rows.Select(r => r.GlobalBatch).Distinct().Count() > 1)
         {

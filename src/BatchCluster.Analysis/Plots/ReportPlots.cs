@@ -61,6 +61,53 @@ public static class ReportPlots
         return Save(plot, outDir, "accuracy_vs_step.png");
     }
 
+    /// <summary>The learning rate each step applied (warm-up, scaling), per run.</summary>
+    public static string LearningRateVsStep(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir)
+    {
+        var plot = new Plot();
+        foreach (var (row, log) in runs.Where(r => r.Log.Steps.Count > 0))
+        {
+            var steps = log.Steps.OrderBy(s => s.Step).ToList();
+            var line = plot.Add.ScatterLine(steps.Select(s => (double)s.Step).ToArray(), steps.Select(s => s.LearningRate).ToArray());
+            line.LegendText = row.Label;
+        }
+        Finish(plot, "learning rate over the run", "optimizer step", "learning rate", Alignment.LowerRight);
+        return Save(plot, outDir, "learning_rate_vs_step.png");
+    }
+
+    /// <summary>
+    /// Where one run's step time goes, stacked over the run (each part smoothed like the loss):
+    /// compute, transfer, update and wait of the critical share (StepCompleted). Null for several
+    /// runs: stacks do not overlay.
+    /// </summary>
+    public static string? StepTimeSplit(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir)
+    {
+        if (runs.Count != 1 || runs[0].Log.Steps.Count == 0) return null;
+        var steps = runs[0].Log.Steps.OrderBy(s => s.Step).ToList();
+        double[] x = steps.Select(s => (double)s.Step).ToArray();
+        var parts = new (string Name, double[] Ms)[]
+        {
+            ("compute", Smooth(steps.Select(s => s.ComputeMs).ToArray())),
+            ("transfer", Smooth(steps.Select(s => Math.Max(0, s.TransferMs)).ToArray())),
+            ("update", Smooth(steps.Select(s => s.UpdateMs).ToArray())),
+            ("wait", Smooth(steps.Select(s => s.WaitMs).ToArray())),
+        };
+        var plot = new Plot();
+        var lower = new double[x.Length];
+        foreach (var (name, ms) in parts)
+        {
+            var upper = lower.Zip(ms, (l, m) => l + (double.IsFinite(m) ? m : 0)).ToArray();
+            var band = plot.Add.FillY(x, lower, upper);
+            band.LegendText = name;
+            lower = upper;
+        }
+        // The first steps (JIT, connections) can take 10× the rest: the axis shows the run, not them.
+        var totals = lower.Where(double.IsFinite).Order().ToArray();
+        if (totals.Length > 0) plot.Axes.SetLimitsY(0, 1.15 * totals[(int)(0.99 * (totals.Length - 1))]);
+        Finish(plot, $"where a step's time goes ({runs[0].Row.Label}; smoothed, stacked)", "optimizer step", "milliseconds per step", Alignment.UpperRight);
+        return Save(plot, outDir, "step_time_split.png");
+    }
+
     public static string ValidationAccuracyVsBatch(IReadOnlyList<RunRow> rows, string outDir) =>
         AgainstBatch(rows, outDir, "val_accuracy_vs_global_batch.png", "final validation accuracy vs global batch", "validation accuracy (%)",
             r => 100 * r.FinalValAccuracy, Alignment.LowerLeft);

@@ -55,7 +55,7 @@ public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
         var pngs = Directory.GetFiles(_out, "*.png").Select(Path.GetFileName).ToList();
         string[] expected =
         [
-            "loss_vs_step.png", "accuracy_vs_step.png", "loss_vs_epoch.png", "val_accuracy_vs_global_batch.png", "throughput_vs_global_batch.png",
+            "loss_vs_step.png", "accuracy_vs_step.png", "loss_vs_epoch.png", "learning_rate_vs_step.png", "val_accuracy_vs_global_batch.png", "throughput_vs_global_batch.png",
             "generalization_gap_vs_global_batch.png", "steps_to_target_vs_global_batch.png", "seconds_to_target_vs_global_batch.png",
             "b_simple_over_training.png",
         ];
@@ -67,14 +67,15 @@ public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
         }
     }
 
-    /// <summary>One run (what scripts/run.sh reports): its curves over the run, and no plot against global batch with a single point on it.</summary>
+    /// <summary>One run (what scripts/run.sh reports): its curves over the run (with its step time split), and no plot against global batch with a single point on it.</summary>
     [Fact]
     public void A_single_run_gets_its_curves_and_no_plots_against_global_batch()
     {
         var outcome = CliProcess.Run("analyze", runs.LogOf("tiny-b32"), "--out", _out, "--target-accuracy", "0.5");
         Assert.True(outcome.ExitCode == 0, outcome.StdErr);
         var pngs = Directory.GetFiles(_out, "*.png").Select(f => Path.GetFileName(f)).Order().ToList();
-        Assert.Equal(new[] { "accuracy_vs_step.png", "b_simple_over_training.png", "loss_vs_epoch.png", "loss_vs_step.png" }, pngs);
+        Assert.Equal(new[] { "accuracy_vs_step.png", "b_simple_over_training.png", "learning_rate_vs_step.png", "loss_vs_epoch.png", "loss_vs_step.png",
+            "step_time_split.png" }, pngs);
         string html = File.ReadAllText(Path.Combine(_out, "index.html"));
         foreach (string png in pngs)
         {
