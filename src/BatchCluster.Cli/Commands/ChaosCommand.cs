@@ -12,22 +12,28 @@ namespace BatchCluster.Cli.Commands;
 /// are killed (SIGKILL) and stopped (SIGTERM) at seeded random moments and replaced by fresh ones;
 /// then the event log and the final parameters are checked against a fault-free run of the same
 /// configuration (the plain loop): every step committed exactly once with exactly its global batch,
-/// no sample lost or doubled, parameters within 1e-3. The last line sums it up; exit 0 only when
+/// no sample lost or doubled, parameters within 1e-4. The last line sums it up; exit 0 only when
 /// all of that holds (scripts/chaos.sh runs it; a test runs a small one).
 /// </summary>
 public static class ChaosCommand
 {
-    /// <summary>A re-plan reorders the float sums of a step; a lost or doubled sample moves parameters by ~lr/B per step, far more.</summary>
-    public const double Tolerance = 1e-3;
+    /// <summary>
+    /// A re-plan reorders the float sums of a step (3e-8 per 30 steps); 1e-4 is the cross-layout bound of every exactness
+    /// test. It holds over a few hundred steps at the chaos run's lr 0.02 (measured 6e-8 after 300 steps and 5 stops), not
+    /// at lr 0.1, where rounding alone grows to 1e-3 and more (docs/architecture.md, "Faults").
+    /// </summary>
+    public const double Tolerance = 1e-4;
 
     private static readonly Option<int?> Workers = Opt.Int("workers", "worker processes [default: 4]", 2, 64);
-    private static readonly Option<long?> Steps = Opt.Long("steps", "run length [default: 300; over longer runs float rounding alone drifts past 1e-3]", 10, helpName: "S");
+    private static readonly Option<long?> Steps = Opt.Long("steps", "run length [default: 300; over much longer runs or at a higher --lr, float rounding alone drifts past 1e-4]", 10, helpName: "S");
     private static readonly Option<int?> GlobalBatch = Opt.Int("global-batch", "[default: 128]", 8, helpName: "B");
     private static readonly Option<int?> Events = Opt.Int("events", "kills and stops to inject, at least 5 [default: 6]", 5, 1000, "E");
     private static readonly Option<int?> ChaosSeed = Opt.Int("chaos-seed", "seeds the moments, victims and signals [default: 1]", 0);
     private static readonly Option<double?> Slowdown = Opt.Number("slowdown", "workers run at 1/F of their speed so the run outlasts the events [default: 100]", 1, helpName: "F");
     private static readonly Option<double?> MinGap = Opt.Number("min-gap", "least time between events [default: 1.5]", 0.1, helpName: "SECONDS");
     private static readonly Option<double?> MaxGap = Opt.Number("max-gap", "most time between events [default: 3]", 0.1, helpName: "SECONDS");
+    private static readonly Option<double?> LearningRate = Opt.Number("lr", "learning rate of both runs [default: 0.02: at lr 0.1 two layouts' rounding alone drifts apart by up to 5e-3 in 300 steps]",
+        0, 1, minExclusive: true, helpName: "X");
     private static readonly Option<string?> Out = Opt.Text("out", "logs and parameter files [default: chaos]", "DIR");
     private static readonly Option<string> Dataset = Opt.Choice("dataset", "data set", "fashion-mnist", "fashion-mnist", "synthetic");
     private static readonly Option<string?> DataDir = Opt.Text("data-dir", "IDX files [default: as for train]", "DIR");
@@ -39,20 +45,21 @@ public static class ChaosCommand
             then every step's global batch and the final parameters are checked against the fault-free plain loop.
             Last line: 'chaos: N events (k SIGKILL, s SIGTERM), N steps, 0 lost, max|Δ| X vs the fault-free run'
             """);
-        foreach (var option in new Option[] { Workers, Steps, GlobalBatch, Events, ChaosSeed, Slowdown, MinGap, MaxGap, Out, Dataset, DataDir })
+        foreach (var option in new Option[] { Workers, Steps, GlobalBatch, Events, ChaosSeed, Slowdown, MinGap, MaxGap, LearningRate, Out, Dataset, DataDir })
             command.Options.Add(option);
         command.SetAction((r, cancellation) => RunAsync(r, cancellation));
         return command;
     }
 
     private sealed record Settings(int Workers, long Steps, int GlobalBatch, int Events, int Seed, double Slowdown, string Out,
-        string Dataset, string? DataDir, double MinGap, double MaxGap);
+        string Dataset, string? DataDir, double MinGap, double MaxGap, double LearningRate);
 
     private static async Task<int> RunAsync(ParseResult r, CancellationToken cancellation)
     {
         var s = new Settings(
             r.GetValue(Workers) ?? 4, r.GetValue(Steps) ?? 300, r.GetValue(GlobalBatch) ?? 128, r.GetValue(Events) ?? 6, r.GetValue(ChaosSeed) ?? 1,
-            r.GetValue(Slowdown) ?? 100, r.GetValue(Out) ?? "chaos", r.GetValue(Dataset)!, r.GetValue(DataDir), r.GetValue(MinGap) ?? 1.5, r.GetValue(MaxGap) ?? 3);
+            r.GetValue(Slowdown) ?? 100, r.GetValue(Out) ?? "chaos", r.GetValue(Dataset)!, r.GetValue(DataDir), r.GetValue(MinGap) ?? 1.5, r.GetValue(MaxGap) ?? 3,
+            r.GetValue(LearningRate) ?? 0.02);
         if (s.MaxGap < s.MinGap) throw new UsageException($"--max-gap {s.MaxGap} is below --min-gap {s.MinGap}");
         if (s.GlobalBatch < s.Workers) throw new UsageException($"--global-batch {s.GlobalBatch} is below --workers {s.Workers}");
         OutputPaths.CheckDirectory("--out", s.Out);
@@ -77,6 +84,7 @@ public static class ChaosCommand
         var args = new List<string>
         {
             "--steps", s.Steps.ToString(CultureInfo.InvariantCulture), "--global-batch", s.GlobalBatch.ToString(CultureInfo.InvariantCulture),
+            "--lr", s.LearningRate.ToString("R", CultureInfo.InvariantCulture),
             "--dataset", s.Dataset, "--eval-every", "0", "--train-eval-samples", "0", "--runs-dir", Path.Combine(outDir, "runs"), "--threads", "1",
         };
         if (s.DataDir is string dir) args.AddRange(["--data-dir", dir]);
