@@ -49,7 +49,7 @@ public static class PlotAxes
         if (finite.Count == 0) return;
         double min = finite.Min(), max = finite.Max();
         double size = Math.Max(Math.Abs(min), Math.Abs(max));
-        if (max - min < 0.01 * size || max == min)
+        if (max - min <= 0.01 * size)
         {
             double half = size > 0 ? 0.1 * size : 1;
             double middle = (min + max) / 2;

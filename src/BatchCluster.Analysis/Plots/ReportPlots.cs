@@ -88,7 +88,7 @@ public static class ReportPlots
         var parts = new (string Name, double[] Ms)[]
         {
             ("compute", Smooth(steps.Select(s => s.ComputeMs).ToArray())),
-            ("transfer", Smooth(steps.Select(s => Math.Max(0, s.TransferMs)).ToArray())),
+            ("transfer", Smooth(steps.Select(s => double.IsFinite(s.TransferMs) ? s.TransferMs : 0).ToArray())), // absent in logs before schema 3
             ("update", Smooth(steps.Select(s => s.UpdateMs).ToArray())),
             ("wait", Smooth(steps.Select(s => s.WaitMs).ToArray())),
         };
@@ -96,14 +96,14 @@ public static class ReportPlots
         var lower = new double[x.Length];
         foreach (var (name, ms) in parts)
         {
-            var upper = lower.Zip(ms, (l, m) => l + (double.IsFinite(m) ? m : 0)).ToArray();
+            var upper = lower.Zip(ms, (l, m) => l + m).ToArray();
             var band = plot.Add.FillY(x, lower, upper);
             band.LegendText = name;
             lower = upper;
         }
         // The first steps (JIT, connections) can take 10× the rest: the axis shows the run, not them.
-        var totals = lower.Where(double.IsFinite).Order().ToArray();
-        if (totals.Length > 0) plot.Axes.SetLimitsY(0, 1.15 * totals[(int)(0.99 * (totals.Length - 1))]);
+        var totals = lower.Order().ToArray();
+        plot.Axes.SetLimitsY(0, 1.15 * totals[(int)(0.99 * (totals.Length - 1))]);
         Finish(plot, $"where a step's time goes ({runs[0].Row.Label}; smoothed, stacked)", "optimizer step", "milliseconds per step", Alignment.UpperRight);
         return Save(plot, outDir, "step_time_split.png");
     }
@@ -190,7 +190,7 @@ public static class ReportPlots
     }
 
     /// <summary>
-    /// Wall time from the run's start to the first validation at or above the target, against
+    /// Wall time from the first step to the first validation at or above the target, against
     /// global batch (log–log): what a user waits for, where steps to target and the time a step
     /// takes (compute, and the network on several nodes) meet.
     /// </summary>

@@ -7,8 +7,9 @@ namespace BatchCluster.Analysis.Summary;
 /// incomplete run has no test accuracy, a run that never reached the target has no time to it).
 /// Time to target is wall time from the start of the first step to the first validation at or
 /// above the target: it includes the evaluations before it, not the start-up (a multi-node run
-/// waits there for its worker nodes, seconds that vary with the machines, not with the batch). Final B_simple is the ratio of averages over the
-/// last epoch (<see cref="NoiseScaleWindows.Final"/>), not the last EMA value. Bytes per sample:
+/// waits there for its worker nodes, seconds that vary with the machines, not with the batch).
+/// Final B_simple is the ratio of averages over the last epoch (<see cref="NoiseScaleWindows.Final"/>),
+/// not the last EMA value. Bytes per sample:
 /// the median step's tensor bytes (StepCompleted.BytesMoved) over the global batch. Median shares:
 /// <see cref="MedianSharesOf"/>.
 /// </summary>

@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using BatchCluster.Analysis.Logs;
+using BatchCluster.Analysis.Summary;
 using BatchCluster.Cli.Options;
 using BatchCluster.Cli.Processes;
 using BatchCluster.Core.Data;
@@ -97,49 +99,37 @@ public static class BenchLinksCommand
         return double.Parse(rate[..^match.Groups[2].Value.Length], CultureInfo.InvariantCulture) * scale;
     }
 
-    /// <summary>One run on fresh simulated hosts: the coordinator on host 0, worker k on host k.</summary>
+    /// <summary>One run on fresh simulated hosts: the coordinator on host 0, worker k on host k; medians of the steps after the warm-up.</summary>
     private static async Task<Measurement> MeasureAsync(string model, string rate, int hosts, int batch, int steps, int warmup,
         string dataset, string dataDirectory, CancellationToken cancellation)
     {
-        string runsDir = Directory.CreateTempSubdirectory("bench-links-").FullName;
-        var processes = new List<ChildProcess>();
-        try
+        using var network = SimulatedNetwork.Up(hosts + 1, rate == Unshaped ? null : rate); // removed after the nodes have stopped
+        var coordinator = network.Hosts[0];
+        const string port = "4053"; // every host has its own ports: the README's default is free on each
+        string[] dataDirFlag = dataset == "synthetic" ? [] : ["--data-dir", dataDirectory];
+        void Start(string runsDir, List<ChildProcess> nodes)
         {
-            using var network = SimulatedNetwork.Up(hosts + 1, rate == Unshaped ? null : rate);
-            var coordinator = network.Hosts[0];
-            const string port = "4053"; // every host has its own ports: the README's default is free on each
-            var data = dataset == "synthetic" ? new List<string> { "--dataset", "synthetic" } : ["--dataset", dataset, "--data-dir", dataDirectory];
-            processes.Add(new ChildProcess(
+            nodes.Add(new ChildProcess(
             [
                 "node", "--role", "coordinator", "--host", coordinator.Address, "--port", port, "--start-workers", hosts.ToString(CultureInfo.InvariantCulture),
-                "--model", model, .. data, "--global-batch", batch.ToString(CultureInfo.InvariantCulture),
+                "--model", model, "--dataset", dataset, .. dataDirFlag, "--global-batch", batch.ToString(CultureInfo.InvariantCulture),
                 "--steps", (warmup + steps).ToString(CultureInfo.InvariantCulture), "--eval-every", "0", "--train-eval-samples", "0", "--threads", "1",
                 "--runs-dir", runsDir, "--run-id", "bench",
             ], coordinator.Namespace));
             foreach (var host in network.Hosts.Skip(1))
-                processes.Add(new ChildProcess(
+                nodes.Add(new ChildProcess(
                 [
                     "node", "--role", "worker", "--host", host.Address, "--seed-nodes", $"{coordinator.Address}:{port}", "--threads", "1",
-                    "--join-timeout", "60", .. data.Skip(2),
+                    "--join-timeout", "60", .. dataDirFlag,
                 ], host.Namespace));
-            int exit = await processes[0].WaitForExitAsync(TimeSpan.FromMinutes(15), cancellation);
-            if (exit != 0)
-                throw new CommandFailedException($"bench links: the coordinator of {model} B {batch} on {hosts} hosts at {rate} exited with {exit}: {string.Join(" | ", processes[0].Output.TakeLast(3))}");
-            return ReadLog(Path.Combine(runsDir, "bench", "events.clef"), warmup);
         }
-        finally
+        Measurement Read(string log)
         {
-            foreach (var process in processes) process.Dispose();
-            Directory.Delete(runsDir, recursive: true);
+            var timed = EventLogReader.Read(log).Steps.Where(s => s.Step >= warmup).ToList();
+            double Median(Func<StepPoint, double> value) => RunRow.Median(timed.Select(value));
+            return new Measurement(Median(s => s.StepMs), Median(s => s.ComputeMs), Median(s => s.TransferMs), Median(s => s.UpdateMs),
+                Median(s => s.WaitMs), Median(s => s.BytesMoved));
         }
-    }
-
-    private static Measurement ReadLog(string path, int warmup)
-    {
-        var timed = File.ReadLines(path).Select(line => JsonDocument.Parse(line).RootElement)
-            .Where(e => e.TryGetProperty("EventType", out var t) && t.GetString() == "StepCompleted" && e.GetProperty("Step").GetInt64() >= warmup)
-            .ToList();
-        double Median(string property) => Analysis.Summary.RunRow.Median(timed.Select(e => e.GetProperty(property).GetDouble()));
-        return new Measurement(Median("StepMs"), Median("ComputeMs"), Median("TransferMs"), Median("UpdateMs"), Median("WaitMs"), Median("BytesMoved"));
+        return await NodeRun.ToEndAsync($"bench links: {model} B {batch} on {hosts} hosts at {rate}", Start, Read, TimeSpan.FromMinutes(15), cancellation);
     }
 }

@@ -175,10 +175,8 @@ public static class BenchOverheadCommand
     /// </summary>
     private static async Task<Measurement> MeasureProcessesAsync(TrainingConfig config, Layout layout, int warmup, CancellationToken cancellation)
     {
-        string runsDir = Directory.CreateTempSubdirectory("bench-overhead-").FullName;
         int port = Processes.LoopbackPorts.Free();
-        var processes = new List<Processes.ChildProcess>();
-        try
+        void Start(string runsDir, List<Processes.ChildProcess> nodes)
         {
             var coordinatorArgs = new List<string>
             {
@@ -190,24 +188,17 @@ public static class BenchOverheadCommand
                 "--threads", config.EffectiveThreads.ToString(CultureInfo.InvariantCulture), "--runs-dir", runsDir, "--run-id", "bench",
             };
             if (config.Dataset != "synthetic") coordinatorArgs.AddRange(["--data-dir", config.DataDirectory]);
-            processes.Add(new Processes.ChildProcess(coordinatorArgs));
+            nodes.Add(new Processes.ChildProcess(coordinatorArgs));
             for (int i = 0; i < layout.RemoteWorkers; i++)
             {
                 var workerArgs = new List<string> { "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", config.EffectiveThreads.ToString(CultureInfo.InvariantCulture) };
                 if (i == layout.RemoteWorkers - 1 && layout.SlowLastWorker > 1)
                     workerArgs.AddRange(["--testing-slowdown", layout.SlowLastWorker.ToString(CultureInfo.InvariantCulture)]);
                 if (config.Dataset != "synthetic") workerArgs.AddRange(["--data-dir", config.DataDirectory]);
-                processes.Add(new Processes.ChildProcess(workerArgs));
+                nodes.Add(new Processes.ChildProcess(workerArgs));
             }
-            int exit = await processes[0].WaitForExitAsync(TimeSpan.FromMinutes(10), cancellation);
-            if (exit != 0) throw new CommandFailedException($"bench overhead: the coordinator node of '{layout.Name}' exited with {exit}");
-            return ReadLog(Path.Combine(runsDir, "bench", "events.clef"), warmup);
         }
-        finally
-        {
-            foreach (var process in processes) process.Dispose();
-            Directory.Delete(runsDir, recursive: true);
-        }
+        return await Processes.NodeRun.ToEndAsync($"bench overhead: '{layout.Name}'", Start, log => ReadLog(log, warmup), TimeSpan.FromMinutes(10), cancellation);
     }
 
     private static Measurement ReadLog(string path, int warmup)

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
 using BatchCluster.Cli.Options;
 using BatchCluster.Cli.Processes;
 
@@ -75,8 +74,8 @@ public static class SoakCommand
             }
             if (coordinator.ExitCode != 0)
                 throw new CommandFailedException($"soak: the coordinator exited with {coordinator.ExitCode}: {string.Join(" | ", coordinator.Output.TakeLast(3))}");
-            var stepTimes = ReadSteps(Path.Combine(outDir, "runs", "soak", "events.clef"));
-            var verdict = Judge(samples, stepTimes, workers, Path.Combine(outDir, "soak.csv"));
+            var committed = Analysis.Logs.EventLogReader.Read(Path.Combine(outDir, "runs", "soak", "events.clef")).Steps;
+            var verdict = Judge(samples, committed, workers, Path.Combine(outDir, "soak.csv"));
             Console.Out.WriteLine(verdict.Line);
             return verdict.Passed ? 0 : 1;
         }
@@ -86,20 +85,6 @@ public static class SoakCommand
         }
     }
 
-    /// <returns>Each committed step: when it was logged, and its step time.</returns>
-    private static List<(long Step, DateTimeOffset At, double StepMs)> ReadSteps(string log)
-    {
-        var steps = new List<(long, DateTimeOffset, double)>();
-        foreach (string line in File.ReadLines(log))
-        {
-            using var doc = JsonDocument.Parse(line);
-            var e = doc.RootElement;
-            if (!e.TryGetProperty("EventType", out var t) || t.GetString() != "StepCompleted") continue;
-            steps.Add((e.GetProperty("Step").GetInt64(), e.GetProperty("@t").GetDateTimeOffset(), e.GetProperty("StepMs").GetDouble()));
-        }
-        return steps;
-    }
-
     private sealed record Verdict(bool Passed, string Line);
 
     /// <summary>
@@ -107,7 +92,7 @@ public static class SoakCommand
     /// the median of the last 5 %, per process (medians, so one garbage collection's swing is not growth).
     /// Step time: the median of steps 100…(100 + 10 %) against the last 10 % of steps.
     /// </summary>
-    private static Verdict Judge(List<(DateTimeOffset At, long[] Resident)> samples, List<(long Step, DateTimeOffset At, double StepMs)> steps,
+    private static Verdict Judge(List<(DateTimeOffset At, long[] Resident)> samples, IReadOnlyList<Analysis.Logs.StepPoint> steps,
         int workers, string csvPath)
     {
         var start = steps.First(s => s.Step == FirstMeasuredStep).At;
@@ -118,7 +103,7 @@ public static class SoakCommand
             csv.WriteLine("seconds,step," + string.Join(',', Enumerable.Range(0, workers + 1).Select(i => i == 0 ? "coordinator_mb" : $"worker{i}_mb")));
             foreach (var (at, resident) in samples)
             {
-                long step = steps.LastOrDefault(s => s.At <= at).Step;
+                long step = steps.LastOrDefault(s => s.At <= at)?.Step ?? 0;
                 csv.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{(at - samples[0].At).TotalSeconds:F2},{step},{string.Join(',', resident.Select(r => (r / 1048576.0).ToString("F1", CultureInfo.InvariantCulture)))}"));
             }
