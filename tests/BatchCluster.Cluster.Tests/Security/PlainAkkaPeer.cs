@@ -20,6 +20,21 @@ public static class PlainAkkaPeer
 
     public static ActorSystem Start() => ActorSystem.Create("peer", Config);
 
+    /// <summary>
+    /// The actor at <paramref name="path"/> once it exists: the coordinator singleton is created a moment
+    /// after its node is up, and until then an Identify is answered with no actor (ResolveOne fails at
+    /// once). Asks again every 100 ms until <paramref name="within"/> has passed.
+    /// </summary>
+    public static async Task<IActorRef> ResolveOnceStartedAsync(ActorSystem peer, string path, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (true)
+        {
+            try { return await peer.ActorSelection(path).ResolveOne(TimeSpan.FromSeconds(2)); }
+            catch (ActorNotFoundException) when (DateTime.UtcNow < deadline) { await Task.Delay(100); }
+        }
+    }
+
     /// <summary>A tiny run for a multi-node cluster in which a peer meddles: an 8-unit MLP on 64 synthetic images.</summary>
     public static (Core.Training.TrainingConfig Config, Core.Data.DataSplits Data) TinyRun(long steps) =>
         (new Core.Training.TrainingConfig

@@ -18,8 +18,8 @@ public sealed class NonMemberRegistrationTests
         using var peer = PlainAkkaPeer.Start();
         var received = new List<object>();
         var outsider = peer.ActorOf(Akka.Actor.Props.Create(() => new PlainAkkaPeer.Recorder(received)), "worker");
-        var coordinator = peer.ActorSelection($"akka.tcp://{ClusterBootstrap.SystemName}@{cluster.Seed.Host}:{cluster.Seed.Port}{ClusterBootstrap.CoordinatorSingletonPath}");
-        var resolved = await coordinator.ResolveOne(TimeSpan.FromSeconds(20)); // the registration can reach the coordinator
+        var resolved = await PlainAkkaPeer.ResolveOnceStartedAsync(peer, // the registration can reach the coordinator
+            $"akka.tcp://{ClusterBootstrap.SystemName}@{cluster.Seed.Host}:{cluster.Seed.Port}{ClusterBootstrap.CoordinatorSingletonPath}", TimeSpan.FromSeconds(20));
         resolved.Tell(new Protocol.TrainingProtocol.RegisterWorker("outsider", "nowhere", "cpu", 1, Protocol.TrainingProtocol.Version), outsider);
 
         await cluster.AddWorkerAsync();
@@ -52,7 +52,7 @@ public sealed class HostileCoordinatorMessagesTests
         var received = new List<object>();
         var stranger = peer.ActorOf(Akka.Actor.Props.Create(() => new PlainAkkaPeer.Recorder(received)), "coordinator");
         var address = ((Akka.Actor.ExtendedActorSystem)workerSystem).Provider.DefaultAddress;
-        var worker = await peer.ActorSelection($"{address}/user/worker").ResolveOne(TimeSpan.FromSeconds(20));
+        var worker = await PlainAkkaPeer.ResolveOnceStartedAsync(peer, $"{address}/user/worker", TimeSpan.FromSeconds(20));
         worker.Tell(new Protocol.TrainingProtocol.WorkerAccepted("another-run", new Protocol.TrainingProtocol.RunSpec("synthetic", 16, "mlp", [8], 1)), stranger);
         worker.Tell(new Protocol.TrainingProtocol.RunEnded("hostile", false), stranger);
 
