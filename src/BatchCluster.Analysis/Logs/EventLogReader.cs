@@ -66,6 +66,11 @@ public static class EventLogReader
         string? failure = null;
         long? interruptedAfter = null;
         int bad = 0, foreign = 0;
+        var workers = new List<WorkerJoin>();
+        var marks = new List<RunMark>();
+        var checkpoints = new List<CheckpointMark>();
+        CheckpointMark? resumedAtStart = null;
+        DateTimeOffset? firstEvent = null, lastEvent = null;
         foreach (string? line in BoundedLines(reader))
         {
             if (line is null)
@@ -99,6 +104,10 @@ public static class EventLogReader
                 }
                 try
                 {
+                    var at = Time(e);
+                    firstEvent ??= at;
+                    lastEvent = at;
+                    if (ReadMark(type.GetString()!, e, at) is { } mark) marks.Add(mark);
                     switch (type.GetString())
                     {
                         case "RunStarted": info = ReadStarted(e); break;
@@ -107,8 +116,11 @@ public static class EventLogReader
                         case "RunCompleted": completion = ReadCompleted(e); break;
                         case "RunFailed": failure = Text(e, "Error") ?? "unknown error"; break;
                         case "RunInterrupted": interruptedAfter = (long)Number(e, "LastCommittedStep"); break;
+                        case "WorkerJoined": workers.Add(ReadWorker(e, at)); break;
+                        case "CheckpointWritten": checkpoints.Add(new CheckpointMark((long)Number(e, "Step"), Text(e, "CheckpointPath") ?? "", at)); break;
                         case "ResumedFromCheckpoint":
                             long resumeAt = (long)Number(e, "Step");
+                            if (steps.Count == 0 && resumedAtStart is null) resumedAtStart = new CheckpointMark(resumeAt, Text(e, "CheckpointPath") ?? "", at);
                             steps.RemoveAll(s => s.Step >= resumeAt);
                             evaluations.RemoveAll(v => v.Step > resumeAt);
                             break;
@@ -120,7 +132,15 @@ public static class EventLogReader
                 }
             }
         }
-        return new RunLog(path, info, steps, evaluations, completion, failure, bad, foreign, interruptedAfter);
+        var runId = info?.RunId ?? System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(path)) ?? path;
+        return new RunLog(path, info, steps, evaluations, completion, failure, bad, foreign, interruptedAfter)
+        {
+            Workers = workers,
+            Marks = marks,
+            Checkpoints = checkpoints,
+            ResumedAtStart = resumedAtStart,
+            Segments = firstEvent is DateTimeOffset start ? [new RunSegment(runId, path, info?.StartedAt ?? start, lastEvent!.Value)] : [],
+        };
     }
 
     private static RunInfo ReadStarted(JsonElement e)
@@ -143,14 +163,70 @@ public static class EventLogReader
             Optimizer: optimizer.ValueKind == JsonValueKind.Object && optimizer.TryGetProperty("Kind", out var k) ? k.ToString().ToLowerInvariant() : "",
             StepsPerEpoch: (int)Number(e, "StepsPerEpoch"),
             TotalSteps: (long)Number(e, "TotalSteps"),
-            StartedAt: Time(e));
+            StartedAt: Time(e),
+            Seed: config.TryGetProperty("Seed", out var seed) && seed.ValueKind == JsonValueKind.Number ? seed.GetInt64() : null);
     }
 
     private static StepPoint ReadStep(JsonElement e) => new(
         (long)Number(e, "Step"), (int)Number(e, "Epoch"), Number(e, "Loss"), Number(e, "LearningRate"), Number(e, "GradNorm"),
         Number(e, "StepMs"), Number(e, "ComputeMs"), OptionalNumber(e, "TransferMs"), Number(e, "UpdateMs"), Number(e, "WaitMs"),
         Number(e, "SamplesPerSecond"), (long)OptionalNumber(e, "BytesMoved", 0), OptionalNumber(e, "PeakMemoryMb"), OptionalNumber(e, "BSimple"),
-        OptionalNumber(e, "GradSquaredEstimate"), OptionalNumber(e, "TraceSigmaEstimate"), Shares(e), Time(e));
+        OptionalNumber(e, "GradSquaredEstimate"), OptionalNumber(e, "TraceSigmaEstimate"), Shares(e), Time(e),
+        Strings(e, "ShareWorkers"), Numbers(e, "ShareSamplesPerSecond"));
+
+    private static WorkerJoin ReadWorker(JsonElement e, DateTimeOffset at) => new(
+        Text(e, "WorkerId") ?? throw new KeyNotFoundException("WorkerId"), Text(e, "WorkerAddress") ?? "", Text(e, "Device") ?? "",
+        (int)OptionalNumber(e, "Threads", 0), OptionalNumber(e, "MeasuredSamplesPerSecond"), Text(e, "Transport") ?? "in-process", at);
+
+    /// <summary>The events a run's time line shows, each as one short line; null for the others.</summary>
+    private static RunMark? ReadMark(string type, JsonElement e, DateTimeOffset at)
+    {
+        long? step = e.TryGetProperty("Step", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetInt64() : null;
+        string? detail = type switch
+        {
+            "WorkerJoined" => $"{Text(e, "WorkerId")} ready ({OptionalNumber(e, "ReadyWorkers", 0):F0} ready)",
+            "WorkerLeft" => $"{Text(e, "WorkerId")}: {Text(e, "Reason")} ({OptionalNumber(e, "ReadyWorkers", 0):F0} ready)",
+            "StepReplanned" => $"{OptionalNumber(e, "MovedCount", 0):F0} samples of {Text(e, "LostWorker")} moved ({Text(e, "Reason")})",
+            "StallReport" => $"late after {OptionalNumber(e, "DeadlineSeconds"):G3} s: {string.Join(", ", Strings(e, "LateWorkers") ?? [])}",
+            "RunPaused" => $"paused: {OptionalNumber(e, "ReadyWorkers", 0):F0} of at least {OptionalNumber(e, "MinWorkers", 0):F0} workers ready",
+            "RunResumed" => $"resumed with {OptionalNumber(e, "ReadyWorkers", 0):F0} workers",
+            "CheckpointWritten" => $"checkpoint {System.IO.Path.GetFileName(Text(e, "CheckpointPath"))}",
+            "ResumedFromCheckpoint" => $"resumed from {System.IO.Path.GetFileName(Text(e, "CheckpointPath"))}",
+            "CoordinatorRecovering" => $"coordinator recovering (attempt {OptionalNumber(e, "Attempt", 0):F0}): {Text(e, "Error")}",
+            "NonFiniteGradient" => $"step skipped: loss {OptionalNumber(e, "Loss"):G3}, grad norm {OptionalNumber(e, "GradNorm"):G3}",
+            "TargetReached" => $"target {100 * OptionalNumber(e, "TargetAccuracy"):F1} % reached",
+            "RunFailed" => $"failed: {Text(e, "Error")}",
+            "RunInterrupted" => $"interrupted: {Text(e, "Reason")}",
+            _ => null,
+        };
+        return detail is null ? null : new RunMark(at, step, type, detail);
+    }
+
+    /// <summary>An array of strings, or null when absent or not one.</summary>
+    private static string[]? Strings(JsonElement e, string name)
+    {
+        if (!e.TryGetProperty(name, out var array) || array.ValueKind != JsonValueKind.Array) return null;
+        var values = new List<string>();
+        foreach (var item in array.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.String) return null;
+            values.Add(item.GetString()!);
+        }
+        return values.ToArray();
+    }
+
+    /// <summary>An array of numbers, or null when absent or not one.</summary>
+    private static double[]? Numbers(JsonElement e, string name)
+    {
+        if (!e.TryGetProperty(name, out var array) || array.ValueKind != JsonValueKind.Array) return null;
+        var values = new List<double>();
+        foreach (var item in array.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Number) return null;
+            values.Add(item.GetDouble());
+        }
+        return values.ToArray();
+    }
 
     /// <summary>StepCompleted.Shares, or null when absent or not an array of whole numbers.</summary>
     private static int[]? Shares(JsonElement e)

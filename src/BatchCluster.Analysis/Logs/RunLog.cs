@@ -7,13 +7,37 @@ public enum RunStatus { Completed, Failed, Interrupted, Incomplete }
 public sealed record RunInfo(
     string RunId, int SchemaVersion, string Engine, int Workers, string Model, int GlobalBatch, int? MicroBatch,
     string LrScaling, double BaseLearningRate, double PeakLearningRate, int WarmupSteps, string Optimizer,
-    int StepsPerEpoch, long TotalSteps, DateTimeOffset StartedAt);
+    int StepsPerEpoch, long TotalSteps, DateTimeOffset StartedAt, long? Seed = null);
 
-/// <summary>One StepCompleted event (<paramref name="Shares"/>: samples per share in plan order, null when the log has none; <paramref name="At"/>: when it was logged).</summary>
+/// <summary>
+/// One StepCompleted event (<paramref name="Shares"/>: samples per share in plan order, null when the log has none; <paramref name="At"/>:
+/// when it was logged; <paramref name="ShareWorkers"/> and <paramref name="ShareSamplesPerSecond"/>: per share, who computed it
+/// (schema 7) and how fast (schema 5), null when the log has none).
+/// </summary>
 public sealed record StepPoint(
     long Step, int Epoch, double Loss, double LearningRate, double GradNorm, double StepMs, double ComputeMs, double TransferMs,
     double UpdateMs, double WaitMs, double SamplesPerSecond, long BytesMoved, double PeakMemoryMb, double BSimple,
-    double GradSquaredEstimate, double TraceSigmaEstimate, int[]? Shares = null, DateTimeOffset At = default);
+    double GradSquaredEstimate, double TraceSigmaEstimate, int[]? Shares = null, DateTimeOffset At = default,
+    string[]? ShareWorkers = null, double[]? ShareSamplesPerSecond = null);
+
+/// <summary>One WorkerJoined event: a worker ready to train (logged again when it comes back).</summary>
+public sealed record WorkerJoin(string WorkerId, string Address, string Device, int Threads, double MeasuredSamplesPerSecond, string Transport, DateTimeOffset At);
+
+/// <summary>
+/// An event that matters on a run's time line (docs/log-schema.md): a worker joined or left, a step re-planned,
+/// a stall, a pause, a checkpoint, a resume, a recovering coordinator, a skipped step, the target reached.
+/// <paramref name="Step"/> is the step it belongs to, when it names one.
+/// </summary>
+public sealed record RunMark(DateTimeOffset At, long? Step, string Kind, string Detail);
+
+/// <summary>A CheckpointWritten event: the step a resume from it starts at, and the file.</summary>
+public sealed record CheckpointMark(long Step, string Path, DateTimeOffset At);
+
+/// <summary>
+/// One process's part of a run: its log, and the time from its start to its last event. A run resumed from a
+/// checkpoint of another log is stitched into that run (<see cref="RunStitcher"/>) and then has several.
+/// </summary>
+public sealed record RunSegment(string RunId, string Path, DateTimeOffset Start, DateTimeOffset End);
 
 /// <summary>One EvalCompleted event (split: train, validation or test).</summary>
 public sealed record EvalPoint(long Step, double Epoch, string Split, double Loss, double Accuracy, double GeneralizationGap, DateTimeOffset At);
@@ -37,4 +61,30 @@ public sealed record RunLog(
         : InterruptedAfterStep is not null ? RunStatus.Interrupted : RunStatus.Incomplete;
     public string RunId => Info?.RunId ?? System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(Path)) ?? Path;
     public IEnumerable<EvalPoint> Validations => Evaluations.Where(e => e.Split == "validation");
+
+    public IReadOnlyList<WorkerJoin> Workers { get; init; } = [];
+    public IReadOnlyList<RunMark> Marks { get; init; } = [];
+    public IReadOnlyList<CheckpointMark> Checkpoints { get; init; } = [];
+    /// <summary>The checkpoint a log continues from when its ResumedFromCheckpoint comes before any step (<c>--resume</c>, a standby taking over).</summary>
+    public CheckpointMark? ResumedAtStart { get; init; }
+    /// <summary>The processes' parts of the run in time order (one unless stitched).</summary>
+    public IReadOnlyList<RunSegment> Segments { get; init; } = [];
+
+    /// <summary>When the run's first step began (its log time less its duration); null without steps.</summary>
+    public DateTimeOffset? FirstStepStart =>
+        Steps.Count == 0 ? null : Steps.MinBy(s => s.Step) is { } first ? first.At - TimeSpan.FromMilliseconds(first.StepMs) : null;
+
+    /// <summary>
+    /// Seconds the run spent from its first step's start to <paramref name="at"/>, not counting the time between
+    /// segments (a resumed run's downtime is nobody's training time). NaN without steps.
+    /// </summary>
+    public double TrainingSeconds(DateTimeOffset at)
+    {
+        if (FirstStepStart is not DateTimeOffset start) return double.NaN;
+        double seconds = (at - start).TotalSeconds;
+        for (int i = 1; i < Segments.Count; i++)
+            if (Segments[i].Start <= at && Segments[i].Start > Segments[i - 1].End)
+                seconds -= (Segments[i].Start - Segments[i - 1].End).TotalSeconds;
+        return seconds;
+    }
 }

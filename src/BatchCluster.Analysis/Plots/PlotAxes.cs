@@ -31,7 +31,7 @@ public static class PlotAxes
             {
                 double value = m * Math.Pow(10, k);
                 if (value < min / 2 || value > max * 2) continue;
-                ticks.AddMajor(Math.Log10(value), value.ToString("0.###", CultureInfo.InvariantCulture));
+                ticks.AddMajor(Math.Log10(value), Thousands(value));
             }
         }
         axis.TickGenerator = ticks;
@@ -57,6 +57,10 @@ public static class PlotAxes
         }
         if (size >= 10_000) plot.Axes.Left.TickGenerator = new NumericAutomatic { LabelFormatter = Thousands };
     }
+
+    /// <summary>Whether positive <paramref name="values"/> span a factor of ten or more: then a log axis shows them all.</summary>
+    public static bool SpansDecade(IReadOnlyList<double> values) =>
+        values.Count > 0 && values.All(v => double.IsFinite(v) && v > 0) && values.Max() >= 10 * values.Min();
 
     /// <summary>"53,200" → "53.2k"; below 10,000 the number as it is.</summary>
     public static string Thousands(double value) =>

@@ -10,8 +10,31 @@ namespace BatchCluster.Analysis.Plots;
 /// </summary>
 public static class ReportPlots
 {
-    private const int Width = 960;
-    private const int Height = 560;
+    private const int Width = 880;
+    private const int Height = 500;
+
+    /// <summary>Up to this many runs, every curve has its own colour and legend entry; beyond, curves are coloured by global batch.</summary>
+    public const int RunsWithOwnLegend = 8;
+
+    /// <summary>
+    /// How each run's curve is drawn: with few runs, in its own colour with its label; with many (a sweep), in the colour of its
+    /// global batch, with one legend entry per batch (on the first run of that batch): the batch is what a sweep compares.
+    /// </summary>
+    private static List<(Color? Color, string? Legend)> CurveStyles(IReadOnlyList<(RunRow Row, RunLog Log)> runs)
+    {
+        if (runs.Count <= RunsWithOwnLegend) return runs.Select(r => ((Color?)null, (string?)r.Row.Label)).ToList();
+        var palette = new ScottPlot.Palettes.Category10();
+        var batches = runs.Select(r => r.Row.GlobalBatch).Distinct().Order().ToList();
+        var labelled = new HashSet<int>();
+        return runs.Select(r => ((Color?)palette.GetColor(batches.IndexOf(r.Row.GlobalBatch)),
+            labelled.Add(r.Row.GlobalBatch) ? $"B {r.Row.GlobalBatch}" : null)).ToList();
+    }
+
+    private static void Style(ScottPlot.Plottables.Scatter line, (Color? Color, string? Legend) style)
+    {
+        if (style.Color is Color color) line.Color = color;
+        if (style.Legend is not null) line.LegendText = style.Legend;
+    }
 
     /// <summary>Mean training loss per step, smoothed over a window of about 1% of the run, per run.</summary>
     public static string LossVsStep(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir) =>
@@ -25,11 +48,14 @@ public static class ReportPlots
     private static string Loss(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir, string file, string xLabel, Func<RunLog, StepPoint, double> x)
     {
         var plot = new Plot();
-        foreach (var (row, log) in runs.Where(r => r.Log.Steps.Count > 0))
+        var styles = CurveStyles(runs);
+        for (int i = 0; i < runs.Count; i++)
         {
+            var (row, log) = runs[i];
+            if (log.Steps.Count == 0) continue;
             var steps = log.Steps.OrderBy(s => s.Step).ToList();
-            var line = plot.Add.ScatterLine(steps.Select(s => x(log, s)).ToArray(), Smooth(steps.Select(s => s.Loss).ToArray()));
-            line.LegendText = row.Label;
+            var (xs, ys) = Thin(steps.Select(s => x(log, s)).ToArray(), Smooth(steps.Select(s => s.Loss).ToArray()));
+            Style(plot.Add.ScatterLine(xs, ys[0]), styles[i]);
         }
         Finish(plot, "training loss (mean over the global batch, smoothed)", xLabel, "loss");
         return Save(plot, outDir, file);
@@ -43,11 +69,15 @@ public static class ReportPlots
     public static string AccuracyVsStep(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir)
     {
         var plot = new Plot();
-        foreach (var (row, log) in runs)
+        var styles = CurveStyles(runs);
+        for (int i = 0; i < runs.Count; i++)
         {
+            var (row, log) = runs[i];
             var validation = log.Validations.OrderBy(v => v.Step).ToList();
             if (validation.Count == 0) continue;
             var line = plot.Add.ScatterLine(validation.Select(v => (double)v.Step).ToArray(), validation.Select(v => 100 * v.Accuracy).ToArray());
+            Style(line, styles[i]);
+            if (runs.Count > RunsWithOwnLegend) continue; // a sweep: validation only, coloured by batch
             line.LegendText = $"{row.Label}: validation";
             var train = log.Evaluations.Where(e => e.Split == "train").OrderBy(e => e.Step).ToList();
             if (train.Count == 0) continue;
@@ -55,21 +85,42 @@ public static class ReportPlots
             dashed.Color = line.Color;
             dashed.LinePattern = LinePattern.Dashed;
             dashed.LegendText = $"{row.Label}: training subset";
+            if (runs.Count == 1) AddGap(plot, validation, train);
         }
         if (!runs.Any(r => r.Log.Validations.Any())) plot.Add.Annotation("no validation was logged (--eval-every 0 validates only at the end)");
         Finish(plot, "accuracy over the run: validation (solid) and training subset (dashed)", "optimizer step", "accuracy (%)", Alignment.LowerRight);
         return Save(plot, outDir, "accuracy_vs_step.png");
     }
 
+    /// <summary>
+    /// One run's generalization gap (training subset − validation, percentage points) at the steps where
+    /// both were measured, on the right axis: the distance between the two accuracy lines, as a number.
+    /// </summary>
+    private static void AddGap(Plot plot, IReadOnlyList<EvalPoint> validation, IReadOnlyList<EvalPoint> train)
+    {
+        var trainAt = train.GroupBy(t => t.Step).ToDictionary(g => g.Key, g => g.Last().Accuracy);
+        var both = validation.Where(v => trainAt.ContainsKey(v.Step)).ToList();
+        if (both.Count == 0) return;
+        var gap = plot.Add.ScatterLine(both.Select(v => (double)v.Step).ToArray(), both.Select(v => 100 * (trainAt[v.Step] - v.Accuracy)).ToArray());
+        gap.Axes.YAxis = plot.Axes.Right;
+        gap.Color = Colors.Gray;
+        gap.LinePattern = LinePattern.Dotted;
+        gap.LegendText = "generalization gap (right axis, points)";
+        plot.Axes.Right.Label.Text = "gap (train − validation, percentage points)";
+    }
+
     /// <summary>The learning rate each step applied (warm-up, scaling), per run.</summary>
     public static string LearningRateVsStep(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir)
     {
         var plot = new Plot();
-        foreach (var (row, log) in runs.Where(r => r.Log.Steps.Count > 0))
+        var styles = CurveStyles(runs);
+        for (int i = 0; i < runs.Count; i++)
         {
+            var (row, log) = runs[i];
+            if (log.Steps.Count == 0) continue;
             var steps = log.Steps.OrderBy(s => s.Step).ToList();
-            var line = plot.Add.ScatterLine(steps.Select(s => (double)s.Step).ToArray(), steps.Select(s => s.LearningRate).ToArray());
-            line.LegendText = row.Label;
+            var (xs, ys) = Thin(steps.Select(s => (double)s.Step).ToArray(), steps.Select(s => s.LearningRate).ToArray());
+            Style(plot.Add.ScatterLine(xs, ys[0]), styles[i]);
         }
         Finish(plot, "learning rate over the run", "optimizer step", "learning rate", Alignment.LowerRight);
         return Save(plot, outDir, "learning_rate_vs_step.png");
@@ -84,14 +135,12 @@ public static class ReportPlots
     {
         if (runs.Count != 1 || runs[0].Log.Steps.Count == 0) return null;
         var steps = runs[0].Log.Steps.OrderBy(s => s.Step).ToList();
-        double[] x = steps.Select(s => (double)s.Step).ToArray();
-        var parts = new (string Name, double[] Ms)[]
-        {
-            ("compute", Smooth(steps.Select(s => s.ComputeMs).ToArray())),
-            ("transfer", Smooth(steps.Select(s => double.IsFinite(s.TransferMs) ? s.TransferMs : 0).ToArray())), // absent in logs before schema 3
-            ("update", Smooth(steps.Select(s => s.UpdateMs).ToArray())),
-            ("wait", Smooth(steps.Select(s => s.WaitMs).ToArray())),
-        };
+        var (x, smoothed) = Thin(steps.Select(s => (double)s.Step).ToArray(),
+            Smooth(steps.Select(s => s.ComputeMs).ToArray()),
+            Smooth(steps.Select(s => double.IsFinite(s.TransferMs) ? s.TransferMs : 0).ToArray()), // absent in logs before schema 3
+            Smooth(steps.Select(s => s.UpdateMs).ToArray()),
+            Smooth(steps.Select(s => s.WaitMs).ToArray()));
+        var parts = new (string Name, double[] Ms)[] { ("compute", smoothed[0]), ("transfer", smoothed[1]), ("update", smoothed[2]), ("wait", smoothed[3]) };
         var plot = new Plot();
         var lower = new double[x.Length];
         foreach (var (name, ms) in parts)
@@ -112,16 +161,25 @@ public static class ReportPlots
         AgainstBatch(rows, outDir, "val_accuracy_vs_global_batch.png", "final validation accuracy vs global batch", "validation accuracy (%)",
             r => 100 * r.FinalValAccuracy, Alignment.LowerLeft);
 
-    public static string ThroughputVsBatch(IReadOnlyList<RunRow> rows, string outDir) =>
-        AgainstBatch(rows, outDir, "throughput_vs_global_batch.png", "training throughput vs global batch", "samples/s (evaluation excluded)",
-            r => r.SamplesPerSecond, Alignment.LowerRight);
+    /// <summary>Throughput against global batch; on a log axis when it spans a decade or more (it often does, from 32 to 4096).</summary>
+    public static string ThroughputVsBatch(IReadOnlyList<RunRow> rows, string outDir)
+    {
+        var measured = rows.Select(r => r.SamplesPerSecond).Where(v => double.IsFinite(v) && v > 0).ToList();
+        if (!PlotAxes.SpansDecade(measured))
+            return AgainstBatch(rows, outDir, "throughput_vs_global_batch.png", "training throughput vs global batch", "samples/s (evaluation excluded)",
+                r => r.SamplesPerSecond, Alignment.LowerRight);
+        return AgainstBatch(rows, outDir, "throughput_vs_global_batch.png", "training throughput vs global batch (log–log)", "samples/s (evaluation excluded, log scale)",
+            r => r.SamplesPerSecond > 0 ? Math.Log10(r.SamplesPerSecond) : double.NaN, Alignment.LowerRight,
+            plot => PlotAxes.Log10(plot.Axes.Left, measured.Min(), measured.Max()));
+    }
 
     public static string GapVsBatch(IReadOnlyList<RunRow> rows, string outDir) =>
         AgainstBatch(rows, outDir, "generalization_gap_vs_global_batch.png", "generalization gap (train − validation accuracy) vs global batch",
             "gap (percentage points)", r => 100 * r.GeneralizationGap);
 
+    /// <param name="yAxis">Sets the vertical axis instead of <see cref="PlotAxes.Readable"/> (e.g. a log axis for log values).</param>
     private static string AgainstBatch(IReadOnlyList<RunRow> rows, string outDir, string file, string title, string yLabel, Func<RunRow, double> y,
-        Alignment legend = Alignment.UpperRight)
+        Alignment legend = Alignment.UpperRight, Action<Plot>? yAxis = null)
     {
         var plot = new Plot();
         var usable = rows.Where(r => r.GlobalBatch > 0 && double.IsFinite(y(r))).ToList();
@@ -130,7 +188,8 @@ public static class ReportPlots
         if (usable.Count > 0)
         {
             PlotAxes.Log2(plot.Axes.Bottom, usable.Min(r => r.GlobalBatch), usable.Max(r => r.GlobalBatch));
-            PlotAxes.Readable(plot, usable.Select(y).ToList());
+            if (yAxis is null) PlotAxes.Readable(plot, usable.Select(y).ToList());
+            else yAxis(plot);
         }
         Finish(plot, title, "global batch (log scale)", yLabel, legend);
         return Save(plot, outDir, file);
@@ -223,12 +282,14 @@ public static class ReportPlots
     {
         var plot = new Plot();
         var all = new List<double>();
-        foreach (var (row, log) in runs)
+        var styles = CurveStyles(runs);
+        for (int i = 0; i < runs.Count; i++)
         {
+            var (row, log) = runs[i];
             var curve = NoiseScaleWindows.Curve(log);
             if (curve.Count == 0) continue;
             var line = plot.Add.Scatter(curve.Select(p => p.Epoch).ToArray(), curve.Select(p => Math.Log10(p.BSimple)).ToArray());
-            line.LegendText = row.Label;
+            Style(line, styles[i]);
             line.MarkerSize = 4;
             all.AddRange(curve.Select(p => p.BSimple));
         }
@@ -236,6 +297,18 @@ public static class ReportPlots
         else PlotAxes.Log10(plot.Axes.Left, all.Min(), all.Max());
         Finish(plot, "gradient noise scale B_simple = mean(tr Σ) / mean(|G|²) per quarter epoch", "epoch", "B_simple (samples, log scale)", Alignment.LowerRight);
         return Save(plot, outDir, "b_simple_over_training.png");
+    }
+
+    /// <summary>Points a curve keeps at most: more cannot be told apart at the plot's width, and only make the PNG larger.</summary>
+    public const int MaxCurvePoints = 600;
+
+    /// <summary>Every k-th point (and the last) of a curve and of the values that go with it, so at most <see cref="MaxCurvePoints"/> remain.</summary>
+    public static (double[] X, double[][] Ys) Thin(double[] x, params double[][] ys)
+    {
+        int every = (int)Math.Ceiling((double)x.Length / MaxCurvePoints);
+        if (every <= 1) return (x, ys);
+        var keep = Enumerable.Range(0, x.Length).Where(i => i % every == 0 || i == x.Length - 1).ToArray();
+        return (keep.Select(i => x[i]).ToArray(), ys.Select(y => keep.Select(i => y[i]).ToArray()).ToArray());
     }
 
     /// <summary>Moving average over about 1% of the points (at least 1), so long noisy runs stay readable.</summary>
@@ -254,7 +327,7 @@ public static class ReportPlots
     }
 
     /// <param name="legend">Where the legend goes: the corner the curves usually leave empty.</param>
-    private static void Finish(Plot plot, string title, string xLabel, string yLabel, Alignment legend = Alignment.UpperRight)
+    internal static void Finish(Plot plot, string title, string xLabel, string yLabel, Alignment legend = Alignment.UpperRight)
     {
         plot.Axes.Title.Label.Text = title;
         plot.Axes.Bottom.Label.Text = xLabel;
@@ -262,7 +335,7 @@ public static class ReportPlots
         plot.ShowLegend(legend);
     }
 
-    private static string Save(Plot plot, string outDir, string file)
+    internal static string Save(Plot plot, string outDir, string file)
     {
         plot.SavePng(Path.Combine(outDir, file), Width, Height);
         return file;

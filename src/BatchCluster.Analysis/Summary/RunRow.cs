@@ -7,7 +7,8 @@ namespace BatchCluster.Analysis.Summary;
 /// incomplete run has no test accuracy, a run that never reached the target has no time to it).
 /// Time to target is wall time from the start of the first step to the first validation at or
 /// above the target: it includes the evaluations before it, not the start-up (a multi-node run
-/// waits there for its worker nodes, seconds that vary with the machines, not with the batch).
+/// waits there for its worker nodes, seconds that vary with the machines, not with the batch),
+/// nor, for a run resumed from a checkpoint (<see cref="Segments"/> &gt; 1), the time between its processes.
 /// Final B_simple is the ratio of averages over the last epoch (<see cref="NoiseScaleWindows.Final"/>),
 /// not the last EMA value. Bytes per sample:
 /// the median step's tensor bytes (StepCompleted.BytesMoved) over the global batch. Median shares:
@@ -18,7 +19,7 @@ public sealed record RunRow(
     double PeakLearningRate, long Steps, double Epochs, double FinalValAccuracy, double BestValAccuracy, double TestAccuracy,
     double TrainAccuracy, double GeneralizationGap, long? StepsToTarget, long? SamplesToTarget, double SecondsToTarget,
     double SamplesPerSecond, double MedianStepMs, double MedianComputeMs, double MedianTransferMs, double PeakMemoryMb,
-    double FinalBSimple, int BadLines, double BytesPerSample = double.NaN, string MedianShares = "")
+    double FinalBSimple, int BadLines, double BytesPerSample = double.NaN, string MedianShares = "", long? Seed = null, int Segments = 1)
 {
     /// <summary>
     /// Everything that defines the run except the global batch: runs with the same key form one
@@ -29,6 +30,9 @@ public sealed record RunRow(
         $"{Model}, {Workers} worker{(Engine == "cluster" ? " node" : "")}{(Workers == 1 ? "" : "s")}, lr {LrScaling}{(MicroBatch is int m ? $", micro {m}" : "")}";
 
     public string Label => $"B {GlobalBatch}, {SeriesKey}";
+
+    /// <summary>What tells the run apart in a table that already shows its series: batch and seed.</summary>
+    public string ShortLabel => $"B {GlobalBatch}{(Seed is long s ? $" · seed {s}" : "")}";
 
     public static RunRow From(RunLog log, double? targetAccuracy)
     {
@@ -61,8 +65,9 @@ public sealed record RunRow(
             GeneralizationGap: trainAccuracy - finalVal,
             StepsToTarget: reached?.Step,
             SamplesToTarget: reached is null ? null : reached.Step * globalBatch,
-            SecondsToTarget: reached is not null ? SecondsFromFirstStep(log.Steps, reached.At) : double.NaN,
-            SamplesPerSecond: log.Completion?.SamplesPerSecond ?? ThroughputOf(log.Steps, globalBatch),
+            SecondsToTarget: reached is not null ? log.TrainingSeconds(reached.At) : double.NaN,
+            // A stitched run's RunCompleted counts only its last process's steps.
+            SamplesPerSecond: log.Segments.Count <= 1 && log.Completion is { } completion ? completion.SamplesPerSecond : ThroughputOf(log.Steps, globalBatch),
             MedianStepMs: Median(log.Steps.Select(s => s.StepMs)),
             MedianComputeMs: Median(log.Steps.Select(s => s.ComputeMs)),
             MedianTransferMs: Median(log.Steps.Select(s => s.TransferMs)),
@@ -70,15 +75,9 @@ public sealed record RunRow(
             FinalBSimple: NoiseScaleWindows.Final(log),
             BadLines: log.BadLines,
             BytesPerSample: globalBatch > 0 ? Median(log.Steps.Select(s => (double)s.BytesMoved)) / globalBatch : double.NaN,
-            MedianShares: MedianSharesOf(log.Steps));
-    }
-
-    /// <summary>Seconds from the start of the run's first step (its log time less its duration) to <paramref name="at"/>.</summary>
-    private static double SecondsFromFirstStep(IReadOnlyList<StepPoint> steps, DateTimeOffset at)
-    {
-        if (steps.Count == 0) return double.NaN;
-        var first = steps.MinBy(s => s.Step)!;
-        return (at - first.At).TotalSeconds + first.StepMs / 1000.0;
+            MedianShares: MedianSharesOf(log.Steps),
+            Seed: info?.Seed,
+            Segments: Math.Max(1, log.Segments.Count));
     }
 
     /// <summary>

@@ -48,6 +48,8 @@ public static class SummaryTable
         new("peak_memory_mb", r => Number(r.PeakMemoryMb), r => Fixed(r.PeakMemoryMb, "F0")),
         new("final_b_simple", r => Number(r.FinalBSimple), r => Fixed(r.FinalBSimple, "F0")),
         new("bad_lines", r => r.BadLines.ToString(Invariant), r => r.BadLines.ToString(Invariant)),
+        new("seed", r => r.Seed?.ToString(Invariant) ?? "", r => r.Seed?.ToString(Invariant) ?? "–"),
+        new("segments", r => r.Segments.ToString(Invariant), r => r.Segments.ToString(Invariant)),
     ];
 
     public static IReadOnlyList<string> ColumnNames => Columns.Select(c => c.Name).ToList();

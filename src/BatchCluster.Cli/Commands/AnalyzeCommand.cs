@@ -20,14 +20,18 @@ public static class AnalyzeCommand
     private static readonly Option<double?> TargetAccuracy = Opt.Number("target-accuracy",
         "validation accuracy (a fraction, e.g. 0.85) for the steps/samples/time-to-target columns and the steps-to-target plot", 0, 1, minExclusive: true, helpName: "A");
 
+    private static readonly Option<string> RunPages = Opt.Choice("run-pages",
+        "which runs of a report of several get a page under runs/: all, one-per-config (the first run of each configuration, for reports kept in a repository) or none",
+        "all", "all", "one-per-config", "none");
+
     public static Command Create()
     {
-        var command = new Command("analyze", "tables, plots and an HTML report from event logs") { Paths, Out, TargetAccuracy };
-        command.SetAction(r => Run(r.GetValue(Paths) ?? [], r.GetValue(Out) ?? "analysis", r.GetValue(TargetAccuracy)));
+        var command = new Command("analyze", "tables, plots and an HTML report from event logs") { Paths, Out, TargetAccuracy, RunPages };
+        command.SetAction(r => Run(r.GetValue(Paths) ?? [], r.GetValue(Out) ?? "analysis", r.GetValue(TargetAccuracy), r.GetValue(RunPages)!));
         return command;
     }
 
-    private static int Run(string[] paths, string outDir, double? target)
+    private static int Run(string[] paths, string outDir, double? target, string runPages)
     {
         if (paths.Length == 0)
             throw new UsageException("analyze needs at least one runs directory or events.clef file, e.g. 'batchcluster analyze runs --out analysis'");
@@ -35,7 +39,12 @@ public static class AnalyzeCommand
         AnalysisOutput output;
         try
         {
-            output = AnalysisReport.Write(paths, outDir, target);
+            output = AnalysisReport.Write(paths, outDir, target, runPages switch
+            {
+                "none" => Analysis.RunPages.None,
+                "one-per-config" => Analysis.RunPages.OnePerConfiguration,
+                _ => Analysis.RunPages.All,
+            });
         }
         catch (FileNotFoundException e)
         {
@@ -49,7 +58,10 @@ public static class AnalyzeCommand
         foreach (var row in rows)
             Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {row.RunId}: {row.Label}: val {100 * row.FinalValAccuracy:F2} %, {row.SamplesPerSecond:F0} samples/s, {row.Status.ToString().ToLowerInvariant()}"));
-        Console.Out.WriteLine($"wrote {string.Join(", ", output.Files)} to {Path.GetFullPath(outDir)}");
+        // A report of several runs has a page per run under runs/: named by count, not file by file.
+        var top = output.Files.Where(f => !f.Contains(Path.DirectorySeparatorChar)).ToList();
+        int pagesWritten = output.Files.Count(f => f.EndsWith("index.html", StringComparison.Ordinal)) - (top.Contains("index.html") ? 1 : 0);
+        Console.Out.WriteLine($"wrote {string.Join(", ", top)}{(pagesWritten > 0 ? $" and {pagesWritten} run pages under {AnalysisReport.RunPagesDirectory}/" : "")} to {Path.GetFullPath(outDir)}");
         return 0;
     }
 }

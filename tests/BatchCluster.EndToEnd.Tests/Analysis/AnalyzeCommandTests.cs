@@ -52,7 +52,7 @@ public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
         Assert.All(grouped, line => Assert.DoesNotContain("±", line));
 
         string html = File.ReadAllText(Path.Combine(_out, "index.html"));
-        var pngs = Directory.GetFiles(_out, "*.png").Select(Path.GetFileName).ToList();
+        var pngs = Directory.GetFiles(_out, "*.png").Select(f => Path.GetFileName(f)).ToList();
         string[] expected =
         [
             "loss_vs_step.png", "accuracy_vs_step.png", "loss_vs_epoch.png", "learning_rate_vs_step.png", "val_accuracy_vs_global_batch.png", "throughput_vs_global_batch.png",
@@ -60,10 +60,39 @@ public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
             "b_simple_over_training.png",
         ];
         Assert.Equal(expected.Order(), pngs.Order());
+        AssertPlotsShown(_out, expected);
+
+        // The experiment page leads with its findings, then the plots; the runs come last, folded, each linking to its page.
+        int findings = html.IndexOf("<h2>Findings</h2>", StringComparison.Ordinal), plots = html.IndexOf("<h2>Plots</h2>", StringComparison.Ordinal);
+        int table = html.IndexOf("<h2>Runs</h2>", StringComparison.Ordinal);
+        Assert.True(findings > 0 && findings < plots && plots < table, "findings, then plots, then the runs");
+        Assert.Contains("<details>", html[table..]);
+        Assert.Contains("Best final validation accuracy", html[findings..plots]);
+        foreach (string runId in runs.Summaries.Keys)
+        {
+            Assert.Contains($"href=\"runs/{runId}/index.html\"", html);
+            string page = Path.Combine(_out, "runs", runId);
+            Assert.Contains("href=\"../../index.html\"", File.ReadAllText(Path.Combine(page, "index.html")));
+            AssertPlotsShown(page, RunPagePlots);
+        }
+    }
+
+    /// <summary>What a run's page shows: its curves over steps and over wall time, throughput with events, the step time split, B_simple.</summary>
+    private static readonly string[] RunPagePlots =
+    [
+        "accuracy_vs_step.png", "b_simple_over_training.png", "learning_rate_vs_step.png", "loss_vs_step.png", "loss_vs_time.png",
+        "step_time_split.png", "throughput_vs_time.png",
+    ];
+
+    /// <summary>Every plot file in <paramref name="dir"/> is one of <paramref name="expected"/>, is on the page there, decodes and is not blank.</summary>
+    private static void AssertPlotsShown(string dir, IReadOnlyList<string> expected)
+    {
+        Assert.Equal(expected.Order(), Directory.GetFiles(dir, "*.png").Select(f => Path.GetFileName(f)).Order());
+        string html = File.ReadAllText(Path.Combine(dir, "index.html"));
         foreach (string png in expected)
         {
             Assert.Contains($"src=\"{png}\"", html);
-            AssertRealPicture(Path.Combine(_out, png));
+            AssertRealPicture(Path.Combine(dir, png));
         }
     }
 
@@ -73,15 +102,16 @@ public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
     {
         var outcome = CliProcess.Run("analyze", runs.LogOf("tiny-b32"), "--out", _out, "--target-accuracy", "0.5");
         Assert.True(outcome.ExitCode == 0, outcome.StdErr);
-        var pngs = Directory.GetFiles(_out, "*.png").Select(f => Path.GetFileName(f)).Order().ToList();
-        Assert.Equal(new[] { "accuracy_vs_step.png", "b_simple_over_training.png", "learning_rate_vs_step.png", "loss_vs_epoch.png", "loss_vs_step.png",
-            "step_time_split.png" }, pngs);
+        AssertPlotsShown(_out, RunPagePlots);
+        Assert.False(Directory.Exists(Path.Combine(_out, "runs")), "one run: the report is its page");
+
+        // Its workers: both computed half of every step's 32 samples.
         string html = File.ReadAllText(Path.Combine(_out, "index.html"));
-        foreach (string png in pngs)
-        {
-            Assert.Contains($"src=\"{png}\"", html);
-            AssertRealPicture(Path.Combine(_out, png));
-        }
+        var log = BatchCluster.Analysis.Logs.EventLogReader.Read(runs.LogOf("tiny-b32"));
+        foreach (var worker in log.Workers)
+            Assert.Contains($"<td>{worker.WorkerId}</td><td>{worker.Address}</td><td>cpu</td><td>1</td><td>in-process</td><td>1</td>", html);
+        Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(html, $"<td>{TinyRuns.Steps}</td><td>16</td>").Count);
+        Assert.Contains("Run tiny-b32", html);
     }
 
     [Fact]

@@ -33,6 +33,18 @@ public sealed class EventLogReaderTests(TinyRuns runs) : IDisposable
         Assert.Equal(atStep20[0].Accuracy - atStep20[1].Accuracy, atStep20[1].GeneralizationGap, 12);
         Assert.Equal(["train", "validation", "test"], log.Evaluations.Where(e => e.Step == TinyRuns.Steps).Select(e => e.Split));
 
+        // The workers as they joined, and (schema 7) which of them computed each share: both, every step, half each.
+        Assert.Equal(2, log.Workers.Count);
+        Assert.All(log.Workers, w => Assert.True(w.Device == "cpu" && w.Threads == 1 && w.MeasuredSamplesPerSecond > 0 && w.Transport == "in-process"));
+        var ids = log.Workers.Select(w => w.WorkerId).Order().ToArray();
+        Assert.All(log.Steps, s => Assert.Equal(ids, s.ShareWorkers!.Order()));
+        Assert.All(log.Steps, s => Assert.Equal([16, 16], s.Shares!));
+        Assert.All(log.Steps, s => Assert.True(s.ShareSamplesPerSecond!.All(v => v > 0)));
+        var joined = Assert.Single(log.Segments);
+        Assert.Equal(log.Info.StartedAt, joined.Start);
+        Assert.Equal(["WorkerJoined", "WorkerJoined"], log.Marks.Select(m => m.Kind));
+        Assert.Null(log.ResumedAtStart);
+
         var completion = log.Completion!;
         Assert.Equal(summary.GetProperty("val_accuracy").GetDouble(), completion.ValidationAccuracy);
         Assert.Equal(summary.GetProperty("test_accuracy").GetDouble(), completion.TestAccuracy);

@@ -1,0 +1,116 @@
+using System.Globalization;
+
+namespace BatchCluster.Analysis.Summary;
+
+/// <summary>
+/// What an experiment's runs show, as sentences with the numbers in them, computed from the rows
+/// (so from the logs): the report leads with these and puts them under the plots they describe.
+/// Every figure is the median over the runs of a configuration (series and global batch).
+/// Null or empty where the runs cannot say it (one global batch, no target, nothing reached it).
+/// </summary>
+public static class Findings
+{
+    private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+
+    /// <summary>A step count more than this many times the perfect-scaling count (steps ∝ 1/B) has left the line.</summary>
+    public const double ScalingSlack = 1.5;
+
+    /// <summary>Throughput growing less than this per doubling of the global batch has reached its knee.</summary>
+    public const double KneeGainPerDoubling = 1.10;
+
+    private sealed record Point(string Series, int Batch, int Runs, double Value);
+
+    /// <summary>Medians of <paramref name="value"/> per series and global batch, finite values only, in batch order.</summary>
+    private static List<IGrouping<string, Point>> Medians(IEnumerable<RunRow> rows, Func<RunRow, double> value) =>
+        rows.Where(r => r.GlobalBatch > 0 && double.IsFinite(value(r)))
+            .GroupBy(r => (r.SeriesKey, r.GlobalBatch))
+            .Select(g => new Point(g.Key.SeriesKey, g.Key.GlobalBatch, g.Count(), RunRow.Median(g.Select(value))))
+            .OrderBy(p => p.Batch).GroupBy(p => p.Series).OrderBy(g => g.Key, StringComparer.Ordinal).ToList();
+
+    private static string Pct(double fraction) => (100 * fraction).ToString("F2", Invariant) + " %";
+    private static string Num(double value, string format = "N0") => value.ToString(format, Invariant);
+
+    /// <summary>The best and the worst final validation accuracy, and where they are.</summary>
+    public static string? Accuracy(IReadOnlyList<RunRow> rows)
+    {
+        var points = Medians(rows, r => r.FinalValAccuracy).SelectMany(g => g).ToList();
+        if (points.Count < 2) return null;
+        var best = points.MaxBy(p => p.Value)!;
+        var worst = points.MinBy(p => p.Value)!;
+        return $"Best final validation accuracy {Pct(best.Value)} at B {best.Batch} ({best.Series}); lowest {Pct(worst.Value)} at B {worst.Batch} ({worst.Series}).";
+    }
+
+    /// <summary>The configuration that reached the target soonest in wall time, and how many runs never did.</summary>
+    public static string? FastestToTarget(IReadOnlyList<RunRow> rows, double? target)
+    {
+        if (target is not double t) return null;
+        var points = Medians(rows, r => r.SecondsToTarget).SelectMany(g => g).ToList();
+        int never = rows.Count(r => !double.IsFinite(r.SecondsToTarget));
+        string missed = never == 0 ? "every run reached it" : $"{never} of {rows.Count} runs never reached it";
+        if (points.Count == 0) return $"No run reached {Pct(t)} validation accuracy.";
+        var fastest = points.MinBy(p => p.Value)!;
+        return $"Fastest to {Pct(t)}: B {fastest.Batch} ({fastest.Series}) in {Num(fastest.Value, "F1")} s of training; {missed}.";
+    }
+
+    /// <summary>
+    /// Per series: up to which global batch steps to target follow perfect scaling (within
+    /// <see cref="ScalingSlack"/>× of the count at its smallest batch × B₀/B), and where they leave it.
+    /// </summary>
+    public static IReadOnlyList<string> ScalingLimit(IReadOnlyList<RunRow> rows, double? target)
+    {
+        if (target is null) return [];
+        var sentences = new List<string>();
+        foreach (var series in Medians(rows, r => r.StepsToTarget is long s ? s : double.NaN))
+        {
+            var points = series.ToList();
+            if (points.Count < 2) continue;
+            var first = points[0];
+            var leaves = points.Skip(1).FirstOrDefault(p => p.Value > ScalingSlack * first.Value * first.Batch / p.Batch);
+            if (leaves is null)
+                sentences.Add($"{series.Key}: steps to target stay within {Num(ScalingSlack, "0.#")}× of perfect scaling from B {first.Batch} up to B {points[^1].Batch} ({Num(first.Value)} → {Num(points[^1].Value)} steps).");
+            else
+            {
+                double ideal = first.Value * first.Batch / leaves.Batch;
+                var lastOnLine = points.TakeWhile(p => p != leaves).Last();
+                sentences.Add($"{series.Key}: steps to target follow perfect scaling up to B {lastOnLine.Batch}; at B {leaves.Batch} they are "
+                    + $"{Num(leaves.Value / ideal, "F1")}× the perfect-scaling count ({Num(leaves.Value)} instead of {Num(ideal)}).");
+            }
+        }
+        return sentences;
+    }
+
+    /// <summary>
+    /// Per series: the global batch after which throughput grows by less than
+    /// <see cref="KneeGainPerDoubling"/>× per doubling (the hardware's knee), or how much it still grew at the largest.
+    /// </summary>
+    public static IReadOnlyList<string> ThroughputKnee(IReadOnlyList<RunRow> rows)
+    {
+        var sentences = new List<string>();
+        foreach (var series in Medians(rows, r => r.SamplesPerSecond))
+        {
+            var points = series.ToList();
+            if (points.Count < 2) continue;
+            double GainPerDoubling(Point a, Point b) => Math.Pow(b.Value / a.Value, 1 / Math.Log2((double)b.Batch / a.Batch));
+            int knee = Enumerable.Range(0, points.Count - 1).FirstOrDefault(i => GainPerDoubling(points[i], points[i + 1]) < KneeGainPerDoubling, -1);
+            if (knee < 0)
+                sentences.Add($"{series.Key}: throughput still rises at the largest batch ({Num(points[^2].Value)} → {Num(points[^1].Value)} samples/s from B {points[^2].Batch} to {points[^1].Batch}).");
+            else if (knee == 0)
+                sentences.Add($"{series.Key}: throughput is flat from the smallest batch on ({Num(points[0].Value)} samples/s at B {points[0].Batch}, {Num(points[^1].Value)} at B {points[^1].Batch}).");
+            else
+                sentences.Add($"{series.Key}: throughput grows {Num(GainPerDoubling(points[0], points[knee]), "F2")}× per doubling up to B {points[knee].Batch} "
+                    + $"({Num(points[knee].Value)} samples/s), then less than {Num((KneeGainPerDoubling - 1) * 100, "F0")} % per doubling (knee at B {points[knee].Batch}).");
+        }
+        return sentences;
+    }
+
+    /// <summary>The range of the generalization gap, and where it is largest.</summary>
+    public static string? Gap(IReadOnlyList<RunRow> rows)
+    {
+        var points = Medians(rows, r => r.GeneralizationGap).SelectMany(g => g).ToList();
+        if (points.Count < 2) return null;
+        var largest = points.MaxBy(p => p.Value)!;
+        var smallest = points.MinBy(p => p.Value)!;
+        return $"The generalization gap ranges from {Num(100 * smallest.Value, "F2")} points (B {smallest.Batch}, {smallest.Series}) "
+            + $"to {Num(100 * largest.Value, "F2")} points (B {largest.Batch}, {largest.Series}).";
+    }
+}
