@@ -41,7 +41,7 @@ public sealed class SimulatedHostsScriptTests
             File.Copy(ScriptPath, copy);
             File.SetUnixFileMode(folder.FullName, (UnixFileMode)0b111_101_101);
             File.SetUnixFileMode(copy, (UnixFileMode)0b111_101_101);
-            var outcome = Run(folder.FullName, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", copy, "up", "--owner", "1", "--hosts", "2");
+            var outcome = ScriptProcess.Run(folder.FullName, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", copy, "up", "--owner", "1", "--hosts", "2");
             Assert.Equal(2, outcome.ExitCode);
             Assert.Equal("sim-hosts: simulated hosts need root (network namespaces and tc); run as root, or use scripts/run-cluster.sh for nodes on loopback",
                 outcome.StdErr.Trim());
@@ -61,20 +61,7 @@ public sealed class SimulatedHostsScriptTests
         Assert.DoesNotContain(NetworkNamespaces.List(), ns => ns.StartsWith($"bch-{Environment.ProcessId}-", StringComparison.Ordinal));
     }
 
-    private static string ScriptPath => Path.Combine(CliProcess.RepositoryRoot(), "scripts", "sim-hosts.sh");
+    private static string ScriptPath => ScriptProcess.PathOf("sim-hosts.sh");
 
-    private static CliProcess.Outcome Script(params string[] args) => Run(null, ScriptPath, args);
-
-
-    private static CliProcess.Outcome Run(string? workingDirectory, string program, params string[] args)
-    {
-        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        if (workingDirectory is not null) start.WorkingDirectory = workingDirectory;
-        foreach (string a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.WaitForExit();
-        return new CliProcess.Outcome(process.ExitCode, stdout.Result, stderr.Result);
-    }
+    private static CliProcess.Outcome Script(params string[] args) => ScriptProcess.Run(null, ScriptPath, args);
 }
