@@ -130,6 +130,10 @@ public static class AnalysisReport
             plots.Add((ReportPlots.ThroughputVsBatch(rows, outDir), With("Training throughput per global batch: where it stops rising is the hardware's knee.", knees.ToArray())));
             plots.Add((ReportPlots.GapVsBatch(rows, outDir), With("Generalization gap (train − validation accuracy) per global batch.", gap)));
         }
+        else
+        {
+            findings.AddRange(Findings.AmongRuns(rows));
+        }
         plots.Add((ReportPlots.AccuracyVsStep(runs, outDir), "Validation accuracy over the run (training subset dashed when few runs); each run's page shows its own."));
         plots.Add((ReportPlots.LossVsStep(runs, outDir), "Training loss against optimizer steps: larger batches take fewer, better-averaged steps per epoch."));
         plots.Add((ReportPlots.LossVsEpoch(runs, outDir), "Training loss against epochs (data seen): the fair comparison at a fixed sample budget."));

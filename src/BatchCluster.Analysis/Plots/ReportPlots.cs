@@ -22,7 +22,12 @@ public static class ReportPlots
     /// </summary>
     private static List<(Color? Color, string? Legend)> CurveStyles(IReadOnlyList<(RunRow Row, RunLog Log)> runs)
     {
-        if (runs.Count <= RunsWithOwnLegend) return runs.Select(r => ((Color?)null, (string?)r.Row.Label)).ToList();
+        if (runs.Count <= RunsWithOwnLegend)
+        {
+            // Runs of one configuration (seeds, or what the label does not show) are told apart by their ids.
+            bool distinct = runs.Select(r => r.Row.Label).Distinct().Count() == runs.Count;
+            return runs.Select(r => ((Color?)null, (string?)(distinct ? r.Row.Label : r.Row.RunId))).ToList();
+        }
         var palette = new ScottPlot.Palettes.Category10();
         var batches = runs.Select(r => r.Row.GlobalBatch).Distinct().Order().ToList();
         var labelled = new HashSet<int>();
@@ -77,6 +82,7 @@ public static class ReportPlots
             if (validation.Count == 0) continue;
             var line = plot.Add.ScatterLine(validation.Select(v => (double)v.Step).ToArray(), validation.Select(v => 100 * v.Accuracy).ToArray());
             Style(line, styles[i]);
+            if (validation.Count <= FewPoints) line.MarkerSize = 6; // a line through one or two validations is not seen
             if (runs.Count > RunsWithOwnLegend) continue; // a sweep: validation only, coloured by batch
             line.LegendText = $"{row.Label}: validation";
             var train = log.Evaluations.Where(e => e.Split == "train").OrderBy(e => e.Step).ToList();
@@ -85,6 +91,7 @@ public static class ReportPlots
             dashed.Color = line.Color;
             dashed.LinePattern = LinePattern.Dashed;
             dashed.LegendText = $"{row.Label}: training subset";
+            if (train.Count <= FewPoints) dashed.MarkerSize = 6;
             if (runs.Count == 1) AddGap(plot, validation, train);
         }
         if (!runs.Any(r => r.Log.Validations.Any())) plot.Add.Annotation("no validation was logged (--eval-every 0 validates only at the end)");
@@ -109,6 +116,9 @@ public static class ReportPlots
         plot.Axes.Right.Label.Text = "gap (train − validation, percentage points)";
     }
 
+    /// <summary>Curves with at most this many points also mark them.</summary>
+    private const int FewPoints = 12;
+
     /// <summary>The learning rate each step applied (warm-up, scaling), per run.</summary>
     public static string LearningRateVsStep(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir)
     {
@@ -122,6 +132,7 @@ public static class ReportPlots
             var (xs, ys) = Thin(steps.Select(s => (double)s.Step).ToArray(), steps.Select(s => s.LearningRate).ToArray());
             Style(plot.Add.ScatterLine(xs, ys[0]), styles[i]);
         }
+        PlotAxes.Readable(plot, runs.SelectMany(r => r.Log.Steps.Select(s => s.LearningRate)).ToList()); // a constant rate: not a range around nothing
         Finish(plot, "learning rate over the run", "optimizer step", "learning rate", Alignment.LowerRight);
         return Save(plot, outDir, "learning_rate_vs_step.png");
     }

@@ -25,7 +25,7 @@ public static class ExperimentPage
             + $"unreadable lines skipped: {inputs.BadLines}; generated {E(inputs.GeneratedAt.ToString("u"))}.</p>");
         if (findings.Count > 0)
         {
-            html.AppendLine("<h2>Findings</h2><ul class=\"findings\">");
+            html.AppendLine("<h2>Findings</h2><p class=\"lead\">Computed from the logs; every figure is the median over the runs of a configuration (series and global batch).</p><ul class=\"findings\">");
             foreach (string finding in findings) html.AppendLine($"<li>{E(finding)}</li>");
             html.AppendLine("</ul>");
         }

@@ -57,6 +57,7 @@ public static class RunPage
             ("peak learning rate · scaling", $"{Num(row.PeakLearningRate, "G4")} · {row.LrScaling}"),
             ("B_simple (last epoch)", Num(row.FinalBSimple, "N0")),
             ("bytes moved per sample", Num(row.BytesPerSample, "N0")),
+            ("typical shares (samples)", row.MedianShares.Length == 0 ? "–" : row.MedianShares),
             ("processes (resumed runs)", row.Segments == 1 ? "1" : $"{row.Segments}: {string.Join(" → ", log.Segments.Select(s => s.RunId))}"),
             ("unreadable log lines", row.BadLines.ToString(Invariant)),
         };

@@ -53,8 +53,11 @@ public static class Findings
     }
 
     /// <summary>
-    /// Per series: up to which global batch steps to target follow perfect scaling (within
-    /// <see cref="ScalingSlack"/>× of the count at its smallest batch × B₀/B), and where they leave it.
+    /// Per series: up to which global batch each larger batch still cuts the steps to target nearly
+    /// in proportion (to within <see cref="ScalingSlack"/>× of the previous batch's steps × B_prev/B),
+    /// and where returns diminish. Judged batch to batch, not from the smallest batch alone: a noisy or
+    /// badly tuned smallest batch (an unscaled lr is tuned for one batch size) would otherwise move the
+    /// whole line.
     /// </summary>
     public static IReadOnlyList<string> ScalingLimit(IReadOnlyList<RunRow> rows, double? target)
     {
@@ -64,16 +67,17 @@ public static class Findings
         {
             var points = series.ToList();
             if (points.Count < 2) continue;
-            var first = points[0];
-            var leaves = points.Skip(1).FirstOrDefault(p => p.Value > ScalingSlack * first.Value * first.Batch / p.Batch);
-            if (leaves is null)
-                sentences.Add($"{series.Key}: steps to target stay within {Num(ScalingSlack, "0.#")}× of perfect scaling from B {first.Batch} up to B {points[^1].Batch} ({Num(first.Value)} → {Num(points[^1].Value)} steps).");
+            int leaves = Enumerable.Range(1, points.Count - 1)
+                .FirstOrDefault(i => points[i].Value > ScalingSlack * points[i - 1].Value * points[i - 1].Batch / points[i].Batch, -1);
+            if (leaves < 0)
+                sentences.Add($"{series.Key}: steps to target fall nearly in proportion to the batch from B {points[0].Batch} up to B {points[^1].Batch} "
+                    + $"({Num(points[0].Value)} → {Num(points[^1].Value)} steps).");
             else
             {
-                double ideal = first.Value * first.Batch / leaves.Batch;
-                var lastOnLine = points.TakeWhile(p => p != leaves).Last();
-                sentences.Add($"{series.Key}: steps to target follow perfect scaling up to B {lastOnLine.Batch}; at B {leaves.Batch} they are "
-                    + $"{Num(leaves.Value / ideal, "F1")}× the perfect-scaling count ({Num(leaves.Value)} instead of {Num(ideal)}).");
+                var (before, after) = (points[leaves - 1], points[leaves]);
+                string upTo = leaves == 1 ? "" : $"fall nearly in proportion to the batch up to B {before.Batch} ({Num(points[0].Value)} → {Num(before.Value)} steps); ";
+                sentences.Add($"{series.Key}: steps to target {upTo}from B {before.Batch} to B {after.Batch} they fall only to "
+                    + $"{Num(100 * after.Value / before.Value, "F0")} % ({Num(before.Value)} → {Num(after.Value)}; in proportion: {Num(before.Value * before.Batch / after.Batch)}): diminishing returns.");
             }
         }
         return sentences;
@@ -100,6 +104,27 @@ public static class Findings
                 sentences.Add($"{series.Key}: throughput grows {Num(GainPerDoubling(points[0], points[knee]), "F2")}× per doubling up to B {points[knee].Batch} "
                     + $"({Num(points[knee].Value)} samples/s), then less than {Num((KneeGainPerDoubling - 1) * 100, "F0")} % per doubling (knee at B {points[knee].Batch}).");
         }
+        return sentences;
+    }
+
+    /// <summary>
+    /// For runs that all share one global batch (nothing to plot against it): which run was fastest and
+    /// which slowest, and the range of their final validation accuracy.
+    /// </summary>
+    public static IReadOnlyList<string> AmongRuns(IReadOnlyList<RunRow> rows)
+    {
+        var timed = rows.Where(r => double.IsFinite(r.SamplesPerSecond)).ToList();
+        var accurate = rows.Where(r => double.IsFinite(r.FinalValAccuracy)).ToList();
+        var sentences = new List<string>();
+        if (timed.Count >= 2)
+        {
+            var fastest = timed.MaxBy(r => r.SamplesPerSecond)!;
+            var slowest = timed.MinBy(r => r.SamplesPerSecond)!;
+            sentences.Add($"Fastest run {fastest.RunId}: {Num(fastest.SamplesPerSecond)} samples/s; slowest {slowest.RunId}: {Num(slowest.SamplesPerSecond)} "
+                + $"({Num(100 * (1 - slowest.SamplesPerSecond / fastest.SamplesPerSecond), "F0")} % slower).");
+        }
+        if (accurate.Count >= 2)
+            sentences.Add($"Final validation accuracy from {Pct(accurate.Min(r => r.FinalValAccuracy))} to {Pct(accurate.Max(r => r.FinalValAccuracy))} over the {accurate.Count} runs.");
         return sentences;
     }
 
