@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build, and train the MLP on the real Fashion-MNIST with a
 # local simulated cluster of 4 workers, then write the run's report (tables, plots, index.html)
-# next to its event log: the run page (docs/architecture.md, "Experiments and analysis"). Extra flags replace the defaults and go to 'batchcluster train'.
+# next to its event log: the run page (docs/architecture.md, "Experiments and analysis").
+# Extra flags replace the defaults and go to 'batchcluster train'.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$root/scripts/install-prerequisites.sh"
