@@ -11,7 +11,8 @@ public static class Engines
     public static Task<RunResult> RunAsync(TrainingConfig config, DataSplits data, float[] initialParameters, RunEvents events, string logPath,
         Action<StepRecord, TrainingSession>? onStep, CancellationToken cancellation, CheckpointState? resumeFrom = null) => config.Engine switch
     {
-        Engine.Plain => Task.Run(() => PlainTrainer.Run(config, data, initialParameters, events, logPath, onStep, cancellation, resumeFrom), cancellation),
+        Engine.Plain => Task.Run(() => PlainTrainer.Run(config, data, initialParameters, events, logPath, onStep, cancellation, resumeFrom,
+            Gpu.ComputeBackends.ReplicasFor(config.Device)), cancellation),
         _ => LocalCluster.RunAsync(config, data, initialParameters, events, logPath, onStep, cancellation, resumeFrom),
     };
 }

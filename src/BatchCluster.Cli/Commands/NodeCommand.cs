@@ -48,13 +48,12 @@ public static class NodeCommand
         public Option<bool> Standby { get; } = Opt.Switch("standby",
             "(coordinator) a second coordinator node (same flags, its own --port, --seed-nodes the first): takes over from the newest checkpoint if the first dies");
         // worker
-        public Option<string> Device { get; } = Opt.Choice("device", "(worker) where it computes", "cpu", "cpu", "cuda");
         public Option<double?> TestingSlowdown { get; } = Opt.Number("testing-slowdown",
             "(worker) FOR TESTS AND BENCHMARKS: run at 1/F of this worker's speed (F ≥ 1)", 1, helpName: "F");
         public TrainOptions Train { get; } = new(withEngine: false);
 
         public Option[] CoordinatorOnly => [StartWorkers, MinWorkers, LocalWorkers, TensorTransport, DataPort, Standby];
-        public Option[] WorkerOnly => [Device, TestingSlowdown];
+        public Option[] WorkerOnly => [TestingSlowdown];
 
         public IEnumerable<Option> All => new Option[] { Role, Host, Port, SeedNodes, JoinTimeout, TlsCert, TlsCa }
             .Concat(CoordinatorOnly).Concat(WorkerOnly).Concat(Train.All);
@@ -91,7 +90,7 @@ public static class NodeCommand
             return "a worker's nodes to join are --seed-nodes HOST:PORT; --seed is the training seed, which only the coordinator takes";
         var others = role == ClusterBootstrap.CoordinatorRole
             ? options.WorkerOnly
-            : options.CoordinatorOnly.Concat(options.Train.All.Where(o => o != options.Train.Threads && o != options.Train.DataDir)).ToArray();
+            : options.CoordinatorOnly.Concat(options.Train.All.Where(o => o != options.Train.Threads && o != options.Train.DataDir && o != options.Train.Device)).ToArray();
         return others.FirstOrDefault(Given) is { } misplaced ? $"{misplaced.Name} does not apply to --role {role} (see 'batchcluster node --help')" : null;
     }
 
@@ -241,7 +240,8 @@ public static class NodeCommand
                     {
                         // Beside the coordinator: same process, so their tensors are shared arrays (no copy, no wire).
                         var proxy = ClusterBootstrap.CoordinatorProxy(system);
-                        var localSettings = new WorkerSettings("cpu", config.EffectiveThreads, _ => host.Data);
+                        var localSettings = new WorkerSettings(config.Device, config.EffectiveThreads, _ => host.Data,
+                            CreateReplica: Gpu.ComputeBackends.ReplicasFor(config.Device));
                         for (int i = 0; i < localWorkers; i++) system.ActorOf(WorkerActor.Props(proxy, localSettings), $"local-worker-{i}");
                     }
                     var stopRequested = Task.Delay(Timeout.Infinite, cancellation);
@@ -273,21 +273,20 @@ public static class NodeCommand
         var endpoint = ReadEndpoint(options, r, defaultPort: 0);
         if (endpoint.Seeds.Count == 0)
             throw new UsageException("a worker node needs --seed-nodes HOST:PORT (the coordinator's address), or BATCHCLUSTER_SEEDS");
-        string device = r.GetValue(options.Device)!;
+        string device = r.GetValue(options.Train.Device) ?? "cpu";
         int threads = r.GetValue(options.Train.Threads) ?? Environment.ProcessorCount;
         string dataDirectory = r.GetValue(options.Train.DataDir) ?? FashionMnist.DefaultDirectory;
         double slowdown = r.GetValue(options.TestingSlowdown) ?? 1;
         TorchRuntime.Initialise(threads);
-        if (device == "cuda" && !torch.cuda.is_available())
-            throw new UsageException("--device cuda: this build uses TorchSharp-cpu and finds no CUDA device here; use --device cpu");
+        string deviceName = Options.DeviceOption.Check(device, null);
 
         using var logger = new LoggerConfiguration().MinimumLevel.Information()
             .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}").CreateLogger();
         Log.Logger = logger;
         try
         {
-            var settings = new WorkerSettings(device, threads, spec => DataSource.Load(spec.Dataset, dataDirectory, spec.ValidationSize, spec.Seed),
-                TestingSlowdown: slowdown, Tls: endpoint.Tls);
+            var settings = new WorkerSettings(deviceName, threads, spec => DataSource.Load(spec.Dataset, dataDirectory, spec.ValidationSize, spec.Seed),
+                TestingSlowdown: slowdown, Tls: endpoint.Tls, CreateReplica: Gpu.ComputeBackends.ReplicasFor(device));
             if (endpoint.Tls is { } tls) Log.Information("Node identity: {Tls}", tls.Describe());
             if (slowdown > 1) Log.Warning("Testing option --testing-slowdown {Slowdown}: this worker runs at 1/{Slowdown} of its speed", slowdown, slowdown);
             var stopRequested = Task.Delay(Timeout.Infinite, cancellation);

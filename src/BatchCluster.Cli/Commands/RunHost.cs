@@ -57,6 +57,7 @@ public sealed class RunHost
         if (config.ExportParams is string export) OutputPaths.CheckFile("--export-params", export);
         if (config.TensorBoardDirectory is string tensorBoard) OutputPaths.CheckDirectory("--tensorboard", tensorBoard);
         if (config.CheckpointEvery > 0) OutputPaths.CheckDirectory("--checkpoint-dir", config.CheckpointDirectory);
+        DeviceOption.Check(config.Device, config.Model);
 
         var data = DataSource.Load(config.Dataset, config.DataDirectory, config.ValidationSize, config.Seed);
         if (config.GlobalBatch > data.Train.Count)

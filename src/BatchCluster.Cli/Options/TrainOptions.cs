@@ -43,6 +43,7 @@ public sealed partial class TrainOptions
         "stop after N steps in a row with a NaN/∞ loss or gradient (each one skipped, never applied) [default: 3]", 1, 1_000_000);
     public Option<long?> Seed { get; } = Opt.Long("seed", "the training seed: initial weights and the order of the data [default: 1]", long.MinValue);
     public Option<int?> Threads { get; } = Opt.Int("threads", "libtorch threads [default: cores / workers]", 1, 256, "T");
+    public Option<string?> Device { get; } = Opt.Text("device", $"where the workers compute: {Gpu.ComputeBackends.Help} [default: cpu]", "DEVICE");
     public Option<string>? Engine { get; }
     public Option<string?> RunsDir { get; } = Opt.Text("runs-dir", "event logs go to DIR/<run-id>/events.clef [default: runs]", "DIR");
     public Option<string?> RunId { get; } = Opt.Text("run-id", "the run's name [default: generated]", "ID");
@@ -81,7 +82,7 @@ public sealed partial class TrainOptions
     public IEnumerable<Option> All => new Option?[]
     {
         Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, MicroBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, WarmupSteps,
-        Optimizer, Momentum, Nesterov, WeightDecay, ClipGradNorm, MaxBadSteps, Seed, Threads, Engine, RunsDir, RunId, EvalEvery, Shuffle,
+        Optimizer, Momentum, Nesterov, WeightDecay, ClipGradNorm, MaxBadSteps, Seed, Threads, Device, Engine, RunsDir, RunId, EvalEvery, Shuffle,
         TrainEvalSamples, TargetAccuracy, StepDeadline, Split, TransferPrecision, CheckpointEvery, CheckpointDir, Resume, InitParams,
         ExportParams, TensorBoard,
     }.OfType<Option>();
@@ -165,6 +166,7 @@ public sealed partial class TrainOptions
             MaxBadSteps = r.GetValue(MaxBadSteps) ?? 3,
             Seed = r.GetValue(Seed) ?? 1,
             Threads = r.GetValue(Threads),
+            Device = r.GetValue(Device) ?? "cpu",
             Engine = engine,
             RunsDirectory = r.GetValue(RunsDir) ?? "runs",
             RunId = runId,

@@ -17,8 +17,11 @@ namespace BatchCluster.Cluster.Actors;
 /// <param name="TestingSlowdown">For tests and benchmarks only: after computing a share, wait (factor − 1) × its compute time,
 /// so the worker runs at 1/factor of its speed (1 = full speed).</param>
 /// <param name="Tls">The node's TLS identity: its data connection is then TLS as well (docs/security.md).</param>
+/// <param name="CreateReplica">The compute backend: makes the replica of a run's model (on the worker's own thread).
+/// Null: TorchSharp on the CPU (<see cref="ModelReplica"/>).</param>
 public sealed record WorkerSettings(string Device, int Threads, Func<TrainingProtocol.RunSpec, DataSplits> LoadData,
-    bool RegisterAgainWhenCoordinatorStops = true, double TestingSlowdown = 1, Security.ClusterTls? Tls = null);
+    bool RegisterAgainWhenCoordinatorStops = true, double TestingSlowdown = 1, Security.ClusterTls? Tls = null,
+    Func<ModelSpec, IModelReplica>? CreateReplica = null);
 
 /// <summary>
 /// Registers with the coordinator, then holds the data set and one model replica and computes
@@ -48,7 +51,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private string _runId = "";
     private IActorRef? _coordinator;
     private DataSplits? _data;
-    private ModelReplica? _replica;
+    private IModelReplica? _replica;
     private long _loadedVersion = -1;
     /// <summary>This process's managed allocation total at the previous reply (for the per-step figure).</summary>
     private long _allocatedAtLastReply = GC.GetTotalAllocatedBytes(precise: true);
@@ -175,9 +178,21 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         {
             // Created here, on this actor's own pinned thread: TorchSharp scopes are thread-static.
             _replica?.Dispose();
+            _replica = null;
             _data = _settings.LoadData(accepted.Spec);
             var model = accepted.Spec.Model == "mlp" ? ModelSpec.Mlp(accepted.Spec.HiddenSizes) : ModelSpec.Cnn(accepted.Spec.Model == "cnn-bn");
-            _replica = new ModelReplica(model);
+            try
+            {
+                _replica = _settings.CreateReplica?.Invoke(model) ?? new ModelReplica(model);
+            }
+            catch (NotSupportedException unsupported)
+            {
+                // This worker's device cannot run the run's model (the ILGPU backend runs the MLP only): a decision, not a crash to restart.
+                _log.Error("This worker cannot take part in run {0}: {1}", accepted.RunId, unsupported.Message);
+                _runEnded?.TrySetException(new InvalidOperationException($"this worker cannot run the model: {unsupported.Message}"));
+                Context.Stop(Self);
+                return;
+            }
             _reassembly.ExpectedLength = _replica.ParameterCount; // parameters: exactly the model's size
             _loadedVersion = -1;
             _runId = accepted.RunId;
@@ -305,7 +320,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Context.Stop(Self);
     }
 
-    private ModelReplica ReplicaAt(TrainingProtocol.ParameterSnapshot parameters)
+    private IModelReplica ReplicaAt(TrainingProtocol.ParameterSnapshot parameters)
     {
         var replica = _replica ?? throw new InvalidOperationException("work arrived before the worker was accepted");
         if (_loadedVersion != parameters.Version)

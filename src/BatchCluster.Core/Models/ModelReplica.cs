@@ -18,7 +18,7 @@ namespace BatchCluster.Core.Models;
 /// Inputs are pixels scaled to [0, 1] (x / 255), nothing else. With batch norm, statistics are
 /// those of each micro-batch ("ghost batch norm"): results then depend on the micro-batch size.
 /// </summary>
-public sealed class ModelReplica : IDisposable
+public sealed class ModelReplica : IModelReplica
 {
     private readonly nn.Module<Tensor, Tensor> _model;
     private readonly List<TorchSharp.Modules.Parameter> _parameters;
@@ -35,6 +35,7 @@ public sealed class ModelReplica : IDisposable
     public ModelSpec Spec { get; }
     public ParameterLayout Layout { get; }
     public int ParameterCount => Layout.TotalCount;
+    public string Device => "cpu";
 
     public void LoadParameters(ReadOnlySpan<float> flat) => ParameterLayout.CopyIn(_model, flat);
 

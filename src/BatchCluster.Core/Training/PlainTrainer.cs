@@ -11,10 +11,12 @@ namespace BatchCluster.Core.Training;
 /// </summary>
 public static class PlainTrainer
 {
+    /// <param name="createReplica">The compute backend (null: TorchSharp on the CPU).</param>
     public static RunResult Run(TrainingConfig config, DataSplits data, float[] initialParameters, RunEvents events, string logPath,
-        Action<StepRecord, TrainingSession>? onStep = null, CancellationToken cancellation = default, Checkpoints.CheckpointState? resumeFrom = null)
+        Action<StepRecord, TrainingSession>? onStep = null, CancellationToken cancellation = default, Checkpoints.CheckpointState? resumeFrom = null,
+        Func<ModelSpec, IModelReplica>? createReplica = null)
     {
-        using var replica = new ModelReplica(config.Model);
+        using var replica = createReplica?.Invoke(config.Model) ?? new ModelReplica(config.Model);
         var session = new TrainingSession(config, data.Train.Count, initialParameters, events, resumeFrom);
         try
         {
@@ -27,7 +29,7 @@ public static class PlainTrainer
         }
     }
 
-    private static RunResult Train(TrainingConfig config, DataSplits data, ModelReplica replica, TrainingSession session, string logPath,
+    private static RunResult Train(TrainingConfig config, DataSplits data, IModelReplica replica, TrainingSession session, string logPath,
         Action<StepRecord, TrainingSession>? onStep, CancellationToken cancellation)
     {
         var gradientSum = new float[replica.ParameterCount];

@@ -50,6 +50,12 @@ public sealed record TrainingConfig
     /// <summary>libtorch intra-op threads per process; null picks cores / workers (at least 1).</summary>
     public int? Threads { get; init; }
     public Engine Engine { get; init; } = Engine.Actors;
+    /// <summary>
+    /// Where the workers (or the plain loop) compute: <c>cpu</c> (TorchSharp), <c>ilgpu-cpu</c> (the ILGPU kernels on
+    /// ILGPU's CPU accelerator) or <c>cuda</c> / <c>cuda:N</c> (the ILGPU kernels on a CUDA device). Not in the
+    /// fingerprint: a backend changes float rounding only.
+    /// </summary>
+    public string Device { get; init; } = "cpu";
     public string RunsDirectory { get; init; } = "runs";
     public string? RunId { get; init; }
     /// <summary>Validate every this many steps; null means once per epoch, 0 means only at the end.</summary>

@@ -1,3 +1,6 @@
+using BatchCluster.Cluster.Actors;
+using BatchCluster.Cluster.Local;
+using BatchCluster.Core.Data;
 using BatchCluster.Core.Models;
 using BatchCluster.Core.Training;
 using Xunit.Abstractions;
@@ -86,5 +89,37 @@ public class LocalClusterTrainingTests(ITestOutputHelper output)
         Assert.Equal(2.0, result.Summary.Epochs);
         Assert.True(result.Summary.ValidationAccuracy >= 0.84, $"validation accuracy {result.Summary.ValidationAccuracy:F4} < 0.84");
         Assert.True(result.Summary.TestAccuracy >= 0.80, $"test accuracy {result.Summary.TestAccuracy:F4} < 0.80");
+    }
+}
+
+/// <summary>
+/// A local cluster whose first worker computes on the ILGPU backend (ILGPU's CPU accelerator: the GPU's kernels)
+/// and whose second runs TorchSharp: the same training as the plain loop, within the cross-layout bound.
+/// </summary>
+public sealed class MixedBackendClusterTests
+{
+    [Fact]
+    public async Task An_ilgpu_worker_beside_a_torchsharp_worker_trains_as_the_plain_loop()
+    {
+        var data = SyntheticImages.Create(seed: 6, trainCount: 640, validationCount: 64, testCount: 64);
+        var config = new TrainingConfig
+        {
+            Dataset = "synthetic", Model = ModelSpec.Mlp(32), GlobalBatch = 64, Workers = 2, Steps = 30, EvalEvery = 0, TrainEvalSamples = 64, Seed = 2,
+            LearningRate = 0.05, Threads = 1,
+        };
+        var plain = TrainingFixtures.RunPlain(config, data);
+        int ilgpuReplicas = 0;
+        var ilgpu = Gpu.ComputeBackends.ReplicasFor("ilgpu-cpu")!;
+        LocalCluster.WorkerFactory mixed = (index, coordinator, settings) => WorkerActor.Props(coordinator, index == 0
+            ? settings with { Device = "ilgpu-cpu", CreateReplica = spec => { Interlocked.Increment(ref ilgpuReplicas); return ilgpu(spec); } }
+            : settings);
+        var sharesPerStep = new List<int>();
+        var cluster = await TrainingFixtures.RunLocalAsync(config, data, workers: mixed, onStep: (record, _) => { lock (sharesPerStep) sharesPerStep.Add(record.Shares.Length); });
+        double worst = TrainingFixtures.MaxAbsDifference(plain.FinalParameters, cluster.FinalParameters);
+        Assert.True(worst <= 1e-4, $"the mixed cluster ends {worst:E2} from the plain loop");
+        Assert.Equal(30, cluster.Summary.Steps);
+        Assert.Equal(1, ilgpuReplicas);
+        Assert.All(sharesPerStep, n => Assert.Equal(2, n)); // both workers computed every step
+        Assert.Equal(plain.Summary.ValidationAccuracy, cluster.Summary.ValidationAccuracy, 2);
     }
 }
