@@ -23,7 +23,16 @@ public static class ComputeBackends
         if (model is not null && model.Name != "mlp")
             throw new ArgumentException($"--device {device} runs the MLP only (--model mlp); '{model}' needs --device cpu");
         using var opened = IlgpuDevice.Open(device);
+        lock (Names) Names[device] = opened.Name;
         return opened.Name;
+    }
+
+    private static readonly Dictionary<string, string> Names = new(StringComparer.Ordinal);
+
+    /// <summary>The name <see cref="Check"/> found for <paramref name="device"/> (e.g. with the GPU's model and memory), or the device as given.</summary>
+    public static string NameOf(string device)
+    {
+        lock (Names) return Names.GetValueOrDefault(device, device);
     }
 
     /// <summary>How a worker on <paramref name="device"/> makes its replica; null for TorchSharp's (the default everywhere).</summary>

@@ -32,11 +32,24 @@ public sealed class BadInputTests : IDisposable
     [InlineData("--run-id may hold only letters, digits, '.', '_' and '-', and not only dots", "--run-id", "..")]
     [InlineData("--hidden must be a comma-separated list of whole numbers from 1 to 65536", "--hidden", "2000000000")]
     [InlineData("--micro-batch 512 is larger than --global-batch 128", "--micro-batch", "512", "--global-batch", "128")]
+    [InlineData("--device must be cpu, ilgpu-cpu, cuda or cuda:N, not 'tpu'", "--dataset", "synthetic", "--device", "tpu")]
+    [InlineData("--device cuda:x: the CUDA device number must be a whole number from 0, e.g. cuda:0", "--dataset", "synthetic", "--device", "cuda:x")]
+    [InlineData("--device ilgpu-cpu runs the MLP only (--model mlp); 'cnn' needs --device cpu", "--dataset", "synthetic", "--device", "ilgpu-cpu", "--model", "cnn")]
     public void Bad_train_flags_are_refused_clearly(string expected, params string[] flags)
     {
         var outcome = CliProcess.Run(["train", "--runs-dir", _runs, .. flags]);
         AssertRefused(outcome, expected);
         Assert.Empty(Directory.GetFileSystemEntries(_runs)); // nothing was written
+    }
+
+    /// <summary>A machine without a CUDA device (CI's): the run is refused before anything starts, naming what was looked for.</summary>
+    [Fact]
+    public void Cuda_where_there_is_none_is_refused_in_one_sentence()
+    {
+        if (File.Exists("/dev/nvidia0")) return; // a GPU machine opens it (scripts/gpu-check.sh covers that)
+        AssertRefused(CliProcess.Run(["train", "--runs-dir", _runs, "--dataset", "synthetic", "--device", "cuda"]),
+            "--device cuda: ILGPU found no CUDA device (it looks for the NVIDIA driver's libcuda.so and the devices it lists); use --device cpu or ilgpu-cpu here");
+        Assert.Empty(Directory.GetFileSystemEntries(_runs));
     }
 
     [Theory]

@@ -240,7 +240,7 @@ public static class NodeCommand
                     {
                         // Beside the coordinator: same process, so their tensors are shared arrays (no copy, no wire).
                         var proxy = ClusterBootstrap.CoordinatorProxy(system);
-                        var localSettings = new WorkerSettings(config.Device, config.EffectiveThreads, _ => host.Data,
+                        var localSettings = new WorkerSettings(Gpu.ComputeBackends.NameOf(config.Device), config.EffectiveThreads, _ => host.Data,
                             CreateReplica: Gpu.ComputeBackends.ReplicasFor(config.Device));
                         for (int i = 0; i < localWorkers; i++) system.ActorOf(WorkerActor.Props(proxy, localSettings), $"local-worker-{i}");
                     }

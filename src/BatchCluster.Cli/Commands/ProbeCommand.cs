@@ -25,11 +25,12 @@ public static class ProbeCommand
     private static readonly Option<string?> Out = Opt.Text("out", "where probe.csv and probe.png go [default: probe]", "DIR");
     private static readonly Option<string> Dataset = Opt.Choice("dataset", "data set", "fashion-mnist", DataSource.Names);
     private static readonly Option<string?> DataDir = Opt.Text("data-dir", $"IDX files [default: {FashionMnist.DefaultDirectory}]", "DIR");
+    private static readonly Option<string?> Device = Opt.Text("device", $"where it computes: {Gpu.ComputeBackends.Help} [default: cpu]", "DEVICE");
 
     public static Command Create()
     {
         var command = new Command("probe", "step time, throughput and memory per batch size on this node (do powers of two run faster here?): a table, probe.csv, probe.png");
-        foreach (var option in new Option[] { Model, Hidden, BatchSizes, Repeats, Threads, Out, Dataset, DataDir }) command.Options.Add(option);
+        foreach (var option in new Option[] { Model, Hidden, BatchSizes, Repeats, Threads, Out, Dataset, DataDir, Device }) command.Options.Add(option);
         command.SetAction(parse => Run(parse));
         return command;
     }
@@ -44,6 +45,8 @@ public static class ProbeCommand
         int threads = parse.GetValue(Threads) ?? Environment.ProcessorCount;
         string outDir = parse.GetValue(Out) ?? "probe";
         OutputPaths.CheckDirectory("--out", outDir);
+        string device = parse.GetValue(Device) ?? "cpu";
+        string deviceName = DeviceOption.Check(device, model);
         string dataset = parse.GetValue(Dataset)!;
         var data = DataSource.Load(dataset, parse.GetValue(DataDir) ?? FashionMnist.DefaultDirectory, FashionMnist.DefaultValidationSize, seed: 1).Train;
         if (sizes.Max() > data.Count)
@@ -51,10 +54,10 @@ public static class ProbeCommand
         Directory.CreateDirectory(outDir);
 
         TorchRuntime.Initialise(threads);
-        var results = BatchSizeProbe.Measure(model, data, sizes, repeats);
+        var results = BatchSizeProbe.Measure(model, data, sizes, repeats, createReplica: Gpu.ComputeBackends.ReplicasFor(device));
 
         var csv = new StringBuilder("batch_size,repeats,median_ms,p10_ms,p90_ms,samples_per_s,resident_mb,power_of_two\n");
-        Console.Out.WriteLine($"probe: {model} on {dataset}, forward+backward+update, {repeats} timed steps per batch size, {threads} threads");
+        Console.Out.WriteLine($"probe: {model} on {dataset}, forward+backward+update, {repeats} timed steps per batch size, on {deviceName}{(device == "cpu" ? $" ({threads} threads)" : "")}");
         Console.Out.WriteLine("| batch | median ms | p10 – p90 ms | samples/s | resident MB | power of two |");
         Console.Out.WriteLine("| ---: | ---: | ---: | ---: | ---: | :---: |");
         foreach (var r in results)

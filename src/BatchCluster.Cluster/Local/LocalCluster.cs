@@ -42,7 +42,7 @@ public static class LocalCluster
                 RecoveredSession: null, settings, logPath, completion, onStep);
             var coordinator = system.ActorOf(RunSupervisor.Props(run), "run");
             await using var registration = cancellation.Register(() => coordinator.Tell(new CoordinatorActor.Interrupt("stop requested")));
-            var workerSettings = new WorkerSettings(config.Device, config.EffectiveThreads, _ => data, RegisterAgainWhenCoordinatorStops: false,
+            var workerSettings = new WorkerSettings(Gpu.ComputeBackends.NameOf(config.Device), config.EffectiveThreads, _ => data, RegisterAgainWhenCoordinatorStops: false,
                 CreateReplica: Gpu.ComputeBackends.ReplicasFor(config.Device));
             var factory = workers ?? RealWorkers;
             for (int i = 0; i < config.Workers; i++)
