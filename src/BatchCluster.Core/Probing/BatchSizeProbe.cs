@@ -20,13 +20,14 @@ public static class BatchSizeProbe
     public static readonly int[] DefaultBatchSizes = [31, 32, 33, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 511, 512, 513, 1000];
 
     /// <param name="createReplica">The compute backend (null: TorchSharp on the CPU).</param>
+    /// <param name="parameters">Where the model stands (null: TorchSharp's initialisation, seed 1; a tool without libtorch gives its own).</param>
     public static IReadOnlyList<ProbeResult> Measure(ModelSpec model, ImageDataSet data, IReadOnlyList<int> batchSizes, int repeats, int warmup = 3, int rounds = 3,
-        Func<ModelSpec, IModelReplica>? createReplica = null)
+        Func<ModelSpec, IModelReplica>? createReplica = null, float[]? parameters = null)
     {
         if (batchSizes.Any(b => b <= 0 || b > data.Count))
             throw new ArgumentOutOfRangeException(nameof(batchSizes), $"batch sizes must be from 1 to the {data.Count} training samples");
         using var replica = createReplica?.Invoke(model) ?? new ModelReplica(model);
-        var parameters = ModelFactory.InitialParameters(model, seed: 1);
+        parameters = parameters is null ? ModelFactory.InitialParameters(model, seed: 1) : (float[])parameters.Clone();
         replica.LoadParameters(parameters);
         var gradient = new float[replica.ParameterCount];
         var optimizer = new Sgd(0f);
