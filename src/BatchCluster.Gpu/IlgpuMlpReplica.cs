@@ -81,6 +81,8 @@ public sealed class IlgpuMlpReplica : IModelReplica
         if (flat.Length != ParameterCount)
             throw new ArgumentException($"{flat.Length} parameters given, {Spec} has {ParameterCount}");
         _parameters.View.CopyFromCPU(_device.Accelerator.DefaultStream, flat);
+        // The caller may reuse its buffer as soon as this returns (a worker gives pooled buffers back): finish the copy first.
+        _device.Accelerator.Synchronize();
     }
 
     public ShareGradient ComputeGradientSum(ImageDataSet data, ReadOnlySpan<int> sampleIds, int microBatch, float[] gradientSum)
@@ -201,6 +203,7 @@ public sealed class IlgpuMlpReplica : IModelReplica
         }
         _batch.Inputs.View.SubView(0, inputs.Length).CopyFromCPU(inputs);
         _batch.Labels.View.SubView(0, labels.Length).CopyFromCPU(labels);
+        _device.Accelerator.Synchronize(); // the staging arrays are this method's: the copies end before they can be collected
         return _batch;
     }
 
