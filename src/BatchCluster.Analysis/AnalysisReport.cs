@@ -13,7 +13,8 @@ public enum RunPages { All, OnePerConfiguration, None }
 
 /// <summary>What <see cref="AnalysisReport.Write"/> produced.</summary>
 /// <param name="EmptyLogs">Event logs that held no run (no RunStarted, no step) and were left out.</param>
-public sealed record AnalysisOutput(IReadOnlyList<RunRow> Rows, IReadOnlyList<string> Files, int BadLines, IReadOnlyList<string> EmptyLogs);
+/// <param name="RunPages">Run pages written under <see cref="AnalysisReport.RunPagesDirectory"/> (0 for a report of one run, which is its page).</param>
+public sealed record AnalysisOutput(IReadOnlyList<RunRow> Rows, IReadOnlyList<string> Files, int BadLines, IReadOnlyList<string> EmptyLogs, int RunPages = 0);
 
 /// <summary>
 /// <c>batchcluster analyze</c> as a library call: event logs in; summary.csv, summary.md, the PNG
@@ -81,7 +82,7 @@ public static class AnalysisReport
         var (experimentPlots, findings) = ExperimentPlots(runs, rows, targetAccuracy, outDir);
         written.AddRange(experimentPlots.Select(p => p.File));
         WriteText("index.html", ExperimentPage.Render(rows, findings, experimentPlots, pages, inputs));
-        return new AnalysisOutput(SummaryTable.Ordered(rows), written, badLines, empty);
+        return new AnalysisOutput(SummaryTable.Ordered(rows), written, badLines, empty, paged.Count);
     }
 
     /// <summary>A run page's plots in reading order, each with its caption in the run's numbers.</summary>

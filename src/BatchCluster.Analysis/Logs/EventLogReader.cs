@@ -171,8 +171,8 @@ public static class EventLogReader
         (long)Number(e, "Step"), (int)Number(e, "Epoch"), Number(e, "Loss"), Number(e, "LearningRate"), Number(e, "GradNorm"),
         Number(e, "StepMs"), Number(e, "ComputeMs"), OptionalNumber(e, "TransferMs"), Number(e, "UpdateMs"), Number(e, "WaitMs"),
         Number(e, "SamplesPerSecond"), (long)OptionalNumber(e, "BytesMoved", 0), OptionalNumber(e, "PeakMemoryMb"), OptionalNumber(e, "BSimple"),
-        OptionalNumber(e, "GradSquaredEstimate"), OptionalNumber(e, "TraceSigmaEstimate"), Shares(e), Time(e),
-        Strings(e, "ShareWorkers"), Numbers(e, "ShareSamplesPerSecond"));
+        OptionalNumber(e, "GradSquaredEstimate"), OptionalNumber(e, "TraceSigmaEstimate"), ArrayOf<int>(e, "Shares", IntItem), Time(e),
+        ArrayOf<string>(e, "ShareWorkers", StringItem), ArrayOf<double>(e, "ShareSamplesPerSecond", DoubleItem));
 
     private static WorkerJoin ReadWorker(JsonElement e, DateTimeOffset at) => new(
         Text(e, "WorkerId") ?? throw new KeyNotFoundException("WorkerId"), Text(e, "WorkerAddress") ?? "", Text(e, "Device") ?? "",
@@ -187,7 +187,7 @@ public static class EventLogReader
             "WorkerJoined" => $"{Text(e, "WorkerId")} ready ({OptionalNumber(e, "ReadyWorkers", 0):F0} ready)",
             "WorkerLeft" => $"{Text(e, "WorkerId")}: {Text(e, "Reason")} ({OptionalNumber(e, "ReadyWorkers", 0):F0} ready)",
             "StepReplanned" => $"{OptionalNumber(e, "MovedCount", 0):F0} samples of {Text(e, "LostWorker")} moved ({Text(e, "Reason")})",
-            "StallReport" => $"late after {OptionalNumber(e, "DeadlineSeconds"):G3} s: {string.Join(", ", Strings(e, "LateWorkers") ?? [])}",
+            "StallReport" => $"late after {OptionalNumber(e, "DeadlineSeconds"):G3} s: {string.Join(", ", ArrayOf<string>(e, "LateWorkers", StringItem) ?? [])}",
             "RunPaused" => $"paused: {OptionalNumber(e, "ReadyWorkers", 0):F0} of at least {OptionalNumber(e, "MinWorkers", 0):F0} workers ready",
             "RunResumed" => $"resumed with {OptionalNumber(e, "ReadyWorkers", 0):F0} workers",
             "CheckpointWritten" => $"checkpoint {System.IO.Path.GetFileName(Text(e, "CheckpointPath"))}",
@@ -202,43 +202,40 @@ public static class EventLogReader
         return detail is null ? null : new RunMark(at, step, type, detail);
     }
 
-    /// <summary>An array of strings, or null when absent or not one.</summary>
-    private static string[]? Strings(JsonElement e, string name)
+    /// <summary>
+    /// The array <paramref name="name"/> with every item read by <paramref name="item"/>, or null when it is
+    /// absent, not an array, or holds an item <paramref name="item"/> refuses (returns false for).
+    /// </summary>
+    private static T[]? ArrayOf<T>(JsonElement e, string name, TryRead<T> item)
     {
         if (!e.TryGetProperty(name, out var array) || array.ValueKind != JsonValueKind.Array) return null;
-        var values = new List<string>();
-        foreach (var item in array.EnumerateArray())
+        var values = new List<T>();
+        foreach (var element in array.EnumerateArray())
         {
-            if (item.ValueKind != JsonValueKind.String) return null;
-            values.Add(item.GetString()!);
-        }
-        return values.ToArray();
-    }
-
-    /// <summary>An array of numbers, or null when absent or not one.</summary>
-    private static double[]? Numbers(JsonElement e, string name)
-    {
-        if (!e.TryGetProperty(name, out var array) || array.ValueKind != JsonValueKind.Array) return null;
-        var values = new List<double>();
-        foreach (var item in array.EnumerateArray())
-        {
-            if (item.ValueKind != JsonValueKind.Number) return null;
-            values.Add(item.GetDouble());
-        }
-        return values.ToArray();
-    }
-
-    /// <summary>StepCompleted.Shares, or null when absent or not an array of whole numbers.</summary>
-    private static int[]? Shares(JsonElement e)
-    {
-        if (!e.TryGetProperty("Shares", out var shares) || shares.ValueKind != JsonValueKind.Array) return null;
-        var values = new List<int>();
-        foreach (var share in shares.EnumerateArray())
-        {
-            if (share.ValueKind != JsonValueKind.Number || !share.TryGetInt32(out int value)) return null;
+            if (!item(element, out T value)) return null;
             values.Add(value);
         }
         return values.ToArray();
+    }
+
+    private delegate bool TryRead<T>(JsonElement element, out T value);
+
+    private static bool IntItem(JsonElement e, out int value)
+    {
+        value = 0;
+        return e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out value);
+    }
+
+    private static bool DoubleItem(JsonElement e, out double value)
+    {
+        value = 0;
+        return e.ValueKind == JsonValueKind.Number && e.TryGetDouble(out value);
+    }
+
+    private static bool StringItem(JsonElement e, out string value)
+    {
+        value = e.ValueKind == JsonValueKind.String ? e.GetString()! : "";
+        return e.ValueKind == JsonValueKind.String;
     }
 
     private static EvalPoint ReadEval(JsonElement e) => new(

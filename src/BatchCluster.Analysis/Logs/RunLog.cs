@@ -69,22 +69,4 @@ public sealed record RunLog(
     public CheckpointMark? ResumedAtStart { get; init; }
     /// <summary>The processes' parts of the run in time order (one unless stitched).</summary>
     public IReadOnlyList<RunSegment> Segments { get; init; } = [];
-
-    /// <summary>When the run's first step began (its log time less its duration); null without steps.</summary>
-    public DateTimeOffset? FirstStepStart =>
-        Steps.Count == 0 ? null : Steps.MinBy(s => s.Step) is { } first ? first.At - TimeSpan.FromMilliseconds(first.StepMs) : null;
-
-    /// <summary>
-    /// Seconds the run spent from its first step's start to <paramref name="at"/>, not counting the time between
-    /// segments (a resumed run's downtime is nobody's training time). NaN without steps.
-    /// </summary>
-    public double TrainingSeconds(DateTimeOffset at)
-    {
-        if (FirstStepStart is not DateTimeOffset start) return double.NaN;
-        double seconds = (at - start).TotalSeconds;
-        for (int i = 1; i < Segments.Count; i++)
-            if (Segments[i].Start <= at && Segments[i].Start > Segments[i - 1].End)
-                seconds -= (Segments[i].Start - Segments[i - 1].End).TotalSeconds;
-        return seconds;
-    }
 }

@@ -13,9 +13,9 @@ namespace BatchCluster.Analysis.Plots;
 public static class RunTimePlots
 {
     /// <summary>Seconds up to five minutes of training, minutes beyond.</summary>
-    private static (double Divisor, string Unit) TimeUnit(RunLog log)
+    private static (double Divisor, string Unit) TimeUnit(RunLog log, TrainingClock clock)
     {
-        double last = log.Steps.Count == 0 ? 0 : log.TrainingSeconds(log.Steps.MaxBy(s => s.Step)!.At);
+        double last = log.Steps.Count == 0 ? 0 : clock.Seconds(log.Steps.MaxBy(s => s.Step)!.At);
         return last > 300 ? (60, "minutes") : (1, "seconds");
     }
 
@@ -23,9 +23,10 @@ public static class RunTimePlots
     {
         if (log.Steps.Count == 0) return null;
         var steps = log.Steps.OrderBy(s => s.Step).ToList();
-        var (divisor, unit) = TimeUnit(log);
+        var clock = TrainingClock.Of(log);
+        var (divisor, unit) = TimeUnit(log, clock);
         var plot = new Plot();
-        var (x, y) = ReportPlots.Thin(steps.Select(s => log.TrainingSeconds(s.At) / divisor).ToArray(), ReportPlots.Smooth(steps.Select(s => s.Loss).ToArray()));
+        var (x, y) = ReportPlots.Thin(steps.Select(s => clock.Seconds(s.At) / divisor).ToArray(), ReportPlots.Smooth(steps.Select(s => s.Loss).ToArray()));
         var line = plot.Add.ScatterLine(x, y[0]);
         line.LegendText = row.Label;
         ReportPlots.Finish(plot, "training loss over wall time (smoothed)", $"training time ({unit} from the first step)", "loss");
@@ -51,10 +52,11 @@ public static class RunTimePlots
     {
         if (log.Steps.Count == 0) return null;
         var steps = log.Steps.OrderBy(s => s.Step).ToList();
-        var (divisor, unit) = TimeUnit(log);
+        var clock = TrainingClock.Of(log);
+        var (divisor, unit) = TimeUnit(log, clock);
         var plot = new Plot();
         double[] speed = ReportPlots.Smooth(steps.Select(s => s.SamplesPerSecond).ToArray());
-        var (x, y) = ReportPlots.Thin(steps.Select(s => log.TrainingSeconds(s.At) / divisor).ToArray(), speed);
+        var (x, y) = ReportPlots.Thin(steps.Select(s => clock.Seconds(s.At) / divisor).ToArray(), speed);
         var line = plot.Add.ScatterLine(x, y[0]);
         line.LegendText = "samples/s (smoothed)";
         line.Color = Colors.SteelBlue;
@@ -63,7 +65,7 @@ public static class RunTimePlots
             bool first = true;
             foreach (var mark in log.Marks.Where(m => m.Kind == kind))
             {
-                double at = log.TrainingSeconds(mark.At) / divisor;
+                double at = clock.Seconds(mark.At) / divisor;
                 if (!double.IsFinite(at) || at < 0) continue; // before the first step (workers joining at start-up): in the table
                 var vertical = plot.Add.VerticalLine(at, 1, color);
                 vertical.LinePattern = LinePattern.Dashed;

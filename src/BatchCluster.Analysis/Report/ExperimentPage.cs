@@ -43,9 +43,9 @@ public static class ExperimentPage
             {
                 E(r.SeriesKey),
                 runPages.TryGetValue(r.RunId, out var page) ? $"<a href=\"{E(page)}\" title=\"{E(r.RunId)}\">{E(r.ShortLabel)}</a>" : E(r.ShortLabel),
-                E(r.Status.ToString().ToLowerInvariant()), Pct(r.FinalValAccuracy), Pct(r.BestValAccuracy), Pct(r.TestAccuracy),
-                Num(100 * r.GeneralizationGap, "F2"), r.StepsToTarget?.ToString("N0", Invariant) ?? "–", Num(r.SecondsToTarget, "F1"),
-                Num(r.SamplesPerSecond, "N0"), Num(r.MedianStepMs, "F2"), r.Segments.ToString(Invariant),
+                E(r.Status.ToString().ToLowerInvariant()), Show.Percent(r.FinalValAccuracy), Show.Percent(r.BestValAccuracy), Show.Percent(r.TestAccuracy),
+                Show.Number(100 * r.GeneralizationGap, "F2"), r.StepsToTarget?.ToString("N0", Invariant) ?? "–", Show.Number(r.SecondsToTarget, "F1"),
+                Show.Number(r.SamplesPerSecond, "N0"), Show.Number(r.MedianStepMs, "F2"), r.Segments.ToString(Invariant),
             }));
         html.AppendLine("</details>");
         html.AppendLine("<p>Accuracies in eval mode; train accuracy on the fixed training subset; generalization gap = train − validation "
@@ -54,6 +54,4 @@ public static class ExperimentPage
         return Finish(html);
     }
 
-    private static string Pct(double fraction) => double.IsFinite(fraction) ? (100 * fraction).ToString("F2", Invariant) + " %" : "–";
-    private static string Num(double value, string format) => double.IsFinite(value) ? value.ToString(format, Invariant) : "–";
 }

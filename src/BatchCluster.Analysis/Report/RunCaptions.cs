@@ -8,7 +8,6 @@ namespace BatchCluster.Analysis.Report;
 public static class RunCaptions
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
-    private static string Pct(double fraction) => (100 * fraction).ToString("F2", Invariant) + " %";
 
     public static string Accuracy(RunRow row, RunLog log)
     {
@@ -16,10 +15,10 @@ public static class RunCaptions
         if (validations.Count == 0) return "Accuracy over the run: no validation was logged.";
         var best = validations.OrderByDescending(v => v.Accuracy).ThenBy(v => v.Step).First();
         string train = double.IsFinite(row.TrainAccuracy)
-            ? $"; training subset {Pct(row.TrainAccuracy)}, a generalization gap of {(100 * row.GeneralizationGap).ToString("F2", Invariant)} points (dotted, right axis)"
+            ? $"; training subset {Show.Percent(row.TrainAccuracy)}, a generalization gap of {(100 * row.GeneralizationGap).ToString("F2", Invariant)} points (dotted, right axis)"
             : "";
-        return $"Validation (solid) and training-subset (dashed) accuracy: {Pct(validations[^1].Accuracy)} at the last validation "
-            + $"(best {Pct(best.Accuracy)} after step {best.Step.ToString("N0", Invariant)}){train}.";
+        return $"Validation (solid) and training-subset (dashed) accuracy: {Show.Percent(validations[^1].Accuracy)} at the last validation "
+            + $"(best {Show.Percent(best.Accuracy)} after step {best.Step.ToString("N0", Invariant)}){train}.";
     }
 
     public static string LossVsStep(RunLog log)
@@ -33,7 +32,7 @@ public static class RunCaptions
 
     public static string LossVsTime(RunRow row, RunLog log)
     {
-        double seconds = log.Steps.Count == 0 ? double.NaN : log.TrainingSeconds(log.Steps.MaxBy(s => s.Step)!.At);
+        double seconds = log.Steps.Count == 0 ? double.NaN : TrainingClock.Of(log).Seconds(log.Steps.MaxBy(s => s.Step)!.At);
         string processes = row.Segments > 1 ? $", in {row.Segments} processes (the time between them left out)" : "";
         return $"Training loss over wall time: {row.Steps.ToString("N0", Invariant)} steps in {seconds.ToString("F1", Invariant)} s of training{processes}, evaluations included.";
     }
@@ -41,7 +40,8 @@ public static class RunCaptions
     public static string ThroughputOverTime(RunLog log)
     {
         double median = RunRow.Median(log.Steps.Select(s => s.SamplesPerSecond));
-        var during = log.Marks.Where(m => log.TrainingSeconds(m.At) >= 0).GroupBy(m => m.Kind).Select(g => $"{g.Count()} {g.Key}").ToList();
+        var clock = TrainingClock.Of(log);
+        var during = log.Marks.Where(m => clock.Seconds(m.At) >= 0).GroupBy(m => m.Kind).Select(g => $"{g.Count()} {g.Key}").ToList();
         string events = during.Count == 0 ? "no event during training" : "events during training (dashed): " + string.Join(", ", during);
         return $"Throughput over wall time: median {median.ToString("N0", Invariant)} samples/s per step; {events}.";
     }

@@ -33,8 +33,6 @@ public static class RunPage
         return Finish(html);
     }
 
-    private static string Pct(double fraction) => double.IsFinite(fraction) ? (100 * fraction).ToString("F2", Invariant) + " %" : "–";
-    private static string Num(double value, string format) => double.IsFinite(value) ? value.ToString(format, Invariant) : "–";
 
     /// <summary>The run's numbers, four pairs to a row.</summary>
     private static void Facts(StringBuilder html, RunRow row, RunLog log, AnalysisInputs inputs)
@@ -42,21 +40,21 @@ public static class RunPage
         var best = log.Validations.OrderByDescending(v => v.Accuracy).ThenBy(v => v.Step).FirstOrDefault();
         var pairs = new List<(string, string)>
         {
-            ("final validation accuracy", Pct(row.FinalValAccuracy)),
-            ("best validation accuracy", best is null ? "–" : $"{Pct(best.Accuracy)} (step {best.Step:N0})"),
-            ("test accuracy", Pct(row.TestAccuracy)),
-            ("training subset · gap", $"{Pct(row.TrainAccuracy)} · {Num(100 * row.GeneralizationGap, "F2")} pt"),
+            ("final validation accuracy", Show.Percent(row.FinalValAccuracy)),
+            ("best validation accuracy", best is null ? "–" : $"{Show.Percent(best.Accuracy)} (step {best.Step:N0})"),
+            ("test accuracy", Show.Percent(row.TestAccuracy)),
+            ("training subset · gap", $"{Show.Percent(row.TrainAccuracy)} · {Show.Number(100 * row.GeneralizationGap, "F2")} pt"),
             (inputs.TargetAccuracy is double t ? $"time to {100 * t:F1} %" : "time to target",
                 inputs.TargetAccuracy is null ? "no target given" : double.IsFinite(row.SecondsToTarget) ? $"{row.SecondsToTarget:F1} s ({row.StepsToTarget:N0} steps)" : "not reached"),
-            ("samples/s (evaluation excluded)", Num(row.SamplesPerSecond, "N0")),
-            ("median step", $"{Num(row.MedianStepMs, "F2")} ms (compute {Num(row.MedianComputeMs, "F2")}, transfer {Num(row.MedianTransferMs, "F2")})"),
-            ("peak memory", $"{Num(row.PeakMemoryMb, "F0")} MiB"),
+            ("samples/s (evaluation excluded)", Show.Number(row.SamplesPerSecond, "N0")),
+            ("median step", $"{Show.Number(row.MedianStepMs, "F2")} ms (compute {Show.Number(row.MedianComputeMs, "F2")}, transfer {Show.Number(row.MedianTransferMs, "F2")})"),
+            ("peak memory", $"{Show.Number(row.PeakMemoryMb, "F0")} MiB"),
             ("model · engine", $"{row.Model} · {row.Engine}, {row.Workers} worker{(row.Workers == 1 ? "" : "s")}"),
             ("global batch · micro-batch", $"{row.GlobalBatch} · {(row.MicroBatch is int m ? m.ToString(Invariant) : "the share")}"),
-            ("steps · epochs", $"{row.Steps:N0} of {log.Info?.TotalSteps.ToString("N0", Invariant) ?? "?"} · {Num(row.Epochs, "F2")}"),
-            ("peak learning rate · scaling", $"{Num(row.PeakLearningRate, "G4")} · {row.LrScaling}"),
-            ("B_simple (last epoch)", Num(row.FinalBSimple, "N0")),
-            ("bytes moved per sample", Num(row.BytesPerSample, "N0")),
+            ("steps · epochs", $"{row.Steps:N0} of {log.Info?.TotalSteps.ToString("N0", Invariant) ?? "?"} · {Show.Number(row.Epochs, "F2")}"),
+            ("peak learning rate · scaling", $"{Show.Number(row.PeakLearningRate, "G4")} · {row.LrScaling}"),
+            ("B_simple (last epoch)", Show.Number(row.FinalBSimple, "N0")),
+            ("bytes moved per sample", Show.Number(row.BytesPerSample, "N0")),
             ("typical shares (samples)", row.MedianShares.Length == 0 ? "–" : row.MedianShares),
             ("processes (resumed runs)", row.Segments == 1 ? "1" : $"{row.Segments}: {string.Join(" → ", log.Segments.Select(s => s.RunId))}"),
             ("unreadable log lines", row.BadLines.ToString(Invariant)),
@@ -80,8 +78,8 @@ public static class RunPage
                 "median share (samples)", "median share samples/s", "left"],
             workers.Select(w => new[]
             {
-                w.WorkerId, w.Address, w.Device, w.Threads.ToString(Invariant), w.Transport, w.Joins.ToString(Invariant), Num(w.MeasuredSamplesPerSecond, "N0"),
-                w.StepsWithShare.ToString("N0", Invariant), Num(w.MedianShare, "0.#"), Num(w.MedianShareSamplesPerSecond, "N0"),
+                w.WorkerId, w.Address, w.Device, w.Threads.ToString(Invariant), w.Transport, w.Joins.ToString(Invariant), Show.Number(w.MeasuredSamplesPerSecond, "N0"),
+                w.StepsWithShare.ToString("N0", Invariant), Show.Number(w.MedianShare, "0.#"), Show.Number(w.MedianShareSamplesPerSecond, "N0"),
                 w.LeftBecause.Count == 0 ? "" : string.Join("; ", w.LeftBecause),
             }));
         if (log.Steps.Count > 0 && log.Steps.All(s => s.ShareWorkers is null))
@@ -103,9 +101,10 @@ public static class RunPage
         const int Shown = 200;
         bool fold = marks.Count > 15;
         if (fold) html.AppendLine($"<details><summary>All {marks.Count} events{(marks.Count > Shown ? $" (the first {Shown} shown)" : "")}</summary>");
+        var clock = TrainingClock.Of(log);
         Table(html, ["time (s)", "step", "event", "detail"], marks.Take(Shown).Select(m => new[]
         {
-            Num(log.TrainingSeconds(m.At), "F2"), m.Step?.ToString("N0", Invariant) ?? "", m.Kind, m.Detail,
+            Show.Number(clock.Seconds(m.At), "F2"), m.Step?.ToString("N0", Invariant) ?? "", m.Kind, m.Detail,
         }));
         if (fold) html.AppendLine("</details>");
     }

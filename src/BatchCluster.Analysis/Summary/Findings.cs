@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace BatchCluster.Analysis.Summary;
 
 /// <summary>
@@ -10,7 +8,6 @@ namespace BatchCluster.Analysis.Summary;
 /// </summary>
 public static class Findings
 {
-    private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
     /// <summary>A step count more than this many times the perfect-scaling count (steps ∝ 1/B) has left the line.</summary>
     public const double ScalingSlack = 1.5;
@@ -27,8 +24,6 @@ public static class Findings
             .Select(g => new Point(g.Key.SeriesKey, g.Key.GlobalBatch, g.Count(), RunRow.Median(g.Select(value))))
             .OrderBy(p => p.Batch).GroupBy(p => p.Series).OrderBy(g => g.Key, StringComparer.Ordinal).ToList();
 
-    private static string Pct(double fraction) => (100 * fraction).ToString("F2", Invariant) + " %";
-    private static string Num(double value, string format = "N0") => value.ToString(format, Invariant);
 
     /// <summary>The best and the worst final validation accuracy, and where they are.</summary>
     public static string? Accuracy(IReadOnlyList<RunRow> rows)
@@ -37,7 +32,7 @@ public static class Findings
         if (points.Count < 2) return null;
         var best = points.MaxBy(p => p.Value)!;
         var worst = points.MinBy(p => p.Value)!;
-        return $"Best final validation accuracy {Pct(best.Value)} at B {best.Batch} ({best.Series}); lowest {Pct(worst.Value)} at B {worst.Batch} ({worst.Series}).";
+        return $"Best final validation accuracy {Show.Percent(best.Value)} at B {best.Batch} ({best.Series}); lowest {Show.Percent(worst.Value)} at B {worst.Batch} ({worst.Series}).";
     }
 
     /// <summary>The configuration that reached the target soonest in wall time, and how many runs never did.</summary>
@@ -47,9 +42,9 @@ public static class Findings
         var points = Medians(rows, r => r.SecondsToTarget).SelectMany(g => g).ToList();
         int never = rows.Count(r => !double.IsFinite(r.SecondsToTarget));
         string missed = never == 0 ? "every run reached it" : $"{never} of {rows.Count} runs never reached it";
-        if (points.Count == 0) return $"No run reached {Pct(t)} validation accuracy.";
+        if (points.Count == 0) return $"No run reached {Show.Percent(t)} validation accuracy.";
         var fastest = points.MinBy(p => p.Value)!;
-        return $"Fastest to {Pct(t)}: B {fastest.Batch} ({fastest.Series}) in {Num(fastest.Value, "F1")} s of training; {missed}.";
+        return $"Fastest to {Show.Percent(t)}: B {fastest.Batch} ({fastest.Series}) in {Show.Number(fastest.Value, "F1")} s of training; {missed}.";
     }
 
     /// <summary>
@@ -71,13 +66,13 @@ public static class Findings
                 .FirstOrDefault(i => points[i].Value > ScalingSlack * points[i - 1].Value * points[i - 1].Batch / points[i].Batch, -1);
             if (leaves < 0)
                 sentences.Add($"{series.Key}: steps to target fall nearly in proportion to the batch from B {points[0].Batch} up to B {points[^1].Batch} "
-                    + $"({Num(points[0].Value)} → {Num(points[^1].Value)} steps).");
+                    + $"({Show.Number(points[0].Value)} → {Show.Number(points[^1].Value)} steps).");
             else
             {
                 var (before, after) = (points[leaves - 1], points[leaves]);
-                string upTo = leaves == 1 ? "" : $"fall nearly in proportion to the batch up to B {before.Batch} ({Num(points[0].Value)} → {Num(before.Value)} steps); ";
+                string upTo = leaves == 1 ? "" : $"fall nearly in proportion to the batch up to B {before.Batch} ({Show.Number(points[0].Value)} → {Show.Number(before.Value)} steps); ";
                 sentences.Add($"{series.Key}: steps to target {upTo}from B {before.Batch} to B {after.Batch} they fall only to "
-                    + $"{Num(100 * after.Value / before.Value, "F0")} % ({Num(before.Value)} → {Num(after.Value)}; in proportion: {Num(before.Value * before.Batch / after.Batch)}): diminishing returns.");
+                    + $"{Show.Number(100 * after.Value / before.Value, "F0")} % ({Show.Number(before.Value)} → {Show.Number(after.Value)}; in proportion: {Show.Number(before.Value * before.Batch / after.Batch)}): diminishing returns.");
             }
         }
         return sentences;
@@ -97,12 +92,12 @@ public static class Findings
             double GainPerDoubling(Point a, Point b) => Math.Pow(b.Value / a.Value, 1 / Math.Log2((double)b.Batch / a.Batch));
             int knee = Enumerable.Range(0, points.Count - 1).FirstOrDefault(i => GainPerDoubling(points[i], points[i + 1]) < KneeGainPerDoubling, -1);
             if (knee < 0)
-                sentences.Add($"{series.Key}: throughput still rises at the largest batch ({Num(points[^2].Value)} → {Num(points[^1].Value)} samples/s from B {points[^2].Batch} to {points[^1].Batch}).");
+                sentences.Add($"{series.Key}: throughput still rises at the largest batch ({Show.Number(points[^2].Value)} → {Show.Number(points[^1].Value)} samples/s from B {points[^2].Batch} to {points[^1].Batch}).");
             else if (knee == 0)
-                sentences.Add($"{series.Key}: throughput is flat from the smallest batch on ({Num(points[0].Value)} samples/s at B {points[0].Batch}, {Num(points[^1].Value)} at B {points[^1].Batch}).");
+                sentences.Add($"{series.Key}: throughput is flat from the smallest batch on ({Show.Number(points[0].Value)} samples/s at B {points[0].Batch}, {Show.Number(points[^1].Value)} at B {points[^1].Batch}).");
             else
-                sentences.Add($"{series.Key}: throughput grows {Num(GainPerDoubling(points[0], points[knee]), "F2")}× per doubling up to B {points[knee].Batch} "
-                    + $"({Num(points[knee].Value)} samples/s), then less than {Num((KneeGainPerDoubling - 1) * 100, "F0")} % per doubling (knee at B {points[knee].Batch}).");
+                sentences.Add($"{series.Key}: throughput grows {Show.Number(GainPerDoubling(points[0], points[knee]), "F2")}× per doubling up to B {points[knee].Batch} "
+                    + $"({Show.Number(points[knee].Value)} samples/s), then less than {Show.Number((KneeGainPerDoubling - 1) * 100, "F0")} % per doubling (knee at B {points[knee].Batch}).");
         }
         return sentences;
     }
@@ -120,11 +115,11 @@ public static class Findings
         {
             var fastest = timed.MaxBy(r => r.SamplesPerSecond)!;
             var slowest = timed.MinBy(r => r.SamplesPerSecond)!;
-            sentences.Add($"Fastest run {fastest.RunId}: {Num(fastest.SamplesPerSecond)} samples/s; slowest {slowest.RunId}: {Num(slowest.SamplesPerSecond)} "
-                + $"({Num(100 * (1 - slowest.SamplesPerSecond / fastest.SamplesPerSecond), "F0")} % slower).");
+            sentences.Add($"Fastest run {fastest.RunId}: {Show.Number(fastest.SamplesPerSecond)} samples/s; slowest {slowest.RunId}: {Show.Number(slowest.SamplesPerSecond)} "
+                + $"({Show.Number(100 * (1 - slowest.SamplesPerSecond / fastest.SamplesPerSecond), "F0")} % slower).");
         }
         if (accurate.Count >= 2)
-            sentences.Add($"Final validation accuracy from {Pct(accurate.Min(r => r.FinalValAccuracy))} to {Pct(accurate.Max(r => r.FinalValAccuracy))} over the {accurate.Count} runs.");
+            sentences.Add($"Final validation accuracy from {Show.Percent(accurate.Min(r => r.FinalValAccuracy))} to {Show.Percent(accurate.Max(r => r.FinalValAccuracy))} over the {accurate.Count} runs.");
         return sentences;
     }
 
@@ -135,7 +130,7 @@ public static class Findings
         if (points.Count < 2) return null;
         var largest = points.MaxBy(p => p.Value)!;
         var smallest = points.MinBy(p => p.Value)!;
-        return $"The generalization gap ranges from {Num(100 * smallest.Value, "F2")} points (B {smallest.Batch}, {smallest.Series}) "
-            + $"to {Num(100 * largest.Value, "F2")} points (B {largest.Batch}, {largest.Series}).";
+        return $"The generalization gap ranges from {Show.Number(100 * smallest.Value, "F2")} points (B {smallest.Batch}, {smallest.Series}) "
+            + $"to {Show.Number(100 * largest.Value, "F2")} points (B {largest.Batch}, {largest.Series}).";
     }
 }

@@ -65,7 +65,7 @@ public sealed record RunRow(
             GeneralizationGap: trainAccuracy - finalVal,
             StepsToTarget: reached?.Step,
             SamplesToTarget: reached is null ? null : reached.Step * globalBatch,
-            SecondsToTarget: reached is not null ? log.TrainingSeconds(reached.At) : double.NaN,
+            SecondsToTarget: reached is not null ? TrainingClock.Of(log).Seconds(reached.At) : double.NaN,
             // A stitched run's RunCompleted counts only its last process's steps.
             SamplesPerSecond: log.Segments.Count <= 1 && log.Completion is { } completion ? completion.SamplesPerSecond : ThroughputOf(log.Steps, globalBatch),
             MedianStepMs: Median(log.Steps.Select(s => s.StepMs)),

@@ -14,8 +14,6 @@ public static class SummaryTable
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
     private static string Number(double value) => double.IsFinite(value) ? value.ToString("R", Invariant) : "";
-    private static string Fixed(double value, string format) => double.IsFinite(value) ? value.ToString(format, Invariant) : "–";
-    private static string Percent(double value) => double.IsFinite(value) ? (100 * value).ToString("F2", Invariant) + " %" : "–";
     private static string Optional(long? value) => value?.ToString(Invariant) ?? "";
 
     private static readonly Column[] Columns =
@@ -28,25 +26,25 @@ public static class SummaryTable
         new("global_batch", r => r.GlobalBatch.ToString(Invariant), r => r.GlobalBatch.ToString(Invariant)),
         new("micro_batch", r => r.MicroBatch?.ToString(Invariant) ?? "", r => r.MicroBatch?.ToString(Invariant) ?? "share"),
         new("lr_scaling", r => r.LrScaling, r => r.LrScaling),
-        new("peak_lr", r => Number(r.PeakLearningRate), r => Fixed(r.PeakLearningRate, "G4")),
+        new("peak_lr", r => Number(r.PeakLearningRate), r => Show.Number(r.PeakLearningRate, "G4")),
         new("steps", r => r.Steps.ToString(Invariant), r => r.Steps.ToString(Invariant)),
-        new("epochs", r => Number(r.Epochs), r => Fixed(r.Epochs, "F2")),
-        new("final_val_accuracy", r => Number(r.FinalValAccuracy), r => Percent(r.FinalValAccuracy)),
-        new("best_val_accuracy", r => Number(r.BestValAccuracy), r => Percent(r.BestValAccuracy)),
-        new("test_accuracy", r => Number(r.TestAccuracy), r => Percent(r.TestAccuracy)),
-        new("train_accuracy", r => Number(r.TrainAccuracy), r => Percent(r.TrainAccuracy)),
-        new("generalization_gap", r => Number(r.GeneralizationGap), r => Fixed(100 * r.GeneralizationGap, "F2") + " pt"),
+        new("epochs", r => Number(r.Epochs), r => Show.Number(r.Epochs, "F2")),
+        new("final_val_accuracy", r => Number(r.FinalValAccuracy), r => Show.Percent(r.FinalValAccuracy)),
+        new("best_val_accuracy", r => Number(r.BestValAccuracy), r => Show.Percent(r.BestValAccuracy)),
+        new("test_accuracy", r => Number(r.TestAccuracy), r => Show.Percent(r.TestAccuracy)),
+        new("train_accuracy", r => Number(r.TrainAccuracy), r => Show.Percent(r.TrainAccuracy)),
+        new("generalization_gap", r => Number(r.GeneralizationGap), r => Show.Number(100 * r.GeneralizationGap, "F2") + " pt"),
         new("steps_to_target", r => Optional(r.StepsToTarget), r => r.StepsToTarget?.ToString(Invariant) ?? "–"),
         new("samples_to_target", r => Optional(r.SamplesToTarget), r => r.SamplesToTarget?.ToString(Invariant) ?? "–"),
-        new("seconds_to_target", r => Number(r.SecondsToTarget), r => Fixed(r.SecondsToTarget, "F1")),
-        new("samples_per_s", r => Number(r.SamplesPerSecond), r => Fixed(r.SamplesPerSecond, "F0")),
-        new("median_step_ms", r => Number(r.MedianStepMs), r => Fixed(r.MedianStepMs, "F2")),
-        new("median_compute_ms", r => Number(r.MedianComputeMs), r => Fixed(r.MedianComputeMs, "F2")),
-        new("median_transfer_ms", r => Number(r.MedianTransferMs), r => Fixed(r.MedianTransferMs, "F2")),
-        new("bytes_per_sample", r => Number(r.BytesPerSample), r => Fixed(r.BytesPerSample, "F0")),
+        new("seconds_to_target", r => Number(r.SecondsToTarget), r => Show.Number(r.SecondsToTarget, "F1")),
+        new("samples_per_s", r => Number(r.SamplesPerSecond), r => Show.Number(r.SamplesPerSecond, "F0")),
+        new("median_step_ms", r => Number(r.MedianStepMs), r => Show.Number(r.MedianStepMs, "F2")),
+        new("median_compute_ms", r => Number(r.MedianComputeMs), r => Show.Number(r.MedianComputeMs, "F2")),
+        new("median_transfer_ms", r => Number(r.MedianTransferMs), r => Show.Number(r.MedianTransferMs, "F2")),
+        new("bytes_per_sample", r => Number(r.BytesPerSample), r => Show.Number(r.BytesPerSample, "F0")),
         new("median_shares", r => r.MedianShares, r => r.MedianShares.Length == 0 ? "–" : r.MedianShares),
-        new("peak_memory_mb", r => Number(r.PeakMemoryMb), r => Fixed(r.PeakMemoryMb, "F0")),
-        new("final_b_simple", r => Number(r.FinalBSimple), r => Fixed(r.FinalBSimple, "F0")),
+        new("peak_memory_mb", r => Number(r.PeakMemoryMb), r => Show.Number(r.PeakMemoryMb, "F0")),
+        new("final_b_simple", r => Number(r.FinalBSimple), r => Show.Number(r.FinalBSimple, "F0")),
         new("bad_lines", r => r.BadLines.ToString(Invariant), r => r.BadLines.ToString(Invariant)),
         new("seed", r => r.Seed?.ToString(Invariant) ?? "", r => r.Seed?.ToString(Invariant) ?? "–"),
         new("segments", r => r.Segments.ToString(Invariant), r => r.Segments.ToString(Invariant)),

@@ -60,8 +60,8 @@ public static class AnalyzeCommand
                 $"  {row.RunId}: {row.Label}: val {100 * row.FinalValAccuracy:F2} %, {row.SamplesPerSecond:F0} samples/s, {row.Status.ToString().ToLowerInvariant()}"));
         // A report of several runs has a page per run under runs/: named by count, not file by file.
         var top = output.Files.Where(f => !f.Contains(Path.DirectorySeparatorChar)).ToList();
-        int pagesWritten = output.Files.Count(f => f.EndsWith("index.html", StringComparison.Ordinal)) - (top.Contains("index.html") ? 1 : 0);
-        Console.Out.WriteLine($"wrote {string.Join(", ", top)}{(pagesWritten > 0 ? $" and {pagesWritten} run pages under {AnalysisReport.RunPagesDirectory}/" : "")} to {Path.GetFullPath(outDir)}");
+        string pages = output.RunPages > 0 ? $" and {output.RunPages} run pages under {AnalysisReport.RunPagesDirectory}/" : "";
+        Console.Out.WriteLine($"wrote {string.Join(", ", top)}{pages} to {Path.GetFullPath(outDir)}");
         return 0;
     }
 }
