@@ -102,6 +102,7 @@ public sealed class IlgpuMlpReplica : IModelReplica
             lossSum += SumOfLosses(batch, ids.Length);
         }
         _gradient.View.CopyToCPU(gradientSum);
+        _device.Accelerator.Synchronize();
         double squaredNorm = FlatMath.SquaredNorm(gradientSum);
         return new ShareGradient(gradientSum, sampleIds.Length, lossSum, squaredNorm, clock.Elapsed.TotalMilliseconds);
     }
@@ -116,9 +117,12 @@ public sealed class IlgpuMlpReplica : IModelReplica
             Forward(batch, ids.Length);
             _softmax(ids.Length, batch.Activations[^1].View, batch.Labels.View, batch.Delta.View, batch.Loss.View, batch.Correct.View, Classes);
             double loss = SumOfLosses(batch, ids.Length);
-            var correct = new int[ids.Length];
-            batch.Correct.View.SubView(0, ids.Length).CopyToCPU(correct);
-            result = result.Add(new EvaluationResult(loss, correct.Sum(), ids.Length));
+            var correct = batch.HostCorrect.AsSpan(0, ids.Length);
+            batch.Correct.View.SubView(0, ids.Length).CopyToCPU(ref correct[0], ids.Length);
+            _device.Accelerator.Synchronize();
+            int count = 0;
+            foreach (int c in correct) count += c;
+            result = result.Add(new EvaluationResult(loss, count, ids.Length));
         }
         return result;
     }
@@ -176,8 +180,9 @@ public sealed class IlgpuMlpReplica : IModelReplica
 
     private double SumOfLosses(Batch batch, int n)
     {
-        var losses = new float[n];
-        batch.Loss.View.SubView(0, n).CopyToCPU(losses);
+        var losses = batch.HostLoss.AsSpan(0, n);
+        batch.Loss.View.SubView(0, n).CopyToCPU(ref losses[0], n);
+        _device.Accelerator.Synchronize(); // read only once the copy has landed
         double sum = 0;
         foreach (float loss in losses) sum += loss;
         return sum;
@@ -194,16 +199,17 @@ public sealed class IlgpuMlpReplica : IModelReplica
             _batch = new Batch(_device.Accelerator, Math.Max(ids.Length, _batch?.Capacity ?? 0), _widths);
         }
         int pixels = data.PixelsPerImage;
-        var inputs = new float[ids.Length * pixels];
-        var labels = new int[ids.Length];
+        // Staged in the batch's host arrays (allocated once with it, not per micro-batch), then copied over.
+        var inputs = _batch.HostInputs.AsSpan(0, ids.Length * pixels);
+        var labels = _batch.HostLabels.AsSpan(0, ids.Length);
         for (int i = 0; i < ids.Length; i++)
         {
-            FlatMath.BytesToUnitFloats(data.Image(ids[i]), inputs.AsSpan(i * pixels, pixels));
+            FlatMath.BytesToUnitFloats(data.Image(ids[i]), inputs.Slice(i * pixels, pixels));
             labels[i] = data.Labels[ids[i]];
         }
-        _batch.Inputs.View.SubView(0, inputs.Length).CopyFromCPU(inputs);
-        _batch.Labels.View.SubView(0, labels.Length).CopyFromCPU(labels);
-        _device.Accelerator.Synchronize(); // the staging arrays are this method's: the copies end before they can be collected
+        _batch.Inputs.View.SubView(0, inputs.Length).CopyFromCPU(ref inputs[0], inputs.Length);
+        _batch.Labels.View.SubView(0, labels.Length).CopyFromCPU(ref labels[0], labels.Length);
+        _device.Accelerator.Synchronize(); // the host arrays are refilled by the next micro-batch: the copies end first
         return _batch;
     }
 
@@ -215,7 +221,10 @@ public sealed class IlgpuMlpReplica : IModelReplica
         if (_ownsDevice) _device.Dispose();
     }
 
-    /// <summary>Device memory for up to <see cref="Capacity"/> samples: inputs, each layer's output, two gradient buffers as wide as the widest layer.</summary>
+    /// <summary>
+    /// Memory for up to <see cref="Capacity"/> samples: on the device inputs, each layer's output, two gradient buffers as
+    /// wide as the widest layer; on the host the staging arrays of what crosses per micro-batch.
+    /// </summary>
     private sealed class Batch : IDisposable
     {
         public Batch(Accelerator accelerator, int capacity, int[] widths)
@@ -229,6 +238,10 @@ public sealed class IlgpuMlpReplica : IModelReplica
             Labels = accelerator.Allocate1D<int>(capacity);
             Loss = accelerator.Allocate1D<float>(capacity);
             Correct = accelerator.Allocate1D<int>(capacity);
+            HostInputs = new float[capacity * widths[0]];
+            HostLabels = new int[capacity];
+            HostLoss = new float[capacity];
+            HostCorrect = new int[capacity];
         }
 
         public int Capacity { get; }
@@ -239,6 +252,11 @@ public sealed class IlgpuMlpReplica : IModelReplica
         public MemoryBuffer1D<int, Stride1D.Dense> Labels { get; }
         public MemoryBuffer1D<float, Stride1D.Dense> Loss { get; }
         public MemoryBuffer1D<int, Stride1D.Dense> Correct { get; }
+        /// <summary>Host-side staging of the same sizes: inputs and labels go up from them, losses and correct flags come down into them.</summary>
+        public float[] HostInputs { get; }
+        public int[] HostLabels { get; }
+        public float[] HostLoss { get; }
+        public int[] HostCorrect { get; }
 
         public void Dispose()
         {

@@ -168,6 +168,28 @@ public sealed class ClusterProcessTests : IDisposable
         Assert.Contains($"no seed node answered at 127.0.0.1:{port} within 3 s", string.Join('\n', worker.StdErr));
     }
 
+    /// <summary>
+    /// A worker node on the ILGPU backend learns only when accepted that the run trains the CNN, which that backend
+    /// does not run: it says so and exits non-zero (a decision, not a crash restarted into the same failure); a
+    /// TorchSharp worker that joins then trains the run to its end.
+    /// </summary>
+    [Fact]
+    public async Task A_worker_whose_device_cannot_run_the_model_leaves_with_the_reason()
+    {
+        int port = NodeProcess.FreePort();
+        using var coordinator = new NodeProcess("node", "--role", "coordinator", "--port", port.ToString(), "--model", "cnn",
+            "--dataset", "synthetic", "--steps", "5", "--global-batch", "32", "--eval-every", "0", "--train-eval-samples", "0",
+            "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", "cnn-run");
+        using var gpuWorker = new NodeProcess("node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", "--device", "ilgpu-cpu");
+        int exit = await gpuWorker.WaitForExitAsync(Timeout);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("runs the MLP only (--model mlp); 'cnn' needs --device cpu", string.Join('\n', gpuWorker.StdErr.Concat(gpuWorker.StdOut)));
+        using var cpuWorker = new NodeProcess("node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1");
+        Assert.True(await coordinator.WaitForExitAsync(Timeout) == 0, string.Join('\n', coordinator.StdErr));
+        using var summary = JsonDocument.Parse(coordinator.StdOut.Last());
+        Assert.Equal(5, summary.RootElement.GetProperty("steps").GetInt64());
+    }
+
     /// <summary>A worker node on a machine without a CUDA device (CI's) is refused before it joins, naming what was looked for.</summary>
     [Fact]
     public void Cuda_where_there_is_none_is_refused_at_start()

@@ -7,6 +7,9 @@ public static class ScriptProcess
 {
     public static string PathOf(string script) => Path.Combine(CliProcess.RepositoryRoot(), "scripts", script);
 
+    /// <summary>Longer than any script the tests run takes (the GPU check's dry run: ~90 s); a hung one is killed, and the test fails.</summary>
+    private static readonly TimeSpan Limit = TimeSpan.FromMinutes(6);
+
     /// <param name="workingDirectory">Where it runs (null: the test's own).</param>
     public static CliProcess.Outcome Run(string? workingDirectory, string program, params string[] args)
     {
@@ -16,7 +19,12 @@ public static class ScriptProcess
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        process.WaitForExit();
+        if (!process.WaitForExit(Limit))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{program} {string.Join(' ', args)} ran past {Limit.TotalMinutes:F0} min and was killed");
+        }
+        process.WaitForExit(); // the output streams to their end
         return new CliProcess.Outcome(process.ExitCode, stdout.Result, stderr.Result);
     }
 }

@@ -185,11 +185,12 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             {
                 _replica = _settings.CreateReplica?.Invoke(model) ?? new ModelReplica(model);
             }
-            catch (NotSupportedException unsupported)
+            catch (Exception cannot)
             {
-                // This worker's device cannot run the run's model (the ILGPU backend runs the MLP only): a decision, not a crash to restart.
-                _log.Error("This worker cannot take part in run {0}: {1}", accepted.RunId, unsupported.Message);
-                _runEnded?.TrySetException(new InvalidOperationException($"this worker cannot run the model: {unsupported.Message}"));
+                // This worker's device cannot hold the run's model (the ILGPU backend runs the MLP only; a device that fails to
+                // open or to allocate): a decision, not a crash to restart into the same failure.
+                _log.Error("This worker cannot take part in run {0}: {1}", accepted.RunId, cannot.Message);
+                _runEnded?.TrySetException(new InvalidOperationException($"this worker cannot run the model: {cannot.Message}"));
                 Context.Stop(Self);
                 return;
             }

@@ -67,10 +67,6 @@ public sealed class ModelReplica : IModelReplica
         return new ShareGradient(gradientSum, sampleIds.Length, lossSum, squaredNorm, clock.Elapsed.TotalMilliseconds);
     }
 
-    /// <summary>Loss sum and correct count over samples [start, start + count) in eval mode.</summary>
-    public EvaluationResult Evaluate(ImageDataSet data, int start, int count, int batchSize = 1000) =>
-        Evaluate(data, Enumerable.Range(start, count).ToArray(), batchSize);
-
     /// <summary>Loss sum and correct count over the given rows in eval mode (sums: any split of the rows adds up exactly).</summary>
     public EvaluationResult Evaluate(ImageDataSet data, ReadOnlySpan<int> rows, int batchSize = 1000)
     {
