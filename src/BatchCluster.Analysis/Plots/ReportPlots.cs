@@ -50,18 +50,25 @@ public static class ReportPlots
         Loss(runs, outDir, "loss_vs_epoch.png", "epoch (samples seen / training samples)",
             (log, step) => log.Info is { StepsPerEpoch: > 0 } info ? (double)step.Step / info.StepsPerEpoch : step.Step);
 
-    private static string Loss(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir, string file, string xLabel, Func<RunLog, StepPoint, double> x)
+    /// <summary>One curve per run of a per-step quantity <paramref name="y"/> (of the steps in order) against <paramref name="x"/>, thinned and styled.</summary>
+    private static void AddStepCurves(Plot plot, IReadOnlyList<(RunRow Row, RunLog Log)> runs, Func<RunLog, StepPoint, double> x,
+        Func<IReadOnlyList<StepPoint>, double[]> y)
     {
-        var plot = new Plot();
         var styles = CurveStyles(runs);
         for (int i = 0; i < runs.Count; i++)
         {
-            var (row, log) = runs[i];
+            var log = runs[i].Log;
             if (log.Steps.Count == 0) continue;
             var steps = log.Steps.OrderBy(s => s.Step).ToList();
-            var (xs, ys) = Thin(steps.Select(s => x(log, s)).ToArray(), Smooth(steps.Select(s => s.Loss).ToArray()));
+            var (xs, ys) = Thin(steps.Select(s => x(log, s)).ToArray(), y(steps));
             Style(plot.Add.ScatterLine(xs, ys[0]), styles[i]);
         }
+    }
+
+    private static string Loss(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir, string file, string xLabel, Func<RunLog, StepPoint, double> x)
+    {
+        var plot = new Plot();
+        AddStepCurves(plot, runs, x, steps => Smooth(steps.Select(s => s.Loss).ToArray()));
         Finish(plot, "training loss (mean over the global batch, smoothed)", xLabel, "loss");
         return Save(plot, outDir, file);
     }
@@ -123,15 +130,7 @@ public static class ReportPlots
     public static string LearningRateVsStep(IReadOnlyList<(RunRow Row, RunLog Log)> runs, string outDir)
     {
         var plot = new Plot();
-        var styles = CurveStyles(runs);
-        for (int i = 0; i < runs.Count; i++)
-        {
-            var (row, log) = runs[i];
-            if (log.Steps.Count == 0) continue;
-            var steps = log.Steps.OrderBy(s => s.Step).ToList();
-            var (xs, ys) = Thin(steps.Select(s => (double)s.Step).ToArray(), steps.Select(s => s.LearningRate).ToArray());
-            Style(plot.Add.ScatterLine(xs, ys[0]), styles[i]);
-        }
+        AddStepCurves(plot, runs, (_, step) => step.Step, steps => steps.Select(s => s.LearningRate).ToArray());
         PlotAxes.Readable(plot, runs.SelectMany(r => r.Log.Steps.Select(s => s.LearningRate)).ToList()); // a constant rate: not a range around nothing
         Finish(plot, "learning rate over the run", "optimizer step", "learning rate", Alignment.LowerRight);
         return Save(plot, outDir, "learning_rate_vs_step.png");
