@@ -30,8 +30,21 @@ public sealed class IlgpuDevice : IDisposable
     /// <summary>Whether <paramref name="device"/> names an ILGPU device (else it is TorchSharp's "cpu").</summary>
     public static bool Names(string device) => device == "ilgpu-cpu" || device == "cuda" || device.StartsWith("cuda:", StringComparison.Ordinal);
 
-    /// <exception cref="ArgumentException">Not an ILGPU device name, or no such CUDA device here (the message says what was looked for).</exception>
+    /// <exception cref="ArgumentException">Not an ILGPU device name, no such CUDA device here (the message says what was looked for),
+    /// or a device ILGPU could not open (the driver's or ILGPU's own error, named).</exception>
     public static IlgpuDevice Open(string device)
+    {
+        try
+        {
+            return OpenOrThrow(device);
+        }
+        catch (Exception e) when (e is AcceleratorException or DllNotFoundException or TypeInitializationException or InvalidOperationException)
+        {
+            throw new ArgumentException($"--device {device}: ILGPU could not open it ({(e.InnerException ?? e).Message})", e);
+        }
+    }
+
+    private static IlgpuDevice OpenOrThrow(string device)
     {
         if (device == "ilgpu-cpu")
         {

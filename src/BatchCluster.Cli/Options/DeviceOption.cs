@@ -14,7 +14,7 @@ public static class DeviceOption
         {
             return ComputeBackends.Check(device, model);
         }
-        catch (Exception e) when (e is ArgumentException or NotSupportedException or ILGPU.Runtime.AcceleratorException or DllNotFoundException or TypeInitializationException)
+        catch (ArgumentException e) // IlgpuDevice turns the driver's and ILGPU's failures into one sentence too
         {
             throw new UsageException(e.Message);
         }
