@@ -9,9 +9,8 @@ using Akka.Configuration;
 using Akka.Event;
 using BatchCluster.Cli.Options;
 using BatchCluster.Cluster;
-using BatchCluster.Cluster.DataPlane;
+using BatchCluster.Cluster.Links;
 using BatchCluster.Cluster.Protocol;
-using BatchCluster.Cluster.Transport;
 using BatchCluster.Core.Training;
 
 namespace BatchCluster.Cli.Commands;

@@ -1,8 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
-using BatchCluster.Cluster.DataPlane;
+using BatchCluster.Cluster.Links;
 using BatchCluster.Cluster.Protocol;
-using BatchCluster.Cluster.Transport;
 using BatchCluster.Core.Coordination;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Diagnostics;
@@ -50,8 +49,6 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         public GlobalBatch Batch { get; } = batch;
         public WorkRound<TrainingProtocol.ShareComputed> Round { get; } = round;
         public double StartedAtMs { get; } = startedAtMs;
-        /// <summary>Tensor payload bytes sent and received for this step (parameters, sample ids, gradients).</summary>
-        public long BytesMoved { get; set; }
     }
 
     private sealed class EvaluationInFlight(DataSplit split, int requestId, WorkRound<TrainingProtocol.EvaluationDone> round,
@@ -71,7 +68,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private readonly TaskCompletionSource<RunResult> _completion;
     private readonly Action<StepRecord, TrainingSession>? _onStep;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly TensorReassembly _reassembly = new();
+    private readonly CoordinatorLinks _links;
     private readonly WorkerRoster<IActorRef> _roster;
     /// <summary>Workers on nodes the failure detector lost, kept so they can be taken back when the node is reachable again.</summary>
     private readonly Dictionary<Address, List<(IActorRef Worker, WorkerDescription Description)>> _unreachable = [];
@@ -80,14 +77,6 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     private StepInFlight? _step;
     private EvaluationInFlight? _evaluation;
-    private readonly ParameterSnapshots _snapshots = new();
-    /// <summary>The data plane's listener, opened when the first worker from another process registers (null: none yet, or off).</summary>
-    private DataPlaneServer? _dataPlane;
-    /// <summary>Workers whose tensors go over the data plane (kept after they leave, for the byte count of a committed step).</summary>
-    private readonly HashSet<int> _dataPlaneWorkers = [];
-    /// <summary>A share's result arrives in two parts (the message over Akka, the gradient over the data plane), in either order; each waits here for the other, within the current step only.</summary>
-    private readonly Dictionary<(int Worker, int Slot), float[]> _gradientsWithoutMessage = [];
-    private readonly Dictionary<(int Worker, int Slot), TrainingProtocol.ShareComputed> _messagesWithoutGradient = [];
     private int _nextRequestId;
     private double? _armedDeadlineMs;
     private long _allocatedAtLastCommit = GC.GetTotalAllocatedBytes(precise: true);
@@ -108,7 +97,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         _completion = completion;
         _onStep = onStep;
         _roster = new WorkerRoster<IActorRef>(session.Config.Split);
-        _reassembly.ExpectedLength = session.Parameters.Length; // gradient sums: exactly the model's size
+        var address = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress;
+        _links = new CoordinatorLinks(new CoordinatorLinkSettings(_runId, session.Parameters.Length, session.Config.TransferPrecision,
+            settings.UseDataPlane, settings.DataPort, address.Host ?? "127.0.0.1", settings.Tls), Self, _log);
         WaitingForWorkers();
     }
 
@@ -122,8 +113,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     protected override void PostStop()
     {
         if (_settings.WatchClusterMembership) Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
-        _dataPlane?.Dispose();
-        ForgetHalfResults(null);
+        _links.Dispose();
     }
 
     private double Now => _session.NowMs;
@@ -231,8 +221,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         });
         Receive<ClusterMembership.IClusterDomainEvent>(_ => { });
         // Only a registered worker's tensors are reassembled: nobody else gets memory here.
-        Receive<TensorTransferStart>(start => _roster.Find(Sender) is not null, start => _reassembly.Deliver(start, Self, Sender, _log));
-        Receive<TensorChunk>(chunk => _roster.Find(Sender) is not null, chunk => _reassembly.Deliver(chunk, Self, Sender, _log));
+        Receive<TensorTransferStart>(start => _roster.Find(Sender) is not null, start => _links.Deliver(start, Sender));
+        Receive<TensorChunk>(chunk => _roster.Find(Sender) is not null, chunk => _links.Deliver(chunk, Sender));
         Receive<TensorTransferStart>(_ => Dropped(_session.NextStep, -1, "a tensor transfer from an actor that is not a registered worker"));
         Receive<TensorChunk>(_ => { });
         Receive<Interrupt>(OnInterrupt);
@@ -267,7 +257,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             entry = _roster.Add(Sender, new WorkerDescription(registration.WorkerId, registration.Address, registration.Device, registration.Threads));
             Context.Watch(Sender);
         }
-        Sender.Tell(new TrainingProtocol.WorkerAccepted(_runId, _settings.Spec, OfferDataPlane(entry)));
+        Sender.Tell(new TrainingProtocol.WorkerAccepted(_runId, _settings.Spec, _links.Accept(entry.Key, entry.Handle)));
     }
 
     /// <summary>
@@ -278,32 +268,12 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private bool MayRegister(IActorRef worker, out string why)
     {
         why = "";
-        if (TensorTransport.SharesMemoryWith(worker) || !_settings.WatchClusterMembership) return true;
+        if (CoordinatorLinks.SharesMemoryWith(worker) || !_settings.WatchClusterMembership) return true;
         var address = worker.Path.Address;
         bool member = Akka.Cluster.Cluster.Get(Context.System).State.Members.Any(m => m.Address.Equals(address)
             && m.Status is Akka.Cluster.MemberStatus.Up or Akka.Cluster.MemberStatus.WeaklyUp or Akka.Cluster.MemberStatus.Joining);
         if (!member) why = $"{address} is not a member of this cluster";
         return member;
-    }
-
-    /// <summary>
-    /// For a worker in another process: where its data connection goes and the token it proves
-    /// itself with (the listener opens with the first such worker). Null for an in-process worker,
-    /// which shares arrays, or when the data plane is off.
-    /// </summary>
-    private DataPlaneOffer? OfferDataPlane(WorkerRoster<IActorRef>.Entry worker)
-    {
-        if (!_settings.UseDataPlane || TensorTransport.SharesMemoryWith(worker.Handle)) return null;
-        if (_dataPlane is null)
-        {
-            var self = Self;
-            string host = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.Host ?? "127.0.0.1";
-            var run = new DataPlaneRun(FrameHeader.TagOf(_runId), _session.Parameters.Length, _session.Config.TransferPrecision);
-            _dataPlane = new DataPlaneServer(host, _settings.DataPort, run, arrived => self.Tell(arrived), lost => self.Tell(lost), _settings.Tls);
-            _log.Info("Data plane listening on {0}:{1} ({2}, {3})", _dataPlane.Host, _dataPlane.Port, run.Precision, _settings.Tls is null ? "plain TCP" : "TLS");
-        }
-        _dataPlaneWorkers.Add(worker.Key);
-        return new DataPlaneOffer(_dataPlane.Host, _dataPlane.Port, _dataPlane.Expect(worker.Key), _session.Config.TransferPrecision);
     }
 
     /// <returns>true when a registered worker became ready now.</returns>
@@ -315,10 +285,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         _roster.Measured(entry, ready.SamplesPerSecond);
         _workersSeen.Add(entry.Description.Id);
         var d = entry.Description;
-        string transport = _dataPlaneWorkers.Contains(entry.Key)
-            ? $"data plane {_dataPlane!.Host}:{_dataPlane.Port} ({_session.Config.TransferPrecision.ToString().ToLowerInvariant()})"
-            : TensorTransport.SharesMemoryWith(entry.Handle) ? "in-process" : "akka";
-        _session.Events.WorkerJoined(d.Id, d.Address, d.Device, d.Threads, ready.SamplesPerSecond, _roster.ReadyCount, transport);
+        _session.Events.WorkerJoined(d.Id, d.Address, d.Device, d.Threads, ready.SamplesPerSecond, _roster.ReadyCount, _links.Describe(entry.Key));
         return true;
     }
 
@@ -334,11 +301,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         if (entry is null) return;
         if (downNode) DownWorkerNode(entry.Handle);
         _roster.Remove(entry);
-        _snapshots.Gone(entry.Key);
-        _dataPlane?.Forget(entry.Key);
-        ForgetHalfResults(entry.Key);
+        _links.Forget(entry.Key, entry.Handle);
         Context.Unwatch(entry.Handle);
-        _reassembly.Forget(entry.Handle.Path.ToString());
         _session.Events.WorkerLeft(entry.Description.Id, reason, _roster.ReadyCount);
         if (_step is not null) ApplyStep(_step.Round.OnWorkerLost(entry.Key, reason, Now));
         else if (_evaluation is not null) ApplyEvaluation(_evaluation.Round.OnWorkerLost(entry.Key, reason, Now));
@@ -347,7 +311,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     /// <summary>Downs the node of a lost worker in another process; never this node, nor a node with the coordinator role.</summary>
     private void DownWorkerNode(IActorRef worker)
     {
-        if (!_settings.WatchClusterMembership || TensorTransport.SharesMemoryWith(worker)) return;
+        if (!_settings.WatchClusterMembership || CoordinatorLinks.SharesMemoryWith(worker)) return;
         var cluster = Akka.Cluster.Cluster.Get(Context.System);
         var address = worker.Path.Address;
         var member = cluster.State.Members.FirstOrDefault(m => m.Address.Equals(address));
@@ -374,38 +338,16 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             if (_roster.Find(worker) is not null) continue;
             var entry = _roster.Add(worker, description);
             Context.Watch(worker);
-            worker.Tell(new TrainingProtocol.WorkerAccepted(_runId, _settings.Spec, OfferDataPlane(entry)));
+            worker.Tell(new TrainingProtocol.WorkerAccepted(_runId, _settings.Spec, _links.Accept(entry.Key, entry.Handle)));
         }
     }
 
     // ---- steps ----
 
-    /// <summary>
-    /// Parameters at the current version for a request to <paramref name="worker"/>: copied once per
-    /// version into an array nobody writes while a worker may read it (TrainingProtocol, ParameterSnapshots).
-    /// </summary>
-    /// <returns>The snapshot, or for a data-plane worker an empty one of the version (its values went on the data plane).</returns>
-    private TrainingProtocol.ParameterSnapshot SnapshotFor(WorkerRoster<IActorRef>.Entry worker, ref long bytesMoved)
-    {
-        long version = _session.ParameterVersion;
-        if (_dataPlaneWorkers.Contains(worker.Key))
-        {
-            if (_dataPlane is null || !_dataPlane.IsConnected(worker.Key))
-                Self.Tell(new DataConnectionLost(worker.Key, -1, "no data connection")); // handled after this round's commands
-            else if (_dataPlane.SendParameters(worker.Key, version, _session.Parameters) == ParameterSend.Queued)
-                bytesMoved += (long)_session.Parameters.Length * FrameHeader.BytesPerValue(_session.Config.TransferPrecision);
-            return new TrainingProtocol.ParameterSnapshot(version, ReadOnlyMemory<float>.Empty);
-        }
-        var snapshot = _snapshots.At(version, _session.Parameters);
-        if (TensorTransport.SharesMemoryWith(worker.Handle)) _snapshots.Lent(worker.Key);
-        bytesMoved += sizeof(float) * (long)snapshot.Values.Length;
-        return snapshot;
-    }
-
     /// <summary>A worker answered a request made at <paramref name="version"/>: it no longer reads the snapshots up to it.</summary>
     private void Answered(WorkerRoster<IActorRef>.Entry? worker, long version)
     {
-        if (worker is not null) _snapshots.Answered(worker.Key, version);
+        if (worker is not null) _links.Answered(worker.Key, version);
     }
 
     private void BeginStepOrFinish()
@@ -426,6 +368,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         var batch = _session.NextBatch();
         var round = new WorkRound<TrainingProtocol.ShareComputed>(batch.SampleIds, _roster, RoundPolicy.For(_settings.StepDeadline, _roster.ReadyCount));
         _step = new StepInFlight(batch, round, Now);
+        _links.BeginStep();
         Stepping();
         ApplyStep(round.Start(Now));
     }
@@ -442,11 +385,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private void SendShare(StepInFlight step, SendWork send)
     {
         var target = _roster.Find(send.Worker)!;
-        long bytes = sizeof(int) * (long)send.Ids.Length;
-        var parameters = SnapshotFor(target, ref bytes);
-        step.BytesMoved += bytes;
-        TensorTransport.Tell(target.Handle, new TrainingProtocol.ComputeShare(
-            _runId, step.Batch.Step, send.Slot, send.Ids, _session.Config.EffectiveMicroBatch(send.Ids.Length), parameters), Self);
+        _links.SendShare(target.Handle, target.Key, _runId, step.Batch.Step, send.Slot, send.Ids, _session.Config.EffectiveMicroBatch(send.Ids.Length),
+            _session.ParameterVersion, _session.Parameters);
     }
 
     /// <summary>
@@ -503,66 +443,31 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             Dropped(result.Step, result.ShareIndex, problem);
             return;
         }
-        if (_dataPlaneWorkers.Contains(worker!.Key) && result.GradientSum.IsEmpty)
-        {
-            // The gradient travels on the data plane: go on once both halves are here.
-            if (!_gradientsWithoutMessage.Remove((worker.Key, result.ShareIndex), out var gradient))
-            {
-                _messagesWithoutGradient[(worker.Key, result.ShareIndex)] = result;
-                return;
-            }
-            result = result with { GradientSum = gradient };
-        }
-        AcceptShare(step!, worker, result);
+        // Over the data plane the gradient travels apart from this message: go on once both halves are here.
+        if (_links.OnShareMessage(worker!.Key, result) is { } whole) AcceptShare(step!, worker, whole);
     }
 
     private void OnGradientArrived(GradientArrived arrived)
     {
         var step = _step;
         var worker = _roster.Find(arrived.WorkerKey);
-        var header = arrived.Header;
-        if (step is null || worker is null || header.Step != step.Batch.Step || header.Version != _session.ParameterVersion
-            || !_dataPlane!.IsCurrent(arrived.WorkerKey, arrived.ConnectionId))
-        {
-            TensorBuffers.Return(arrived.Values); // stale, or from a worker no longer here: nothing waits for it
-            return;
-        }
-        var key = (arrived.WorkerKey, header.Slot);
-        if (_messagesWithoutGradient.Remove(key, out var message))
-        {
-            AcceptShare(step, worker, message with { GradientSum = arrived.Values });
-            return;
-        }
-        if (_gradientsWithoutMessage.Remove(key, out var earlier)) TensorBuffers.Return(earlier); // a repeated frame: keep the newest
-        _gradientsWithoutMessage[key] = arrived.Values;
+        bool current = step is not null && worker is not null && arrived.Header.Step == step.Batch.Step && arrived.Header.Version == _session.ParameterVersion;
+        if (_links.OnGradient(arrived, current) is { } whole) AcceptShare(step!, worker!, whole);
     }
 
     private void OnDataConnectionLost(DataConnectionLost lost)
     {
         var worker = _roster.Find(lost.WorkerKey);
         // Moot when the worker is gone already or has connected again since.
-        if (worker is null || (_dataPlane is not null && _dataPlane.IsConnected(lost.WorkerKey))) return;
+        if (worker is null || !_links.StillLost(lost)) return;
         LoseWorker(worker, $"data connection lost: {lost.Reason}", downNode: true);
-    }
-
-    /// <summary>Drops half-arrived results of one worker, or all of them (null); their buffers go back to the pool.</summary>
-    private void ForgetHalfResults(int? worker)
-    {
-        foreach (var (key, gradient) in _gradientsWithoutMessage)
-            if (worker is null || key.Worker == worker)
-            {
-                TensorBuffers.Return(gradient);
-                _gradientsWithoutMessage.Remove(key); // removing while enumerating is allowed for Dictionary since .NET Core 3.0
-            }
-        foreach (var key in _messagesWithoutGradient.Keys)
-            if (worker is null || key.Worker == worker) _messagesWithoutGradient.Remove(key);
     }
 
     private void AcceptShare(StepInFlight step, WorkerRoster<IActorRef>.Entry worker, TrainingProtocol.ShareComputed result)
     {
         if (ImplausibleResult(result) is { } problem)
         {
-            TensorBuffers.Return(result.GradientSum);
+            CoordinatorLinks.Release(result);
             ApplyStep(step.Round.OnFailed(worker.Key, result.ShareIndex, problem, Now));
             return;
         }
@@ -615,8 +520,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         {
             string node = _roster.DescriptionOf(share.Worker).Address;
             if (node != _selfAddress) allocatedByNode[node] = allocatedByNode.GetValueOrDefault(node) + share.Result.AllocatedBytes;
-            step.BytesMoved += (long)share.Result.GradientSum.Length
-                               * (_dataPlaneWorkers.Contains(share.Worker) ? FrameHeader.BytesPerValue(_session.Config.TransferPrecision) : sizeof(float));
+            _links.CountGradient(share.Worker, share.Result);
             peakByNode[node] = share.Result.PeakMemoryBytes / (1024.0 * 1024.0);
         }
         // The coordinator's own node too (in one process it is the workers' node as well).
@@ -627,7 +531,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         // The step waited for the share that arrived last: its compute and transfer are the critical path.
         var critical = done.MaxBy(s => s.ArrivedAtMs)!;
         double transferMs = Math.Max(0, critical.ArrivedAtMs - critical.SentAtMs - critical.Result.HandlingMilliseconds);
-        var measured = new StepMeasurements(critical.Result.ComputeMilliseconds, transferMs, step.BytesMoved, peakByNode, allocatedByNode);
+        var measured = new StepMeasurements(critical.Result.ComputeMilliseconds, transferMs, _links.StepBytes, peakByNode, allocatedByNode);
         var shares = done.Select(s => new ShareGradient(s.Result.GradientSum, s.Result.SampleCount, s.Result.LossSum,
             s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker))).ToList();
         StepRecord? record;
@@ -642,8 +546,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         }
         finally
         {
-            foreach (var share in done) TensorBuffers.Return(share.Result.GradientSum); // averaged (or skipped): the buffers go back to the pool
-            ForgetHalfResults(null); // a re-planned share's late half: its step is over
+            foreach (var share in done) CoordinatorLinks.Release(share.Result); // averaged (or skipped): the buffers go back to the pool
+            _links.EndStep(); // a re-planned share's late half: its step is over
             _step = null;
         }
         if (record is not null) _onStep?.Invoke(record, _session);
@@ -728,9 +632,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private void SendEvaluation(EvaluationInFlight evaluation, SendWork send)
     {
         var target = _roster.Find(send.Worker)!;
-        long bytes = 0;
-        TensorTransport.Tell(target.Handle, new TrainingProtocol.Evaluate(
-            _runId, evaluation.RequestId, send.Slot, evaluation.Split, send.Ids, SnapshotFor(target, ref bytes)), Self);
+        _links.SendEvaluation(target.Handle, target.Key, _runId, evaluation.RequestId, send.Slot, evaluation.Split, send.Ids,
+            _session.ParameterVersion, _session.Parameters);
     }
 
     private void OnEvaluationDone(TrainingProtocol.EvaluationDone done)

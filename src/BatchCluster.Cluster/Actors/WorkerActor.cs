@@ -1,9 +1,8 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
-using BatchCluster.Cluster.DataPlane;
+using BatchCluster.Cluster.Links;
 using BatchCluster.Cluster.Protocol;
-using BatchCluster.Cluster.Transport;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Diagnostics;
 using BatchCluster.Core.Gradients;
@@ -46,20 +45,14 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly WorkerSettings _settings;
     private readonly TaskCompletionSource<bool>? _runEnded;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly TensorReassembly _reassembly = new();
+    private readonly WorkerLinks _links;
     private string _workerId = "";
     private string _runId = "";
     private IActorRef? _coordinator;
     private DataSplits? _data;
     private IModelReplica? _replica;
-    private long _loadedVersion = -1;
     /// <summary>This process's managed allocation total at the previous reply (for the per-step figure).</summary>
     private long _allocatedAtLastReply = GC.GetTotalAllocatedBytes(precise: true);
-    private DataPlaneClient? _dataPlane;
-    /// <summary>The newest parameters from the data plane not yet loaded into the replica (a pooled buffer this actor owns).</summary>
-    private ParametersArrived? _arrived;
-    /// <summary>Requests whose parameters are still on their way, in arrival order: the version each needs and how to run it.</summary>
-    private readonly List<(long Version, Action Run)> _waiting = [];
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -73,10 +66,11 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _coordinatorEntry = coordinator;
         _settings = settings;
         _runEnded = runEnded;
+        _links = new WorkerLinks(Self, settings.Tls, _log);
         Receive<Register>(_ => SendRegistration());
         Receive<Leave>(_ => OnLeave());
         Receive<ParametersArrived>(OnParametersArrived);
-        Receive<DataPlaneBroken>(OnDataPlaneBroken);
+        Receive<WorkerLinks.Broken>(OnDataPlaneBroken);
         // Who may say what (docs/security.md): acceptance and refusal only from a coordinator, work and
         // the end of the run only from the coordinator this worker was accepted by; the rest is dropped.
         Receive<TrainingProtocol.WorkerAccepted>(_ => MayCoordinate(Sender), OnAccepted);
@@ -84,8 +78,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<TrainingProtocol.RunEnded>(_ => IsFromMyCoordinator(Sender, orItsSupervisor: true), OnRunEnded);
         Receive<TrainingProtocol.ComputeShare>(_ => IsFromMyCoordinator(Sender), OnComputeShare);
         Receive<TrainingProtocol.Evaluate>(_ => IsFromMyCoordinator(Sender), OnEvaluate);
-        Receive<TensorTransferStart>(_ => IsFromMyCoordinator(Sender), start => _reassembly.Deliver(start, Self, Sender, _log));
-        Receive<TensorChunk>(_ => IsFromMyCoordinator(Sender), chunk => _reassembly.Deliver(chunk, Self, Sender, _log));
+        Receive<TensorTransferStart>(_ => IsFromMyCoordinator(Sender), start => _links.Deliver(start, Sender));
+        Receive<TensorChunk>(_ => IsFromMyCoordinator(Sender), chunk => _links.Deliver(chunk, Sender));
         Receive<ITrainingMessage>(message => _log.Warning("Ignored {0} from {1}: not from the coordinator of this worker", message.GetType().Name, Sender));
         Receive<Terminated>(t => t.ActorRef.Equals(_coordinator), _ =>
         {
@@ -132,8 +126,6 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         public static readonly Register Instance = new();
     }
 
-    private sealed record DataPlaneBroken(long ConnectionId, string Reason);
-
     /// <summary>Sent by the node on SIGTERM/SIGINT: tell the coordinator, then stop.</summary>
     public sealed class Leave
     {
@@ -149,7 +141,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
-        CloseDataPlane();
+        _links.Dispose();
         _replica?.Dispose();
         // Stopped without RunEnded (a crash, which the stopping supervision turns into a stop): the
         // node must not wait for a run this worker no longer serves.
@@ -194,95 +186,28 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
                 Context.Stop(Self);
                 return;
             }
-            _reassembly.ExpectedLength = _replica.ParameterCount; // parameters: exactly the model's size
-            _loadedVersion = -1;
             _runId = accepted.RunId;
+            _links.StartRun(_runId, _replica.ParameterCount);
         }
-        if (!ConnectDataPlane(accepted.DataPlane)) return;
-        Sender.Tell(new TrainingProtocol.WorkerReady(_workerId, MeasureSamplesPerSecond()));
-    }
-
-    /// <returns>false when the offered data plane cannot be reached (registration goes on: the coordinator is asked again).</returns>
-    private bool ConnectDataPlane(DataPlaneOffer? offer)
-    {
-        if (offer is null)
+        if (!_links.Connect(accepted.DataPlane))
         {
-            CloseDataPlane();
-            return true;
-        }
-        if (_dataPlane is { } open && open.Offer.Host == offer.Host && open.Offer.Port == offer.Port && open.Offer.Token.AsSpan().SequenceEqual(offer.Token))
-            return true; // accepted again (e.g. a repeated registration): the connection stands
-        CloseDataPlane();
-        var self = Self;
-        var run = new DataPlaneRun(FrameHeader.TagOf(_runId), _replica!.ParameterCount, offer.Precision);
-        long id = 0;
-        try
-        {
-            var client = DataPlaneClient.Connect(offer, run, arrived => self.Tell(arrived), reason => self.Tell(new DataPlaneBroken(id, reason)), _settings.Tls);
-            id = client.Id;
-            _dataPlane = client;
-            _loadedVersion = -1; // the coordinator sends every version again on a new connection
-            return true;
-        }
-        catch (IOException e)
-        {
-            _log.Warning("{0}; registering again", e.Message);
             StartRegistering();
-            return false;
+            return;
         }
-    }
-
-    private void CloseDataPlane()
-    {
-        _dataPlane?.Dispose();
-        _dataPlane = null;
-        if (_arrived is not null) TensorBuffers.Return(_arrived.Values);
-        _arrived = null;
-        _waiting.Clear();
+        Sender.Tell(new TrainingProtocol.WorkerReady(_workerId, MeasureSamplesPerSecond()));
     }
 
     private void OnParametersArrived(ParametersArrived arrived)
     {
-        if (_dataPlane?.Id != arrived.ConnectionId)
-        {
-            TensorBuffers.Return(arrived.Values); // from a connection closed meanwhile
-            return;
-        }
-        if (_arrived is not null) TensorBuffers.Return(_arrived.Values);
-        _arrived = arrived;
-        if (_waiting.Count == 0) return;
-        // Requests at this version can run now; requests at older versions are stale (the coordinator moved on).
-        var due = _waiting.FindAll(w => w.Version <= arrived.Version);
-        _waiting.RemoveAll(w => w.Version <= arrived.Version);
-        foreach (var (version, run) in due)
-            if (version == arrived.Version) run();
+        foreach (var run in _links.OnParametersArrived(arrived)) run();
     }
 
-    private void OnDataPlaneBroken(DataPlaneBroken broken)
+    private void OnDataPlaneBroken(WorkerLinks.Broken broken)
     {
-        if (_dataPlane is null || (broken.ConnectionId != 0 && broken.ConnectionId != _dataPlane.Id)) return;
+        if (!_links.IsCurrent(broken)) return;
         _log.Warning("The data connection to the coordinator broke ({0}); registering again", broken.Reason);
-        CloseDataPlane();
+        _links.Close();
         StartRegistering();
-    }
-
-    /// <summary>
-    /// A request runs at once when its parameters are in the message, loaded, or arrived; one at a
-    /// version not yet arrived waits for it; one at an older version than arrived is dropped (stale).
-    /// </summary>
-    private bool ParametersReady(TrainingProtocol.ParameterSnapshot parameters) =>
-        !parameters.Values.IsEmpty || _dataPlane is null || _loadedVersion == parameters.Version || _arrived?.Version == parameters.Version;
-
-    /// <summary>Keeps a request until its parameters arrive (the closure is made only here, off the common path).</summary>
-    private void Defer(object request, IActorRef replyTo)
-    {
-        var (version, run) = request switch
-        {
-            TrainingProtocol.ComputeShare work => (work.Parameters.Version, (Action)(() => Compute(work, replyTo))),
-            TrainingProtocol.Evaluate evaluate => (evaluate.Parameters.Version, () => Evaluate(evaluate, replyTo)),
-            _ => throw new ArgumentException($"not a request: {request.GetType()}"),
-        };
-        if (version > Math.Max(_loadedVersion, _arrived?.Version ?? -1)) _waiting.Add((version, run));
     }
 
     /// <summary>Forward/backward throughput on a few training samples, reported to the coordinator.</summary>
@@ -303,7 +228,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         // The data connection stays open (the coordinator closes it when it hears why this worker
         // left, or the process's exit does): closed here, it would tell the coordinator first, and
         // the reason would read "data connection lost" instead of "leaving".
-        _dataPlane = null;
+        _links.Detach();
         _runEnded?.TrySetResult(true);
         Context.Stop(Self);
     }
@@ -321,27 +246,21 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Context.Stop(Self);
     }
 
+    /// <summary>Keeps a request until its parameters arrive (the closure is made only here, off the common path).</summary>
+    private void Defer(TrainingProtocol.ComputeShare work, IActorRef replyTo) => _links.Defer(work.Parameters.Version, () => Compute(work, replyTo));
+
+    private void Defer(TrainingProtocol.Evaluate request, IActorRef replyTo) => _links.Defer(request.Parameters.Version, () => Evaluate(request, replyTo));
+
     private IModelReplica ReplicaAt(TrainingProtocol.ParameterSnapshot parameters)
     {
         var replica = _replica ?? throw new InvalidOperationException("work arrived before the worker was accepted");
-        if (_loadedVersion != parameters.Version)
-        {
-            if (!parameters.Values.IsEmpty) replica.LoadParameters(parameters.Values.Span);
-            else if (_arrived?.Version == parameters.Version)
-            {
-                replica.LoadParameters(_arrived.Values);
-                TensorBuffers.Return(_arrived.Values);
-                _arrived = null;
-            }
-            else throw new InvalidOperationException($"the parameters of version {parameters.Version} have not arrived");
-            _loadedVersion = parameters.Version;
-        }
+        _links.Load(replica, parameters);
         return replica;
     }
 
     private void OnComputeShare(TrainingProtocol.ComputeShare work)
     {
-        if (ParametersReady(work.Parameters)) Compute(work, Sender);
+        if (_links.ParametersReady(work.Parameters)) Compute(work, Sender);
         else Defer(work, Sender);
     }
 
@@ -356,13 +275,6 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             var replica = ReplicaAt(work.Parameters);
             gradient = replica.ComputeGradientSum(_data!.Train, work.SampleIds, work.MicroBatch, gradientSum);
             if (_settings.TestingSlowdown > 1) WaitPrecisely(TimeSpan.FromMilliseconds(gradient.ComputeMilliseconds * (_settings.TestingSlowdown - 1)));
-            if (_dataPlane is { } dataPlane)
-            {
-                // The tensor goes on the data plane first; the (small) message follows with an empty tensor.
-                dataPlane.SendGradient(work.Step, work.Parameters.Version, work.ShareIndex, gradient.GradientSum.Span);
-                TensorBuffers.Return(gradientSum);
-                gradient = gradient with { GradientSum = ReadOnlyMemory<float>.Empty };
-            }
         }
         catch (Exception e)
         {
@@ -375,10 +287,19 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
         long allocated = allocatedNow - _allocatedAtLastReply;
         _allocatedAtLastReply = allocatedNow;
-        TensorTransport.Tell(replyTo, new TrainingProtocol.ShareComputed(
+        var result = new TrainingProtocol.ShareComputed(
             work.RunId, work.Step, work.Parameters.Version, work.ShareIndex, gradient.SampleCount, gradient.LossSum,
             gradient.GradientSum, gradient.GradientSumSquaredNorm, computeMs,
-            Stopwatch.GetElapsedTime(handlingStarted).TotalMilliseconds, PeakMemory.Bytes, allocated), Self);
+            Stopwatch.GetElapsedTime(handlingStarted).TotalMilliseconds, PeakMemory.Bytes, allocated);
+        try
+        {
+            _links.Reply(replyTo, result, gradientSum); // the buffer is no longer this worker's after this call
+        }
+        catch (IOException e)
+        {
+            _log.Error(e, "Share {0} of step {1}: sending the result failed", work.ShareIndex, work.Step);
+            replyTo.Tell(new TrainingProtocol.ShareFailed(work.RunId, work.Step, work.ShareIndex, e.Message));
+        }
     }
 
     /// <summary>
@@ -395,7 +316,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void OnEvaluate(TrainingProtocol.Evaluate request)
     {
-        if (ParametersReady(request.Parameters)) Evaluate(request, Sender);
+        if (_links.ParametersReady(request.Parameters)) Evaluate(request, Sender);
         else Defer(request, Sender);
     }
 

@@ -16,7 +16,7 @@ namespace BatchCluster.Cluster.Protocol;
 /// once per parameter version and never writes that array; any number of workers read it (it is
 /// immutable, so sharing it is safe). The live parameters never leave the coordinator.</item>
 /// <item><see cref="ShareComputed.GradientSum"/>: the worker takes a buffer from
-/// <see cref="Transport.TensorBuffers"/> for each share, fills it, sends it and keeps no reference.
+/// <see cref="Links.TensorBuffers"/> for each share, fills it, sends it and keeps no reference.
 /// The coordinator owns it on arrival and gives it back to the pool after the step commits (or
 /// when it drops the result), so a worker that computes twice in one step can never overwrite a
 /// gradient the coordinator still holds.</item>
@@ -40,11 +40,11 @@ public static class TrainingProtocol
 
     /// <summary>
     /// Coordinator → worker: the run it joins and what it needs to build its replica and data; for a
-    /// worker in another process, where its tensors go (<see cref="DataPlane.DataPlaneOffer"/>: the
+    /// worker in another process, where its tensors go (<see cref="Links.DataPlaneOffer"/>: the
     /// coordinator's data-plane endpoint and this worker's token). Without an offer tensors travel in
     /// the messages themselves (in-process, or <c>--tensor-transport akka</c>).
     /// </summary>
-    public sealed record WorkerAccepted(string RunId, RunSpec Spec, DataPlane.DataPlaneOffer? DataPlane = null) : ITrainingMessage;
+    public sealed record WorkerAccepted(string RunId, RunSpec Spec, Links.DataPlaneOffer? DataPlane = null) : ITrainingMessage;
 
     /// <summary>What a worker needs to know about the run: the model and the data set to load locally.</summary>
     public sealed record RunSpec(string Dataset, int ValidationSize, string Model, int[] HiddenSizes, long Seed);

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using Akka.Actor;
 using Akka.Serialization;
 using BatchCluster.Cluster.Protocol;
-using BatchCluster.Cluster.Transport;
+using BatchCluster.Cluster.Links;
 using BatchCluster.Core.Data;
 using SerializationException = System.Runtime.Serialization.SerializationException;
 
@@ -175,18 +175,18 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         return new TensorTransferStart(id, message, total, chunks);
     }
 
-    private static DataPlane.DataPlaneOffer? ReadOffer(BinaryReader r)
+    private static Links.DataPlaneOffer? ReadOffer(BinaryReader r)
     {
         if (!r.ReadBoolean()) return null;
         string host = r.ReadString();
         int port = r.ReadInt32();
         int tokenLength = r.ReadInt32();
-        if (tokenLength != DataPlane.FrameHeader.TokenBytes) throw new SerializationException($"a data-plane token of {tokenLength} bytes (expected {DataPlane.FrameHeader.TokenBytes})");
+        if (tokenLength != Links.FrameHeader.TokenBytes) throw new SerializationException($"a data-plane token of {tokenLength} bytes (expected {Links.FrameHeader.TokenBytes})");
         var token = r.ReadBytes(tokenLength);
         byte precision = r.ReadByte();
         if (!Enum.IsDefined(typeof(Core.Training.TransferPrecision), (int)precision)) throw new SerializationException($"unknown transfer precision {precision}");
         if (token.Length != tokenLength) throw new EndOfStreamException();
-        return new DataPlane.DataPlaneOffer(host, port, token, (Core.Training.TransferPrecision)precision);
+        return new Links.DataPlaneOffer(host, port, token, (Core.Training.TransferPrecision)precision);
     }
 
     private static DataSplit ReadSplit(BinaryReader r)

@@ -125,8 +125,8 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
         var worker = JoinedWorker(coordinator, "w");
         var work = worker.ExpectMsg<TrainingProtocol.ComputeShare>();
         var stranger = CreateTestProbe();
-        coordinator.Tell(new BatchCluster.Cluster.Transport.TensorChunk(999, 0, [1f, 2f]), stranger.Ref);
-        coordinator.Tell(new BatchCluster.Cluster.Transport.TensorTransferStart(5, Reply(work, 0), -7, 0), stranger.Ref);
+        coordinator.Tell(new BatchCluster.Cluster.Links.TensorChunk(999, 0, [1f, 2f]), stranger.Ref);
+        coordinator.Tell(new BatchCluster.Cluster.Links.TensorTransferStart(5, Reply(work, 0), -7, 0), stranger.Ref);
         coordinator.Tell("a message of no protocol", stranger.Ref);
         coordinator.Tell(Reply(work, initial.Length), worker.Ref);
         var validation = worker.ExpectMsg<TrainingProtocol.Evaluate>();

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using Akka.Actor;
-using BatchCluster.Cluster.DataPlane;
+using BatchCluster.Cluster.Links;
 using BatchCluster.Cluster.Protocol;
-using BatchCluster.Cluster.Transport;
 using BatchCluster.Core.Models;
 using BatchCluster.Core.Training;
 using Serilog;

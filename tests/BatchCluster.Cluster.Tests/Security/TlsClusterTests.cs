@@ -1,5 +1,5 @@
 using System.Security.Authentication;
-using BatchCluster.Cluster.DataPlane;
+using BatchCluster.Cluster.Links;
 using BatchCluster.Cluster.Nodes;
 using BatchCluster.Cluster.Security;
 using BatchCluster.Core.Training;

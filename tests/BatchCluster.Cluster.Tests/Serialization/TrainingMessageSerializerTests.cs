@@ -3,7 +3,7 @@ using Akka.TestKit.Xunit2;
 using BatchCluster.Cluster.Nodes;
 using BatchCluster.Cluster.Protocol;
 using BatchCluster.Cluster.Serialization;
-using BatchCluster.Cluster.Transport;
+using BatchCluster.Cluster.Links;
 using BatchCluster.Core.Data;
 using SerializationException = System.Runtime.Serialization.SerializationException;
 

@@ -1,6 +1,6 @@
 using BatchCluster.Cluster.Protocol;
 
-namespace BatchCluster.Cluster.Transport;
+namespace BatchCluster.Cluster.Links;
 
 /// <summary>
 /// The coordinator's parameter snapshots: one array per parameter version, copied from the live

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace BatchCluster.Cluster.DataPlane;
+namespace BatchCluster.Cluster.Links;
 
 /// <summary>
 /// An encoded frame (header + payload) waiting to be written to one or more connections. The

@@ -1,10 +1,9 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
-using BatchCluster.Cluster.DataPlane;
-using BatchCluster.Cluster.Transport;
+using BatchCluster.Cluster.Links;
 using BatchCluster.Core.Training;
 
-namespace BatchCluster.Cluster.Tests.DataPlane;
+namespace BatchCluster.Cluster.Tests.Links;
 
 /// <summary>
 /// The data plane over real loopback TCP: large tensors arrive intact and in order both ways; a

@@ -1,10 +1,10 @@
-using BatchCluster.Cluster.DataPlane;
+using BatchCluster.Cluster.Links;
 using BatchCluster.Core.Training;
 
-namespace BatchCluster.Cluster.Tests.DataPlane;
+namespace BatchCluster.Cluster.Tests.Links;
 
 /// <summary>The frame header is checked field by field before a payload byte is read; bf16 rounds to nearest even.</summary>
-public class DataFrameTests
+public class FrameHeaderTests
 {
     private const ulong Run = 0xABCDEF;
     private static readonly FrameHeader Gradient = new(FrameKind.GradientSum, TransferPrecision.Fp32, Run, Step: 7, Version: 7, Slot: 2, Count: 1000, Checksum: 99);

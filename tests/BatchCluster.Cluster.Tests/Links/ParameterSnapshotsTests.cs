@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
-using BatchCluster.Cluster.Transport;
+using BatchCluster.Cluster.Links;
 
-namespace BatchCluster.Cluster.Tests.Transport;
+namespace BatchCluster.Cluster.Tests.Links;
 
 /// <summary>A snapshot's array is written again only when no worker can still read it (the ownership rule).</summary>
 public class ParameterSnapshotsTests

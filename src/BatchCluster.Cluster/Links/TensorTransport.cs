@@ -1,7 +1,7 @@
 using Akka.Actor;
 using BatchCluster.Cluster.Protocol;
 
-namespace BatchCluster.Cluster.Transport;
+namespace BatchCluster.Cluster.Links;
 
 /// <summary>
 /// The one seam through which tensors travel. Within a process a message goes as it is (no copy):

@@ -1,12 +1,6 @@
 using System.Net.Sockets;
 
-namespace BatchCluster.Cluster.DataPlane;
-
-/// <summary>Where and how a worker reaches the coordinator's data plane (handed out in WorkerAccepted).</summary>
-public sealed record DataPlaneOffer(string Host, int Port, byte[] Token, Core.Training.TransferPrecision Precision);
-
-/// <summary>Parameters that arrived on the data connection; the receiver owns <see cref="Values"/> (a pooled buffer).</summary>
-public sealed record ParametersArrived(long ConnectionId, long Version, float[] Values);
+namespace BatchCluster.Cluster.Links;
 
 /// <summary>
 /// A worker's end of the data plane: connects, proves itself with the token from WorkerAccepted,

@@ -3,7 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using BatchCluster.Cluster.Protocol;
 
-namespace BatchCluster.Cluster.Transport;
+namespace BatchCluster.Cluster.Links;
 
 /// <summary>
 /// Rebuilds messages sent in chunks by <see cref="TensorTransport"/>. One per receiving actor (not

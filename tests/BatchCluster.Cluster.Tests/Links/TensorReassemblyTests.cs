@@ -1,7 +1,7 @@
 using BatchCluster.Cluster.Protocol;
-using BatchCluster.Cluster.Transport;
+using BatchCluster.Cluster.Links;
 
-namespace BatchCluster.Cluster.Tests.Transport;
+namespace BatchCluster.Cluster.Tests.Links;
 
 /// <summary>
 /// The audit's memory exhaustion: three transfer headers declaring 250M floats took a coordinator

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 
-namespace BatchCluster.Cluster.Transport;
+namespace BatchCluster.Cluster.Links;
 
 /// <summary>
 /// Gradient-sized float buffers recycled within one process, so that a fresh buffer per share

@@ -3,25 +3,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Threading.Channels;
-using BatchCluster.Cluster.Transport;
 
-namespace BatchCluster.Cluster.DataPlane;
-
-/// <summary>A gradient sum that arrived on a worker's data connection; the receiver owns <see cref="Values"/> (a pooled buffer).</summary>
-public sealed record GradientArrived(int WorkerKey, long ConnectionId, FrameHeader Header, float[] Values);
-
-/// <summary>What <see cref="DataPlaneServer.SendParameters"/> did.</summary>
-public enum ParameterSend
-{
-    /// <summary>The worker has no live data connection: its request cannot be served.</summary>
-    NoConnection,
-    /// <summary>This connection carried that version already.</summary>
-    AlreadySent,
-    Queued,
-}
-
-/// <summary>A worker's data connection broke or was refused mid-way: to the coordinator, a worker failure.</summary>
-public sealed record DataConnectionLost(int WorkerKey, long ConnectionId, string Reason);
+namespace BatchCluster.Cluster.Links;
 
 /// <summary>
 /// The coordinator's end of the tensor data plane: one TCP listener per run, one connection per

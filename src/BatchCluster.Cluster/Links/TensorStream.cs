@@ -1,12 +1,7 @@
 using System.Runtime.InteropServices;
-using BatchCluster.Cluster.Transport;
 using BatchCluster.Core.Training;
 
-namespace BatchCluster.Cluster.DataPlane;
-
-/// <summary>What both ends of a data connection agree on for a run: every frame is checked against it.</summary>
-/// <param name="ParameterCount">The model's flat length: the only tensor size a frame may declare.</param>
-public sealed record DataPlaneRun(ulong RunTag, int ParameterCount, TransferPrecision Precision);
+namespace BatchCluster.Cluster.Links;
 
 /// <summary>
 /// Reads checked tensor frames from a stream (a NetworkStream today, an SslStream tomorrow). One

@@ -1,0 +1,228 @@
+using Akka.Actor;
+using Akka.Event;
+using BatchCluster.Cluster.Protocol;
+using BatchCluster.Core.Training;
+
+namespace BatchCluster.Cluster.Links;
+
+/// <summary>How a worker's tensors travel, chosen once when it registers.</summary>
+public enum TensorRoute
+{
+    /// <summary>A worker in the coordinator's process: messages carry shared arrays (no copy).</summary>
+    InProcess,
+    /// <summary>Tensors inside Akka messages, cut into chunks (<c>--tensor-transport akka</c>).</summary>
+    Akka,
+    /// <summary>Tensors on the worker's own data connection, the message carrying an empty tensor.</summary>
+    DataPlane,
+}
+
+/// <summary>What the coordinator's links need to know of the run and the node.</summary>
+/// <param name="Host">The address workers connect to (this node's advertised host).</param>
+public sealed record CoordinatorLinkSettings(string RunId, int ParameterCount, TransferPrecision Precision, bool UseDataPlane, int DataPort,
+    string Host, Security.ClusterTls? Tls);
+
+/// <summary>
+/// The coordinator's end of every tensor route (docs/architecture.md, "Tensor routes"): it lends
+/// parameter snapshots to in-process workers, sends work with the parameters each route needs,
+/// reassembles chunked Akka transfers, joins the two halves of a data-plane result (the message
+/// over Akka, the gradient over the data plane, in either order), returns every gradient buffer
+/// to the pool, and counts the tensor bytes of a step. The actor sees only whole results and
+/// keeps what is its own: phases, rounds and membership. Used by one actor only (not thread-safe);
+/// the data plane's reader threads reach it through messages to that actor.
+/// </summary>
+public sealed class CoordinatorLinks : IDisposable
+{
+    private readonly CoordinatorLinkSettings _settings;
+    private readonly IActorRef _owner;
+    private readonly ILoggingAdapter _log;
+    private readonly TensorReassembly _reassembly = new();
+    private readonly ParameterSnapshots _snapshots = new();
+    private readonly Dictionary<int, TensorRoute> _routes = [];
+    /// <summary>A data-plane result's two halves, each waiting for the other within the current step only.</summary>
+    private readonly Dictionary<(int Worker, int Slot), float[]> _gradientsWithoutMessage = [];
+    private readonly Dictionary<(int Worker, int Slot), TrainingProtocol.ShareComputed> _messagesWithoutGradient = [];
+    /// <summary>The data plane's listener, opened when the first worker from another process registers (null: none yet, or off).</summary>
+    private DataPlaneServer? _dataPlane;
+
+    /// <param name="owner">The actor that owns these links: the data plane's threads post <see cref="GradientArrived"/> and <see cref="DataConnectionLost"/> to it.</param>
+    public CoordinatorLinks(CoordinatorLinkSettings settings, IActorRef owner, ILoggingAdapter log)
+    {
+        _settings = settings;
+        _owner = owner;
+        _log = log;
+        _reassembly.ExpectedLength = settings.ParameterCount; // gradient sums: exactly the model's size
+    }
+
+    /// <summary>Tensor payload bytes sent and received for the step in flight (parameters, sample ids, gradients).</summary>
+    public long StepBytes { get; private set; }
+
+    /// <summary>Whether <paramref name="target"/> would read the very arrays sent to it (it lives in this process).</summary>
+    public static bool SharesMemoryWith(IActorRef target) => TensorTransport.SharesMemoryWith(target);
+
+    private int BytesPerValue(int worker) =>
+        RouteOf(worker) == TensorRoute.DataPlane ? FrameHeader.BytesPerValue(_settings.Precision) : sizeof(float);
+
+    public TensorRoute RouteOf(int worker) => _routes.GetValueOrDefault(worker, TensorRoute.InProcess);
+
+    // ---- membership ----
+
+    /// <summary>
+    /// Chooses the route of a worker the coordinator accepts (again). For a worker in another
+    /// process with the data plane on: where its data connection goes and the token it proves
+    /// itself with (the listener opens with the first such worker); null otherwise.
+    /// </summary>
+    public DataPlaneOffer? Accept(int worker, IActorRef handle)
+    {
+        if (SharesMemoryWith(handle))
+        {
+            _routes[worker] = TensorRoute.InProcess;
+            return null;
+        }
+        if (!_settings.UseDataPlane)
+        {
+            _routes[worker] = TensorRoute.Akka;
+            return null;
+        }
+        _routes[worker] = TensorRoute.DataPlane;
+        if (_dataPlane is null)
+        {
+            var owner = _owner;
+            var run = new DataPlaneRun(FrameHeader.TagOf(_settings.RunId), _settings.ParameterCount, _settings.Precision);
+            _dataPlane = new DataPlaneServer(_settings.Host, _settings.DataPort, run, arrived => owner.Tell(arrived), lost => owner.Tell(lost), _settings.Tls);
+            _log.Info("Data plane listening on {0}:{1} ({2}, {3})", _dataPlane.Host, _dataPlane.Port, run.Precision, _settings.Tls is null ? "plain TCP" : "TLS");
+        }
+        return new DataPlaneOffer(_dataPlane.Host, _dataPlane.Port, _dataPlane.Expect(worker), _settings.Precision);
+    }
+
+    /// <summary>How the worker's tensors travel, for the log: <c>in-process</c>, <c>data plane HOST:PORT (fp32|bf16)</c> or <c>akka</c>.</summary>
+    public string Describe(int worker) => RouteOf(worker) switch
+    {
+        TensorRoute.DataPlane => $"data plane {_dataPlane!.Host}:{_dataPlane.Port} ({_settings.Precision.ToString().ToLowerInvariant()})",
+        TensorRoute.Akka => "akka",
+        _ => "in-process",
+    };
+
+    /// <summary>The worker is gone: it reads no snapshot any more, its data connection closes, its half-arrived results and chunks are dropped.</summary>
+    public void Forget(int worker, IActorRef handle)
+    {
+        _snapshots.Gone(worker);
+        _dataPlane?.Forget(worker);
+        ForgetHalves(worker);
+        _reassembly.Forget(handle.Path.ToString());
+    }
+
+    /// <summary>Whether a lost data connection still matters: the worker has not connected again since.</summary>
+    public bool StillLost(DataConnectionLost lost) => _dataPlane is null || !_dataPlane.IsConnected(lost.WorkerKey);
+
+    // ---- requests ----
+
+    /// <summary>A new step: its byte count starts at zero.</summary>
+    public void BeginStep() => StepBytes = 0;
+
+    /// <summary>Sends a share of <paramref name="step"/> with the parameters its route needs; counts ids and parameters.</summary>
+    public void SendShare(IActorRef target, int worker, string runId, long step, int slot, int[] ids, int microBatch, long version, ReadOnlySpan<float> parameters)
+    {
+        StepBytes += sizeof(int) * (long)ids.Length;
+        var snapshot = ParametersFor(worker, target, version, parameters, count: true);
+        TensorTransport.Tell(target, new TrainingProtocol.ComputeShare(runId, step, slot, ids, microBatch, snapshot), _owner);
+    }
+
+    /// <summary>Sends an evaluation part with the parameters its route needs (not counted: evaluations are not steps).</summary>
+    public void SendEvaluation(IActorRef target, int worker, string runId, int requestId, int part, Core.Data.DataSplit split, int[] rows,
+        long version, ReadOnlySpan<float> parameters)
+    {
+        var snapshot = ParametersFor(worker, target, version, parameters, count: false);
+        TensorTransport.Tell(target, new TrainingProtocol.Evaluate(runId, requestId, part, split, rows, snapshot), _owner);
+    }
+
+    /// <summary>
+    /// Parameters at <paramref name="version"/> for a request to <paramref name="worker"/>: for an
+    /// in-process or Akka worker a snapshot copied once per version into an array nobody writes
+    /// while a worker may read it (TrainingProtocol, <see cref="ParameterSnapshots"/>); for a
+    /// data-plane worker an empty snapshot of the version, its values queued on its connection
+    /// once per version.
+    /// </summary>
+    private TrainingProtocol.ParameterSnapshot ParametersFor(int worker, IActorRef target, long version, ReadOnlySpan<float> parameters, bool count)
+    {
+        if (RouteOf(worker) == TensorRoute.DataPlane)
+        {
+            if (_dataPlane is null || !_dataPlane.IsConnected(worker))
+                _owner.Tell(new DataConnectionLost(worker, -1, "no data connection")); // handled after this round's commands
+            else if (_dataPlane.SendParameters(worker, version, parameters) == ParameterSend.Queued && count)
+                StepBytes += (long)parameters.Length * BytesPerValue(worker);
+            return new TrainingProtocol.ParameterSnapshot(version, ReadOnlyMemory<float>.Empty);
+        }
+        var snapshot = _snapshots.At(version, parameters);
+        if (RouteOf(worker) == TensorRoute.InProcess) _snapshots.Lent(worker);
+        if (count) StepBytes += sizeof(float) * (long)snapshot.Values.Length;
+        return snapshot;
+    }
+
+    /// <summary>A worker answered a request made at <paramref name="version"/>: it no longer reads the snapshots up to it.</summary>
+    public void Answered(int worker, long version) => _snapshots.Answered(worker, version);
+
+    // ---- results ----
+
+    /// <summary>Takes one part of a chunked Akka transfer from a registered worker; the whole message comes back to the owner as if from the sender.</summary>
+    public void Deliver(ITrainingMessage part, IActorRef sender) => _reassembly.Deliver(part, _owner, sender, _log);
+
+    /// <summary>
+    /// The message half of a share's result, already checked to belong to the current step and
+    /// version. Returns the whole result, or null while its gradient is still on the data plane.
+    /// </summary>
+    public TrainingProtocol.ShareComputed? OnShareMessage(int worker, TrainingProtocol.ShareComputed result)
+    {
+        if (RouteOf(worker) != TensorRoute.DataPlane || !result.GradientSum.IsEmpty) return result;
+        if (_gradientsWithoutMessage.Remove((worker, result.ShareIndex), out var gradient)) return result with { GradientSum = gradient };
+        _messagesWithoutGradient[(worker, result.ShareIndex)] = result;
+        return null;
+    }
+
+    /// <summary>
+    /// A gradient from the data plane. Returns the whole result when its message was already here;
+    /// otherwise it waits (or, stale or from a connection no longer the worker's, goes back to the pool).
+    /// </summary>
+    /// <param name="current">Whether the gradient's worker is registered and its step and version are the step in flight.</param>
+    public TrainingProtocol.ShareComputed? OnGradient(GradientArrived arrived, bool current)
+    {
+        if (!current || _dataPlane is null || !_dataPlane.IsCurrent(arrived.WorkerKey, arrived.ConnectionId))
+        {
+            TensorBuffers.Return(arrived.Values); // nothing waits for it
+            return null;
+        }
+        var key = (arrived.WorkerKey, arrived.Header.Slot);
+        if (_messagesWithoutGradient.Remove(key, out var message)) return message with { GradientSum = arrived.Values };
+        if (_gradientsWithoutMessage.Remove(key, out var earlier)) TensorBuffers.Return(earlier); // a repeated frame: keep the newest
+        _gradientsWithoutMessage[key] = arrived.Values;
+        return null;
+    }
+
+    /// <summary>Counts the gradient of a committed share into the step's bytes.</summary>
+    public void CountGradient(int worker, TrainingProtocol.ShareComputed result) =>
+        StepBytes += (long)result.GradientSum.Length * BytesPerValue(worker);
+
+    /// <summary>A whole result is no longer read (committed, refused or dropped): its gradient buffer goes back to the pool.</summary>
+    public static void Release(TrainingProtocol.ShareComputed result) => TensorBuffers.Return(result.GradientSum);
+
+    /// <summary>The step is over: late halves of re-planned shares are dropped, their buffers pooled.</summary>
+    public void EndStep() => ForgetHalves(null);
+
+    /// <summary>Drops half-arrived results of one worker, or all of them (null); their buffers go back to the pool.</summary>
+    private void ForgetHalves(int? worker)
+    {
+        foreach (var (key, gradient) in _gradientsWithoutMessage)
+            if (worker is null || key.Worker == worker)
+            {
+                TensorBuffers.Return(gradient);
+                _gradientsWithoutMessage.Remove(key); // removing while enumerating is allowed for Dictionary since .NET Core 3.0
+            }
+        foreach (var key in _messagesWithoutGradient.Keys)
+            if (worker is null || key.Worker == worker) _messagesWithoutGradient.Remove(key);
+    }
+
+    public void Dispose()
+    {
+        _dataPlane?.Dispose();
+        ForgetHalves(null);
+    }
+}
