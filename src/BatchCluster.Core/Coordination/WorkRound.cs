@@ -178,15 +178,23 @@ public sealed class WorkRound<TResult>
     }
 
     /// <summary>The worker is gone (stopped, unreachable, left); the host has already removed it from the pool.</summary>
-    public IReadOnlyList<RoundCommand> OnWorkerLost(int worker, string reason, double nowMs)
+    /// <param name="withResults">
+    /// Its finished shares are lost too: in a ring reduction a share's gradient sum stays on its
+    /// worker until the step commits, so a worker lost before the commit takes its results with it.
+    /// They move like unfinished ones, and a complete round runs again until they are back.
+    /// </param>
+    public IReadOnlyList<RoundCommand> OnWorkerLost(int worker, string reason, double nowMs, bool withResults = false)
     {
-        if (IsOver || !_gone.Add(worker)) return Flush();
+        if (State == RoundState.Failed || (IsOver && !withResults) || !_gone.Add(worker)) return Flush();
         var lost = new List<Slot>();
         foreach (var s in _slots.Where(s => s.Worker == worker))
         {
             s.Answered = true; // it will never answer
-            if (s.Status == SlotStatus.Outstanding) lost.Add(s);
+            if (s.Status == SlotStatus.Outstanding || (withResults && s.Status == SlotStatus.Done)) lost.Add(s);
         }
+        if (lost.Count == 0) return Flush();
+        if (State == RoundState.Complete) State = RoundState.Running;
+        foreach (var s in lost) s.Result = default;
         Move(lost, worker, reason, nowMs);
         return Flush();
     }

@@ -11,4 +11,7 @@ public sealed record ShareGradient(ReadOnlyMemory<float> GradientSum, int Sample
 {
     /// <summary>Whether the loss and every gradient value are finite (no NaN, no ±∞).</summary>
     public bool IsFinite => double.IsFinite(LossSum) && Numerics.FlatMath.AllFinite(GradientSum.Span);
+
+    /// <summary>Everything but the values, with finiteness read from the values.</summary>
+    public ShareTally Tally() => new(SampleCount, LossSum, GradientSumSquaredNorm, ComputeMilliseconds, Worker, IsFinite);
 }

@@ -13,11 +13,12 @@ public sealed class MomentumSgd(int parameterCount, float momentum, bool nestero
 
     public string Name => nesterov ? "momentum-nesterov" : "momentum";
     public long StepCount { get; private set; }
+    public IReadOnlyList<float[]> StateBuffers => [_buffer];
 
-    public void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
+    public void UpdateRange(int offset, Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
         CheckLengths(parameters.Length, gradient.Length);
-        CheckLengths(parameters.Length, _buffer.Length);
+        var state = _buffer.AsSpan(offset, parameters.Length);
         var wd = new Vector<float>(weightDecay);
         var mu = new Vector<float>(momentum);
         var minusLr = new Vector<float>(-learningRate);
@@ -26,13 +27,14 @@ public sealed class MomentumSgd(int parameterCount, float momentum, bool nestero
         {
             var p = Load(parameters, i);
             var d = Load(gradient, i) + wd * p;
-            var buf = first ? d : Load(_buffer, i) * mu + d;
-            Store(buf, _buffer, i);
+            var buf = first ? d : Load(state, i) * mu + d;
+            Store(buf, state, i);
             var direction = nesterov ? d + mu * buf : buf;
             Store(p + minusLr * direction, parameters, i);
         }
-        StepCount++;
     }
+
+    public void CompleteStep() => StepCount++;
 
     public OptimizerState Export() => new(Name, StepCount, [(float[])_buffer.Clone()]);
 

@@ -8,8 +8,9 @@ public sealed class Sgd(float weightDecay) : IOptimizer
 {
     public string Name => "sgd";
     public long StepCount { get; private set; }
+    public IReadOnlyList<float[]> StateBuffers => [];
 
-    public void Step(Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
+    public void UpdateRange(int offset, Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
         CheckLengths(parameters.Length, gradient.Length);
         var wd = new Vector<float>(weightDecay);
@@ -20,8 +21,9 @@ public sealed class Sgd(float weightDecay) : IOptimizer
             var d = Load(gradient, i) + wd * p;
             Store(p + minusLr * d, parameters, i);
         }
-        StepCount++;
     }
+
+    public void CompleteStep() => StepCount++;
 
     public OptimizerState Export() => new(Name, StepCount, []);
 

@@ -119,44 +119,203 @@ public sealed class TrainingSession
     /// </exception>
     public StepRecord? Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, StepMeasurements measured, double stepStartedAtMs)
     {
-        if (batch.Step != NextStep)
-            throw new InvalidOperationException($"commit for step {batch.Step} but the next step is {NextStep}");
+        CheckNext(batch);
         var clock = Stopwatch.StartNew();
         int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient);
         if (samples != batch.Size)
             throw new InvalidOperationException($"step {batch.Step}: shares hold {samples} samples but the global batch has {batch.Size}");
-        double lossSum = 0;
-        foreach (var share in sharesInPlanOrder) lossSum += share.LossSum;
-        double loss = lossSum / samples;
+        var tallies = new ShareTally[sharesInPlanOrder.Count];
+        for (int i = 0; i < tallies.Length; i++) tallies[i] = sharesInPlanOrder[i].Tally();
+        double loss = LossOf(tallies, samples);
         // The norm in double is finite exactly when every value of the mean is (FlatMath.SquaredNorm).
         double gradNorm = GradientClipping.L2Norm(_meanGradient);
+        if (!double.IsFinite(gradNorm) || !double.IsFinite(loss))
+        {
+            SkipNonFinite(batch, tallies, loss, gradNorm);
+            return null;
+        }
+        _badStepsInARow = 0;
+        GradientClipping.ClipInPlace(_meanGradient, _config.ClipGradNorm, gradNorm);
+        double lr = _schedule.At(batch.Step);
+        _optimizer.Step(_parameters, _meanGradient, (float)lr);
+        if (!FlatMath.AllFinite(_parameters)) throw NonFiniteUpdate(batch.Step, lr, gradNorm);
+        return Record(batch, tallies, samples, loss, lr, gradNorm, measured, clock.Elapsed.TotalMilliseconds, stepStartedAtMs);
+    }
+
+    /// <summary>
+    /// Starts the commit of a step whose gradient sums were reduced outside the coordinator (a
+    /// ring, docs/architecture.md): the shares' tallies and the squared L2 norm of the batch's
+    /// gradient SUM (the members' shard norms, sent ahead of their shards) decide the step before
+    /// any value arrives: skipped when the loss or the norm is not finite, clipped by the whole
+    /// batch's norm. The update then comes shard by shard through <see cref="ShardedCommit.Apply"/>,
+    /// in place on the live parameters, and can be undone until <see cref="ShardedCommit.Complete"/>.
+    /// </summary>
+    /// <returns>The commit to apply, or null when the step was skipped as non-finite (logged, counted, its batch consumed).</returns>
+    /// <exception cref="RunFailedException">The <see cref="TrainingConfig.MaxBadSteps"/>-th non-finite step in a row.</exception>
+    public ShardedCommit? BeginShardedCommit(GlobalBatch batch, IReadOnlyList<ShareTally> sharesInPlanOrder, double gradientSumSquaredNorm)
+    {
+        CheckNext(batch);
+        int samples = 0;
+        foreach (var share in sharesInPlanOrder) samples += share.SampleCount;
+        if (samples != batch.Size)
+            throw new InvalidOperationException($"step {batch.Step}: shares hold {samples} samples but the global batch has {batch.Size}");
+        double loss = LossOf(sharesInPlanOrder, samples);
+        double gradNorm = Math.Sqrt(gradientSumSquaredNorm) / samples;
         if (!double.IsFinite(gradNorm) || !double.IsFinite(loss))
         {
             SkipNonFinite(batch, sharesInPlanOrder, loss, gradNorm);
             return null;
         }
         _badStepsInARow = 0;
-        GradientClipping.ClipInPlace(_meanGradient, _config.ClipGradNorm, gradNorm);
-        var noise = _noiseScale.Update(sharesInPlanOrder.Select(s => (s.SampleCount, s.GradientSumSquaredNorm)).ToList(), samples, gradNorm * gradNorm);
-        double lr = _schedule.At(batch.Step);
-        _optimizer.Step(_parameters, _meanGradient, (float)lr);
-        if (!FlatMath.AllFinite(_parameters))
-            throw Failure($"the update of step {batch.Step} (lr {lr:G4}, gradient norm {gradNorm:G4}) made parameters non-finite; "
-                          + "lower --lr or set --clip-grad-norm, and start again"
-                          + (NewestCheckpoint() is null ? "" : " or --resume from the checkpoint (it holds finite parameters)"));
-        double updateMs = clock.Elapsed.TotalMilliseconds;
-        Remember(loss);
+        float clip = _config.ClipGradNorm > 0 && gradNorm > _config.ClipGradNorm ? (float)(_config.ClipGradNorm / (gradNorm + 1e-6)) : 1f;
+        return new ShardedCommit(this, batch, sharesInPlanOrder, samples, loss, gradNorm, clip, _schedule.At(batch.Step));
+    }
 
+    /// <summary>
+    /// One step's update applied shard by shard (see <see cref="BeginShardedCommit"/>). Each shard
+    /// of gradient sums becomes the mean (divided by the batch, the same division as
+    /// <see cref="ExactAverage"/>), is clipped, and goes through the optimizer over its range: the
+    /// same operations as a whole commit, element by element, so shards cut anywhere give the same
+    /// bits as one range. Until <see cref="Complete"/>, <see cref="RollBack"/> restores every range
+    /// applied (parameters and optimizer state), so a reduction that breaks midway leaves the run
+    /// exactly at its last commit. Ranges must cover the model exactly once.
+    /// </summary>
+    public sealed class ShardedCommit
+    {
+        private readonly TrainingSession _session;
+        private readonly GlobalBatch _batch;
+        private readonly IReadOnlyList<ShareTally> _shares;
+        private readonly int _samples;
+        private readonly double _loss;
+        private readonly float _clip;
+        private readonly List<ModelRangeApplied> _applied = [];
+        private double _updateMs;
+        private bool _over;
+
+        private readonly record struct ModelRangeApplied(int Offset, int Length);
+
+        internal ShardedCommit(TrainingSession session, GlobalBatch batch, IReadOnlyList<ShareTally> shares, int samples, double loss,
+            double gradNorm, float clip, double learningRate)
+        {
+            _session = session;
+            _batch = batch;
+            _shares = shares;
+            _samples = samples;
+            _loss = loss;
+            GradNorm = gradNorm;
+            _clip = clip;
+            LearningRate = learningRate;
+        }
+
+        /// <summary>The L2 norm of the batch's mean gradient, before clipping.</summary>
+        public double GradNorm { get; }
+        public double LearningRate { get; }
+        public long Step => _batch.Step;
+        /// <summary>Values applied so far; the commit can complete when it equals the model's size.</summary>
+        public long AppliedValues { get; private set; }
+
+        /// <summary>
+        /// Applies the update to [<paramref name="offset"/>, offset + length) from that range's
+        /// gradient sums, which become the clipped mean in place (the caller's buffer).
+        /// </summary>
+        /// <returns>The updated parameters of the range (the live parameters: read them before the next commit).</returns>
+        /// <exception cref="RunFailedException">The update made a parameter of the range non-finite.</exception>
+        public ReadOnlySpan<float> Apply(int offset, Span<float> gradientSums)
+        {
+            if (_over) throw new InvalidOperationException($"step {Step}: the commit is over");
+            int length = gradientSums.Length;
+            if (offset < 0 || length <= 0 || offset + length > _session._parameters.Length)
+                throw new ArgumentOutOfRangeException(nameof(offset), $"[{offset}, {offset + length}) is not a range of a model of {_session._parameters.Length} values");
+            foreach (var done in _applied)
+                if (offset < done.Offset + done.Length && done.Offset < offset + length)
+                    throw new InvalidOperationException($"step {Step}: [{offset}, {offset + length}) overlaps a range applied already");
+            var clock = Stopwatch.StartNew();
+            var parameters = _session._parameters.AsSpan(offset, length);
+            _session.BackUp(offset, length);
+            _applied.Add(new ModelRangeApplied(offset, length));
+            AppliedValues += length;
+            FlatMath.DivideInPlace(gradientSums, _samples);
+            if (_clip != 1f) FlatMath.ScaleInPlace(gradientSums, _clip);
+            _session._optimizer.UpdateRange(offset, parameters, gradientSums, (float)LearningRate);
+            _updateMs += clock.Elapsed.TotalMilliseconds;
+            if (!FlatMath.AllFinite(parameters)) throw _session.NonFiniteUpdate(Step, LearningRate, GradNorm);
+            return parameters;
+        }
+
+        /// <summary>Undoes every range applied: parameters and optimizer state are those of the last commit again.</summary>
+        public void RollBack()
+        {
+            if (_over) return;
+            _over = true;
+            foreach (var range in _applied) _session.Restore(range.Offset, range.Length);
+        }
+
+        /// <summary>Every range is applied: the step counts (noise scale, the record, a checkpoint if due).</summary>
+        public StepRecord Complete(StepMeasurements measured, double stepStartedAtMs)
+        {
+            if (_over) throw new InvalidOperationException($"step {Step}: the commit is over");
+            if (AppliedValues != _session._parameters.Length)
+                throw new InvalidOperationException($"step {Step}: {AppliedValues} of {_session._parameters.Length} values were updated");
+            _over = true;
+            _session._optimizer.CompleteStep();
+            return _session.Record(_batch, _shares, _samples, _loss, LearningRate, GradNorm, measured, _updateMs, stepStartedAtMs);
+        }
+    }
+
+    private float[]? _parametersBackup;
+    private float[][]? _stateBackup;
+
+    /// <summary>Copies a range of the parameters and the optimizer state aside, before a sharded commit writes it.</summary>
+    private void BackUp(int offset, int length)
+    {
+        _parametersBackup ??= new float[_parameters.Length];
+        var state = _optimizer.StateBuffers;
+        _stateBackup ??= state.Select(b => new float[b.Length]).ToArray();
+        _parameters.AsSpan(offset, length).CopyTo(_parametersBackup.AsSpan(offset, length));
+        for (int i = 0; i < state.Count; i++) state[i].AsSpan(offset, length).CopyTo(_stateBackup[i].AsSpan(offset, length));
+    }
+
+    private void Restore(int offset, int length)
+    {
+        _parametersBackup.AsSpan(offset, length).CopyTo(_parameters.AsSpan(offset, length));
+        var state = _optimizer.StateBuffers;
+        for (int i = 0; i < state.Count; i++) _stateBackup![i].AsSpan(offset, length).CopyTo(state[i].AsSpan(offset, length));
+    }
+
+    private void CheckNext(GlobalBatch batch)
+    {
+        if (batch.Step != NextStep)
+            throw new InvalidOperationException($"commit for step {batch.Step} but the next step is {NextStep}");
+    }
+
+    private static double LossOf(IReadOnlyList<ShareTally> shares, int samples)
+    {
+        double lossSum = 0;
+        foreach (var share in shares) lossSum += share.LossSum;
+        return lossSum / samples;
+    }
+
+    private RunFailedException NonFiniteUpdate(long step, double lr, double gradNorm) =>
+        Failure($"the update of step {step} (lr {lr:G4}, gradient norm {gradNorm:G4}) made parameters non-finite; "
+                + "lower --lr or set --clip-grad-norm, and start again"
+                + (NewestCheckpoint() is null ? "" : " or --resume from the checkpoint (it holds finite parameters)"));
+
+    /// <summary>An applied step's bookkeeping: the noise scale, the record and its event, the step counter, a checkpoint if due.</summary>
+    private StepRecord Record(GlobalBatch batch, IReadOnlyList<ShareTally> shares, int samples, double loss, double lr, double gradNorm,
+        StepMeasurements measured, double updateMs, double stepStartedAtMs)
+    {
+        var noise = _noiseScale.Update(shares.Select(s => (s.SampleCount, s.GradientSumSquaredNorm)).ToList(), samples, gradNorm * gradNorm);
+        Remember(loss);
         NextStep++;
         double stepMs = _wall.Elapsed.TotalMilliseconds - stepStartedAtMs;
         _trainingMilliseconds += stepMs;
         _trainedSamples += samples;
         var record = new StepRecord(
-            batch.Step, batch.Epoch, batch.Size, sharesInPlanOrder.Select(s => s.SampleCount).ToArray(), loss, lr, gradNorm,
+            batch.Step, batch.Epoch, batch.Size, shares.Select(s => s.SampleCount).ToArray(), loss, lr, gradNorm,
             new StepTiming(measured.ComputeMs, measured.TransferMs, updateMs, stepMs), samples / (stepMs / 1000.0), ParameterVersion, noise,
             measured.BytesMoved, measured.PeakMemoryMbByNode,
-            sharesInPlanOrder.Select(s => s.ComputeMilliseconds > 0 ? Math.Round(s.SampleCount / s.ComputeMilliseconds * 1000) : 0).ToArray(),
-            measured.AllocatedBytesByNode, sharesInPlanOrder.Select(s => s.Worker).ToArray());
+            shares.Select(s => s.ComputeMilliseconds > 0 ? Math.Round(s.SampleCount / s.ComputeMilliseconds * 1000) : 0).ToArray(),
+            measured.AllocatedBytesByNode, shares.Select(s => s.Worker).ToArray());
         _events.StepCompleted(record);
         CheckpointIfDue();
         return record;
@@ -169,10 +328,10 @@ public sealed class TrainingSession
     /// so the run's position stays that of its sampler. The <see cref="TrainingConfig.MaxBadSteps"/>-th
     /// such step in a row ends the run.
     /// </summary>
-    private void SkipNonFinite(GlobalBatch batch, IReadOnlyList<ShareGradient> shares, double loss, double gradNorm)
+    private void SkipNonFinite(GlobalBatch batch, IReadOnlyList<ShareTally> shares, double loss, double gradNorm)
     {
         _badStepsInARow++;
-        var culprits = shares.Where(s => !s.IsFinite).Select(s => s.Worker).Distinct().ToArray();
+        var culprits = shares.Where(s => !s.Finite).Select(s => s.Worker).Distinct().ToArray();
         _events.NonFiniteGradient(batch.Step, culprits, loss, gradNorm, _badStepsInARow, _config.MaxBadSteps);
         if (_badStepsInARow >= _config.MaxBadSteps)
             throw Failure($"{_badStepsInARow} steps in a row (the last is step {batch.Step}) had a non-finite loss or gradient and were skipped "

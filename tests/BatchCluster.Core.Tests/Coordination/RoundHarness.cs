@@ -65,11 +65,12 @@ public sealed class RoundHarness : IWorkerPool
         Apply(Round.OnFailed(share.Worker, share.Slot, reason, Now));
     }
 
-    public void Lose(int worker)
+    /// <param name="withResults">Its finished shares are lost too (a ring member lost before the commit).</param>
+    public void Lose(int worker, bool withResults = false)
     {
         _ready.RemoveAll(w => w.Key == worker);
         foreach (var s in Shares.Where(s => s.Worker == worker)) s.Answered = true;
-        Apply(Round.OnWorkerLost(worker, "lost", Now));
+        Apply(Round.OnWorkerLost(worker, "lost", Now, withResults));
     }
 
     public void Join(double capacity = 1)

@@ -11,6 +11,8 @@ namespace BatchCluster.Core.Tests.Coordination;
 /// in any order. After every event each id is covered exactly once (by a live share or the
 /// waiting list) and the round holds no more shares than its limit; once the faults stop and
 /// workers answer, the round ends, and a completed round's results hold every id exactly once.
+/// Workers may also be lost with their finished shares (a ring member lost before the commit),
+/// also after the round completed.
 /// </summary>
 public class WorkRoundProperties
 {
@@ -32,7 +34,7 @@ public class WorkRoundProperties
                 case 2 when pick is not null: h.Apply(h.Round.OnResult(pick.Worker + 1, pick.Slot, pick.Ids.Length, pick.Ids, h.Now)); break;
                 case 3 when pick is not null: h.Apply(h.Round.OnResult(pick.Worker, pick.Slot, pick.Ids.Length + 1, pick.Ids, h.Now)); break;
                 case 4 when pick is not null && arg % 4 == 0: h.Fail(pick); break;
-                case 5 when h.Ready.Count > 0: h.Lose(h.Ready[arg % h.Ready.Count].Key); break;
+                case 5 when h.Ready.Count > 0: h.Lose(h.Ready[arg % h.Ready.Count].Key, withResults: arg % 2 == 1); break;
                 case 6: h.Join(1 + arg % 3); break;
                 case 7: h.Advance(arg % 40); break;
                 case 8: h.Apply(h.Round.OnResult(arg % 7, arg % 50 - 3, 1, [], h.Now)); break; // garbage
@@ -68,7 +70,7 @@ public class WorkRoundProperties
         {
             int kind = Math.Abs(step % 4), arg = Math.Abs(step / 4);
             if (kind == 0 && h.Shares.Count > 0) h.Answer(h.Shares[arg % h.Shares.Count]);
-            else if (kind == 1 && h.Ready.Count > 0) h.Lose(h.Ready[arg % h.Ready.Count].Key);
+            else if (kind == 1 && h.Ready.Count > 0) h.Lose(h.Ready[arg % h.Ready.Count].Key, withResults: arg % 3 == 0);
             else if (kind == 2 && h.Ready.Count < 6) h.Join();
             else h.Advance(arg % 25);
         }

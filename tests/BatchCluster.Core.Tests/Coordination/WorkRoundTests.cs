@@ -19,6 +19,36 @@ public class WorkRoundTests
         Assert.Null(h.Round.NextDeadlineMs);
     }
 
+    /// <summary>
+    /// A ring member lost after the round completed but before its commit takes its finished shares
+    /// with it: the round runs again, the lost ids go to the survivors (whose finished shares stay),
+    /// and the completed round covers every id exactly once, without the lost worker.
+    /// </summary>
+    [Fact]
+    public void A_worker_lost_with_its_results_reopens_a_complete_round_for_its_ids_only()
+    {
+        var h = new RoundHarness(3, Ids(12)); // capacities 1, 2, 3
+        h.Start();
+        foreach (var share in h.Shares.ToList()) h.Answer(share);
+        Assert.Equal(RoundState.Complete, h.Round.State);
+
+        h.Lose(2, withResults: true);
+        Assert.Equal(RoundState.Running, h.Round.State);
+        var moved = Assert.Single(h.Log.OfType<Replanned>());
+        Assert.Equal(2, moved.FromWorker);
+        Assert.Equal(h.Shares[2].Ids, moved.MovedIds);
+        var again = h.Shares.Skip(3).ToList();
+        Assert.Equal([0, 1], again.Select(s => s.Worker).Order());
+        Assert.True(h.Round.CoversIdsExactlyOnce());
+        foreach (var share in again) h.Answer(share);
+        Assert.Equal(RoundState.Complete, h.Round.State);
+        Assert.DoesNotContain(h.Round.Completed, s => s.Worker == 2);
+        Assert.Equal(Ids(12), h.Round.Completed.SelectMany(s => s.Result).Order());
+
+        h.Lose(1); // without its results: a complete round stays complete
+        Assert.Equal(RoundState.Complete, h.Round.State);
+    }
+
     [Fact]
     public void A_late_share_moves_onto_workers_that_already_answered_and_its_worker_is_benched()
     {
