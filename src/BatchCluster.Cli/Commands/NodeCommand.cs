@@ -200,6 +200,10 @@ public static class NodeCommand
         int dataPort = r.GetValue(options.DataPort) ?? 0;
         if (!useDataPlane && config.TransferPrecision != TransferPrecision.Fp32)
             throw new UsageException("--transfer-precision bf16 needs the data plane; drop --tensor-transport akka");
+        if (config.Reduce == ReduceTopology.Ring && !useDataPlane)
+            throw new UsageException("--reduce ring needs the data plane; drop --tensor-transport akka");
+        if (config.Reduce == ReduceTopology.Ring && localWorkers > 0)
+            throw new UsageException("--reduce ring takes workers in other processes only; drop --local-workers and start them as worker nodes (node --role worker)");
         bool standby = r.GetValue(options.Standby);
         if (standby && endpoint.Seeds.Count == 0)
             throw new UsageException("--standby needs --seed-nodes HOST:PORT of the running coordinator node");

@@ -57,6 +57,8 @@ public static class SweepCommand
         if (r.Given(options.Samples) && (r.Given(options.Train.Steps) || r.Given(options.Train.Epochs)))
             throw new UsageException("give one budget: --epochs, --samples or --steps");
         var baseConfig = options.Train.ToConfig(r);
+        if (baseConfig.Reduce == ReduceTopology.Ring)
+            throw new UsageException("--reduce ring reduces around worker processes; a sweep runs the local simulated cluster in one process (scripts/sweep-hosts.sh sweeps worker nodes on simulated hosts)");
         var budget = r.GetValue(options.Samples) is long samples ? new RunBudget.Samples(samples)
             : baseConfig.Steps is long steps ? new RunBudget.Steps(steps)
             : (RunBudget)new RunBudget.Epochs(baseConfig.Epochs ?? 1);

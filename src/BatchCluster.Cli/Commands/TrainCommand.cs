@@ -19,6 +19,8 @@ public static class TrainCommand
     {
         if (config.TransferPrecision != Core.Training.TransferPrecision.Fp32)
             throw new UsageException("--transfer-precision applies to workers in other processes (node --role coordinator); the workers of 'train' share fp32 arrays in one process");
+        if (config.Reduce == Core.Training.ReduceTopology.Ring)
+            throw new UsageException("--reduce ring reduces around worker processes (node --role coordinator, scripts/run-cluster.sh, scripts/run-hosts.sh); the workers of 'train' are one process and meet in memory");
         int largestShare = config.Engine == Core.Training.Engine.Plain ? config.GlobalBatch : (config.GlobalBatch + config.Workers - 1) / config.Workers;
         if (config.MicroBatch is int micro && micro > largestShare)
             Console.Error.WriteLine($"batchcluster: warning: --micro-batch {micro} is larger than every share ({largestShare} samples at most with "

@@ -63,6 +63,11 @@ public sealed partial class TrainOptions
         "shares by declared threads (bitwise reproducible) or by each worker's measured samples/s", "declared", "declared", "capacity");
     public Option<string> TransferPrecision { get; } = Opt.Choice("transfer-precision",
         "tensors to and from workers in other processes (node only)", "fp32", "fp32", "bf16");
+    public Option<string> Reduce { get; } = Opt.Choice("reduce",
+        "where gradient sums meet (node only): at the coordinator (star: 2 models per worker through its link each step), or around a ring of the worker nodes (ring: one model each way through its link, whatever their number)",
+        "star", "star", "ring");
+    public Option<int?> RingChunk { get; } = Opt.Int("ring-chunk",
+        $"KiB of fp32 values per frame of a ring reduction [default: {TrainingConfig.DefaultRingChunkValues * 4 / 1024}]", 1, 1024 * 1024, "KIB");
 
     /// <param name="listsElsewhere">A sweep: leave out the flags it takes as lists (<see cref="SweepLists"/>).</param>
     /// <param name="withEngine">Whether --engine and --workers exist (train, sweep; a coordinator node has neither).</param>
@@ -83,7 +88,7 @@ public sealed partial class TrainOptions
     {
         Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, MicroBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, WarmupSteps,
         Optimizer, Momentum, Nesterov, WeightDecay, ClipGradNorm, MaxBadSteps, Seed, Threads, Device, Engine, RunsDir, RunId, EvalEvery, Shuffle,
-        TrainEvalSamples, TargetAccuracy, StepDeadline, Split, TransferPrecision, CheckpointEvery, CheckpointDir, Resume, InitParams,
+        TrainEvalSamples, TargetAccuracy, StepDeadline, Split, TransferPrecision, Reduce, RingChunk, CheckpointEvery, CheckpointDir, Resume, InitParams,
         ExportParams, TensorBoard,
     }.OfType<Option>();
 
@@ -137,6 +142,10 @@ public sealed partial class TrainOptions
         if (runId is not null && (!RunIdPattern().IsMatch(runId) || runId.Trim('.').Length == 0))
             throw new UsageException($"--run-id may hold only letters, digits, '.', '_' and '-', and not only dots (it names a directory inside --runs-dir), not '{runId}'");
 
+        var reduce = r.GetValue(Reduce) == "ring" ? ReduceTopology.Ring : ReduceTopology.Star;
+        if (r.Given(RingChunk) && reduce != ReduceTopology.Ring)
+            throw new UsageException("--ring-chunk applies to --reduce ring only");
+
         string dataset = r.GetValue(Dataset)!;
         if (dataset == "synthetic" && r.Given(DataDir))
             throw new UsageException("--data-dir applies to --dataset fashion-mnist only; the synthetic data set is generated");
@@ -183,6 +192,8 @@ public sealed partial class TrainOptions
             TensorBoardDirectory = r.GetValue(TensorBoard),
             Split = r.GetValue(Split) == "capacity" ? ShareSplit.Capacity : ShareSplit.Declared,
             TransferPrecision = r.GetValue(TransferPrecision) == "bf16" ? Core.Training.TransferPrecision.Bf16 : Core.Training.TransferPrecision.Fp32,
+            Reduce = reduce,
+            RingChunkValues = r.GetValue(RingChunk) is int kib ? kib * 1024 / sizeof(float) : TrainingConfig.DefaultRingChunkValues,
         };
     }
 

@@ -30,7 +30,7 @@ namespace BatchCluster.Cluster.Actors;
 /// leaving), and takes <see cref="Interrupt"/>. It never restarts: an exception propagates to
 /// <see cref="RunSupervisor"/>, which decides (promise 8).
 /// </summary>
-public sealed class CoordinatorActor : ReceiveActor, IWithTimers
+public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 {
     public const string DispatcherId = "batchcluster.coordinator-dispatcher";
     public const string RunWatchName = "run-watch";
@@ -49,6 +49,14 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         public GlobalBatch Batch { get; } = batch;
         public WorkRound<TrainingProtocol.ShareComputed> Round { get; } = round;
         public double StartedAtMs { get; } = startedAtMs;
+        /// <summary>Under --reduce ring, the reduction in flight once every share is computed (null before, and after an abandoned one).</summary>
+        public RingStep? Ring { get; set; }
+        /// <summary>Ring reductions started for this step (the next one's generation).</summary>
+        public int Generations { get; set; }
+        /// <summary>Reductions of this step that failed or missed their deadline, in a row.</summary>
+        public int FailedReductions { get; set; }
+        /// <summary>A failed reduction waits for its back-off before the ring is re-formed.</summary>
+        public bool RetryPending { get; set; }
     }
 
     private sealed class EvaluationInFlight(DataSplit split, int requestId, WorkRound<TrainingProtocol.EvaluationDone> round,
@@ -99,7 +107,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         _roster = new WorkerRoster<IActorRef>(session.Config.Split);
         var address = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress;
         _links = new CoordinatorLinks(new CoordinatorLinkSettings(_runId, session.Parameters.Length, session.Config.TransferPrecision,
-            settings.UseDataPlane, settings.DataPort, address.Host ?? "127.0.0.1", settings.Tls), Self, _log);
+            settings.UseDataPlane, settings.DataPort, address.Host ?? "127.0.0.1", settings.Tls, Ring), Self, _log);
         WaitingForWorkers();
     }
 
@@ -112,6 +120,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        _step?.Ring?.Abort();
         if (_settings.WatchClusterMembership) Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         _links.Dispose();
     }
@@ -145,7 +154,11 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         {
             if (Admit(ready)) ApplyStep(_step!.Round.OnWorkersChanged(Now));
         });
-        Receive<DeadlinePassed>(_ => ApplyStep(_step!.Round.OnDeadline(Now)));
+        Receive<DeadlinePassed>(_ =>
+        {
+            if (_step!.Ring is not null) OnReductionDeadline(_step);
+            else ApplyStep(_step.Round.OnDeadline(Now));
+        });
         Always();
     });
 
@@ -233,6 +246,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<TrainingProtocol.EvaluationFailed>(OnEvaluationFailed);
         Receive<GradientArrived>(OnGradientArrived);
         Receive<DataConnectionLost>(OnDataConnectionLost);
+        Receive<ShardArrived>(OnShardArrived);
+        Receive<TrainingProtocol.ReductionFailed>(OnReductionFailed);
+        Receive<RetryReduction>(OnRetryReduction);
         Receive<DeadlinePassed>(_ => { });
     }
 
@@ -249,6 +265,12 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         if (!MayRegister(Sender, out string why))
         {
             _log.Warning("Ignored a registration from {0}: {1}", Sender, why);
+            return;
+        }
+        if (Ring && (CoordinatorLinks.SharesMemoryWith(Sender) || !_settings.UseDataPlane))
+        {
+            Sender.Tell(new TrainingProtocol.WorkerRejected(
+                "this run reduces by ring, which takes only workers in other processes over the data plane; run this worker as a worker node"));
             return;
         }
         var entry = _roster.Find(Sender);
@@ -281,6 +303,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     {
         var entry = _roster.Find(Sender);
         if (entry is null || entry.Ready) return false;
+        if (Ring && !AdmitToRing(entry, ready.RingPort)) return false;
         entry.Ready = true;
         _roster.Measured(entry, ready.SamplesPerSecond);
         _workersSeen.Add(entry.Description.Id);
@@ -304,7 +327,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         _links.Forget(entry.Key, entry.Handle);
         Context.Unwatch(entry.Handle);
         _session.Events.WorkerLeft(entry.Description.Id, reason, _roster.ReadyCount);
-        if (_step is not null) ApplyStep(_step.Round.OnWorkerLost(entry.Key, reason, Now));
+        if (Ring) RingMemberGone(entry, reason);
+        // Under --reduce ring a finished share's gradient sum is still on its worker: it is lost with it.
+        if (_step is not null) ApplyStep(_step.Round.OnWorkerLost(entry.Key, reason, Now, withResults: Ring));
         else if (_evaluation is not null) ApplyEvaluation(_evaluation.Round.OnWorkerLost(entry.Key, reason, Now));
     }
 
@@ -347,7 +372,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     /// <summary>A worker answered a request made at <paramref name="version"/>: it no longer reads the snapshots up to it.</summary>
     private void Answered(WorkerRoster<IActorRef>.Entry? worker, long version)
     {
-        if (worker is not null) _links.Answered(worker.Key, version);
+        if (worker is null) return;
+        _links.Answered(worker.Key, version);
+        Confirmed(worker.Key, version);
     }
 
     private void BeginStepOrFinish()
@@ -378,8 +405,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
         var step = _step!;
         string? failure = Carry(commands, step.Batch.Step, send => SendShare(step, send), logReplans: true, refusalNote: "");
         if (failure is not null) FailRun($"step {step.Batch.Step} cannot be completed: {failure}");
-        else if (step.Round.State == RoundState.Complete) Commit(step);
-        else ArmDeadline(step.Round.NextDeadlineMs);
+        else if (step.Round.State != RoundState.Complete) ArmDeadline(step.Round.NextDeadlineMs);
+        else if (!Ring) Commit(step);
+        else if (step.Ring is null && !step.RetryPending) BeginReduction(step); // a reduction in flight (or about to be retried) goes on
     }
 
     private void SendShare(StepInFlight step, SendWork send)
@@ -481,8 +509,9 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     /// gradient values and losses pass here: the session's NaN policy decides about the whole step.
     /// </summary>
     private string? ImplausibleResult(TrainingProtocol.ShareComputed result) =>
-        result.GradientSum.Length != _session.Parameters.Length
+        result.GradientSum.Length != (Ring ? 0 : _session.Parameters.Length)
             ? $"returned {result.GradientSum.Length} gradient values for a model of {_session.Parameters.Length}"
+              + (Ring ? " in a ring run, where they stay on the worker" : "")
         : !(result.ComputeMilliseconds >= 0 && double.IsFinite(result.ComputeMilliseconds)
             && result.HandlingMilliseconds >= 0 && double.IsFinite(result.HandlingMilliseconds))
             ? $"reported impossible times (compute {result.ComputeMilliseconds} ms, handling {result.HandlingMilliseconds} ms)"
@@ -514,24 +543,8 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             return;
         }
         var done = step.Round.Completed;
-        var peakByNode = new Dictionary<string, double>();
-        var allocatedByNode = new Dictionary<string, long>();
-        foreach (var share in done)
-        {
-            string node = _roster.DescriptionOf(share.Worker).Address;
-            if (node != _selfAddress) allocatedByNode[node] = allocatedByNode.GetValueOrDefault(node) + share.Result.AllocatedBytes;
-            _links.CountGradient(share.Worker, share.Result);
-            peakByNode[node] = share.Result.PeakMemoryBytes / (1024.0 * 1024.0);
-        }
-        // The coordinator's own node too (in one process it is the workers' node as well).
-        peakByNode[_selfAddress] = PeakMemory.Megabytes;
-        long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
-        allocatedByNode[_selfAddress] = allocatedNow - _allocatedAtLastCommit; // in one process: the workers' too
-        _allocatedAtLastCommit = allocatedNow;
-        // The step waited for the share that arrived last: its compute and transfer are the critical path.
-        var critical = done.MaxBy(s => s.ArrivedAtMs)!;
-        double transferMs = Math.Max(0, critical.ArrivedAtMs - critical.SentAtMs - critical.Result.HandlingMilliseconds);
-        var measured = new StepMeasurements(critical.Result.ComputeMilliseconds, transferMs, _links.StepBytes, peakByNode, allocatedByNode);
+        foreach (var share in done) _links.CountGradient(share.Worker, share.Result);
+        var measured = Measure(done, extraTransferMs: 0);
         var shares = done.Select(s => new ShareGradient(s.Result.GradientSum, s.Result.SampleCount, s.Result.LossSum,
             s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker))).ToList();
         StepRecord? record;
@@ -550,6 +563,38 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
             _links.EndStep(); // a re-planned share's late half: its step is over
             _step = null;
         }
+        AfterCommit(record);
+    }
+
+    /// <summary>
+    /// What a step measured, for its record: the critical share (the one whose result arrived last:
+    /// the step waited for it) gives compute and transfer; <paramref name="extraTransferMs"/> adds a
+    /// ring reduction's time on the network; bytes come from the links; every node's peak memory and
+    /// managed allocation since the previous commit.
+    /// </summary>
+    private StepMeasurements Measure(IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, double extraTransferMs)
+    {
+        var peakByNode = new Dictionary<string, double>();
+        var allocatedByNode = new Dictionary<string, long>();
+        foreach (var share in done)
+        {
+            string node = _roster.DescriptionOf(share.Worker).Address;
+            if (node != _selfAddress) allocatedByNode[node] = allocatedByNode.GetValueOrDefault(node) + share.Result.AllocatedBytes;
+            peakByNode[node] = share.Result.PeakMemoryBytes / (1024.0 * 1024.0);
+        }
+        // The coordinator's own node too (in one process it is the workers' node as well).
+        peakByNode[_selfAddress] = PeakMemory.Megabytes;
+        long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
+        allocatedByNode[_selfAddress] = allocatedNow - _allocatedAtLastCommit; // in one process: the workers' too
+        _allocatedAtLastCommit = allocatedNow;
+        var critical = done.MaxBy(s => s.ArrivedAtMs)!;
+        double transferMs = Math.Max(0, critical.ArrivedAtMs - critical.SentAtMs - critical.Result.HandlingMilliseconds) + extraTransferMs;
+        return new StepMeasurements(critical.Result.ComputeMilliseconds, transferMs, _links.StepBytes, peakByNode, allocatedByNode, _links.BusiestWorkerBytes);
+    }
+
+    /// <summary>After a step's commit (or its skip, <paramref name="record"/> null): the step callback, then validation if due, or the next step.</summary>
+    private void AfterCommit(StepRecord? record)
+    {
         if (record is not null) _onStep?.Invoke(record, _session);
         if (_session.ValidationDue)
         {
@@ -710,6 +755,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private void FailRun(RunFailedException failure)
     {
         CancelDeadline();
+        _step?.Ring?.Abort(); // the session stays at its last commit
         var ended = new TrainingProtocol.RunEnded(_runId, Succeeded: false);
         foreach (var worker in _roster.All) worker.Handle.Tell(ended);
         TellStandbyCoordinators(ended);
@@ -720,6 +766,7 @@ public sealed class CoordinatorActor : ReceiveActor, IWithTimers
     private void OnInterrupt(Interrupt interrupt)
     {
         CancelDeadline();
+        _step?.Ring?.Abort(); // a reduction half applied is undone first: the checkpoint is of the last commit
         // Between two messages the session is exactly at its last commit: a round in flight is simply dropped.
         _completion.TrySetException(_session.Interrupt(interrupt.Reason));
         Context.Stop(Self);

@@ -78,6 +78,16 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<TrainingProtocol.RunEnded>(_ => IsFromMyCoordinator(Sender, orItsSupervisor: true), OnRunEnded);
         Receive<TrainingProtocol.ComputeShare>(_ => IsFromMyCoordinator(Sender), OnComputeShare);
         Receive<TrainingProtocol.Evaluate>(_ => IsFromMyCoordinator(Sender), OnEvaluate);
+        Receive<TrainingProtocol.ReduceShares>(_ => IsFromMyCoordinator(Sender), OnReduceShares);
+        Receive<TrainingProtocol.StepSkipped>(_ => IsFromMyCoordinator(Sender), skipped =>
+        {
+            foreach (var run in _links.Skipped(skipped)) run();
+        });
+        Receive<RingFailure>(failure =>
+        {
+            _log.Warning("Ring reduction of step {0} (generation {1}) failed here: {2}", failure.Step, failure.Generation, failure.Reason);
+            _coordinator?.Tell(new TrainingProtocol.ReductionFailed(_runId, failure.Step, failure.Generation, failure.Reason, failure.UpstreamSuspected));
+        });
         Receive<TensorTransferStart>(_ => IsFromMyCoordinator(Sender), start => _links.Deliver(start, Sender));
         Receive<TensorChunk>(_ => IsFromMyCoordinator(Sender), chunk => _links.Deliver(chunk, Sender));
         Receive<ITrainingMessage>(message => _log.Warning("Ignored {0} from {1}: not from the coordinator of this worker", message.GetType().Name, Sender));
@@ -194,7 +204,11 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             StartRegistering();
             return;
         }
-        Sender.Tell(new TrainingProtocol.WorkerReady(_workerId, MeasureSamplesPerSecond()));
+        // In a ring run the neighbour connects to this node's own address, where the listener binds.
+        int ringPort = accepted.DataPlane?.Ring == true
+            ? _links.JoinRing(((ExtendedActorSystem)Context.System).Provider.DefaultAddress.Host ?? "127.0.0.1")
+            : 0;
+        Sender.Tell(new TrainingProtocol.WorkerReady(_workerId, MeasureSamplesPerSecond(), ringPort));
     }
 
     private void OnParametersArrived(ParametersArrived arrived)
@@ -231,6 +245,15 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _links.Detach();
         _runEnded?.TrySetResult(true);
         Context.Stop(Self);
+    }
+
+    private void OnReduceShares(TrainingProtocol.ReduceShares request)
+    {
+        if (_links.Reduce(request) is { } cannot)
+        {
+            _log.Warning("Cannot take part in the reduction of step {0}: {1}", request.Step, cannot);
+            Sender.Tell(new TrainingProtocol.ReductionFailed(request.RunId, request.Step, request.Generation, cannot, UpstreamSuspected: false));
+        }
     }
 
     private void OnRejected(TrainingProtocol.WorkerRejected rejected)

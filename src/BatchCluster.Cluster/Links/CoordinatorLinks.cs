@@ -18,8 +18,9 @@ public enum TensorRoute
 
 /// <summary>What the coordinator's links need to know of the run and the node.</summary>
 /// <param name="Host">The address workers connect to (this node's advertised host).</param>
+/// <param name="Ring">The run reduces by ring: data-plane workers keep their gradient sums for the ring, and shards travel here.</param>
 public sealed record CoordinatorLinkSettings(string RunId, int ParameterCount, TransferPrecision Precision, bool UseDataPlane, int DataPort,
-    string Host, Security.ClusterTls? Tls);
+    string Host, Security.ClusterTls? Tls, bool Ring = false);
 
 /// <summary>
 /// The coordinator's end of every tensor route (docs/architecture.md, "Tensor routes"): it lends
@@ -27,8 +28,11 @@ public sealed record CoordinatorLinkSettings(string RunId, int ParameterCount, T
 /// reassembles chunked Akka transfers, joins the two halves of a data-plane result (the message
 /// over Akka, the gradient over the data plane, in either order), returns every gradient buffer
 /// to the pool, and counts the tensor bytes of a step. The actor sees only whole results and
-/// keeps what is its own: phases, rounds and membership. Used by one actor only (not thread-safe);
-/// the data plane's reader threads reach it through messages to that actor.
+/// keeps what is its own: phases, rounds and membership. In a ring run it also carries the ring's
+/// frames at the coordinator: shard norms and reduced shards in (<see cref="ShardArrived"/>),
+/// updated shards out, and which parameter version each worker's connection already holds. Used by
+/// one actor only (not thread-safe); the data plane's reader threads reach it through messages to
+/// that actor.
 /// </summary>
 public sealed class CoordinatorLinks : IDisposable
 {
@@ -38,6 +42,10 @@ public sealed class CoordinatorLinks : IDisposable
     private readonly TensorReassembly _reassembly = new();
     private readonly ParameterSnapshots _snapshots = new();
     private readonly Dictionary<int, TensorRoute> _routes = [];
+    /// <summary>Ring runs: the port each worker's ring listener has (from WorkerReady).</summary>
+    private readonly Dictionary<int, int> _ringPorts = [];
+    /// <summary>Tensor bytes through each worker's link in the step in flight (both directions).</summary>
+    private readonly Dictionary<int, long> _workerBytes = [];
     /// <summary>A data-plane result's two halves, each waiting for the other within the current step only.</summary>
     private readonly Dictionary<(int Worker, int Slot), float[]> _gradientsWithoutMessage = [];
     private readonly Dictionary<(int Worker, int Slot), TrainingProtocol.ShareComputed> _messagesWithoutGradient = [];
@@ -55,6 +63,20 @@ public sealed class CoordinatorLinks : IDisposable
 
     /// <summary>Tensor payload bytes sent and received for the step in flight (parameters, sample ids, gradients).</summary>
     public long StepBytes { get; private set; }
+
+    /// <summary>The most tensor bytes one worker's link carried in the step in flight (both directions).</summary>
+    public long BusiestWorkerBytes => _workerBytes.Count == 0 ? 0 : _workerBytes.Values.Max();
+
+    private void Count(int worker, long bytes)
+    {
+        StepBytes += bytes;
+        _workerBytes[worker] = _workerBytes.GetValueOrDefault(worker) + bytes;
+    }
+
+    /// <summary>Bytes a worker's link carried that did not pass the coordinator's (a ring's traffic between workers).</summary>
+    public void CountBetweenWorkers(int worker, long bytes) => _workerBytes[worker] = _workerBytes.GetValueOrDefault(worker) + bytes;
+
+    public int BytesPerValueOnTheWire => FrameHeader.BytesPerValue(_settings.Precision);
 
     /// <summary>Whether <paramref name="target"/> would read the very arrays sent to it (it lives in this process).</summary>
     public static bool SharesMemoryWith(IActorRef target) => TensorTransport.SharesMemoryWith(target);
@@ -88,10 +110,11 @@ public sealed class CoordinatorLinks : IDisposable
         {
             var owner = _owner;
             var run = new DataPlaneRun(FrameHeader.TagOf(_settings.RunId), _settings.ParameterCount, _settings.Precision);
-            _dataPlane = new DataPlaneServer(_settings.Host, _settings.DataPort, run, arrived => owner.Tell(arrived), lost => owner.Tell(lost), _settings.Tls);
+            _dataPlane = new DataPlaneServer(_settings.Host, _settings.DataPort, run, arrived => owner.Tell(arrived), lost => owner.Tell(lost), _settings.Tls,
+                _settings.Ring ? shard => owner.Tell(shard) : null);
             _log.Info("Data plane listening on {0}:{1} ({2}, {3})", _dataPlane.Host, _dataPlane.Port, run.Precision, _settings.Tls is null ? "plain TCP" : "TLS");
         }
-        return new DataPlaneOffer(_dataPlane.Host, _dataPlane.Port, _dataPlane.Expect(worker), _settings.Precision);
+        return new DataPlaneOffer(_dataPlane.Host, _dataPlane.Port, _dataPlane.Expect(worker), _settings.Precision, _settings.Ring);
     }
 
     /// <summary>How the worker's tensors travel, for the log: <c>in-process</c>, <c>data plane HOST:PORT (fp32|bf16)</c> or <c>akka</c>.</summary>
@@ -117,12 +140,16 @@ public sealed class CoordinatorLinks : IDisposable
     // ---- requests ----
 
     /// <summary>A new step: its byte count starts at zero.</summary>
-    public void BeginStep() => StepBytes = 0;
+    public void BeginStep()
+    {
+        StepBytes = 0;
+        _workerBytes.Clear();
+    }
 
     /// <summary>Sends a share of <paramref name="step"/> with the parameters its route needs; counts ids and parameters.</summary>
     public void SendShare(IActorRef target, int worker, string runId, long step, int slot, int[] ids, int microBatch, long version, ReadOnlySpan<float> parameters)
     {
-        StepBytes += sizeof(int) * (long)ids.Length;
+        Count(worker, sizeof(int) * (long)ids.Length);
         var snapshot = ParametersFor(worker, target, version, parameters, count: true);
         TensorTransport.Tell(target, new TrainingProtocol.ComputeShare(runId, step, slot, ids, microBatch, snapshot), _owner);
     }
@@ -149,14 +176,18 @@ public sealed class CoordinatorLinks : IDisposable
             if (_dataPlane is null || !_dataPlane.IsConnected(worker))
                 _owner.Tell(new DataConnectionLost(worker, -1, "no data connection")); // handled after this round's commands
             else if (_dataPlane.SendParameters(worker, version, parameters) == ParameterSend.Queued && count)
-                StepBytes += (long)parameters.Length * BytesPerValue(worker);
+                Count(worker, (long)parameters.Length * BytesPerValue(worker));
             return new TrainingProtocol.ParameterSnapshot(version, ReadOnlyMemory<float>.Empty);
         }
         var snapshot = _snapshots.At(version, parameters);
         if (RouteOf(worker) == TensorRoute.InProcess) _snapshots.Lent(worker);
-        if (count) StepBytes += sizeof(float) * (long)snapshot.Values.Length;
+        if (count) Count(worker, sizeof(float) * (long)snapshot.Values.Length);
         return snapshot;
     }
+
+    /// <summary>Queues the whole model at <paramref name="version"/> on a data-plane worker's connection now (a ring broke around it); counted.</summary>
+    public void SendParametersNow(IActorRef target, int worker, long version, ReadOnlySpan<float> parameters) =>
+        ParametersFor(worker, target, version, parameters, count: true);
 
     /// <summary>A worker answered a request made at <paramref name="version"/>: it no longer reads the snapshots up to it.</summary>
     public void Answered(int worker, long version) => _snapshots.Answered(worker, version);
@@ -172,7 +203,7 @@ public sealed class CoordinatorLinks : IDisposable
     /// </summary>
     public TrainingProtocol.ShareComputed? OnShareMessage(int worker, TrainingProtocol.ShareComputed result)
     {
-        if (RouteOf(worker) != TensorRoute.DataPlane || !result.GradientSum.IsEmpty) return result;
+        if (RouteOf(worker) != TensorRoute.DataPlane || !result.GradientSum.IsEmpty || _settings.Ring) return result;
         if (_gradientsWithoutMessage.Remove((worker, result.ShareIndex), out var gradient)) return result with { GradientSum = gradient };
         _messagesWithoutGradient[(worker, result.ShareIndex)] = result;
         return null;
@@ -199,7 +230,47 @@ public sealed class CoordinatorLinks : IDisposable
 
     /// <summary>Counts the gradient of a committed share into the step's bytes.</summary>
     public void CountGradient(int worker, TrainingProtocol.ShareComputed result) =>
-        StepBytes += (long)result.GradientSum.Length * BytesPerValue(worker);
+        Count(worker, (long)result.GradientSum.Length * BytesPerValue(worker));
+
+    // ---- the ring ----
+
+    /// <summary>A ring worker's listener port, from its WorkerReady.</summary>
+    public void RingPortOf(int worker, int port) => _ringPorts[worker] = port;
+
+    /// <summary>Where the worker's upstream neighbour connects: its node's address and its listener's port (null: it reported none).</summary>
+    public (string Host, int Port)? RingEndpoint(int worker, IActorRef handle) =>
+        _ringPorts.TryGetValue(worker, out int port) && port > 0 ? (handle.Path.Address.Host ?? "127.0.0.1", port) : null;
+
+    /// <summary>
+    /// A ring frame from a worker's data connection. Returns whether it may be used: the connection
+    /// is the worker's live one and <paramref name="current"/> (its step, version and generation are
+    /// the reduction in flight); otherwise its buffer goes back to the pool here. Counts its bytes.
+    /// </summary>
+    public bool OnShard(ShardArrived arrived, bool current)
+    {
+        if (!current || _dataPlane is null || !_dataPlane.IsCurrent(arrived.WorkerKey, arrived.ConnectionId))
+        {
+            TensorBuffers.Return(arrived.Values);
+            return false;
+        }
+        Count(arrived.WorkerKey, (long)arrived.Values.Length * BytesPerValueOnTheWire);
+        return true;
+    }
+
+    /// <summary>Queues an updated chunk of a member's shard on its connection (read before this returns) and counts it.</summary>
+    /// <returns>false when the worker has no live connection.</returns>
+    public bool SendUpdate(int worker, FrameHeader header, ReadOnlySpan<float> updated)
+    {
+        if (_dataPlane is null || !_dataPlane.SendUpdate(worker, header, updated)) return false;
+        Count(worker, (long)updated.Length * BytesPerValueOnTheWire);
+        return true;
+    }
+
+    /// <summary>The ring's all-gather carries <paramref name="version"/> to the worker: requests at it send no parameters.</summary>
+    public void MarkCarried(int worker, long version) => _dataPlane?.MarkCarried(worker, version);
+
+    /// <summary>What the worker holds is uncertain (its ring broke around it): its next request sends the whole model.</summary>
+    public void ForgetCarried(int worker) => _dataPlane?.ForgetCarried(worker);
 
     /// <summary>A whole result is no longer read (committed, refused or dropped): its gradient buffer goes back to the pool.</summary>
     public static void Release(TrainingProtocol.ShareComputed result) => TensorBuffers.Return(result.GradientSum);

@@ -4,9 +4,10 @@ namespace BatchCluster.Cluster.Links;
 
 /// <summary>
 /// A worker's end of the data plane: connects, proves itself with the token from WorkerAccepted,
-/// waits for HelloAccepted, then reads parameter frames on a background loop (each one checked:
-/// kind, run, precision, exactly the model's size, checksum) and writes gradient sums from the
-/// worker's own thread. A broken connection is reported once through <c>onLost</c>.
+/// waits for HelloAccepted, then reads frames on a background loop (each one checked: kind, run,
+/// precision, size, checksum): whole parameters, and in a ring run the updated chunks of its shard.
+/// Writes (gradient sums; a ring member's shard norm and reduced shard) come from the worker's
+/// threads, one at a time. A broken connection is reported once through <c>onLost</c>.
 /// </summary>
 public sealed class DataPlaneClient : IDisposable
 {
@@ -14,7 +15,11 @@ public sealed class DataPlaneClient : IDisposable
     private static long _nextId;
 
     private readonly TensorStream _tensors;
+    private static readonly FrameKind[] FromCoordinator = [FrameKind.Parameters, FrameKind.UpdatedShard];
     private readonly Action<ParametersArrived> _onParameters;
+    private readonly object _writing = new();
+    /// <summary>Where updated shard chunks go (the ring member); set once the worker joins a ring run.</summary>
+    public Action<UpdateArrived>? OnUpdate { get; set; }
     private readonly Action<string> _onLost;
     private int _closed;
 
@@ -74,21 +79,42 @@ public sealed class DataPlaneClient : IDisposable
 
     /// <summary>Sends one gradient sum (blocking until the bytes are with the kernel); the caller may reuse <paramref name="values"/> after.</summary>
     /// <exception cref="IOException">The connection is broken (it is then closed and reported).</exception>
-    public void SendGradient(long step, long version, int slot, ReadOnlySpan<float> values)
+    public void SendGradient(long step, long version, int slot, ReadOnlySpan<float> values) =>
+        Send(new FrameHeader(FrameKind.GradientSum, Offer.Precision, RunTag: 0, step, version, slot, values.Length, Checksum: 0), values, "a gradient");
+
+    /// <summary>Sends a ring member's frame to the coordinator (a shard norm, or a chunk of its reduced shard); blocking, like <see cref="SendGradient"/>.</summary>
+    /// <exception cref="IOException">The connection is broken (it is then closed and reported).</exception>
+    public void SendShard(FrameHeader header, ReadOnlySpan<float> values) => Send(header, values, $"a {header.Kind} frame");
+
+    private void Send(FrameHeader header, ReadOnlySpan<float> values, string what)
     {
         try
         {
-            _tensors.Write(new FrameHeader(FrameKind.GradientSum, Offer.Precision, RunTag: 0, step, version, slot, values.Length, Checksum: 0), values);
+            lock (_writing) _tensors.Write(header, values);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException)
         {
             Close($"sending failed: {e.Message}");
-            throw new IOException($"the data connection broke while sending a gradient: {e.Message}", e);
+            throw new IOException($"the data connection broke while sending {what}: {e.Message}", e);
         }
     }
 
-    private void ReadLoop() =>
-        Close(_tensors.ReadUntilClosed(FrameKind.Parameters, (header, values) => _onParameters(new ParametersArrived(Id, header.Version, values)), "the coordinator"));
+    private void ReadLoop() => Close(_tensors.ReadUntilClosed(FromCoordinator, Deliver, "the coordinator"));
+
+    private void Deliver(FrameHeader header, float[] values)
+    {
+        if (header.Kind == FrameKind.Parameters)
+        {
+            _onParameters(new ParametersArrived(Id, header.Version, values));
+            return;
+        }
+        if (OnUpdate is not { } onUpdate)
+        {
+            TensorBuffers.Return(values);
+            throw new InvalidDataException("an updated shard on a connection that is in no ring");
+        }
+        onUpdate(new UpdateArrived(Id, header, values));
+    }
 
     private void Close(string? reason)
     {

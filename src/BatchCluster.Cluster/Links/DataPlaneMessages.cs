@@ -12,13 +12,26 @@ namespace BatchCluster.Cluster.Links;
 public sealed record DataPlaneRun(ulong RunTag, int ParameterCount, TransferPrecision Precision);
 
 /// <summary>Where and how a worker reaches the coordinator's data plane (handed out in WorkerAccepted).</summary>
-public sealed record DataPlaneOffer(string Host, int Port, byte[] Token, TransferPrecision Precision);
+/// <param name="Ring">The run reduces by ring: the worker opens a listener for its ring neighbour and keeps its gradient sums until asked to reduce them.</param>
+public sealed record DataPlaneOffer(string Host, int Port, byte[] Token, TransferPrecision Precision, bool Ring = false);
 
-/// <summary>Parameters that arrived on the data connection; the receiver owns <see cref="Values"/> (a pooled buffer).</summary>
-public sealed record ParametersArrived(long ConnectionId, long Version, float[] Values);
+/// <summary>
+/// Parameters that arrived on the data connection, or that a ring's all-gather put together
+/// (<paramref name="FromRing"/>); the receiver owns <see cref="Values"/> (a pooled buffer).
+/// </summary>
+public sealed record ParametersArrived(long ConnectionId, long Version, float[] Values, bool FromRing = false);
 
 /// <summary>A gradient sum that arrived on a worker's data connection; the receiver owns <see cref="Values"/> (a pooled buffer).</summary>
 public sealed record GradientArrived(int WorkerKey, long ConnectionId, FrameHeader Header, float[] Values);
+
+/// <summary>
+/// A ring member's frame on its data connection: a shard norm (no values; <see cref="FrameHeader.Scalar"/>)
+/// or a chunk of its reduced shard. The receiver owns <see cref="Values"/> (a pooled buffer, empty for a norm).
+/// </summary>
+public sealed record ShardArrived(int WorkerKey, long ConnectionId, FrameHeader Header, float[] Values);
+
+/// <summary>A chunk of a ring member's shard, updated by the coordinator, on the member's data connection; the receiver owns <see cref="Values"/>.</summary>
+public sealed record UpdateArrived(long ConnectionId, FrameHeader Header, float[] Values);
 
 /// <summary>What <see cref="DataPlaneServer.SendParameters"/> did.</summary>
 public enum ParameterSend

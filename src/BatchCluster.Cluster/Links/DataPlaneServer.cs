@@ -12,14 +12,17 @@ namespace BatchCluster.Cluster.Links;
 /// handed out in WorkerAccepted over Akka); a connection whose first frame is not a Hello with a
 /// token that is expected right now is closed. After that the coordinator sends parameters (each
 /// version once per connection, the same encoded bytes for every worker) and receives gradient
-/// sums, every frame checked against the run (<see cref="DataPlaneRun"/>) before a payload byte is
-/// read. Writes are queued per connection and never block the caller; a connection that has more
-/// than <see cref="MaxQueuedFrames"/> unsent frames is stalled and is dropped. Whatever breaks a
-/// connection is reported once as <see cref="DataConnectionLost"/>. Thread-safe.
+/// sums; in a ring reduction it receives shard norms and reduced shards and sends updated shards.
+/// Every frame is checked against the run (<see cref="DataPlaneRun"/>) before a payload byte is
+/// read. Writes are queued per connection and never block the caller; a connection with more than
+/// <see cref="MaxQueuedBytes"/> unsent is stalled and is dropped. Whatever breaks a connection is
+/// reported once as <see cref="DataConnectionLost"/>. Thread-safe.
 /// </summary>
 public sealed class DataPlaneServer : IDisposable
 {
-    public const int MaxQueuedFrames = 4;
+    /// <summary>Unsent bytes per connection beyond which it is stalled: four whole models (a worker that reads nothing while the coordinator goes on).</summary>
+    public long MaxQueuedBytes => 4L * (FrameHeader.Size + (long)_run.ParameterCount * FrameHeader.BytesPerValue(_run.Precision));
+    private static readonly FrameKind[] FromWorkers = [FrameKind.GradientSum, FrameKind.ShardNorm, FrameKind.ReducedShard];
     /// <summary>Connections that have not yet shown a valid token; more are closed at once.</summary>
     private const int MaxUnauthenticated = 32;
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
@@ -28,6 +31,7 @@ public sealed class DataPlaneServer : IDisposable
     private readonly Security.ClusterTls? _tls;
     private readonly DataPlaneRun _run;
     private readonly Action<GradientArrived> _onGradient;
+    private readonly Action<ShardArrived>? _onShard;
     private readonly Action<DataConnectionLost> _onLost;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<int, byte[]> _tokens = new();
@@ -38,12 +42,14 @@ public sealed class DataPlaneServer : IDisposable
     private long _nextConnectionId;
 
     /// <param name="tls">When given, every connection is TLS: the worker must show a certificate of the cluster's authority before its token is read.</param>
+    /// <param name="onShard">Where ring frames (shard norms, reduced shards) go; null refuses them (a star run).</param>
     public DataPlaneServer(string host, int port, DataPlaneRun run, Action<GradientArrived> onGradient, Action<DataConnectionLost> onLost,
-        Security.ClusterTls? tls = null)
+        Security.ClusterTls? tls = null, Action<ShardArrived>? onShard = null)
     {
         _tls = tls;
         _run = run;
         _onGradient = onGradient;
+        _onShard = onShard;
         _onLost = onLost;
         var address = IPAddress.TryParse(host, out var parsed) ? parsed : Dns.GetHostAddresses(host).First(a => a.AddressFamily == AddressFamily.InterNetwork);
         _listener = new TcpListener(address, port);
@@ -94,6 +100,24 @@ public sealed class DataPlaneServer : IDisposable
         if (!connection.Enqueue(frame)) return ParameterSend.NoConnection;
         connection.ParameterVersion = version;
         return ParameterSend.Queued;
+    }
+
+    /// <summary>The ring carried <paramref name="version"/> to the worker (its all-gather): a request at that version sends no parameters.</summary>
+    public void MarkCarried(int workerKey, long version)
+    {
+        if (_connections.TryGetValue(workerKey, out var connection)) connection.ParameterVersion = version;
+    }
+
+    /// <summary>Whatever the worker holds is uncertain (a ring broke around it): its next request sends the whole model.</summary>
+    public void ForgetCarried(int workerKey) => MarkCarried(workerKey, -1);
+
+    /// <summary>Queues one updated chunk of a ring member's shard (encoded here; <paramref name="values"/> is read before this returns).</summary>
+    /// <returns>false when the worker has no live connection.</returns>
+    public bool SendUpdate(int workerKey, FrameHeader header, ReadOnlySpan<float> values)
+    {
+        if (!_connections.TryGetValue(workerKey, out var connection)) return false;
+        var frame = OutgoingFrame.Encode(header with { Kind = FrameKind.UpdatedShard, RunTag = _run.RunTag, Precision = _run.Precision, Count = values.Length }, values);
+        return connection.Enqueue(frame);
     }
 
     private async Task AcceptLoopAsync()
@@ -186,7 +210,7 @@ public sealed class DataPlaneServer : IDisposable
         private readonly Channel<OutgoingFrame> _outgoing = Channel.CreateUnbounded<OutgoingFrame>(new UnboundedChannelOptions { SingleReader = false });
         private readonly CancellationTokenSource _closing = CancellationTokenSource.CreateLinkedTokenSource(server._stopping.Token);
         private readonly TensorStream _tensors = new(stream, server._run);
-        private int _queued;
+        private long _queuedBytes;
         private int _closed;
 
         public long Id { get; } = id;
@@ -201,10 +225,11 @@ public sealed class DataPlaneServer : IDisposable
 
         public bool Enqueue(OutgoingFrame frame)
         {
-            if (Interlocked.Increment(ref _queued) > MaxQueuedFrames)
+            if (Interlocked.Add(ref _queuedBytes, frame.Bytes.Length) > server.MaxQueuedBytes)
             {
+                Interlocked.Add(ref _queuedBytes, -frame.Bytes.Length);
                 frame.Release();
-                Close($"stalled: more than {MaxQueuedFrames} frames unsent");
+                Close($"stalled: more than {server.MaxQueuedBytes} bytes unsent");
                 return false;
             }
             if (_outgoing.Writer.TryWrite(frame)) return true;
@@ -224,8 +249,8 @@ public sealed class DataPlaneServer : IDisposable
                     }
                     finally
                     {
+                        Interlocked.Add(ref _queuedBytes, -frame.Bytes.Length);
                         frame.Release();
-                        Interlocked.Decrement(ref _queued);
                     }
                 }
             }
@@ -235,8 +260,22 @@ public sealed class DataPlaneServer : IDisposable
             }
         }
 
-        private void ReadLoop() =>
-            Close(_tensors.ReadUntilClosed(FrameKind.GradientSum, (header, values) => server._onGradient(new GradientArrived(workerKey, Id, header, values)), "the worker"));
+        private void ReadLoop() => Close(_tensors.ReadUntilClosed(FromWorkers, Deliver, "the worker"));
+
+        private void Deliver(FrameHeader header, float[] values)
+        {
+            if (header.Kind == FrameKind.GradientSum)
+            {
+                server._onGradient(new GradientArrived(workerKey, Id, header, values));
+                return;
+            }
+            if (server._onShard is null)
+            {
+                TensorBuffers.Return(values);
+                throw new InvalidDataException($"a {header.Kind} frame in a run that reduces by star");
+            }
+            server._onShard(new ShardArrived(workerKey, Id, header, values));
+        }
 
         /// <param name="reason">Why, reported as <see cref="DataConnectionLost"/>; null when closed on purpose (nothing reported).</param>
         public void Close(string? reason)

@@ -4,49 +4,65 @@ using BatchCluster.Core.Training;
 namespace BatchCluster.Cluster.Links;
 
 /// <summary>
-/// Reads checked tensor frames from a stream (a NetworkStream today, an SslStream tomorrow). One
-/// per connection, used by one reader at a time. The header is validated before a payload byte
-/// is read; the values land in a buffer from <see cref="TensorBuffers"/> that the caller owns.
+/// Reads and writes checked tensor frames on a stream (a NetworkStream, or an SslStream over it).
+/// One reader and one writer at a time. A header is validated before a payload byte is read; the
+/// values land in a buffer the caller gives or one from <see cref="TensorBuffers"/> the caller then owns.
 /// </summary>
 public sealed class TensorStream(Stream stream, DataPlaneRun run)
 {
     private readonly byte[] _header = new byte[FrameHeader.Size];
     private readonly byte[] _headerOut = new byte[FrameHeader.Size];
-    /// <summary>Payload scratch for bf16 (fp32 is read straight into the tensor, and written straight from it), allocated once per direction.</summary>
-    private byte[]? _narrow, _narrowOut;
+    /// <summary>Payload scratch for bf16 (fp32 is read straight into the tensor, and written straight from it), grown to the largest frame per direction.</summary>
+    private byte[] _narrow = [], _narrowOut = [];
 
     public Stream Stream { get; } = stream;
+    public DataPlaneRun Run { get; } = run;
 
     /// <summary>
-    /// Blocks until the next frame is read whole. Readers run on threads of their own: a blocking
-    /// read wakes straight from the kernel, where an async read hops through the thread pool once per
-    /// socket buffer, which on a busy machine costs more than the copy itself.
+    /// Blocks until the next header is read and checked. Readers run on threads of their own: a
+    /// blocking read wakes straight from the kernel, where an async read hops through the thread
+    /// pool once per socket buffer, which on a busy machine costs more than the copy itself.
     /// </summary>
-    /// <exception cref="InvalidDataException">A frame that is not the expected one, or whose checksum fails.</exception>
+    /// <exception cref="InvalidDataException">A frame that is not one of <paramref name="kinds"/>, or declares values the model does not have.</exception>
     /// <exception cref="EndOfStreamException">The peer closed the connection.</exception>
-    public (FrameHeader Header, float[] Values) Read(FrameKind kind)
+    public FrameHeader ReadHeader(ReadOnlySpan<FrameKind> kinds)
     {
         Stream.ReadExactly(_header);
-        var header = FrameHeader.Read(_header, kind, run.RunTag, run.ParameterCount, run.Precision);
-        var values = TensorBuffers.Rent(run.ParameterCount);
+        return FrameHeader.Read(_header, kinds, Run.RunTag, Run.ParameterCount, Run.Precision);
+    }
+
+    /// <summary>Reads the payload of <paramref name="header"/> into <paramref name="destination"/> (exactly its values) and checks its checksum.</summary>
+    /// <exception cref="InvalidDataException">The payload fails its checksum (<paramref name="destination"/> then holds garbage).</exception>
+    public void ReadPayload(FrameHeader header, Span<float> destination)
+    {
+        if (destination.Length != header.Count) throw new ArgumentException($"a frame of {header.Count} values read into {destination.Length}");
+        ulong checksum;
+        if (Run.Precision == TransferPrecision.Fp32)
+        {
+            var bytes = MemoryMarshal.AsBytes(destination);
+            Stream.ReadExactly(bytes);
+            checksum = FramePayload.Checksum(bytes);
+        }
+        else
+        {
+            if (_narrow.Length < header.PayloadBytes) _narrow = new byte[header.PayloadBytes];
+            var narrow = _narrow.AsSpan(0, header.PayloadBytes);
+            Stream.ReadExactly(narrow);
+            checksum = FramePayload.Checksum(narrow);
+            FramePayload.Decode(narrow, Run.Precision, destination);
+        }
+        if (checksum != header.Checksum)
+            throw new InvalidDataException($"the payload of a {header.Kind} frame (step {header.Step}) fails its checksum");
+    }
+
+    /// <summary>Reads the next frame whole; its values land in a pooled buffer of exactly its length, which the caller owns.</summary>
+    public (FrameHeader Header, float[] Values) Read(ReadOnlySpan<FrameKind> kinds)
+    {
+        var header = ReadHeader(kinds);
+        var values = TensorBuffers.Rent(header.Count);
         try
         {
-            ulong checksum;
-            if (run.Precision == TransferPrecision.Fp32)
-            {
-                var bytes = MemoryMarshal.AsBytes(values.AsSpan());
-                Stream.ReadExactly(bytes);
-                checksum = FramePayload.Checksum(bytes);
-            }
-            else
-            {
-                _narrow ??= new byte[header.PayloadBytes];
-                Stream.ReadExactly(_narrow);
-                checksum = FramePayload.Checksum(_narrow);
-                FramePayload.Decode(_narrow, run.Precision, values);
-            }
-            if (checksum != header.Checksum)
-                throw new InvalidDataException($"the payload of a {kind} frame (step {header.Step}) fails its checksum");
+            ReadPayload(header, values);
             return (header, values);
         }
         catch
@@ -57,18 +73,18 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
     }
 
     /// <summary>
-    /// Reads frames of <paramref name="kind"/> and hands each to <paramref name="deliver"/> (which
-    /// owns its values) until the stream ends or a frame is refused; the loop of both ends' reader
-    /// threads.
+    /// Reads frames of <paramref name="kinds"/> and hands each to <paramref name="deliver"/> (which
+    /// owns its values) until the stream ends or a frame is refused; the loop of the data plane's
+    /// reader threads.
     /// </summary>
     /// <returns>Why reading stopped, for the connection's loss report.</returns>
-    public string ReadUntilClosed(FrameKind kind, Action<FrameHeader, float[]> deliver, string peer)
+    public string ReadUntilClosed(FrameKind[] kinds, Action<FrameHeader, float[]> deliver, string peer)
     {
         try
         {
             while (true)
             {
-                var (header, values) = Read(kind);
+                var (header, values) = Read(kinds);
                 deliver(header, values);
             }
         }
@@ -82,21 +98,21 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
         }
     }
 
-    /// <summary>Writes one tensor frame from the caller's thread (the worker's gradient): header (run, precision, count and checksum filled in here), then the payload.</summary>
+    /// <summary>Writes one frame from the caller's thread: the header (run, precision, count and checksum filled in here), then the payload.</summary>
     public void Write(FrameHeader header, ReadOnlySpan<float> values)
     {
         ReadOnlySpan<byte> payload;
-        if (run.Precision == TransferPrecision.Fp32)
+        if (Run.Precision == TransferPrecision.Fp32)
         {
             payload = MemoryMarshal.AsBytes(values);
         }
         else
         {
-            _narrowOut ??= new byte[values.Length * 2];
-            FramePayload.Encode(values, run.Precision, _narrowOut);
-            payload = _narrowOut;
+            if (_narrowOut.Length < values.Length * 2) _narrowOut = new byte[values.Length * 2];
+            int written = FramePayload.Encode(values, Run.Precision, _narrowOut);
+            payload = _narrowOut.AsSpan(0, written);
         }
-        (header with { RunTag = run.RunTag, Precision = run.Precision, Count = values.Length, Checksum = FramePayload.Checksum(payload) }).Write(_headerOut);
+        (header with { RunTag = Run.RunTag, Precision = Run.Precision, Count = values.Length, Checksum = FramePayload.Checksum(payload) }).Write(_headerOut);
         Stream.Write(_headerOut);
         Stream.Write(payload);
     }

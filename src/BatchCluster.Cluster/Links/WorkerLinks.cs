@@ -8,11 +8,13 @@ namespace BatchCluster.Cluster.Links;
 
 /// <summary>
 /// A worker's end of every tensor route: the parameters of a request (in the message, already
-/// loaded, or arriving on the data connection, when the request waits for them), chunked Akka
-/// transfers, and the gradient on its way back. The worker actor keeps what is its own (its
-/// coordinator, its replica, computing). Used by that one actor only (not thread-safe); the data
-/// connection's reader thread reaches it through <see cref="ParametersArrived"/> and <see cref="Broken"/>
-/// messages to the actor.
+/// loaded, or arriving on the data connection or from a ring's all-gather, when the request waits
+/// for them), chunked Akka transfers, and the gradient on its way back — or, in a ring run, kept
+/// here until the coordinator asks for the step's reduction (<see cref="Reduce"/>), which the
+/// <see cref="RingMember"/> carries out. The worker actor keeps what is its own (its coordinator,
+/// its replica, computing). Used by that one actor only (not thread-safe); the threads of the data
+/// connection and the ring reach it through messages to the actor (<see cref="ParametersArrived"/>,
+/// <see cref="Broken"/>, <see cref="RingFailure"/>).
 /// </summary>
 public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILoggingAdapter log) : IDisposable
 {
@@ -29,6 +31,10 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
     private ParametersArrived? _arrived;
     /// <summary>Requests whose parameters are still on their way, in arrival order: the version each needs and how to run it.</summary>
     private readonly List<(long Version, Action Run)> _waiting = [];
+    /// <summary>This worker's part in ring reductions (null: a star run).</summary>
+    private RingMember? _ring;
+    /// <summary>In a ring run, the gradient sums of this worker's shares until their step commits (pooled buffers these links own).</summary>
+    private readonly Dictionary<(long Step, int Slot), float[]> _held = [];
 
     /// <summary>A run's replica was (re)built: every tensor has the model's size, and no version is loaded yet.</summary>
     public void StartRun(string runId, int parameterCount)
@@ -69,14 +75,82 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
         }
     }
 
-    /// <summary>Closes the data connection; parameters on their way and the requests waiting for them are dropped.</summary>
+    /// <summary>Closes the data connection; parameters on their way, the requests waiting for them, a ring reduction and the shares held for it are dropped.</summary>
     public void Close()
     {
+        _ring?.Abort("the data connection closed");
         _dataPlane?.Dispose();
         _dataPlane = null;
         if (_arrived is not null) TensorBuffers.Return(_arrived.Values);
         _arrived = null;
         _waiting.Clear();
+        ReleaseHeld(before: long.MaxValue);
+    }
+
+    // ---- the ring ----
+
+    /// <summary>Whether this worker reduces by ring (its results stay here until <see cref="Reduce"/>).</summary>
+    public bool InRing => _ring is not null && _dataPlane is not null;
+
+    /// <summary>
+    /// Joins a ring run: opens the listener the upstream neighbour will connect to (once; it stays
+    /// across reconnections) and routes the coordinator's updated chunks to the ring member.
+    /// </summary>
+    /// <param name="host">This node's address, where the listener binds and the neighbour connects.</param>
+    /// <returns>The listener's port, for WorkerReady.</returns>
+    public int JoinRing(string host)
+    {
+        var self = owner;
+        _ring ??= new RingMember(host, new DataPlaneRun(FrameHeader.TagOf(_runId), _parameterCount, _dataPlane!.Offer.Precision), tls,
+            arrived => self.Tell(arrived), failure => self.Tell(failure));
+        _dataPlane!.OnUpdate = _ring.OnUpdate;
+        return _ring.Port;
+    }
+
+    /// <summary>
+    /// The coordinator asks for step <c>Step</c>'s reduction: this worker's shares of it, summed in
+    /// the order given, go into a fresh buffer that the ring member owns from here on.
+    /// </summary>
+    /// <returns>Why it cannot take part (a share it does not hold, no data connection), or null.</returns>
+    public string? Reduce(TrainingProtocol.ReduceShares request)
+    {
+        if (_ring is null || _dataPlane is null) return "this worker has no data connection to reduce over";
+        ReleaseHeld(before: request.Step);
+        foreach (int slot in request.Slots)
+            if (!_held.ContainsKey((request.Step, slot))) return $"share {slot} of step {request.Step} is not held here";
+        var sum = TensorBuffers.Rent(_parameterCount);
+        _held[(request.Step, request.Slots[0])].CopyTo(sum, 0);
+        for (int i = 1; i < request.Slots.Length; i++) Core.Numerics.FlatMath.AddInPlace(sum, _held[(request.Step, request.Slots[i])]);
+        _ring.Start(new RingMember.Reduction(request.Step, request.Version, request.Generation, request.Epoch, request.Index, request.Members,
+            request.ChunkValues, request.Downstream, request.UpstreamToken, sum, _dataPlane));
+        return null;
+    }
+
+    /// <summary>
+    /// The coordinator did not apply step <c>Step</c> (non-finite): the reduction ends, and the
+    /// parameters held or arrived at the version before are those of <c>Version</c>.
+    /// </summary>
+    /// <returns>The requests that can run now.</returns>
+    public IReadOnlyList<Action> Skipped(TrainingProtocol.StepSkipped skipped)
+    {
+        _ring?.Skip(skipped.Step);
+        if (_loadedVersion == skipped.Version - 1) _loadedVersion = skipped.Version;
+        if (_arrived is { } arrived && arrived.Version == skipped.Version - 1) _arrived = arrived with { Version = skipped.Version };
+        if (_waiting.Count == 0 || !(_loadedVersion == skipped.Version || _arrived?.Version == skipped.Version)) return [];
+        var due = _waiting.FindAll(w => w.Version == skipped.Version);
+        _waiting.RemoveAll(w => w.Version <= skipped.Version);
+        return due.Select(w => w.Run).ToList();
+    }
+
+    /// <summary>Shares of steps before <paramref name="before"/> are committed (or abandoned): their buffers go back to the pool.</summary>
+    private void ReleaseHeld(long before)
+    {
+        foreach (var (key, sum) in _held)
+            if (key.Step < before)
+            {
+                TensorBuffers.Return(sum);
+                _held.Remove(key);
+            }
     }
 
     /// <summary>
@@ -102,6 +176,13 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
         if (_dataPlane?.Id != arrived.ConnectionId)
         {
             TensorBuffers.Return(arrived.Values); // from a connection closed meanwhile
+            return [];
+        }
+        // The whole model from the coordinator while a ring still gathers that version: the coordinator found the ring broken.
+        if (!arrived.FromRing && _ring?.Producing is long producing && arrived.Version >= producing) _ring.Abort("the coordinator sent the parameters whole");
+        if (_arrived is { } newer && newer.Version > arrived.Version)
+        {
+            TensorBuffers.Return(arrived.Values); // older than what is here (a ring and the coordinator both delivered)
             return [];
         }
         if (_arrived is not null) TensorBuffers.Return(_arrived.Values);
@@ -146,13 +227,23 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
     /// <summary>
     /// Sends a share's result to <paramref name="replyTo"/>: over the data plane the gradient goes
     /// on the data connection first and the message follows with an empty tensor; otherwise the
-    /// message carries it. Either way <paramref name="gradientBuffer"/> (a pooled buffer holding
-    /// the result's gradient) is no longer this worker's after the call: the data plane's copy
-    /// returns it to the pool at once, a message hands it to the coordinator (TrainingProtocol).
+    /// message carries it; in a ring run the gradient stays here until the step's reduction. Either
+    /// way <paramref name="gradientBuffer"/> (a pooled buffer holding the result's gradient) is no
+    /// longer the caller's after the call: the data plane's copy returns it to the pool at once, a
+    /// message hands it to the coordinator (TrainingProtocol), the ring keeps it until its step commits.
     /// </summary>
     /// <exception cref="IOException">The data connection broke while sending (it is then closed and reported).</exception>
     public void Reply(IActorRef replyTo, TrainingProtocol.ShareComputed result, float[] gradientBuffer)
     {
+        if (InRing)
+        {
+            // Kept for the step's reduction; only the message goes now.
+            ReleaseHeld(before: result.Step);
+            if (_held.Remove((result.Step, result.ShareIndex), out var earlier)) TensorBuffers.Return(earlier);
+            _held[(result.Step, result.ShareIndex)] = gradientBuffer;
+            TensorTransport.Tell(replyTo, result with { GradientSum = ReadOnlyMemory<float>.Empty }, owner);
+            return;
+        }
         if (_dataPlane is { } dataPlane)
         {
             try
@@ -168,5 +259,10 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
         TensorTransport.Tell(replyTo, result, owner);
     }
 
-    public void Dispose() => Close();
+    public void Dispose()
+    {
+        Close();
+        _ring?.Dispose();
+        _ring = null;
+    }
 }

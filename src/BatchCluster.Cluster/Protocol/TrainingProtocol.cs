@@ -30,7 +30,7 @@ namespace BatchCluster.Cluster.Protocol;
 public static class TrainingProtocol
 {
     /// <summary>Bumped whenever a message's meaning or encoding changes; workers must match it.</summary>
-    public const int Version = 4;
+    public const int Version = 5;
 
     /// <summary>Parameters at one version: an array nobody writes after it was made (see above).</summary>
     public sealed record ParameterSnapshot(long Version, ReadOnlyMemory<float> Values);
@@ -53,7 +53,8 @@ public static class TrainingProtocol
     public sealed record WorkerRejected(string Reason) : ITrainingMessage;
 
     /// <summary>Worker → coordinator: replica and data are loaded; measured forward/backward throughput.</summary>
-    public sealed record WorkerReady(string WorkerId, double SamplesPerSecond) : ITrainingMessage;
+    /// <param name="RingPort">In a ring run, the port its ring neighbour connects to (on the worker's own address); 0 otherwise.</param>
+    public sealed record WorkerReady(string WorkerId, double SamplesPerSecond, int RingPort = 0) : ITrainingMessage;
 
     /// <summary>Coordinator → workers: the run is over; worker nodes exit.</summary>
     public sealed record RunEnded(string RunId, bool Succeeded) : ITrainingMessage;
@@ -93,6 +94,27 @@ public static class TrainingProtocol
     }
 
     public sealed record EvaluationDone(string RunId, int RequestId, int Part, long ParameterVersion, double LossSum, long Correct, long Count) : ITrainingMessage;
+
+    /// <summary>Where a ring member's downstream neighbour listens, and the token that neighbour expects from it for this ring.</summary>
+    public sealed record RingPeer(string Host, int Port, byte[] Token);
+
+    /// <summary>
+    /// Coordinator → ring member (docs/architecture.md, "The ring"): reduce the gradient sums of
+    /// <paramref name="Slots"/> (this worker's shares of <paramref name="Step"/>, added in this order)
+    /// with the ring's other members, as member <paramref name="Index"/> of <paramref name="Members"/>,
+    /// in chunks of <paramref name="ChunkValues"/>: send to <paramref name="Downstream"/>, accept only
+    /// <paramref name="UpstreamToken"/> from upstream. <paramref name="Generation"/> counts the rings
+    /// of this step (a ring re-formed after a fault); <paramref name="Epoch"/> names the links: a new
+    /// epoch means new connections.
+    /// </summary>
+    public sealed record ReduceShares(string RunId, long Step, long Version, int Generation, long Epoch, int Index, int Members,
+        int ChunkValues, int[] Slots, RingPeer Downstream, byte[] UpstreamToken) : ITrainingMessage;
+
+    /// <summary>Coordinator → ring members: step <paramref name="Step"/> was not applied (non-finite); version <paramref name="Version"/> is the parameters of before.</summary>
+    public sealed record StepSkipped(string RunId, long Step, long Version) : ITrainingMessage;
+
+    /// <summary>Ring member → coordinator: its part of a reduction failed; <paramref name="UpstreamSuspected"/>: its upstream link broke or sent a bad frame.</summary>
+    public sealed record ReductionFailed(string RunId, long Step, int Generation, string Reason, bool UpstreamSuspected) : ITrainingMessage;
 
     /// <summary>Worker → coordinator: computing the share failed (the reason says how); the coordinator re-plans it at once.</summary>
     public sealed record ShareFailed(string RunId, long Step, int ShareIndex, string Reason) : ITrainingMessage;

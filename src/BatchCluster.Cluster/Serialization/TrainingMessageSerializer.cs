@@ -34,6 +34,9 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         TrainingProtocol.WorkerLeaving => "wl",
         TrainingProtocol.ShareFailed => "sf",
         TrainingProtocol.EvaluationFailed => "ef",
+        TrainingProtocol.ReduceShares => "rs",
+        TrainingProtocol.StepSkipped => "sk",
+        TrainingProtocol.ReductionFailed => "rf",
         TensorTransferStart => "ts",
         TensorChunk => "tc",
         _ => throw new ArgumentException($"{o.GetType()} is not a message of the training protocol"),
@@ -90,13 +93,14 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
                 if (m.DataPlane is { } offer)
                 {
                     w.Write(offer.Host); w.Write(offer.Port); w.Write(offer.Token.Length); w.Write(offer.Token); w.Write((byte)offer.Precision);
+                    w.Write(offer.Ring);
                 }
                 break;
             case TrainingProtocol.WorkerRejected m:
                 w.Write(m.Reason);
                 break;
             case TrainingProtocol.WorkerReady m:
-                w.Write(m.WorkerId); w.Write(m.SamplesPerSecond);
+                w.Write(m.WorkerId); w.Write(m.SamplesPerSecond); w.Write(m.RingPort);
                 break;
             case TrainingProtocol.RunEnded m:
                 w.Write(m.RunId); w.Write(m.Succeeded);
@@ -126,6 +130,17 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
             case TrainingProtocol.EvaluationFailed m:
                 w.Write(m.RunId); w.Write(m.RequestId); w.Write(m.Part); w.Write(m.Reason);
                 break;
+            case TrainingProtocol.ReduceShares m:
+                w.Write(m.RunId); w.Write(m.Step); w.Write(m.Version); w.Write(m.Generation); w.Write(m.Epoch); w.Write(m.Index); w.Write(m.Members);
+                w.Write(m.ChunkValues); WriteInts(w, m.Slots); w.Write(m.Downstream.Host); w.Write(m.Downstream.Port);
+                WriteToken(w, m.Downstream.Token); WriteToken(w, m.UpstreamToken);
+                break;
+            case TrainingProtocol.StepSkipped m:
+                w.Write(m.RunId); w.Write(m.Step); w.Write(m.Version);
+                break;
+            case TrainingProtocol.ReductionFailed m:
+                w.Write(m.RunId); w.Write(m.Step); w.Write(m.Generation); w.Write(m.Reason); w.Write(m.UpstreamSuspected);
+                break;
             case TensorTransferStart m:
                 w.Write(m.TransferId); w.Write(m.TotalLength); w.Write(m.ChunkCount);
                 w.Write(Manifest(m.Message)); Write(w, m.Message);
@@ -144,7 +159,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         "wa" => new TrainingProtocol.WorkerAccepted(r.ReadString(),
             new TrainingProtocol.RunSpec(r.ReadString(), r.ReadInt32(), r.ReadString(), ReadInts(r), r.ReadInt64()), ReadOffer(r)),
         "wj" => new TrainingProtocol.WorkerRejected(r.ReadString()),
-        "wr" => new TrainingProtocol.WorkerReady(r.ReadString(), r.ReadDouble()),
+        "wr" => new TrainingProtocol.WorkerReady(r.ReadString(), r.ReadDouble(), r.ReadInt32()),
         "re" => new TrainingProtocol.RunEnded(r.ReadString(), r.ReadBoolean()),
         "cs" => new TrainingProtocol.ComputeShare(r.ReadString(), r.ReadInt64(), r.ReadInt32(), ReadInts(r), r.ReadInt32(),
             new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r))),
@@ -156,6 +171,10 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         "wl" => new TrainingProtocol.WorkerLeaving(r.ReadString()),
         "sf" => new TrainingProtocol.ShareFailed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadString()),
         "ef" => new TrainingProtocol.EvaluationFailed(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
+        "rs" => new TrainingProtocol.ReduceShares(r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), r.ReadInt32(),
+            r.ReadInt32(), r.ReadInt32(), ReadInts(r), new TrainingProtocol.RingPeer(r.ReadString(), r.ReadInt32(), ReadToken(r)), ReadToken(r)),
+        "sk" => new TrainingProtocol.StepSkipped(r.ReadString(), r.ReadInt64(), r.ReadInt64()),
+        "rf" => new TrainingProtocol.ReductionFailed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadString(), r.ReadBoolean()),
         "ts" => ReadTransferStart(r),
         "tc" => new TensorChunk(r.ReadInt64(), r.ReadInt32(), ReadFloats(r)),
         _ => throw new SerializationException($"unknown manifest '{manifest}' for the training protocol (a peer of another version?)"),
@@ -180,13 +199,26 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         if (!r.ReadBoolean()) return null;
         string host = r.ReadString();
         int port = r.ReadInt32();
-        int tokenLength = r.ReadInt32();
-        if (tokenLength != Links.FrameHeader.TokenBytes) throw new SerializationException($"a data-plane token of {tokenLength} bytes (expected {Links.FrameHeader.TokenBytes})");
-        var token = r.ReadBytes(tokenLength);
+        var token = ReadToken(r);
         byte precision = r.ReadByte();
         if (!Enum.IsDefined(typeof(Core.Training.TransferPrecision), (int)precision)) throw new SerializationException($"unknown transfer precision {precision}");
-        if (token.Length != tokenLength) throw new EndOfStreamException();
-        return new Links.DataPlaneOffer(host, port, token, (Core.Training.TransferPrecision)precision);
+        return new Links.DataPlaneOffer(host, port, token, (Core.Training.TransferPrecision)precision, r.ReadBoolean());
+    }
+
+    private static void WriteToken(BinaryWriter w, byte[] token)
+    {
+        w.Write(token.Length);
+        w.Write(token);
+    }
+
+    /// <summary>A connection token: exactly <see cref="Links.FrameHeader.TokenBytes"/> bytes, checked before they are read.</summary>
+    private static byte[] ReadToken(BinaryReader r)
+    {
+        int length = r.ReadInt32();
+        if (length != Links.FrameHeader.TokenBytes) throw new SerializationException($"a token of {length} bytes (expected {Links.FrameHeader.TokenBytes})");
+        var token = r.ReadBytes(length);
+        if (token.Length != length) throw new EndOfStreamException();
+        return token;
     }
 
     private static DataSplit ReadSplit(BinaryReader r)

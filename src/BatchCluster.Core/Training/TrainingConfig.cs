@@ -9,6 +9,15 @@ public enum Engine { Actors, Plain }
 /// <summary>How parameters and gradient sums travel to and from workers in other processes (in-process workers always share fp32 arrays).</summary>
 public enum TransferPrecision { Fp32, Bf16 }
 
+/// <summary>Where a step's gradient sums meet (docs/architecture.md, "The ring").</summary>
+public enum ReduceTopology
+{
+    /// <summary>At the coordinator: every worker sends its gradient sum there and gets the parameters from there (2·N models through its link per step).</summary>
+    Star,
+    /// <summary>Around a ring of the worker processes: they reduce-scatter, the coordinator updates shard by shard, they all-gather (one model each way through its link).</summary>
+    Ring,
+}
+
 /// <summary>How a step's samples are apportioned among the workers.</summary>
 public enum ShareSplit
 {
@@ -83,6 +92,12 @@ public sealed record TrainingConfig
     /// <summary>Precision on the wire (the data plane); the coordinator keeps fp32 master weights and averages in fp32/fp64.</summary>
     public TransferPrecision TransferPrecision { get; init; } = TransferPrecision.Fp32;
     public ShareSplit Split { get; init; } = ShareSplit.Declared;
+    /// <summary>Where gradient sums meet; ring needs workers in other processes (node). Not in the fingerprint: it changes the order of additions only.</summary>
+    public ReduceTopology Reduce { get; init; } = ReduceTopology.Star;
+    /// <summary>Values per frame of a ring reduction (a chunk of reduce-scatter, all-gather and the shards to and from the coordinator).</summary>
+    public int RingChunkValues { get; init; } = DefaultRingChunkValues;
+    /// <summary>256 KiB of fp32: docs/performance.md, "The ring", chose it by measurement.</summary>
+    public const int DefaultRingChunkValues = 64 * 1024;
 
     public int EffectiveThreads => Threads ?? Math.Max(1, Environment.ProcessorCount / (Engine == Engine.Plain ? 1 : Workers));
 

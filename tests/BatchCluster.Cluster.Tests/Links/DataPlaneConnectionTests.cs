@@ -155,9 +155,9 @@ public sealed class DataPlaneConnectionTests : IDisposable
         var server = Server(count);
         using var peer = Authenticated(server); // never reads
         var values = new float[count];
-        var results = new List<ParameterSend>();
+        var results = new List<ParameterSend>(); // six whole models: past the limit of four unsent
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int v = 1; v <= DataPlaneServer.MaxQueuedFrames + 2; v++) results.Add(server.SendParameters(WorkerKey, v, values));
+        for (int v = 1; v <= 6; v++) results.Add(server.SendParameters(WorkerKey, v, values));
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"sending took {clock.Elapsed}: the caller must never wait for the peer");
         Assert.True(results.Contains(ParameterSend.NoConnection), string.Join(", ", results));
         Assert.True(_lost.TryTake(out var lost, Wait), "no loss reported: " + string.Join(", ", results));

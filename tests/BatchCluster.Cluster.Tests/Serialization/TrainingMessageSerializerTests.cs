@@ -18,8 +18,14 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
     {
         new TrainingProtocol.RegisterWorker("akka.tcp://batchcluster@10.0.0.2:4053/user/worker", "akka.tcp://batchcluster@10.0.0.2:4053", "cpu", 4, TrainingProtocol.Version),
         new TrainingProtocol.WorkerAccepted("run-1", new TrainingProtocol.RunSpec("fashion-mnist", 5000, "mlp", [256, 128], -3)),
+        new TrainingProtocol.WorkerAccepted("run-1", new TrainingProtocol.RunSpec("fashion-mnist", 5000, "cnn", [], 1),
+            new DataPlaneOffer("198.18.0.1", 4054, Token(1), Core.Training.TransferPrecision.Bf16, Ring: true)),
         new TrainingProtocol.WorkerRejected("protocol version 0 does not match"),
         new TrainingProtocol.WorkerReady("w", 12345.5),
+        new TrainingProtocol.WorkerReady("w", 1, RingPort: 40123),
+        new TrainingProtocol.ReduceShares("run-1", 42, 42, 2, 7, 1, 4, 65_536, [3, 0, 5], new TrainingProtocol.RingPeer("198.18.0.3", 40500, Token(2)), Token(3)),
+        new TrainingProtocol.StepSkipped("run-1", 42, 43),
+        new TrainingProtocol.ReductionFailed("run-1", 42, 1, "the upstream link closed", UpstreamSuspected: true),
         new TrainingProtocol.RunEnded("run-1", true),
         new TrainingProtocol.ComputeShare("run-1", 42, 3, [5, 1, 9], 16, new TrainingProtocol.ParameterSnapshot(42, Tensor)),
         new TrainingProtocol.ShareComputed("run-1", 42, 42, 3, 3, 6.25, Tensor, 99.5, 1.75, 2.5, 123_456_789),
@@ -93,11 +99,16 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
         TrainingProtocol.ComputeShare m => $"{m with { SampleIds = [], Parameters = m.Parameters with { Values = default } }} ids {string.Join(',', m.SampleIds)} {Floats(m.Parameters.Values)}",
         TrainingProtocol.ShareComputed m => $"{m with { GradientSum = default }} {Floats(m.GradientSum)}",
         TrainingProtocol.Evaluate m => $"{m with { Rows = [], Parameters = m.Parameters with { Values = default } }} rows {string.Join(',', m.Rows)} {Floats(m.Parameters.Values)}",
-        TrainingProtocol.WorkerAccepted m => $"{m.RunId} {m.Spec with { HiddenSizes = [] }} {string.Join(',', m.Spec.HiddenSizes)}",
+        TrainingProtocol.WorkerAccepted m => $"{m.RunId} {m.Spec with { HiddenSizes = [] }} {string.Join(',', m.Spec.HiddenSizes)} "
+                                             + (m.DataPlane is { } o ? $"{o with { Token = [] }} {Convert.ToHexString(o.Token)}" : "no offer"),
+        TrainingProtocol.ReduceShares m => $"{m with { Slots = [], Downstream = m.Downstream with { Token = [] }, UpstreamToken = [] }} "
+                                           + $"{string.Join(',', m.Slots)} {Convert.ToHexString(m.Downstream.Token)} {Convert.ToHexString(m.UpstreamToken)}",
         TensorTransferStart m => $"{m.TransferId} {m.TotalLength} {m.ChunkCount} {Describe(m.Message)}",
         TensorChunk m => $"{m.TransferId} {m.Index} {Floats(m.Values)}",
         _ => message.ToString()!,
     };
+
+    private static byte[] Token(int seed) => Enumerable.Range(seed, FrameHeader.TokenBytes).Select(i => (byte)i).ToArray();
 
     private static string Floats(ReadOnlyMemory<float> values) => string.Join(',', values.ToArray().Select(v => BitConverter.SingleToInt32Bits(v)));
 }

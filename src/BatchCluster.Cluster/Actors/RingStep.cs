@@ -1,0 +1,138 @@
+using BatchCluster.Cluster.Links;
+using BatchCluster.Core.Gradients;
+using BatchCluster.Core.Numerics;
+using BatchCluster.Core.Reduction;
+using BatchCluster.Core.Sampling;
+using BatchCluster.Core.Training;
+
+namespace BatchCluster.Cluster.Actors;
+
+/// <summary>
+/// The second half of a step under <c>--reduce ring</c> (docs/architecture.md, "The ring"): the
+/// reduction of one generation, as the coordinator drives it. The members' shard norms decide the
+/// step (<see cref="TrainingSession.BeginShardedCommit"/>: skip, or apply with clipping by the whole
+/// batch's norm); each chunk of a reduced shard is then checked (the chunk due from that member,
+/// finite where its norm said so, its shard matching the norm announced), applied to the live
+/// parameters and sent back updated at once, so the coordinator's two directions overlap. Chunks
+/// that come before the decision wait here. <see cref="Abort"/> undoes every chunk applied: until
+/// the last chunk, the run stays exactly at its last commit. The actor owns this object; the
+/// chunks' buffers belong to it from <see cref="OnChunk"/> on and go back to the pool here.
+/// </summary>
+internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, GlobalBatch batch, IReadOnlyList<ShareTally> shares,
+    RingReduction reduction, double startedAtMs)
+{
+    public abstract record Outcome;
+    /// <summary>More norms or chunks are due.</summary>
+    public sealed record Waiting : Outcome;
+    /// <summary>The step was decided non-finite and not applied (the session logged and counted it).</summary>
+    public sealed record Skipped : Outcome;
+    /// <summary>Every shard is applied and sent back: <see cref="Complete"/> the step.</summary>
+    public sealed record Applied : Outcome;
+    /// <summary>A member broke the protocol or sent values its norm denies: it is to be lost, the reduction abandoned.</summary>
+    public sealed record MemberFault(int Worker, string Reason) : Outcome;
+
+    private static readonly Waiting StillWaiting = new();
+    private readonly List<ShardArrived> _early = [];
+    private TrainingSession.ShardedCommit? _commit;
+    private bool _skipped;
+    private bool _over;
+
+    public RingReduction Reduction { get; } = reduction;
+    public double StartedAtMs { get; } = startedAtMs;
+    /// <summary>Milliseconds the coordinator spent applying shards (the step's update time).</summary>
+    public double UpdateMs { get; private set; }
+
+    /// <exception cref="RunFailedException">The decision ended the run (the MaxBadSteps-th non-finite step in a row).</exception>
+    public Outcome OnNorm(int worker, double squaredNorm)
+    {
+        if (Reduction.OnNorm(worker, squaredNorm) is { } refused) return new MemberFault(worker, refused);
+        if (!Reduction.NormsComplete) return StillWaiting;
+        _commit = session.BeginShardedCommit(batch, shares, Reduction.SquaredNormSum);
+        if (_commit is null)
+        {
+            _skipped = true;
+            ReturnEarly();
+            return new Skipped();
+        }
+        var early = _early.ToList();
+        _early.Clear();
+        Outcome outcome = StillWaiting;
+        for (int i = 0; i < early.Count; i++)
+        {
+            outcome = Apply(early[i]);
+            if (outcome is MemberFault)
+            {
+                foreach (var rest in early.Skip(i + 1)) TensorBuffers.Return(rest.Values);
+                return outcome;
+            }
+        }
+        return outcome;
+    }
+
+    /// <summary>A chunk of a member's reduced shard; its buffer is this object's from here on.</summary>
+    /// <exception cref="RunFailedException">Applying it made a parameter non-finite.</exception>
+    public Outcome OnChunk(ShardArrived arrived)
+    {
+        int worker = arrived.WorkerKey;
+        double squaredNorm = FlatMath.SquaredNorm(arrived.Values);
+        string? refused = Reduction.OnChunk(worker, arrived.Header.Offset, arrived.Header.Count, squaredNorm);
+        if (refused is null && !double.IsFinite(squaredNorm) && Reduction.AnnouncedNorm(worker) is double announced && double.IsFinite(announced))
+            refused = "non-finite values in a shard whose norm it announced finite";
+        if (refused is not null)
+        {
+            TensorBuffers.Return(arrived.Values);
+            return new MemberFault(worker, refused);
+        }
+        if (_skipped)
+        {
+            TensorBuffers.Return(arrived.Values);
+            return StillWaiting;
+        }
+        if (_commit is null)
+        {
+            _early.Add(arrived);
+            return StillWaiting;
+        }
+        return Apply(arrived);
+    }
+
+    private Outcome Apply(ShardArrived arrived)
+    {
+        var h = arrived.Header;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            var updated = _commit!.Apply(h.Offset, arrived.Values);
+            links.SendUpdate(arrived.WorkerKey, new FrameHeader(FrameKind.UpdatedShard, h.Precision, 0, batch.Step, Reduction.Version + 1, h.Slot, updated.Length, 0)
+                { Generation = Reduction.Generation, Offset = h.Offset }, updated);
+        }
+        finally
+        {
+            UpdateMs += clock.Elapsed.TotalMilliseconds;
+            TensorBuffers.Return(arrived.Values);
+        }
+        return Reduction.ShardsComplete && _commit.AppliedValues == session.Parameters.Length ? new Applied() : StillWaiting;
+    }
+
+    /// <summary>Counts the step (after <see cref="Applied"/>).</summary>
+    public StepRecord Complete(StepMeasurements measured, double stepStartedAtMs)
+    {
+        _over = true;
+        return _commit!.Complete(measured, stepStartedAtMs);
+    }
+
+    /// <summary>Abandons the reduction: every chunk applied is undone, waiting chunks go back to the pool.</summary>
+    public void Abort()
+    {
+        if (_over) return;
+        _over = true;
+        _commit?.RollBack();
+        ReturnEarly();
+    }
+
+    private void ReturnEarly()
+    {
+        foreach (var chunk in _early) TensorBuffers.Return(chunk.Values);
+        _early.Clear();
+    }
+}
