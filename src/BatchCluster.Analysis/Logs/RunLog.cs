@@ -12,13 +12,14 @@ public sealed record RunInfo(
 /// <summary>
 /// One StepCompleted event (<paramref name="Shares"/>: samples per share in plan order, null when the log has none; <paramref name="At"/>:
 /// when it was logged; <paramref name="ShareWorkers"/> and <paramref name="ShareSamplesPerSecond"/>: per share, who computed it
-/// (schema 7) and how fast (schema 5), null when the log has none).
+/// (schema 7) and how fast (schema 5), null when the log has none; <paramref name="WorkerLinkBytes"/>: tensor bytes through the
+/// busiest worker's link, both directions (schema 8; 0 when the log has none).
 /// </summary>
 public sealed record StepPoint(
     long Step, int Epoch, double Loss, double LearningRate, double GradNorm, double StepMs, double ComputeMs, double TransferMs,
     double UpdateMs, double WaitMs, double SamplesPerSecond, long BytesMoved, double PeakMemoryMb, double BSimple,
     double GradSquaredEstimate, double TraceSigmaEstimate, int[]? Shares = null, DateTimeOffset At = default,
-    string[]? ShareWorkers = null, double[]? ShareSamplesPerSecond = null);
+    string[]? ShareWorkers = null, double[]? ShareSamplesPerSecond = null, long WorkerLinkBytes = 0);
 
 /// <summary>One WorkerJoined event: a worker ready to train (logged again when it comes back).</summary>
 public sealed record WorkerJoin(string WorkerId, string Address, string Device, int Threads, double MeasuredSamplesPerSecond, string Transport, DateTimeOffset At);

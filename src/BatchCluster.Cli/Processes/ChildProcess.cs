@@ -20,12 +20,24 @@ public sealed class ChildProcess : IDisposable
     /// <param name="networkNamespace">Run it inside this network namespace (a simulated host, <see cref="SimulatedNetwork"/>);
     /// <c>ip netns exec</c> execs the tool, so the process id stays the node's.</param>
     public ChildProcess(IEnumerable<string> args, string? networkNamespace = null)
+        : this("dotnet", args.Prepend(typeof(ChildProcess).Assembly.Location), networkNamespace, environment: null)
     {
-        var info = new ProcessStartInfo(networkNamespace is null ? "dotnet" : "ip") { RedirectStandardOutput = true, RedirectStandardError = true };
-        if (networkNamespace is not null) foreach (string a in new[] { "netns", "exec", networkNamespace, "dotnet" }) info.ArgumentList.Add(a);
-        info.ArgumentList.Add(typeof(ChildProcess).Assembly.Location);
+    }
+
+    /// <summary>Another program (a reference implementation to measure against), started the same way.</summary>
+    public static ChildProcess Program(string program, IEnumerable<string> args, string? networkNamespace, IReadOnlyDictionary<string, string>? environment = null) =>
+        new(program, args, networkNamespace, environment);
+
+    private ChildProcess(string program, IEnumerable<string> args, string? networkNamespace, IReadOnlyDictionary<string, string>? environment)
+    {
+        var info = new ProcessStartInfo(networkNamespace is null ? program : "ip") { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (networkNamespace is not null) foreach (string a in new[] { "netns", "exec", networkNamespace, program }) info.ArgumentList.Add(a);
         foreach (string arg in args) info.ArgumentList.Add(arg);
-        _process = Process.Start(info) ?? throw new Options.CommandFailedException("could not start a child process of this tool");
+        // An empty value removes the variable.
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            if (value.Length == 0) info.Environment.Remove(name);
+            else info.Environment[name] = value;
+        _process = Process.Start(info) ?? throw new Options.CommandFailedException($"could not start {program}");
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) Output.Enqueue(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Output.Enqueue(e.Data); };
         _process.BeginOutputReadLine();

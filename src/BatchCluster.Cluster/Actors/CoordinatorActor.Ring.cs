@@ -37,8 +37,8 @@ public sealed partial class CoordinatorActor
     private byte[][] _ringTokens = [];
     /// <summary>Why the next ring must be a new one (new links and tokens), or null while the current one stands.</summary>
     private string? _ringFault = "the run's first ring";
-    /// <summary>The members of the last ring that committed, and the version their all-gather makes.</summary>
-    private (int[] Members, long Version)? _lastRing;
+    /// <summary>The last ring that committed: its members, the version their all-gather makes, its step and generation.</summary>
+    private (int[] Members, long Version, long Step, int Generation)? _lastRing;
     /// <summary>The newest parameter version each worker has shown it holds (a result or evaluation at it).</summary>
     private readonly Dictionary<int, long> _confirmed = [];
 
@@ -83,7 +83,36 @@ public sealed partial class CoordinatorActor
         _links.SendParametersNow(entry.Handle, worker, _session.ParameterVersion, _session.Parameters);
     }
 
-    /// <summary>Every share of the step is computed: the workers holding them reduce, as a ring in registration order.</summary>
+    /// <summary>
+    /// When a step starts: its ring is planned from the shares just sent (generation 0), and every
+    /// member is told at once, so it starts reducing the moment its own shares are computed instead
+    /// of waiting for the round to complete here and a message to come back. The plan holds if the
+    /// round completes with exactly these shares; otherwise it is abandoned then and a new
+    /// generation reduces what the round did complete.
+    /// </summary>
+    private void PlanReduction(StepInFlight step, IReadOnlyList<RoundCommand> start)
+    {
+        var plans = new Dictionary<int, TrainingProtocol.ReduceShares>();
+        step.Ring = FormRing(step, start.OfType<SendWork>().Select(w => (w.Slot, w.Worker)).ToList(), plans);
+        step.Plans = plans;
+    }
+
+    /// <summary>The round completed with a ring planned at the step's start: it goes on if the shares are those it was planned for.</summary>
+    private void RoundCompleted(StepInFlight step, RingStep planned)
+    {
+        CancelDeadline();
+        var done = step.Round.Completed;
+        if (!done.Select(s => (s.Slot, s.Worker)).SequenceEqual(planned.Planned))
+        {
+            AbortReduction(step, "the round was re-planned after its ring was");
+            BeginReduction(step);
+            return;
+        }
+        ArmDeadline(Now + _settings.StepDeadline.TotalMilliseconds);
+        CarryRing(step, planned, RingEvent.RoundComplete, Tallies(done), null);
+    }
+
+    /// <summary>Every share of the step is computed (and no planned ring stands): the workers holding them reduce, as a ring in registration order.</summary>
     private void BeginReduction(StepInFlight step)
     {
         CancelDeadline();
@@ -93,13 +122,32 @@ public sealed partial class CoordinatorActor
             return;
         }
         var done = step.Round.Completed;
-        var holders = done.Select(s => s.Worker).ToHashSet();
-        var members = _roster.All.Where(e => holders.Contains(e.Key)).Select(e => e.Key).ToArray();
-        if (members.Length != holders.Count)
+        if (done.Any(s => _roster.Find(s.Worker) is null))
         {
             FailRun($"step {step.Batch.Step}: a share's result is held by a worker that is no longer registered"); // the round re-plans those: a bug if seen
             return;
         }
+        var parts = new Dictionary<int, TrainingProtocol.ReduceShares>();
+        var ring = FormRing(step, done.Select(s => (s.Slot, s.Worker)).ToList(), parts);
+        foreach (var (worker, part) in parts) _roster.Find(worker)!.Handle.Tell(part, Self);
+        step.Ring = ring;
+        ArmDeadline(Now + _settings.StepDeadline.TotalMilliseconds);
+        CarryRing(step, ring, RingEvent.RoundComplete, Tallies(done), null);
+    }
+
+    private List<ShareTally> Tallies(IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done) =>
+        done.Select(s => ShareTally.Reduced(s.Result.SampleCount, s.Result.LossSum, s.Result.GradientSumSquaredNorm,
+            s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker))).ToList();
+
+    /// <summary>
+    /// A ring (generation) over the workers holding <paramref name="shares"/>, in registration order,
+    /// and each member's part of it (<paramref name="parts"/>, for the caller to send). A new ring
+    /// (epoch: new links and tokens) when the members changed or a fault happened since the last.
+    /// </summary>
+    private RingStep FormRing(StepInFlight step, IReadOnlyList<(int Slot, int Worker)> shares, Dictionary<int, TrainingProtocol.ReduceShares> parts)
+    {
+        var holders = shares.Select(s => s.Worker).ToHashSet();
+        var members = _roster.All.Where(e => holders.Contains(e.Key)).Select(e => e.Key).ToArray();
         int generation = step.Generations++;
         string? newRing = _ringFault ?? (members.SequenceEqual(_ringMembers) ? null : "the workers holding the step's shares changed");
         if (newRing is not null)
@@ -112,22 +160,19 @@ public sealed partial class CoordinatorActor
         }
         var layout = new RingLayout(_session.Parameters.Length, members.Length, _session.Config.RingChunkValues);
         var reduction = new RingReduction(step.Batch.Step, _session.ParameterVersion, generation, _ringEpoch, members, layout);
-        var tallies = done.Select(s => ShareTally.Reduced(s.Result.SampleCount, s.Result.LossSum, s.Result.GradientSumSquaredNorm,
-            s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker))).ToList();
-        step.Ring = new RingStep(_session, _links, step.Batch, tallies, reduction, Now);
         int n = members.Length;
         for (int k = 0; k < n; k++)
         {
             var member = _roster.Find(members[k])!;
             var next = _roster.Find(members[(k + 1) % n])!;
             var (host, port) = _links.RingEndpoint(next.Key, next.Handle)!.Value;
-            int[] slots = done.Where(s => s.Worker == member.Key).Select(s => s.Slot).ToArray();
-            member.Handle.Tell(new TrainingProtocol.ReduceShares(_runId, step.Batch.Step, _session.ParameterVersion, generation, _ringEpoch, k, n,
-                _session.Config.RingChunkValues, slots, new TrainingProtocol.RingPeer(host, port, _ringTokens[k]), _ringTokens[(k - 1 + n) % n]), Self);
-            // What its ring links carry this step (the layout says exactly; the shard to and from the coordinator is counted as it travels).
+            int[] slots = shares.Where(s => s.Worker == member.Key).Select(s => s.Slot).ToArray();
+            parts[member.Key] = new TrainingProtocol.ReduceShares(_runId, step.Batch.Step, _session.ParameterVersion, generation, _ringEpoch, k, n,
+                _session.Config.RingChunkValues, slots, new TrainingProtocol.RingPeer(host, port, _ringTokens[k]), _ringTokens[(k - 1 + n) % n]);
+            // What its ring links carry (the layout says exactly; the shard to and from the coordinator is counted as it travels).
             _links.CountBetweenWorkers(member.Key, (layout.RingValuesSent(k) + layout.RingValuesSent(layout.Upstream(k))) * (long)_links.BytesPerValueOnTheWire);
         }
-        ArmDeadline(Now + _settings.StepDeadline.TotalMilliseconds);
+        return new RingStep(_session, _links, step.Batch, reduction, shares);
     }
 
     private void OnShardArrived(ShardArrived arrived)
@@ -139,10 +184,23 @@ public sealed partial class CoordinatorActor
                        && h.Generation == ring.Reduction.Generation && _roster.Find(arrived.WorkerKey) is not null
                        && h.Slot == ring.Reduction.IndexOf(arrived.WorkerKey);
         if (!_links.OnShard(arrived, current)) return; // of an abandoned reduction, or from a connection no longer the worker's
+        CarryRing(step!, ring!, h.Kind == FrameKind.ShardNorm ? RingEvent.Norm : RingEvent.Chunk, null, arrived);
+    }
+
+    private enum RingEvent { RoundComplete, Norm, Chunk }
+
+    /// <summary>Hands one event to the reduction (a complete round with its tallies, or a frame) and carries out its outcome.</summary>
+    private void CarryRing(StepInFlight step, RingStep ring, RingEvent happened, List<ShareTally>? tallies, ShardArrived? frame)
+    {
         RingStep.Outcome outcome;
         try
         {
-            outcome = h.Kind == FrameKind.ShardNorm ? ring!.OnNorm(arrived.WorkerKey, h.Scalar) : ring!.OnChunk(arrived);
+            outcome = happened switch
+            {
+                RingEvent.RoundComplete => ring.OnRoundComplete(tallies!, Now),
+                RingEvent.Norm => ring.OnNorm(frame!.WorkerKey, frame.Header.Scalar),
+                _ => ring.OnChunk(frame!),
+            };
         }
         catch (RunFailedException stop)
         {
@@ -155,10 +213,10 @@ public sealed partial class CoordinatorActor
                 LoseWorker(_roster.Find(fault.Worker), $"ring protocol: {fault.Reason}", downNode: true); // abandons the reduction, re-plans its shares
                 break;
             case RingStep.Skipped:
-                FinishReduction(step!, ring!, applied: false);
+                FinishReduction(step, ring, applied: false);
                 break;
             case RingStep.Applied:
-                FinishReduction(step!, ring!, applied: true);
+                FinishReduction(step, ring, applied: true);
                 break;
         }
     }
@@ -170,7 +228,8 @@ public sealed partial class CoordinatorActor
         StepRecord? record = null;
         if (applied)
         {
-            var measured = Measure(step.Round.Completed, extraTransferMs: Math.Max(0, Now - ring.StartedAtMs - ring.UpdateMs));
+            // After the round completed, the step waited for the ring alone: its time, less the coordinator's updates, is transfer.
+            var measured = Measure(step.Round.Completed, extraTransferMs: Math.Max(0, Now - ring.RoundCompletedAtMs - ring.UpdateMs));
             try
             {
                 record = ring.Complete(measured, step.StartedAtMs);
@@ -188,7 +247,7 @@ public sealed partial class CoordinatorActor
         }
         // Every member holds (or, once its all-gather ends, will hold) the version now current: requests at it carry no parameters.
         foreach (int member in ring.Reduction.Members) _links.MarkCarried(member, _session.ParameterVersion);
-        _lastRing = (ring.Reduction.Members.ToArray(), _session.ParameterVersion);
+        _lastRing = (ring.Reduction.Members.ToArray(), _session.ParameterVersion, step.Batch.Step, ring.Reduction.Generation);
         _links.EndStep();
         _step = null;
         AfterCommit(record);
@@ -222,7 +281,7 @@ public sealed partial class CoordinatorActor
             RetryOrLose(step, reason, suspect);
             return;
         }
-        if (failed.Step < _session.NextStep)
+        if (_lastRing is { } last && failed.Step == last.Step && failed.Generation == last.Generation && Array.IndexOf(last.Members, worker.Key) >= 0)
         {
             // A committed step whose all-gather broke there: that worker gets the whole model now.
             _ringFault ??= $"{worker.Description.Id}'s all-gather of step {failed.Step} broke: {failed.Reason}";

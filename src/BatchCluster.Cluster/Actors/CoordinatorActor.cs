@@ -57,6 +57,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         public int FailedReductions { get; set; }
         /// <summary>A failed reduction waits for its back-off before the ring is re-formed.</summary>
         public bool RetryPending { get; set; }
+        /// <summary>The ring planned when the step started: each member's part, sent with its first share (then removed here).</summary>
+        public Dictionary<int, TrainingProtocol.ReduceShares>? Plans { get; set; }
     }
 
     private sealed class EvaluationInFlight(DataSplit split, int requestId, WorkRound<TrainingProtocol.EvaluationDone> round,
@@ -156,7 +158,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         });
         Receive<DeadlinePassed>(_ =>
         {
-            if (_step!.Ring is not null) OnReductionDeadline(_step);
+            if (_step!.Ring is { SharesKnown: true }) OnReductionDeadline(_step);
             else ApplyStep(_step.Round.OnDeadline(Now));
         });
         Always();
@@ -394,10 +396,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         }
         var batch = _session.NextBatch();
         var round = new WorkRound<TrainingProtocol.ShareComputed>(batch.SampleIds, _roster, RoundPolicy.For(_settings.StepDeadline, _roster.ReadyCount));
-        _step = new StepInFlight(batch, round, Now);
+        var step = _step = new StepInFlight(batch, round, Now);
         _links.BeginStep();
         Stepping();
-        ApplyStep(round.Start(Now));
+        var commands = round.Start(Now);
+        if (Ring && round.State == RoundState.Running) PlanReduction(step, commands);
+        ApplyStep(commands);
     }
 
     private void ApplyStep(IReadOnlyList<RoundCommand> commands)
@@ -407,14 +411,17 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         if (failure is not null) FailRun($"step {step.Batch.Step} cannot be completed: {failure}");
         else if (step.Round.State != RoundState.Complete) ArmDeadline(step.Round.NextDeadlineMs);
         else if (!Ring) Commit(step);
+        else if (step.Ring is { SharesKnown: false } planned) RoundCompleted(step, planned);
         else if (step.Ring is null && !step.RetryPending) BeginReduction(step); // a reduction in flight (or about to be retried) goes on
     }
 
     private void SendShare(StepInFlight step, SendWork send)
     {
         var target = _roster.Find(send.Worker)!;
+        TrainingProtocol.ReduceShares? plan = null;
+        step.Plans?.Remove(target.Key, out plan);
         _links.SendShare(target.Handle, target.Key, _runId, step.Batch.Step, send.Slot, send.Ids, _session.Config.EffectiveMicroBatch(send.Ids.Length),
-            _session.ParameterVersion, _session.Parameters);
+            _session.ParameterVersion, _session.Parameters, plan);
     }
 
     /// <summary>

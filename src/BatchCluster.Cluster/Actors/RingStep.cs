@@ -9,17 +9,19 @@ namespace BatchCluster.Cluster.Actors;
 
 /// <summary>
 /// The second half of a step under <c>--reduce ring</c> (docs/architecture.md, "The ring"): the
-/// reduction of one generation, as the coordinator drives it. The members' shard norms decide the
-/// step (<see cref="TrainingSession.BeginShardedCommit"/>: skip, or apply with clipping by the whole
-/// batch's norm); each chunk of a reduced shard is then checked (the chunk due from that member,
-/// finite where its norm said so, its shard matching the norm announced), applied to the live
-/// parameters and sent back updated at once, so the coordinator's two directions overlap. Chunks
-/// that come before the decision wait here. <see cref="Abort"/> undoes every chunk applied: until
-/// the last chunk, the run stays exactly at its last commit. The actor owns this object; the
-/// chunks' buffers belong to it from <see cref="OnChunk"/> on and go back to the pool here.
+/// reduction of one generation, as the coordinator drives it. Once the round is complete (the
+/// shares' tallies are known) and every member's shard norm is in, the step is decided
+/// (<see cref="TrainingSession.BeginShardedCommit"/>: skip, or apply with clipping by the whole
+/// batch's norm); each chunk of a reduced shard is checked (the chunk due from that member, finite
+/// where its norm said so, its shard matching the norm announced), applied to the live parameters
+/// and sent back updated at once, so the coordinator's two directions overlap. A reduction planned
+/// when the step starts (generation 0) may get its norms and chunks before the round completes:
+/// they wait here until the decision. <see cref="Abort"/> undoes every chunk applied: until the last
+/// chunk, the run stays exactly at its last commit. The actor owns this object; the chunks' buffers
+/// belong to it from <see cref="OnChunk"/> on and go back to the pool here.
 /// </summary>
-internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, GlobalBatch batch, IReadOnlyList<ShareTally> shares,
-    RingReduction reduction, double startedAtMs)
+internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, GlobalBatch batch, RingReduction reduction,
+    IReadOnlyList<(int Slot, int Worker)> planned)
 {
     public abstract record Outcome;
     /// <summary>More norms or chunks are due.</summary>
@@ -34,20 +36,40 @@ internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, 
     private static readonly Waiting StillWaiting = new();
     private readonly List<ShardArrived> _early = [];
     private TrainingSession.ShardedCommit? _commit;
+    private IReadOnlyList<ShareTally>? _shares;
     private bool _skipped;
     private bool _over;
 
     public RingReduction Reduction { get; } = reduction;
-    public double StartedAtMs { get; } = startedAtMs;
+    /// <summary>The shares (slot, worker) this ring reduces, in plan order.</summary>
+    public IReadOnlyList<(int Slot, int Worker)> Planned { get; } = planned;
+    /// <summary>When the round completed (the coordinator's clock): from then on the step waits for the ring alone.</summary>
+    public double RoundCompletedAtMs { get; private set; }
+    /// <summary>Whether the round is complete and its shares' tallies are here.</summary>
+    public bool SharesKnown => _shares is not null;
     /// <summary>Milliseconds the coordinator spent applying shards (the step's update time).</summary>
     public double UpdateMs { get; private set; }
+
+    /// <summary>The round is complete with this reduction's layout: the shares' tallies, in plan order.</summary>
+    /// <exception cref="RunFailedException">The decision ended the run (the MaxBadSteps-th non-finite step in a row).</exception>
+    public Outcome OnRoundComplete(IReadOnlyList<ShareTally> shares, double nowMs)
+    {
+        _shares = shares;
+        RoundCompletedAtMs = nowMs;
+        return TryDecide();
+    }
 
     /// <exception cref="RunFailedException">The decision ended the run (the MaxBadSteps-th non-finite step in a row).</exception>
     public Outcome OnNorm(int worker, double squaredNorm)
     {
         if (Reduction.OnNorm(worker, squaredNorm) is { } refused) return new MemberFault(worker, refused);
-        if (!Reduction.NormsComplete) return StillWaiting;
-        _commit = session.BeginShardedCommit(batch, shares, Reduction.SquaredNormSum);
+        return TryDecide();
+    }
+
+    private Outcome TryDecide()
+    {
+        if (_shares is null || !Reduction.NormsComplete || _commit is not null || _skipped) return StillWaiting;
+        _commit = session.BeginShardedCommit(batch, _shares, Reduction.SquaredNormSum);
         if (_commit is null)
         {
             _skipped = true;
@@ -99,7 +121,7 @@ internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, 
     private Outcome Apply(ShardArrived arrived)
     {
         var h = arrived.Header;
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             var updated = _commit!.Apply(h.Offset, arrived.Values);
@@ -108,7 +130,7 @@ internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, 
         }
         finally
         {
-            UpdateMs += clock.Elapsed.TotalMilliseconds;
+            UpdateMs += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             TensorBuffers.Return(arrived.Values);
         }
         return Reduction.ShardsComplete && _commit.AppliedValues == session.Parameters.Length ? new Applied() : StillWaiting;

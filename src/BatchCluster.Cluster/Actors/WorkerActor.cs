@@ -18,9 +18,10 @@ namespace BatchCluster.Cluster.Actors;
 /// <param name="Tls">The node's TLS identity: its data connection is then TLS as well (docs/security.md).</param>
 /// <param name="CreateReplica">The compute backend: makes the replica of a run's model (on the worker's own thread).
 /// Null: TorchSharp on the CPU (<see cref="ModelReplica"/>).</param>
+/// <param name="TestingRingHook">For tests only: called by the ring member at given points of a reduction (see <see cref="RingMember"/>).</param>
 public sealed record WorkerSettings(string Device, int Threads, Func<TrainingProtocol.RunSpec, DataSplits> LoadData,
     bool RegisterAgainWhenCoordinatorStops = true, double TestingSlowdown = 1, Security.ClusterTls? Tls = null,
-    Func<ModelSpec, IModelReplica>? CreateReplica = null);
+    Func<ModelSpec, IModelReplica>? CreateReplica = null, Action<long, string>? TestingRingHook = null);
 
 /// <summary>
 /// Registers with the coordinator, then holds the data set and one model replica and computes
@@ -66,7 +67,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _coordinatorEntry = coordinator;
         _settings = settings;
         _runEnded = runEnded;
-        _links = new WorkerLinks(Self, settings.Tls, _log);
+        _links = new WorkerLinks(Self, settings.Tls, _log, settings.TestingRingHook);
         Receive<Register>(_ => SendRegistration());
         Receive<Leave>(_ => OnLeave());
         Receive<ParametersArrived>(OnParametersArrived);
@@ -283,6 +284,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void OnComputeShare(TrainingProtocol.ComputeShare work)
     {
+        if (work.ThenReduce is { } plan) OnReduceShares(plan); // waits here until this worker's shares of the step are computed
         if (_links.ParametersReady(work.Parameters)) Compute(work, Sender);
         else Defer(work, Sender);
     }

@@ -147,11 +147,12 @@ public sealed class CoordinatorLinks : IDisposable
     }
 
     /// <summary>Sends a share of <paramref name="step"/> with the parameters its route needs; counts ids and parameters.</summary>
-    public void SendShare(IActorRef target, int worker, string runId, long step, int slot, int[] ids, int microBatch, long version, ReadOnlySpan<float> parameters)
+    public void SendShare(IActorRef target, int worker, string runId, long step, int slot, int[] ids, int microBatch, long version, ReadOnlySpan<float> parameters,
+        TrainingProtocol.ReduceShares? thenReduce = null)
     {
         Count(worker, sizeof(int) * (long)ids.Length);
         var snapshot = ParametersFor(worker, target, version, parameters, count: true);
-        TensorTransport.Tell(target, new TrainingProtocol.ComputeShare(runId, step, slot, ids, microBatch, snapshot), _owner);
+        TensorTransport.Tell(target, new TrainingProtocol.ComputeShare(runId, step, slot, ids, microBatch, snapshot, thenReduce), _owner);
     }
 
     /// <summary>Sends an evaluation part with the parameters its route needs (not counted: evaluations are not steps).</summary>

@@ -42,6 +42,7 @@ public sealed class RingMember : IDisposable
     private readonly Security.ClusterTls? _tls;
     private readonly Action<ParametersArrived> _onParameters;
     private readonly Action<RingFailure> _onFailed;
+    private readonly Action<long, string>? _testingHook;
     private readonly BlockingCollection<Reduction> _reductions = new();
     private readonly BlockingCollection<UpdateArrived> _updates = new();
     private readonly Thread _thread;
@@ -62,8 +63,13 @@ public sealed class RingMember : IDisposable
     /// <param name="host">This node's address: the ring listener binds there.</param>
     /// <param name="onParameters">The next parameters after an all-gather; the receiver owns the values.</param>
     /// <param name="onFailed">A reduction that failed here (not one aborted on purpose).</param>
-    public RingMember(string host, DataPlaneRun run, Security.ClusterTls? tls, Action<ParametersArrived> onParameters, Action<RingFailure> onFailed)
+    /// <param name="testingHook">FOR TESTS: called on the engine's thread with (step, "reduce") once the first chunk of a
+    /// reduce-scatter has arrived and with (step, "gather") once the first updated chunk has been forwarded, so a test can
+    /// kill or stop the member at that very point.</param>
+    public RingMember(string host, DataPlaneRun run, Security.ClusterTls? tls, Action<ParametersArrived> onParameters, Action<RingFailure> onFailed,
+        Action<long, string>? testingHook = null)
     {
+        _testingHook = testingHook;
         _run = run;
         _tls = tls;
         _onParameters = onParameters;
@@ -221,6 +227,7 @@ public sealed class RingMember : IDisposable
                 {
                     var received = _scratch.AsSpan(0, chunk.Length);
                     Receive(upstream!, r, ReducePhase, chunk, received);
+                    if (t == 0 && chunk.Offset == layout.Segment(layout.ReduceReceiveSegment(k, 0)).Offset) _testingHook?.Invoke(r.Step, "reduce");
                     FlatMath.AddInPlace(sum.AsSpan(chunk.Offset, chunk.Length), received);
                     if (t < layout.Rounds - 1) Send(downstream!, r, ReducePhase, sum, chunk);
                 }
@@ -246,6 +253,7 @@ public sealed class RingMember : IDisposable
             update.Values.CopyTo(next, chunk.Offset);
             TensorBuffers.Return(update.Values);
             if (r.Members > 1) Send(downstream!, r, GatherPhase, next, chunk);
+            if (chunk.Offset == owned.Offset) _testingHook?.Invoke(r.Step, "gather");
         }
 
         // All-gather: every other segment from upstream, straight into the next parameters, forwarded until the last round.
@@ -257,6 +265,9 @@ public sealed class RingMember : IDisposable
             }
         downstream?.Drain(cancellation);
         TensorBuffers.Return(sum);
+        // Done with the links: from here a new reduction must not abort this one (the worker may start the next step's
+        // reduction the moment it has these parameters, before this thread is scheduled again).
+        lock (_gate) _running = null;
         _onParameters(new ParametersArrived(coordinator.Id, r.Version + 1, next, FromRing: true));
     }
 

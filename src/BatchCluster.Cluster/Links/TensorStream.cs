@@ -11,9 +11,10 @@ namespace BatchCluster.Cluster.Links;
 public sealed class TensorStream(Stream stream, DataPlaneRun run)
 {
     private readonly byte[] _header = new byte[FrameHeader.Size];
-    private readonly byte[] _headerOut = new byte[FrameHeader.Size];
-    /// <summary>Payload scratch for bf16 (fp32 is read straight into the tensor, and written straight from it), grown to the largest frame per direction.</summary>
-    private byte[] _narrow = [], _narrowOut = [];
+    /// <summary>Payload scratch for reading bf16 (fp32 is read straight into the tensor), grown to the largest frame.</summary>
+    private byte[] _narrow = [];
+    /// <summary>The frame being written (header and encoded payload), grown to the largest frame: allocated once per connection.</summary>
+    private byte[] _frameOut = [];
 
     public Stream Stream { get; } = stream;
     public DataPlaneRun Run { get; } = run;
@@ -98,22 +99,19 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
         }
     }
 
-    /// <summary>Writes one frame from the caller's thread: the header (run, precision, count and checksum filled in here), then the payload.</summary>
+    /// <summary>
+    /// Writes one frame from the caller's thread: the header (run, precision, count and checksum
+    /// filled in here) and the payload, encoded into one buffer and written at once. Two writes on a
+    /// socket without Nagle's delay would send the 64-byte header as a packet of its own; for the
+    /// ring's small chunks that was a packet, and its interrupt, per frame.
+    /// </summary>
     public void Write(FrameHeader header, ReadOnlySpan<float> values)
     {
-        ReadOnlySpan<byte> payload;
-        if (Run.Precision == TransferPrecision.Fp32)
-        {
-            payload = MemoryMarshal.AsBytes(values);
-        }
-        else
-        {
-            if (_narrowOut.Length < values.Length * 2) _narrowOut = new byte[values.Length * 2];
-            int written = FramePayload.Encode(values, Run.Precision, _narrowOut);
-            payload = _narrowOut.AsSpan(0, written);
-        }
-        (header with { RunTag = Run.RunTag, Precision = Run.Precision, Count = values.Length, Checksum = FramePayload.Checksum(payload) }).Write(_headerOut);
-        Stream.Write(_headerOut);
-        Stream.Write(payload);
+        int payloadBytes = values.Length * FrameHeader.BytesPerValue(Run.Precision);
+        if (_frameOut.Length < FrameHeader.Size + payloadBytes) _frameOut = new byte[FrameHeader.Size + payloadBytes];
+        var payload = _frameOut.AsSpan(FrameHeader.Size, payloadBytes);
+        FramePayload.Encode(values, Run.Precision, payload);
+        (header with { RunTag = Run.RunTag, Precision = Run.Precision, Count = values.Length, Checksum = FramePayload.Checksum(payload) }).Write(_frameOut);
+        Stream.Write(_frameOut, 0, FrameHeader.Size + payloadBytes);
     }
 }

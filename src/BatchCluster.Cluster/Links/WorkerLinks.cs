@@ -16,7 +16,8 @@ namespace BatchCluster.Cluster.Links;
 /// connection and the ring reach it through messages to the actor (<see cref="ParametersArrived"/>,
 /// <see cref="Broken"/>, <see cref="RingFailure"/>).
 /// </summary>
-public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILoggingAdapter log) : IDisposable
+/// <param name="testingRingHook">FOR TESTS: the ring member's fault hook (<see cref="RingMember"/>).</param>
+public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILoggingAdapter log, Action<long, string>? testingRingHook = null) : IDisposable
 {
     /// <summary>The data connection <paramref name="ConnectionId"/> broke (posted to the owner by its reader thread).</summary>
     public sealed record Broken(long ConnectionId, string Reason);
@@ -35,6 +36,8 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
     private RingMember? _ring;
     /// <summary>In a ring run, the gradient sums of this worker's shares until their step commits (pooled buffers these links own).</summary>
     private readonly Dictionary<(long Step, int Slot), float[]> _held = [];
+    /// <summary>A reduction asked for before all its shares were computed here (planned when its step started): it starts when they are.</summary>
+    private TrainingProtocol.ReduceShares? _pendingReduction;
 
     /// <summary>A run's replica was (re)built: every tensor has the model's size, and no version is loaded yet.</summary>
     public void StartRun(string runId, int parameterCount)
@@ -85,6 +88,7 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
         _arrived = null;
         _waiting.Clear();
         ReleaseHeld(before: long.MaxValue);
+        _pendingReduction = null;
     }
 
     // ---- the ring ----
@@ -102,28 +106,40 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
     {
         var self = owner;
         _ring ??= new RingMember(host, new DataPlaneRun(FrameHeader.TagOf(_runId), _parameterCount, _dataPlane!.Offer.Precision), tls,
-            arrived => self.Tell(arrived), failure => self.Tell(failure));
+            arrived => self.Tell(arrived), failure => self.Tell(failure), testingRingHook);
         _dataPlane!.OnUpdate = _ring.OnUpdate;
         return _ring.Port;
     }
 
     /// <summary>
     /// The coordinator asks for step <c>Step</c>'s reduction: this worker's shares of it, summed in
-    /// the order given, go into a fresh buffer that the ring member owns from here on.
+    /// the order given, go into a fresh buffer that the ring member owns from here on. A reduction
+    /// planned when its step started may come before its shares are computed here: it waits for them
+    /// (the last one's result starts it), unless a newer reduction or step replaces it.
     /// </summary>
-    /// <returns>Why it cannot take part (a share it does not hold, no data connection), or null.</returns>
+    /// <returns>Why it cannot take part (no data connection), or null.</returns>
     public string? Reduce(TrainingProtocol.ReduceShares request)
     {
         if (_ring is null || _dataPlane is null) return "this worker has no data connection to reduce over";
         ReleaseHeld(before: request.Step);
+        _pendingReduction = null;
         foreach (int slot in request.Slots)
-            if (!_held.ContainsKey((request.Step, slot))) return $"share {slot} of step {request.Step} is not held here";
+            if (!_held.ContainsKey((request.Step, slot)))
+            {
+                _pendingReduction = request;
+                return null;
+            }
+        StartReduction(request);
+        return null;
+    }
+
+    private void StartReduction(TrainingProtocol.ReduceShares request)
+    {
         var sum = TensorBuffers.Rent(_parameterCount);
         _held[(request.Step, request.Slots[0])].CopyTo(sum, 0);
         for (int i = 1; i < request.Slots.Length; i++) Core.Numerics.FlatMath.AddInPlace(sum, _held[(request.Step, request.Slots[i])]);
-        _ring.Start(new RingMember.Reduction(request.Step, request.Version, request.Generation, request.Epoch, request.Index, request.Members,
-            request.ChunkValues, request.Downstream, request.UpstreamToken, sum, _dataPlane));
-        return null;
+        _ring!.Start(new RingMember.Reduction(request.Step, request.Version, request.Generation, request.Epoch, request.Index, request.Members,
+            request.ChunkValues, request.Downstream, request.UpstreamToken, sum, _dataPlane!));
     }
 
     /// <summary>
@@ -239,9 +255,15 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
         {
             // Kept for the step's reduction; only the message goes now.
             ReleaseHeld(before: result.Step);
+            if (_pendingReduction?.Step < result.Step) _pendingReduction = null;
             if (_held.Remove((result.Step, result.ShareIndex), out var earlier)) TensorBuffers.Return(earlier);
             _held[(result.Step, result.ShareIndex)] = gradientBuffer;
             TensorTransport.Tell(replyTo, result with { GradientSum = ReadOnlyMemory<float>.Empty }, owner);
+            if (_pendingReduction is { } pending && pending.Step == result.Step && pending.Slots.All(slot => _held.ContainsKey((result.Step, slot))))
+            {
+                _pendingReduction = null;
+                StartReduction(pending);
+            }
             return;
         }
         if (_dataPlane is { } dataPlane)

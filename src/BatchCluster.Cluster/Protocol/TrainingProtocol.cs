@@ -63,7 +63,10 @@ public static class TrainingProtocol
     public sealed record WorkerLeaving(string WorkerId) : ITrainingMessage;
 
     /// <summary>Compute the gradient sum of <paramref name="SampleIds"/> at parameters version <c>Parameters.Version</c>.</summary>
-    public sealed record ComputeShare(string RunId, long Step, int ShareIndex, int[] SampleIds, int MicroBatch, ParameterSnapshot Parameters)
+    /// <param name="ThenReduce">In a ring run, on a worker's first share of a step: the step's ring as planned when it started,
+    /// to reduce as soon as this worker's shares of it are computed (one message fewer per worker and step than sending it apart).</param>
+    public sealed record ComputeShare(string RunId, long Step, int ShareIndex, int[] SampleIds, int MicroBatch, ParameterSnapshot Parameters,
+        ReduceShares? ThenReduce = null)
         : ITensorMessage
     {
         public ReadOnlyMemory<float> Tensor => Parameters.Values;

@@ -108,6 +108,8 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
             case TrainingProtocol.ComputeShare m:
                 w.Write(m.RunId); w.Write(m.Step); w.Write(m.ShareIndex); WriteInts(w, m.SampleIds); w.Write(m.MicroBatch);
                 w.Write(m.Parameters.Version); WriteFloats(w, m.Parameters.Values.Span);
+                w.Write(m.ThenReduce is not null);
+                if (m.ThenReduce is { } plan) Write(w, plan);
                 break;
             case TrainingProtocol.ShareComputed m:
                 w.Write(m.RunId); w.Write(m.Step); w.Write(m.ParameterVersion); w.Write(m.ShareIndex); w.Write(m.SampleCount);
@@ -162,7 +164,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         "wr" => new TrainingProtocol.WorkerReady(r.ReadString(), r.ReadDouble(), r.ReadInt32()),
         "re" => new TrainingProtocol.RunEnded(r.ReadString(), r.ReadBoolean()),
         "cs" => new TrainingProtocol.ComputeShare(r.ReadString(), r.ReadInt64(), r.ReadInt32(), ReadInts(r), r.ReadInt32(),
-            new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r))),
+            new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r)), r.ReadBoolean() ? (TrainingProtocol.ReduceShares)Read(r, "rs") : null),
         "sc" => new TrainingProtocol.ShareComputed(r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(),
             r.ReadDouble(), ReadFloats(r), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64()),
         "ev" => new TrainingProtocol.Evaluate(r.ReadString(), r.ReadInt32(), r.ReadInt32(), ReadSplit(r), ReadInts(r),

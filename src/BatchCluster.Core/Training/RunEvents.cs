@@ -51,8 +51,8 @@ public sealed class RunEvents(ILogger logger, string runId)
         For("ResultDropped").Warning("Dropped a result for step {Step} share {ShareIndex} from {Worker}: {Reason}", step, shareIndex, worker, reason);
 
     public void StepCompleted(StepRecord step) =>
-        For("StepCompleted").ForContext("PeakMemoryMbByNode", step.PeakMemoryMbByNode, destructureObjects: true)
-            .ForContext("WorkerLinkBytes", step.WorkerLinkBytes)
+        (step.WorkerLinkBytes is long busiest ? For("StepCompleted").ForContext("WorkerLinkBytes", busiest) : For("StepCompleted"))
+            .ForContext("PeakMemoryMbByNode", step.PeakMemoryMbByNode, destructureObjects: true)
             .ForContext("AllocatedBytesByNode", step.AllocatedBytesByNode ?? new Dictionary<string, long>(), destructureObjects: true).Information(
             "Step {Step} (epoch {Epoch}): loss {Loss:F4}, lr {LearningRate:G4}, grad norm {GradNorm:G4}, {GlobalBatch} samples in shares {Shares} by {ShareWorkers} (computed at {ShareSamplesPerSecond} samples/s), {StepMs:F2} ms (compute {ComputeMs:F2}, transfer {TransferMs:F2}, update {UpdateMs:F2}, wait {WaitMs:F2}), {SamplesPerSecond:F0} samples/s, {BytesMoved} bytes moved, peak memory {PeakMemoryMb:F0} MiB, parameter version {ParameterVersion}, B_simple {BSimple:G4} (|G|² {GradSquaredEstimate:G4}, tr Σ {TraceSigmaEstimate:G4})",
             step.Step, step.Epoch, step.Loss, step.LearningRate, step.GradNorm, step.GlobalBatch, step.Shares, step.ShareWorkers ?? [], step.ShareSamplesPerSecond ?? [], step.Timing.StepMs,

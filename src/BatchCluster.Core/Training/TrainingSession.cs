@@ -229,7 +229,7 @@ public sealed class TrainingSession
             foreach (var done in _applied)
                 if (offset < done.Offset + done.Length && done.Offset < offset + length)
                     throw new InvalidOperationException($"step {Step}: [{offset}, {offset + length}) overlaps a range applied already");
-            var clock = Stopwatch.StartNew();
+            long started = Stopwatch.GetTimestamp(); // no Stopwatch object: this runs for every chunk of a ring
             var parameters = _session._parameters.AsSpan(offset, length);
             _session.BackUp(offset, length);
             _applied.Add(new ModelRangeApplied(offset, length));
@@ -237,7 +237,7 @@ public sealed class TrainingSession
             FlatMath.DivideInPlace(gradientSums, _samples);
             if (_clip != 1f) FlatMath.ScaleInPlace(gradientSums, _clip);
             _session._optimizer.UpdateRange(offset, parameters, gradientSums, (float)LearningRate);
-            _updateMs += clock.Elapsed.TotalMilliseconds;
+            _updateMs += Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             if (!FlatMath.AllFinite(parameters)) throw _session.NonFiniteUpdate(Step, LearningRate, GradNorm);
             return parameters;
         }

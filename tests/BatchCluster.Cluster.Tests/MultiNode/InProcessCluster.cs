@@ -58,6 +58,10 @@ public sealed class InProcessCluster : IAsyncDisposable
     public Task<ActorSystem> AddWorkerAsync(double slowdown = 1) =>
         AddNodeAsync(proxy => WorkerActor.Props(proxy, new WorkerSettings("cpu", 1, _ => _data, TestingSlowdown: slowdown)));
 
+    /// <summary>Starts a worker node whose ring member calls <paramref name="ringHook"/> at its test points (see RingMember).</summary>
+    public Task<ActorSystem> AddWorkerAsync(Action<long, string> ringHook) =>
+        AddNodeAsync(proxy => WorkerActor.Props(proxy, new WorkerSettings("cpu", 1, _ => _data, TestingRingHook: ringHook)));
+
     /// <summary>A worker beside the coordinator, in its node (as <c>node --role coordinator --local-workers 1</c>): it shares arrays with it.</summary>
     public void AddLocalWorker() =>
         Coordinator.ActorOf(WorkerActor.Props(ClusterBootstrap.CoordinatorProxy(Coordinator), new WorkerSettings("cpu", 1, _ => _data)), "local-worker");

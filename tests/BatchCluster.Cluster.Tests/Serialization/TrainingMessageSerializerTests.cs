@@ -28,6 +28,8 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
         new TrainingProtocol.ReductionFailed("run-1", 42, 1, "the upstream link closed", UpstreamSuspected: true),
         new TrainingProtocol.RunEnded("run-1", true),
         new TrainingProtocol.ComputeShare("run-1", 42, 3, [5, 1, 9], 16, new TrainingProtocol.ParameterSnapshot(42, Tensor)),
+        new TrainingProtocol.ComputeShare("run-1", 42, 3, [5, 1, 9], 16, new TrainingProtocol.ParameterSnapshot(42, ReadOnlyMemory<float>.Empty),
+            new TrainingProtocol.ReduceShares("run-1", 42, 42, 0, 3, 0, 2, 8192, [3], new TrainingProtocol.RingPeer("198.18.0.3", 40500, Token(4)), Token(5))),
         new TrainingProtocol.ShareComputed("run-1", 42, 42, 3, 3, 6.25, Tensor, 99.5, 1.75, 2.5, 123_456_789),
         new TrainingProtocol.Evaluate("run-1", 7, 1, DataSplit.Test, [100, 101, 7, 8], new TrainingProtocol.ParameterSnapshot(43, Tensor)),
         new TrainingProtocol.EvaluationDone("run-1", 7, 1, 43, 12.5, 44, 50),
@@ -96,7 +98,8 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
     /// <summary>Records compare arrays and memories by reference; compare their contents instead.</summary>
     private static string Describe(object message) => message switch
     {
-        TrainingProtocol.ComputeShare m => $"{m with { SampleIds = [], Parameters = m.Parameters with { Values = default } }} ids {string.Join(',', m.SampleIds)} {Floats(m.Parameters.Values)}",
+        TrainingProtocol.ComputeShare m => $"{m with { SampleIds = [], Parameters = m.Parameters with { Values = default }, ThenReduce = null }} ids {string.Join(',', m.SampleIds)} "
+                                           + $"{Floats(m.Parameters.Values)} then {(m.ThenReduce is { } plan ? Describe(plan) : "nothing")}",
         TrainingProtocol.ShareComputed m => $"{m with { GradientSum = default }} {Floats(m.GradientSum)}",
         TrainingProtocol.Evaluate m => $"{m with { Rows = [], Parameters = m.Parameters with { Values = default } }} rows {string.Join(',', m.Rows)} {Floats(m.Parameters.Values)}",
         TrainingProtocol.WorkerAccepted m => $"{m.RunId} {m.Spec with { HiddenSizes = [] }} {string.Join(',', m.Spec.HiddenSizes)} "
