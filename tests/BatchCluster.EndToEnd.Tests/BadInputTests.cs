@@ -26,6 +26,9 @@ public sealed class BadInputTests : IDisposable
     [InlineData("--split must be one of declared|capacity, not 'equal'", "--split", "equal")]
     [InlineData("--transfer-precision must be one of fp32|bf16, not 'fp8'", "--transfer-precision", "fp8")]
     [InlineData("--transfer-precision applies to workers in other processes", "--transfer-precision", "bf16")]
+    [InlineData("--reduce ring reduces around worker processes (node --role coordinator, scripts/run-cluster.sh, scripts/run-hosts.sh); the workers of 'train' are one process and meet in memory", "--reduce", "ring")]
+    [InlineData("--reduce must be one of star|ring, not 'tree'", "--reduce", "tree")]
+    [InlineData("--ring-chunk applies to --reduce ring only", "--ring-chunk", "32")]
     [InlineData("--lr must be a number greater than 0 and at most", "--lr", "1e300")]
     [InlineData("--max-bad-steps must be a whole number from 1", "--max-bad-steps", "0")]
     [InlineData("--run-id may hold only letters, digits, '.', '_' and '-', and not only dots", "--run-id", ".")]
@@ -57,6 +60,11 @@ public sealed class BadInputTests : IDisposable
     [InlineData("--tensor-transport must be one of dataplane|akka, not 'udp'", "--role", "coordinator", "--tensor-transport", "udp")]
     [InlineData("--local-workers must be a whole number from 0", "--role", "coordinator", "--local-workers", "-1")]
     [InlineData("--testing-slowdown must be a number", "--role", "worker", "--seed-nodes", "127.0.0.1:4053", "--testing-slowdown", "0.5")]
+    [InlineData("--reduce ring needs the data plane; drop --tensor-transport akka", "--role", "coordinator", "--reduce", "ring", "--tensor-transport", "akka")]
+    [InlineData("--reduce ring takes workers in other processes only; drop --local-workers and start them as worker nodes (node --role worker)",
+        "--role", "coordinator", "--reduce", "ring", "--local-workers", "1")]
+    [InlineData("--testing-ring-fault takes kill|stop@reduce|gather@STEP, e.g. kill@reduce@10, not 'kill@10'",
+        "--role", "worker", "--seed-nodes", "127.0.0.1:4053", "--testing-ring-fault", "kill@10")]
     public void Bad_node_flags_are_refused_clearly(string expected, params string[] flags)
     {
         string[] runsDir = flags.Contains("coordinator") ? ["--runs-dir", _runs] : []; // a worker writes no runs

@@ -164,7 +164,8 @@ public static class EventLogReader
             StepsPerEpoch: (int)Number(e, "StepsPerEpoch"),
             TotalSteps: (long)Number(e, "TotalSteps"),
             StartedAt: Time(e),
-            Seed: config.TryGetProperty("Seed", out var seed) && seed.ValueKind == JsonValueKind.Number ? seed.GetInt64() : null);
+            Seed: config.TryGetProperty("Seed", out var seed) && seed.ValueKind == JsonValueKind.Number ? seed.GetInt64() : null,
+            Reduce: config.TryGetProperty("Reduce", out var reduce) ? reduce.ToString().ToLowerInvariant() : "star"); // schema 8; star before
     }
 
     private static StepPoint ReadStep(JsonElement e) => new(

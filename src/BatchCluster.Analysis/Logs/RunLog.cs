@@ -7,7 +7,7 @@ public enum RunStatus { Completed, Failed, Interrupted, Incomplete }
 public sealed record RunInfo(
     string RunId, int SchemaVersion, string Engine, int Workers, string Model, int GlobalBatch, int? MicroBatch,
     string LrScaling, double BaseLearningRate, double PeakLearningRate, int WarmupSteps, string Optimizer,
-    int StepsPerEpoch, long TotalSteps, DateTimeOffset StartedAt, long? Seed = null);
+    int StepsPerEpoch, long TotalSteps, DateTimeOffset StartedAt, long? Seed = null, string Reduce = "star");
 
 /// <summary>
 /// One StepCompleted event (<paramref name="Shares"/>: samples per share in plan order, null when the log has none; <paramref name="At"/>:

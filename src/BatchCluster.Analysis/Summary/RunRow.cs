@@ -19,15 +19,17 @@ public sealed record RunRow(
     double PeakLearningRate, long Steps, double Epochs, double FinalValAccuracy, double BestValAccuracy, double TestAccuracy,
     double TrainAccuracy, double GeneralizationGap, long? StepsToTarget, long? SamplesToTarget, double SecondsToTarget,
     double SamplesPerSecond, double MedianStepMs, double MedianComputeMs, double MedianTransferMs, double PeakMemoryMb,
-    double FinalBSimple, int BadLines, double BytesPerSample = double.NaN, string MedianShares = "", long? Seed = null, int Segments = 1)
+    double FinalBSimple, int BadLines, double BytesPerSample = double.NaN, string MedianShares = "", long? Seed = null, int Segments = 1,
+    string Reduce = "star")
 {
     /// <summary>
     /// Everything that defines the run except the global batch: runs with the same key form one
     /// series in plots against batch size. Runs of the multi-node cluster (engine "cluster") say
-    /// "worker nodes", so that they group by host count apart from the local simulated cluster.
+    /// "worker nodes", so that they group by host count apart from the local simulated cluster,
+    /// and ", ring" when they reduced by ring, so that the two topologies are series of their own.
     /// </summary>
     public string SeriesKey =>
-        $"{Model}, {Workers} worker{(Engine == "cluster" ? " node" : "")}{(Workers == 1 ? "" : "s")}, lr {LrScaling}{(MicroBatch is int m ? $", micro {m}" : "")}";
+        $"{Model}, {Workers} worker{(Engine == "cluster" ? " node" : "")}{(Workers == 1 ? "" : "s")}{(Reduce == "ring" ? ", ring" : "")}, lr {LrScaling}{(MicroBatch is int m ? $", micro {m}" : "")}";
 
     public string Label => $"B {GlobalBatch}, {SeriesKey}";
 
@@ -77,7 +79,8 @@ public sealed record RunRow(
             BytesPerSample: globalBatch > 0 ? Median(log.Steps.Select(s => (double)s.BytesMoved)) / globalBatch : double.NaN,
             MedianShares: MedianSharesOf(log.Steps),
             Seed: info?.Seed,
-            Segments: Math.Max(1, log.Segments.Count));
+            Segments: Math.Max(1, log.Segments.Count),
+            Reduce: info?.Reduce ?? "star");
     }
 
     /// <summary>

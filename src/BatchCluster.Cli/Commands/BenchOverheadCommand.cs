@@ -14,7 +14,7 @@ namespace BatchCluster.Cli.Commands;
 /// <summary>
 /// <c>batchcluster bench overhead</c>: training samples/s of the plain loop, the local simulated
 /// cluster (1 and 2 workers) and real processes on loopback — a coordinator node with 2 worker
-/// nodes, and a coordinator node hosting one worker beside 1 worker node — per global batch, and
+/// nodes (star, and ring), and a coordinator node hosting one worker beside 1 worker node — per global batch, and
 /// their ratios; and the managed bytes each process allocates per step in steady state. Every
 /// layout has the same torch thread budget (the cores). The first steps of each run (JIT, start-up,
 /// allocator warm-up) are not timed; layouts run interleaved in alternating order and medians are
@@ -46,7 +46,8 @@ public static class BenchOverheadCommand
     /// <param name="LocalWorkers">Processes: workers beside the coordinator; <paramref name="RemoteWorkers"/>: worker processes.</param>
     /// <param name="SlowLastWorker">Processes: the last worker node runs at 1/this of its speed (testing slowdown).</param>
     private sealed record Layout(string Name, string Key, Kind Kind, Engine Engine, int Workers, int ThreadsPerWorker,
-        int LocalWorkers = 0, int RemoteWorkers = 0, string Transport = "dataplane", double SlowLastWorker = 1, string Split = "declared");
+        int LocalWorkers = 0, int RemoteWorkers = 0, string Transport = "dataplane", double SlowLastWorker = 1, string Split = "declared",
+        string Reduce = "star");
 
     private sealed record Measurement(double SamplesPerSecond, long CoordinatorBytesPerStep, long WorkerBytesPerStep);
 
@@ -82,6 +83,7 @@ public static class BenchOverheadCommand
             new("local cluster, 1 worker", "local1", Kind.InProcess, Engine.Actors, 1, threads),
             new("local cluster, 2 workers", "local2", Kind.InProcess, Engine.Actors, 2, half),
             new("processes: coordinator + 2 worker nodes", "cluster2p", Kind.Processes, Engine.Actors, 2, half, RemoteWorkers: 2),
+            new("processes: coordinator + 2 worker nodes, ring", "cluster2p_ring", Kind.Processes, Engine.Actors, 2, half, RemoteWorkers: 2, Reduce: "ring"),
             new("processes: coordinator with 1 local worker + 1 worker node", "cluster1l1p", Kind.Processes, Engine.Actors, 2, half, LocalWorkers: 1, RemoteWorkers: 1),
         };
         // A heterogeneous pair: one of the two worker nodes at half speed, shares by declared threads vs by measured speed.
@@ -140,6 +142,9 @@ public static class BenchOverheadCommand
         }
         Console.Out.WriteLine();
         foreach (int batch in batches)
+            if (json.TryGetValue($"cluster2p_ring_samples_per_s_b{batch}", out var ring) && json.TryGetValue($"cluster2p_samples_per_s_b{batch}", out var star))
+                json[$"ring_vs_star_b{batch}"] = Math.Round((double)ring / (double)star, 3);
+        foreach (int batch in batches)
             if (json.TryGetValue($"halfspeed_capacity_samples_per_s_b{batch}", out var capacity) && json.TryGetValue($"halfspeed_declared_samples_per_s_b{batch}", out var declared))
                 json[$"capacity_step_time_vs_declared_b{batch}"] = Math.Round((double)declared / (double)capacity, 3); // step time ratio = inverse throughput ratio
         Console.Out.WriteLine(JsonSerializer.Serialize(json));
@@ -183,6 +188,7 @@ public static class BenchOverheadCommand
                 "node", "--role", "coordinator", "--port", port.ToString(CultureInfo.InvariantCulture),
                 "--start-workers", (layout.LocalWorkers + layout.RemoteWorkers).ToString(CultureInfo.InvariantCulture),
                 "--local-workers", layout.LocalWorkers.ToString(CultureInfo.InvariantCulture), "--tensor-transport", layout.Transport, "--split", layout.Split,
+                "--reduce", layout.Reduce,
                 "--model", config.Model.Name, "--dataset", config.Dataset, "--global-batch", config.GlobalBatch.ToString(CultureInfo.InvariantCulture),
                 "--steps", config.Steps!.Value.ToString(CultureInfo.InvariantCulture), "--eval-every", "0", "--train-eval-samples", "0",
                 "--threads", config.EffectiveThreads.ToString(CultureInfo.InvariantCulture), "--runs-dir", runsDir, "--run-id", "bench",

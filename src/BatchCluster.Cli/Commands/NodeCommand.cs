@@ -50,10 +50,13 @@ public static class NodeCommand
         // worker
         public Option<double?> TestingSlowdown { get; } = Opt.Number("testing-slowdown",
             "(worker) FOR TESTS AND BENCHMARKS: run at 1/F of this worker's speed (F ≥ 1)", 1, helpName: "F");
+        public Option<string?> TestingRingFault { get; } = Opt.Text("testing-ring-fault",
+            "(worker) FOR TESTS: in the ring reduction of step S, kill (SIGKILL) or stop (SIGSTOP) this process mid reduce-scatter or mid all-gather",
+            "kill|stop@reduce|gather@S");
         public TrainOptions Train { get; } = new(withEngine: false);
 
         public Option[] CoordinatorOnly => [StartWorkers, MinWorkers, LocalWorkers, TensorTransport, DataPort, Standby];
-        public Option[] WorkerOnly => [TestingSlowdown];
+        public Option[] WorkerOnly => [TestingSlowdown, TestingRingFault];
 
         public IEnumerable<Option> All => new Option[] { Role, Host, Port, SeedNodes, JoinTimeout, TlsCert, TlsCa }
             .Concat(CoordinatorOnly).Concat(WorkerOnly).Concat(Train.All);
@@ -272,6 +275,25 @@ public static class NodeCommand
         }
     }
 
+    /// <summary>
+    /// --testing-ring-fault kill|stop@reduce|gather@STEP: the ring member's test hook that signals this
+    /// very process at that point (SIGKILL: a crash; SIGSTOP: a machine that stops answering).
+    /// </summary>
+    private static Action<long, string>? RingFault(string? text)
+    {
+        if (text is null) return null;
+        var parts = text.Split('@');
+        if (parts.Length != 3 || parts[0] is not ("kill" or "stop") || parts[1] is not ("reduce" or "gather")
+            || !long.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long step))
+            throw new UsageException($"--testing-ring-fault takes kill|stop@reduce|gather@STEP, e.g. kill@reduce@10, not '{text}'");
+        int signal = parts[0] == "kill" ? Processes.ChildProcess.SigKill : Processes.ChildProcess.SigStop;
+        string phase = parts[1];
+        return (at, where) =>
+        {
+            if (at == step && where == phase) Processes.ChildProcess.SignalProcess(Environment.ProcessId, signal);
+        };
+    }
+
     private static async Task<int> RunWorkerAsync(NodeOptions options, ParseResult r, CancellationToken cancellation)
     {
         var endpoint = ReadEndpoint(options, r, defaultPort: 0);
@@ -281,6 +303,7 @@ public static class NodeCommand
         int threads = r.GetValue(options.Train.Threads) ?? Environment.ProcessorCount;
         string dataDirectory = r.GetValue(options.Train.DataDir) ?? FashionMnist.DefaultDirectory;
         double slowdown = r.GetValue(options.TestingSlowdown) ?? 1;
+        var ringFault = RingFault(r.GetValue(options.TestingRingFault));
         TorchRuntime.Initialise(threads);
         string deviceName = Options.DeviceOption.Check(device, null);
 
@@ -290,7 +313,7 @@ public static class NodeCommand
         try
         {
             var settings = new WorkerSettings(deviceName, threads, spec => DataSource.Load(spec.Dataset, dataDirectory, spec.ValidationSize, spec.Seed),
-                TestingSlowdown: slowdown, Tls: endpoint.Tls, CreateReplica: Gpu.ComputeBackends.ReplicasFor(device));
+                TestingSlowdown: slowdown, Tls: endpoint.Tls, CreateReplica: Gpu.ComputeBackends.ReplicasFor(device), TestingRingHook: ringFault);
             if (endpoint.Tls is { } tls) Log.Information("Node identity: {Tls}", tls.Describe());
             if (slowdown > 1) Log.Warning("Testing option --testing-slowdown {Slowdown}: this worker runs at 1/{Slowdown} of its speed", slowdown, slowdown);
             var stopRequested = Task.Delay(Timeout.Infinite, cancellation);

@@ -37,7 +37,9 @@ public static class RunLogging
         var configuration = new LoggerConfiguration()
             .MinimumLevel.Information()
             .Enrich.FromLogContext()
-            .WriteTo.File(new CompactJsonFormatter(), Path.Combine(runDirectory, EventLogFileName), buffered: true, flushToDiskInterval: TimeSpan.FromSeconds(2));
+            // Unbuffered: every event reaches the kernel as it is logged, so a process killed without warning loses none, in
+            // particular not the CheckpointWritten of a checkpoint it wrote, by which a resumed run is found to continue it.
+            .WriteTo.File(new CompactJsonFormatter(), Path.Combine(runDirectory, EventLogFileName), buffered: false, flushToDiskInterval: TimeSpan.FromSeconds(2));
         if (tensorBoardDirectory is not null)
             configuration = configuration.WriteTo.Sink(new TensorBoardSink(tensorBoardDirectory));
         if (console is not null)

@@ -10,7 +10,7 @@ namespace BatchCluster.Cli.Processes;
 /// </summary>
 public sealed class ChildProcess : IDisposable
 {
-    public const int SigKill = 9, SigTerm = 15;
+    public const int SigKill = 9, SigTerm = 15, SigStop = 19;
 
     private readonly Process _process;
 
@@ -66,6 +66,12 @@ public sealed class ChildProcess : IDisposable
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int Kill(int pid, int signal);
+
+    /// <summary>Sends a signal to any process (this one included: the ring's fault injection for tests).</summary>
+    public static void SignalProcess(int pid, int signal)
+    {
+        if (Kill(pid, signal) != 0) throw new InvalidOperationException($"kill({pid}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
 
     public void Signal(int signal)
     {

@@ -34,11 +34,13 @@ public sealed partial class CoordinatorActor
     /// <summary>The current ring's number, members in ring order, and the token each member shows its downstream neighbour.</summary>
     private long _ringEpoch = -1;
     private int[] _ringMembers = [];
+    /// <summary>The layout of the last ring (the same while the member count is).</summary>
+    private RingLayout? _ringLayout;
     private byte[][] _ringTokens = [];
     /// <summary>Why the next ring must be a new one (new links and tokens), or null while the current one stands.</summary>
     private string? _ringFault = "the run's first ring";
     /// <summary>The last ring that committed: its members, the version their all-gather makes, its step and generation.</summary>
-    private (int[] Members, long Version, long Step, int Generation)? _lastRing;
+    private (IReadOnlyList<int> Members, long Version, long Step, int Generation)? _lastRing;
     /// <summary>The newest parameter version each worker has shown it holds (a result or evaluation at it).</summary>
     private readonly Dictionary<int, long> _confirmed = [];
 
@@ -69,7 +71,7 @@ public sealed partial class CoordinatorActor
             AbortReduction(step, $"{entry.Description.Id} {reason}");
             step.RetryPending = false; // the round re-opens for its shares; the ring re-forms when they are back
         }
-        if (_lastRing is { } last && Array.IndexOf(last.Members, entry.Key) >= 0)
+        if (_lastRing is { } last && last.Members.Contains(entry.Key))
             foreach (int member in last.Members)
                 if (member != entry.Key && _confirmed.GetValueOrDefault(member, -1) < last.Version) PushParameters(member);
         _confirmed.Remove(entry.Key);
@@ -92,8 +94,11 @@ public sealed partial class CoordinatorActor
     /// </summary>
     private void PlanReduction(StepInFlight step, IReadOnlyList<RoundCommand> start)
     {
-        var plans = new Dictionary<int, TrainingProtocol.ReduceShares>();
-        step.Ring = FormRing(step, start.OfType<SendWork>().Select(w => (w.Slot, w.Worker)).ToList(), plans);
+        var plans = new List<(int Worker, TrainingProtocol.ReduceShares Part)>();
+        var shares = new List<(int Slot, int Worker)>(start.Count);
+        foreach (var command in start)
+            if (command is SendWork work) shares.Add((work.Slot, work.Worker));
+        step.Ring = FormRing(step, shares, plans);
         step.Plans = plans;
     }
 
@@ -102,13 +107,14 @@ public sealed partial class CoordinatorActor
     {
         CancelDeadline();
         var done = step.Round.Completed;
-        if (!done.Select(s => (s.Slot, s.Worker)).SequenceEqual(planned.Planned))
+        if (!SameShares(done, planned.Planned))
         {
             AbortReduction(step, "the round was re-planned after its ring was");
             BeginReduction(step);
             return;
         }
         ArmDeadline(Now + _settings.StepDeadline.TotalMilliseconds);
+        planned.Done = done;
         CarryRing(step, planned, RingEvent.RoundComplete, Tallies(done), null);
     }
 
@@ -127,12 +133,21 @@ public sealed partial class CoordinatorActor
             FailRun($"step {step.Batch.Step}: a share's result is held by a worker that is no longer registered"); // the round re-plans those: a bug if seen
             return;
         }
-        var parts = new Dictionary<int, TrainingProtocol.ReduceShares>();
+        var parts = new List<(int Worker, TrainingProtocol.ReduceShares Part)>();
         var ring = FormRing(step, done.Select(s => (s.Slot, s.Worker)).ToList(), parts);
+        ring.Done = done;
         foreach (var (worker, part) in parts) _roster.Find(worker)!.Handle.Tell(part, Self);
         step.Ring = ring;
         ArmDeadline(Now + _settings.StepDeadline.TotalMilliseconds);
         CarryRing(step, ring, RingEvent.RoundComplete, Tallies(done), null);
+    }
+
+    private static bool SameShares(IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, IReadOnlyList<(int Slot, int Worker)> planned)
+    {
+        if (done.Count != planned.Count) return false;
+        for (int i = 0; i < done.Count; i++)
+            if (done[i].Slot != planned[i].Slot || done[i].Worker != planned[i].Worker) return false;
+        return true;
     }
 
     private List<ShareTally> Tallies(IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done) =>
@@ -144,31 +159,44 @@ public sealed partial class CoordinatorActor
     /// and each member's part of it (<paramref name="parts"/>, for the caller to send). A new ring
     /// (epoch: new links and tokens) when the members changed or a fault happened since the last.
     /// </summary>
-    private RingStep FormRing(StepInFlight step, IReadOnlyList<(int Slot, int Worker)> shares, Dictionary<int, TrainingProtocol.ReduceShares> parts)
+    private RingStep FormRing(StepInFlight step, IReadOnlyList<(int Slot, int Worker)> shares, List<(int Worker, TrainingProtocol.ReduceShares Part)> parts)
     {
-        var holders = shares.Select(s => s.Worker).ToHashSet();
-        var members = _roster.All.Where(e => holders.Contains(e.Key)).Select(e => e.Key).ToArray();
+        var members = new List<int>(shares.Count);
+        foreach (var entry in _roster.All)
+            foreach (var share in shares)
+                if (share.Worker == entry.Key)
+                {
+                    members.Add(entry.Key);
+                    break;
+                }
         int generation = step.Generations++;
         string? newRing = _ringFault ?? (members.SequenceEqual(_ringMembers) ? null : "the workers holding the step's shares changed");
         if (newRing is not null)
         {
             _ringEpoch++;
-            _ringMembers = members;
+            _ringMembers = members.ToArray();
             _ringTokens = members.Select(_ => RandomNumberGenerator.GetBytes(FrameHeader.TokenBytes)).ToArray();
             _ringFault = null;
             _session.Events.RingFormed(step.Batch.Step, generation, _ringEpoch, members.Select(_roster.NameOf).ToArray(), _session.Config.RingChunkValues, newRing);
         }
-        var layout = new RingLayout(_session.Parameters.Length, members.Length, _session.Config.RingChunkValues);
+        if (_ringLayout?.Members != members.Count) _ringLayout = new RingLayout(_session.Parameters.Length, members.Count, _session.Config.RingChunkValues);
+        var layout = _ringLayout;
         var reduction = new RingReduction(step.Batch.Step, _session.ParameterVersion, generation, _ringEpoch, members, layout);
-        int n = members.Length;
+        int n = members.Count;
         for (int k = 0; k < n; k++)
         {
             var member = _roster.Find(members[k])!;
             var next = _roster.Find(members[(k + 1) % n])!;
             var (host, port) = _links.RingEndpoint(next.Key, next.Handle)!.Value;
-            int[] slots = shares.Where(s => s.Worker == member.Key).Select(s => s.Slot).ToArray();
-            parts[member.Key] = new TrainingProtocol.ReduceShares(_runId, step.Batch.Step, _session.ParameterVersion, generation, _ringEpoch, k, n,
-                _session.Config.RingChunkValues, slots, new TrainingProtocol.RingPeer(host, port, _ringTokens[k]), _ringTokens[(k - 1 + n) % n]);
+            int count = 0;
+            foreach (var share in shares)
+                if (share.Worker == member.Key) count++;
+            var slots = new int[count];
+            count = 0;
+            foreach (var share in shares)
+                if (share.Worker == member.Key) slots[count++] = share.Slot;
+            parts.Add((member.Key, new TrainingProtocol.ReduceShares(_runId, step.Batch.Step, _session.ParameterVersion, generation, _ringEpoch, k, n,
+                _session.Config.RingChunkValues, slots, new TrainingProtocol.RingPeer(host, port, _ringTokens[k]), _ringTokens[(k - 1 + n) % n])));
             // What its ring links carry (the layout says exactly; the shard to and from the coordinator is counted as it travels).
             _links.CountBetweenWorkers(member.Key, (layout.RingValuesSent(k) + layout.RingValuesSent(layout.Upstream(k))) * (long)_links.BytesPerValueOnTheWire);
         }
@@ -229,7 +257,7 @@ public sealed partial class CoordinatorActor
         if (applied)
         {
             // After the round completed, the step waited for the ring alone: its time, less the coordinator's updates, is transfer.
-            var measured = Measure(step.Round.Completed, extraTransferMs: Math.Max(0, Now - ring.RoundCompletedAtMs - ring.UpdateMs));
+            var measured = Measure(ring.Done!, extraTransferMs: Math.Max(0, Now - ring.RoundCompletedAtMs - ring.UpdateMs));
             try
             {
                 record = ring.Complete(measured, step.StartedAtMs);
@@ -247,7 +275,7 @@ public sealed partial class CoordinatorActor
         }
         // Every member holds (or, once its all-gather ends, will hold) the version now current: requests at it carry no parameters.
         foreach (int member in ring.Reduction.Members) _links.MarkCarried(member, _session.ParameterVersion);
-        _lastRing = (ring.Reduction.Members.ToArray(), _session.ParameterVersion, step.Batch.Step, ring.Reduction.Generation);
+        _lastRing = (ring.Reduction.Members, _session.ParameterVersion, step.Batch.Step, ring.Reduction.Generation);
         _links.EndStep();
         _step = null;
         AfterCommit(record);
@@ -281,7 +309,7 @@ public sealed partial class CoordinatorActor
             RetryOrLose(step, reason, suspect);
             return;
         }
-        if (_lastRing is { } last && failed.Step == last.Step && failed.Generation == last.Generation && Array.IndexOf(last.Members, worker.Key) >= 0)
+        if (_lastRing is { } last && failed.Step == last.Step && failed.Generation == last.Generation && last.Members.Contains(worker.Key))
         {
             // A committed step whose all-gather broke there: that worker gets the whole model now.
             _ringFault ??= $"{worker.Description.Id}'s all-gather of step {failed.Step} broke: {failed.Reason}";

@@ -58,7 +58,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         /// <summary>A failed reduction waits for its back-off before the ring is re-formed.</summary>
         public bool RetryPending { get; set; }
         /// <summary>The ring planned when the step started: each member's part, sent with its first share (then removed here).</summary>
-        public Dictionary<int, TrainingProtocol.ReduceShares>? Plans { get; set; }
+        public List<(int Worker, TrainingProtocol.ReduceShares Part)>? Plans { get; set; }
     }
 
     private sealed class EvaluationInFlight(DataSplit split, int requestId, WorkRound<TrainingProtocol.EvaluationDone> round,
@@ -419,7 +419,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         var target = _roster.Find(send.Worker)!;
         TrainingProtocol.ReduceShares? plan = null;
-        step.Plans?.Remove(target.Key, out plan);
+        if (step.Plans?.FindIndex(p => p.Worker == target.Key) is int at and >= 0)
+        {
+            plan = step.Plans[at].Part;
+            step.Plans.RemoveAt(at);
+        }
         _links.SendShare(target.Handle, target.Key, _runId, step.Batch.Step, send.Slot, send.Ids, _session.Config.EffectiveMicroBatch(send.Ids.Length),
             _session.ParameterVersion, _session.Parameters, plan);
     }

@@ -41,6 +41,9 @@ internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, 
     private bool _over;
 
     public RingReduction Reduction { get; } = reduction;
+    /// <summary>The round's completed shares (once complete), for the step's record.</summary>
+    public IReadOnlyList<Core.Coordination.WorkRound<Protocol.TrainingProtocol.ShareComputed>.CompletedShare>? Done { get; set; }
+
     /// <summary>The shares (slot, worker) this ring reduces, in plan order.</summary>
     public IReadOnlyList<(int Slot, int Worker)> Planned { get; } = planned;
     /// <summary>When the round completed (the coordinator's clock): from then on the step waits for the ring alone.</summary>

@@ -14,8 +14,8 @@ public sealed class RingReduction
 {
     private readonly double?[] _norms;
     private readonly double[] _measured;
-    private readonly int[] _nextChunk;
-    private readonly ModelRange[][] _chunks;
+    /// <summary>Per member, where the next piece of its shard starts (its shard's end once complete).</summary>
+    private readonly int[] _nextOffset;
     private int _normsIn;
     private int _membersDone;
 
@@ -31,8 +31,8 @@ public sealed class RingReduction
         Layout = layout;
         _norms = new double?[members.Count];
         _measured = new double[members.Count];
-        _nextChunk = new int[members.Count];
-        _chunks = Enumerable.Range(0, members.Count).Select(k => layout.Chunks(layout.OwnedShard(k)).ToArray()).ToArray();
+        _nextOffset = new int[members.Count];
+        for (int k = 0; k < members.Count; k++) _nextOffset[k] = layout.Segment(layout.OwnedShard(k)).Offset;
     }
 
     public long Step { get; }
@@ -78,7 +78,10 @@ public sealed class RingReduction
     public ModelRange? ExpectedChunk(int worker)
     {
         int k = IndexOf(worker);
-        return k < 0 || _nextChunk[k] >= _chunks[k].Length ? null : _chunks[k][_nextChunk[k]];
+        if (k < 0) return null;
+        var shard = Layout.Segment(Layout.OwnedShard(k));
+        int offset = _nextOffset[k];
+        return offset >= shard.End ? null : new ModelRange(offset, Math.Min(Layout.ShardPieceValues, shard.End - offset));
     }
 
     /// <summary>
@@ -95,7 +98,8 @@ public sealed class RingReduction
         if (due.Offset != offset || due.Length != count)
             return $"values [{offset}, {offset + count}) where [{due.Offset}, {due.End}) were due";
         _measured[k] += squaredNorm;
-        if (++_nextChunk[k] < _chunks[k].Length) return null;
+        _nextOffset[k] = due.End;
+        if (due.End < Layout.Segment(Layout.OwnedShard(k)).End) return null;
         _membersDone++;
         double announced = _norms[k]!.Value, measured = _measured[k];
         // The same float values summed in double in another order: agreement to ~1e-12 relative; 1e-6 leaves room and catches any real difference.

@@ -188,7 +188,7 @@ public sealed class TrainingSession
         private readonly int _samples;
         private readonly double _loss;
         private readonly float _clip;
-        private readonly List<ModelRangeApplied> _applied = [];
+        private readonly List<ModelRangeApplied> _applied = new(16);
         private double _updateMs;
         private bool _over;
 

@@ -37,4 +37,15 @@ public sealed class RunRowTests
         Assert.Equal(2, row.StepsToTarget);
         Assert.Equal(8.0, row.SecondsToTarget, 9);
     }
+
+    /// <summary>Runs of the multi-node cluster form one series per host count, and one more per reduction topology (schema 8).</summary>
+    [Fact]
+    public void Ring_runs_form_series_of_their_own()
+    {
+        var star = new RunInfo("s", 7, "cluster", 2, "mlp(256)", 64, null, "linear", 0.05, 0.0125, 0, "momentum", 859, 1000, Start);
+        var ring = star with { RunId = "r", SchemaVersion = 8, Reduce = "ring" };
+        string Series(RunInfo info) => RunRow.From(new RunLog("events.clef", info, [Step(0, 1)], [], null, null, 0, 0), targetAccuracy: null).SeriesKey;
+        Assert.Equal("mlp(256), 2 worker nodes, lr linear", Series(star));
+        Assert.Equal("mlp(256), 2 worker nodes, ring, lr linear", Series(ring));
+    }
 }

@@ -50,6 +50,8 @@ public sealed class SweepCommandTests : IDisposable
     {
         BadInputTests.AssertRefused(CliProcess.Run("sweep", "--run-id", "x", "--runs-dir", _runs), "--run-id does not apply to a sweep");
         BadInputTests.AssertRefused(CliProcess.Run("sweep", "--lr-scaling", "none,cubic", "--runs-dir", _runs), "--lr-scaling must be a comma-separated list");
+        BadInputTests.AssertRefused(CliProcess.Run("sweep", "--reduce", "ring", "--dataset", "synthetic", "--runs-dir", _runs),
+            "--reduce ring reduces around worker processes; a sweep runs the local simulated cluster in one process (scripts/sweep-hosts.sh sweeps worker nodes on simulated hosts)");
         Assert.Empty(Directory.GetFileSystemEntries(_runs));
     }
 }
