@@ -8,7 +8,8 @@
 #   scripts/sweep-hosts.sh [--rate 1gbit] [--hosts 1,2,4] [--global-batch 64,128,…,4096] [--seeds 1,2]
 #                          [--epochs 4] [--runs-dir runs/across-nodes] [run-hosts or train flags…]
 #
-# Run ids: nodes-<rate>-h<hosts>-b<batch>-s<seed>. Analyse with
+# Run ids: nodes-<rate>-h<hosts>-b<batch>-s<seed>, or nodes-<rate>-ring-h<hosts>-b<batch>-s<seed> with
+# --reduce ring (so that both topologies can share a runs directory and one report). Analyse with
 #   scripts/batchcluster analyze <runs-dir> --out <dir> --target-accuracy 0.85
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,13 +36,18 @@ for list in "$hosts" "$batches" "$seeds" "$epochs"; do
   [[ "$list" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "sweep-hosts: '$list' is not a comma-separated list of whole numbers" >&2; exit 2; }
 done
 
+topology=""
+for ((i = 0; i < ${#extra[@]}; i++)); do
+  if [ "${extra[i]}" = "--reduce" ] && [ "${extra[i + 1]:-}" = "ring" ]; then topology="-ring"; fi
+done
+
 mkdir -p "$runs_dir"
 train_samples=55000   # Fashion-MNIST's 60,000 training images less the 5,000 held out for validation
 done_runs=0
 for seed in ${seeds//,/ }; do
   for n in ${hosts//,/ }; do
     for b in ${batches//,/ }; do
-      id="nodes-$rate-h$n-b$b-s$seed"
+      id="nodes-$rate$topology-h$n-b$b-s$seed"
       if grep -qs '"EventType":"RunCompleted"' "$runs_dir/$id/events.clef"; then
         echo "sweep-hosts: $id already completed" >&2
         continue

@@ -241,21 +241,19 @@ public sealed class RingMember : IDisposable
         var coordinator = r.Coordinator;
         coordinator.SendShard(new FrameHeader(FrameKind.ShardNorm, _run.Precision, 0, r.Step, r.Version, k, 0, 0)
             { Generation = r.Generation, Scalar = FlatMath.SquaredNorm(shard) }, ReadOnlySpan<float>.Empty);
-        foreach (var chunk in layout.ShardPieces(layout.OwnedShard(k)))
+        foreach (var chunk in layout.Chunks(layout.OwnedShard(k)))
             coordinator.SendShard(new FrameHeader(FrameKind.ReducedShard, _run.Precision, 0, r.Step, r.Version, k, chunk.Length, 0)
                 { Generation = r.Generation, Offset = chunk.Offset }, sum.AsSpan(chunk.Offset, chunk.Length));
 
         // The updated shard from the coordinator, forwarded as the all-gather's first round.
         var next = TensorBuffers.Rent(_run.ParameterCount);
-        foreach (var piece in layout.ShardPieces(layout.OwnedShard(k)))
+        foreach (var chunk in layout.Chunks(layout.OwnedShard(k)))
         {
-            var update = NextUpdate(r, piece, cancellation);
-            update.Values.CopyTo(next, piece.Offset);
+            var update = NextUpdate(r, chunk, cancellation);
+            update.Values.CopyTo(next, chunk.Offset);
             TensorBuffers.Return(update.Values);
-            if (r.Members > 1)
-                foreach (var chunk in layout.Chunks(layout.OwnedShard(k)))
-                    if (chunk.Offset >= piece.Offset && chunk.End <= piece.End) Send(downstream!, r, GatherPhase, next, chunk);
-            if (piece.Offset == owned.Offset) _testingHook?.Invoke(r.Step, "gather");
+            if (r.Members > 1) Send(downstream!, r, GatherPhase, next, chunk);
+            if (chunk.Offset == owned.Offset) _testingHook?.Invoke(r.Step, "gather");
         }
 
         // All-gather: every other segment from upstream, straight into the next parameters, forwarded until the last round.

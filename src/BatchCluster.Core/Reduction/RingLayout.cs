@@ -17,10 +17,8 @@ public readonly record struct ModelRange(int Offset, int Length)
 /// receives segment (k − 1 − t) mod N. After the last round member k holds the sum over all
 /// members of segment (k + 1) mod N, its <see cref="OwnedShard"/>, added in ring order
 /// starting at the segment's own member: ((s_j + s_{j+1}) + s_{j+2}) + …, the same order every step.</item>
-/// <item>The owned shard goes to the coordinator, which returns it updated, in pieces of
-/// <see cref="ShardPieceValues"/> (at least a chunk): the coordinator handles each piece as one
-/// message, so fewer, larger pieces keep its work per step close to the star's (a few frames per
-/// worker) while the pieces still overlap its two directions.</item>
+/// <item>The owned shard goes to the coordinator chunk by chunk, and comes back updated chunk by
+/// chunk: the coordinator updates each chunk as it lands, so its two directions overlap.</item>
 /// <item><b>All-gather</b>, rounds t = 0 … N−2: member k sends segment (k + 1 − t) mod N (its
 /// updated shard at t = 0, afterwards what it received in round t−1) and receives segment (k − t) mod N.</item>
 /// </list>
@@ -44,8 +42,6 @@ public sealed class RingLayout
     public int Members { get; }
     public int ChunkValues { get; }
 
-    /// <summary>Values per piece of a shard to and from the coordinator: whole chunks, about 256 KiB of fp32 (one chunk if that is larger).</summary>
-    public int ShardPieceValues => ChunkValues * Math.Max(1, 64 * 1024 / ChunkValues);
 
     /// <summary>Rounds of each phase: N − 1.</summary>
     public int Rounds => Members - 1;
@@ -65,14 +61,6 @@ public sealed class RingLayout
         var range = Segment(segment);
         for (int offset = range.Offset; offset < range.End; offset += ChunkValues)
             yield return new ModelRange(offset, Math.Min(ChunkValues, range.End - offset));
-    }
-
-    /// <summary>The pieces of a shard as it travels to the coordinator and back.</summary>
-    public IEnumerable<ModelRange> ShardPieces(int segment)
-    {
-        var range = Segment(segment);
-        for (int offset = range.Offset; offset < range.End; offset += ShardPieceValues)
-            yield return new ModelRange(offset, Math.Min(ShardPieceValues, range.End - offset));
     }
 
     /// <summary>How many chunks a segment has.</summary>

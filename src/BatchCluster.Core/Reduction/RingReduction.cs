@@ -81,7 +81,7 @@ public sealed class RingReduction
         if (k < 0) return null;
         var shard = Layout.Segment(Layout.OwnedShard(k));
         int offset = _nextOffset[k];
-        return offset >= shard.End ? null : new ModelRange(offset, Math.Min(Layout.ShardPieceValues, shard.End - offset));
+        return offset >= shard.End ? null : new ModelRange(offset, Math.Min(Layout.ChunkValues, shard.End - offset));
     }
 
     /// <summary>
