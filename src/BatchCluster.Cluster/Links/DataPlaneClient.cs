@@ -40,38 +40,8 @@ public sealed class DataPlaneClient : IDisposable
     public static DataPlaneClient Connect(DataPlaneOffer offer, DataPlaneRun run, Action<ParametersArrived> onParameters, Action<string> onLost,
         Security.ClusterTls? tls = null)
     {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        try
-        {
-            using var timeout = new CancellationTokenSource(ConnectTimeout);
-            socket.ConnectAsync(offer.Host, offer.Port, timeout.Token).AsTask().GetAwaiter().GetResult();
-        }
-        catch (Exception e) when (e is SocketException or OperationCanceledException)
-        {
-            socket.Dispose();
-            throw new IOException($"cannot open the data connection to {offer.Host}:{offer.Port}: {e.Message}", e);
-        }
-        Stream stream = new NetworkStream(socket, ownsSocket: true);
-        try
-        {
-            stream.ReadTimeout = (int)ConnectTimeout.TotalMilliseconds; // bounds the TLS handshake too
-            if (tls is not null) stream = tls.Connect(stream, offer.Host);
-            stream.Write(FrameHeader.Hello(run.Precision, offer.Token));
-            var reply = new byte[FrameHeader.Size];
-            stream.ReadExactly(reply);
-            FrameHeader.Read(reply, FrameKind.HelloAccepted, run.RunTag, 0, run.Precision);
-            stream.ReadTimeout = Timeout.Infinite; // from now on a quiet connection is normal (the coordinator may evaluate, or pause)
-        }
-        catch (EndOfStreamException)
-        {
-            stream.Dispose();
-            throw new IOException($"the coordinator at {offer.Host}:{offer.Port} closed the data connection: it did not accept this worker's token");
-        }
-        catch (Exception e) when (e is InvalidDataException or IOException or System.Security.Authentication.AuthenticationException)
-        {
-            stream.Dispose();
-            throw new IOException($"cannot open the data connection to {offer.Host}:{offer.Port}: {e.Message}", e);
-        }
+        var stream = TokenHandshake.Connect(offer.Host, offer.Port, offer.Token, run, tls, ConnectTimeout, "the data connection",
+            $"the coordinator at {offer.Host}:{offer.Port} closed the data connection: it did not accept this worker's token");
         var client = new DataPlaneClient(stream, offer, run, onParameters, onLost);
         new Thread(client.ReadLoop) { IsBackground = true, Name = "data-plane reader" }.Start();
         return client;

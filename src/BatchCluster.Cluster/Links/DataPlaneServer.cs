@@ -38,7 +38,6 @@ public sealed class DataPlaneServer : IDisposable
     private readonly ConcurrentDictionary<int, Connection> _connections = new();
     private readonly object _parametersLock = new();
     private (long Version, OutgoingFrame Frame)? _parameters;
-    private int _unauthenticated;
     private long _nextConnectionId;
 
     /// <param name="tls">When given, every connection is TLS: the worker must show a certificate of the cluster's authority before its token is read.</param>
@@ -56,7 +55,7 @@ public sealed class DataPlaneServer : IDisposable
         _listener.Start();
         Host = host;
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
-        _ = AcceptLoopAsync();
+        _ = TokenHandshake.AcceptLoopAsync(_listener, run, tls, HelloTimeout, MaxUnauthenticated, OnHello, _stopping.Token);
     }
 
     /// <summary>The address workers connect to (the node's advertised host) and the bound port.</summary>
@@ -120,63 +119,16 @@ public sealed class DataPlaneServer : IDisposable
         return connection.Enqueue(frame);
     }
 
-    private async Task AcceptLoopAsync()
+    /// <summary>A connection showed a token: it is kept if a registered worker holds that token (compared in constant time).</summary>
+    private void OnHello(Stream stream, byte[] token)
     {
-        while (!_stopping.IsCancellationRequested)
+        int workerKey = -1;
+        foreach (var (key, expected) in _tokens)
+            if (CryptographicOperations.FixedTimeEquals(expected, token)) workerKey = key;
+        if (workerKey < 0)
         {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptSocketAsync(_stopping.Token).ConfigureAwait(false);
-            }
-            catch (Exception) when (_stopping.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                continue; // one failed accept (e.g. a reset) does not stop the listener
-            }
-            if (Interlocked.Increment(ref _unauthenticated) > MaxUnauthenticated)
-            {
-                Interlocked.Decrement(ref _unauthenticated);
-                socket.Dispose();
-                continue;
-            }
-            _ = AuthenticateAsync(socket);
-        }
-    }
-
-    private async Task AuthenticateAsync(Socket socket)
-    {
-        socket.NoDelay = true;
-        Stream stream = new NetworkStream(socket, ownsSocket: true);
-        int workerKey;
-        try
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-            timeout.CancelAfter(HelloTimeout); // the TLS handshake and the hello together
-            if (_tls is not null) stream = await _tls.AcceptAsync(stream, timeout.Token).ConfigureAwait(false);
-            var header = new byte[FrameHeader.Size];
-            await stream.ReadExactlyAsync(header, timeout.Token).ConfigureAwait(false);
-            var hello = FrameHeader.Read(header, FrameKind.Hello, _run.RunTag, 0, _run.Precision);
-            var token = new byte[FrameHeader.TokenBytes];
-            await stream.ReadExactlyAsync(token, timeout.Token).ConfigureAwait(false);
-            if (FramePayload.Checksum(token) != hello.Checksum) throw new InvalidDataException("a Hello frame fails its checksum");
-            workerKey = -1;
-            foreach (var (key, expected) in _tokens)
-                if (CryptographicOperations.FixedTimeEquals(expected, token)) workerKey = key;
-            if (workerKey < 0) throw new InvalidDataException("a token that no registered worker holds");
-        }
-        catch (Exception)
-        {
-            // Not a worker of this run (or too slow to say so): nothing to report, nothing kept.
-            await stream.DisposeAsync().ConfigureAwait(false);
+            stream.Dispose(); // a token that no registered worker holds: nothing reported, nothing kept
             return;
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _unauthenticated);
         }
         // HelloAccepted is the connection's first frame, and the connection is published before the
         // worker can read it: once the worker reports ready, the coordinator finds its connection.
@@ -207,8 +159,9 @@ public sealed class DataPlaneServer : IDisposable
     /// <summary>One worker's connection: a queue of frames to write, a loop that writes them, a loop that reads gradients.</summary>
     private sealed class Connection(DataPlaneServer server, int workerKey, long id, Stream stream)
     {
-        private readonly Channel<OutgoingFrame> _outgoing = Channel.CreateUnbounded<OutgoingFrame>(new UnboundedChannelOptions { SingleReader = false });
-        private readonly CancellationTokenSource _closing = CancellationTokenSource.CreateLinkedTokenSource(server._stopping.Token);
+        // One reader, the write loop (it also drains what is left when the connection closes): its waits then reuse one
+        // operation object instead of allocating one per frame.
+        private readonly Channel<OutgoingFrame> _outgoing = Channel.CreateUnbounded<OutgoingFrame>(new UnboundedChannelOptions { SingleReader = true });
         private readonly TensorStream _tensors = new(stream, server._run);
         private long _queuedBytes;
         private int _closed;
@@ -237,27 +190,34 @@ public sealed class DataPlaneServer : IDisposable
             return false;
         }
 
+        /// <summary>
+        /// Writes queued frames until the connection closes. No cancellation token on the waits and writes (registering one
+        /// allocates per call): closing completes the queue, which ends the wait, and disposes the stream, which ends a write.
+        /// </summary>
         private async Task WriteLoopAsync()
         {
+            var reader = _outgoing.Reader;
             try
             {
-                await foreach (var frame in _outgoing.Reader.ReadAllAsync(_closing.Token).ConfigureAwait(false))
-                {
-                    try
+                while (await reader.WaitToReadAsync().ConfigureAwait(false))
+                    while (reader.TryRead(out var frame))
                     {
-                        await stream.WriteAsync(frame.Bytes, _closing.Token).ConfigureAwait(false);
+                        try
+                        {
+                            await stream.WriteAsync(frame.Bytes).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            Interlocked.Add(ref _queuedBytes, -frame.Bytes.Length);
+                            frame.Release();
+                        }
                     }
-                    finally
-                    {
-                        Interlocked.Add(ref _queuedBytes, -frame.Bytes.Length);
-                        frame.Release();
-                    }
-                }
             }
             catch (Exception e)
             {
                 Close($"sending failed: {e.Message}");
             }
+            while (reader.TryRead(out var left)) left.Release(); // queued when it closed
         }
 
         private void ReadLoop() => Close(_tensors.ReadUntilClosed(FromWorkers, Deliver, "the worker"));
@@ -281,9 +241,7 @@ public sealed class DataPlaneServer : IDisposable
         public void Close(string? reason)
         {
             if (Interlocked.Exchange(ref _closed, 1) == 1) return;
-            _closing.Cancel();
-            _outgoing.Writer.TryComplete();
-            while (_outgoing.Reader.TryRead(out var frame)) frame.Release();
+            _outgoing.Writer.TryComplete(); // the write loop releases what is still queued
             stream.Dispose();
             server._connections.TryRemove(new KeyValuePair<int, Connection>(workerKey, this));
             if (reason is not null && !server._stopping.IsCancellationRequested) server._onLost(new DataConnectionLost(workerKey, Id, reason));

@@ -22,22 +22,19 @@ public sealed class RingListener : IDisposable
 
     private readonly TcpListener _listener;
     private readonly DataPlaneRun _run;
-    private readonly Security.ClusterTls? _tls;
     private readonly CancellationTokenSource _stopping = new();
     private readonly object _gate = new();
     /// <summary>Connections that showed a token and wait to be claimed, oldest first.</summary>
     private readonly List<(byte[] Token, Stream Stream, DateTime Since)> _waiting = [];
-    private int _handshaking;
 
     public RingListener(string host, DataPlaneRun run, Security.ClusterTls? tls)
     {
         _run = run;
-        _tls = tls;
         var address = IPAddress.TryParse(host, out var parsed) ? parsed : Dns.GetHostAddresses(host).First(a => a.AddressFamily == AddressFamily.InterNetwork);
         _listener = new TcpListener(address, 0);
         _listener.Start();
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
-        _ = AcceptLoopAsync();
+        _ = TokenHandshake.AcceptLoopAsync(_listener, run, tls, HelloTimeout, MaxWaiting, Park, _stopping.Token);
     }
 
     public int Port { get; }
@@ -80,71 +77,20 @@ public sealed class RingListener : IDisposable
         }
     }
 
-    private async Task AcceptLoopAsync()
+    /// <summary>A connection showed a token: it waits here until the member claims it, or expires.</summary>
+    private void Park(Stream stream, byte[] token)
     {
-        while (!_stopping.IsCancellationRequested)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptSocketAsync(_stopping.Token).ConfigureAwait(false);
-            }
-            catch (Exception) when (_stopping.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (SocketException)
-            {
-                continue;
-            }
-            if (Interlocked.Increment(ref _handshaking) > MaxWaiting)
-            {
-                Interlocked.Decrement(ref _handshaking);
-                socket.Dispose();
-                continue;
-            }
-            _ = ReadHelloAsync(socket);
-        }
-    }
-
-    private async Task ReadHelloAsync(Socket socket)
-    {
-        socket.NoDelay = true;
-        Stream stream = new NetworkStream(socket, ownsSocket: true);
-        byte[] token;
-        try
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-            timeout.CancelAfter(HelloTimeout);
-            if (_tls is not null) stream = await _tls.AcceptAsync(stream, timeout.Token).ConfigureAwait(false);
-            var header = new byte[FrameHeader.Size];
-            await stream.ReadExactlyAsync(header, timeout.Token).ConfigureAwait(false);
-            var hello = FrameHeader.Read(header, FrameKind.Hello, _run.RunTag, _run.ParameterCount, _run.Precision);
-            token = new byte[FrameHeader.TokenBytes];
-            await stream.ReadExactlyAsync(token, timeout.Token).ConfigureAwait(false);
-            if (FramePayload.Checksum(token) != hello.Checksum) throw new InvalidDataException("a Hello frame fails its checksum");
-        }
-        catch (Exception)
-        {
-            await stream.DisposeAsync().ConfigureAwait(false);
-            Interlocked.Decrement(ref _handshaking);
-            return;
-        }
         lock (_gate)
         {
             DropExpired();
             if (_waiting.Count >= MaxWaiting)
             {
                 stream.Dispose();
+                return;
             }
-            else
-            {
-                _waiting.Add((token, stream, DateTime.UtcNow));
-                Monitor.PulseAll(_gate);
-            }
+            _waiting.Add((token, stream, DateTime.UtcNow));
+            Monitor.PulseAll(_gate);
         }
-        // Unclaimed connections count against the limit until they expire (checked at each arrival).
-        Interlocked.Decrement(ref _handshaking);
     }
 
     private void DropExpired()

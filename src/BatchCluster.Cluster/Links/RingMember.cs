@@ -366,37 +366,9 @@ public sealed class RingMember : IDisposable
         }
     }
 
-    private Stream ConnectDownstream(TrainingProtocol.RingPeer peer)
-    {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        try
-        {
-            using var timeout = new CancellationTokenSource(LinkTimeout);
-            socket.ConnectAsync(peer.Host, peer.Port, timeout.Token).AsTask().GetAwaiter().GetResult();
-        }
-        catch (Exception e) when (e is SocketException or OperationCanceledException)
-        {
-            socket.Dispose();
-            throw new IOException($"cannot open the ring link to {peer.Host}:{peer.Port}: {e.Message}", e);
-        }
-        Stream stream = new NetworkStream(socket, ownsSocket: true);
-        try
-        {
-            stream.ReadTimeout = (int)LinkTimeout.TotalMilliseconds; // bounds the TLS handshake and the answer
-            if (_tls is not null) stream = _tls.Connect(stream, peer.Host);
-            stream.Write(FrameHeader.Hello(_run.Precision, peer.Token));
-            var reply = new byte[FrameHeader.Size];
-            stream.ReadExactly(reply);
-            FrameHeader.Read(reply, FrameKind.HelloAccepted, _run.RunTag, _run.ParameterCount, _run.Precision);
-            stream.ReadTimeout = Timeout.Infinite;
-            return stream;
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or EndOfStreamException or System.Security.Authentication.AuthenticationException)
-        {
-            stream.Dispose();
-            throw new IOException($"the ring neighbour at {peer.Host}:{peer.Port} did not accept this member: {e.Message}", e);
-        }
-    }
+    private Stream ConnectDownstream(TrainingProtocol.RingPeer peer) =>
+        TokenHandshake.Connect(peer.Host, peer.Port, peer.Token, _run, _tls, LinkTimeout, "the ring link",
+            $"the ring neighbour at {peer.Host}:{peer.Port} closed the link: it did not accept this member's token");
 
     private void CloseLinks()
     {
