@@ -10,8 +10,9 @@ namespace BatchCluster.Cluster.Links;
 /// </summary>
 public sealed class OutgoingFrame
 {
-    private static readonly ConcurrentDictionary<int, ConcurrentStack<byte[]>> Pool = new();
-    private const int MaxPooledPerLength = 16;
+    // Stacks under a lock (a ConcurrentStack allocates a node per push, here per frame sent).
+    private static readonly ConcurrentDictionary<int, Stack<byte[]>> Pool = new();
+    private const int MaxPooledPerLength = 64; // a ring sends a shard's chunks to a member at once
 
     private readonly byte[] _bytes;
     private int _references = 1;
@@ -24,7 +25,11 @@ public sealed class OutgoingFrame
     {
         int payload = header.PayloadBytes;
         int length = FrameHeader.Size + payload;
-        var bytes = Pool.TryGetValue(length, out var pool) && pool.TryPop(out var pooled) ? pooled : GC.AllocateUninitializedArray<byte>(length);
+        byte[]? bytes = null;
+        if (Pool.TryGetValue(length, out var pool))
+            lock (pool)
+                pool.TryPop(out bytes);
+        bytes ??= GC.AllocateUninitializedArray<byte>(length);
         FramePayload.Encode(values, header.Precision, bytes.AsSpan(FrameHeader.Size));
         var checksummed = header with { Checksum = FramePayload.Checksum(bytes.AsSpan(FrameHeader.Size, payload)) };
         checksummed.Write(bytes);
@@ -48,7 +53,8 @@ public sealed class OutgoingFrame
         int left = Interlocked.Decrement(ref _references);
         if (left < 0) throw new InvalidOperationException("a frame was released more often than retained");
         if (left > 0 || !_pooled) return;
-        var pool = Pool.GetOrAdd(_bytes.Length, _ => new ConcurrentStack<byte[]>());
-        if (pool.Count < MaxPooledPerLength) pool.Push(_bytes);
+        var pool = Pool.GetOrAdd(_bytes.Length, _ => new Stack<byte[]>(MaxPooledPerLength));
+        lock (pool)
+            if (pool.Count < MaxPooledPerLength) pool.Push(_bytes);
     }
 }

@@ -16,12 +16,16 @@ public static class TensorBuffers
     /// <summary>Enough for a step of many workers; more returned buffers are left to the GC.</summary>
     private const int MaxPooledPerLength = 64;
 
-    private static readonly ConcurrentDictionary<int, ConcurrentStack<float[]>> Pools = new();
+    // A stack under a lock, not a ConcurrentStack: that allocates a node per push, per buffer returned, every step.
+    private static readonly ConcurrentDictionary<int, Stack<float[]>> Pools = new();
 
     public static float[] Rent(int length)
     {
-        if (length > 0 && Pools.TryGetValue(length, out var pool) && pool.TryPop(out var buffer)) return buffer;
-        return length == 0 ? [] : GC.AllocateUninitializedArray<float>(length);
+        if (length == 0) return [];
+        if (Pools.TryGetValue(length, out var pool))
+            lock (pool)
+                if (pool.TryPop(out var buffer)) return buffer;
+        return GC.AllocateUninitializedArray<float>(length);
     }
 
     /// <summary>Gives a buffer back; only a whole array is pooled (a slice of a bigger one is left alone).</summary>
@@ -30,7 +34,8 @@ public static class TensorBuffers
         if (!MemoryMarshal.TryGetArray(tensor, out var segment) || segment.Array is not { Length: > 0 } array
             || segment.Offset != 0 || segment.Count != array.Length)
             return;
-        var pool = Pools.GetOrAdd(array.Length, _ => new ConcurrentStack<float[]>());
-        if (pool.Count < MaxPooledPerLength) pool.Push(array);
+        var pool = Pools.GetOrAdd(array.Length, _ => new Stack<float[]>(MaxPooledPerLength));
+        lock (pool)
+            if (pool.Count < MaxPooledPerLength) pool.Push(array);
     }
 }
