@@ -116,6 +116,9 @@ public static class BenchOverheadCommand
                 }
             }
             var plain = results[layouts[0]].Select(m => m.SamplesPerSecond).ToList();
+            var star = results[layouts.Single(l => l.Key == "cluster2p")].Select(m => m.SamplesPerSecond).ToList();
+            var ring = results[layouts.Single(l => l.Key == "cluster2p_ring")].Select(m => m.SamplesPerSecond).ToList();
+            json[$"ring_vs_star_b{batch}"] = Math.Round(Median(ring.Zip(star, (r, s) => r / s).ToList()), 3); // runs of the same repeat
             var local2 = results[layouts[2]].Select(m => m.SamplesPerSecond).ToList();
             foreach (var layout in layouts)
             {
@@ -141,9 +144,6 @@ public static class BenchOverheadCommand
             }
         }
         Console.Out.WriteLine();
-        foreach (int batch in batches)
-            if (json.TryGetValue($"cluster2p_ring_samples_per_s_b{batch}", out var ring) && json.TryGetValue($"cluster2p_samples_per_s_b{batch}", out var star))
-                json[$"ring_vs_star_b{batch}"] = Math.Round((double)ring / (double)star, 3);
         foreach (int batch in batches)
             if (json.TryGetValue($"halfspeed_capacity_samples_per_s_b{batch}", out var capacity) && json.TryGetValue($"halfspeed_declared_samples_per_s_b{batch}", out var declared))
                 json[$"capacity_step_time_vs_declared_b{batch}"] = Math.Round((double)declared / (double)capacity, 3); // step time ratio = inverse throughput ratio

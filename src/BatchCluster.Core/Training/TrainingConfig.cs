@@ -96,8 +96,8 @@ public sealed record TrainingConfig
     public ReduceTopology Reduce { get; init; } = ReduceTopology.Star;
     /// <summary>Values per frame of a ring reduction (a chunk of reduce-scatter, all-gather and the shards to and from the coordinator).</summary>
     public int RingChunkValues { get; init; } = DefaultRingChunkValues;
-    /// <summary>64 KiB of fp32: docs/performance.md, "The ring", chose it by measurement.</summary>
-    public const int DefaultRingChunkValues = 16 * 1024;
+    /// <summary>32 KiB of fp32: docs/performance.md, "The ring", chose it by measurement.</summary>
+    public const int DefaultRingChunkValues = 8 * 1024;
 
     public int EffectiveThreads => Threads ?? Math.Max(1, Environment.ProcessorCount / (Engine == Engine.Plain ? 1 : Workers));
 
