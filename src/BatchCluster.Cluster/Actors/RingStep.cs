@@ -33,8 +33,11 @@ internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, 
     /// <summary>A member broke the protocol or sent values its norm denies: it is to be lost, the reduction abandoned.</summary>
     public sealed record MemberFault(int Worker, string Reason) : Outcome;
 
+    // The outcomes without data are shared: a step sees one per chunk.
     private static readonly Waiting StillWaiting = new();
-    private readonly List<ShardArrived> _early = [];
+    private static readonly Skipped NotApplied = new();
+    private static readonly Applied AllApplied = new();
+    private List<ShardArrived> _early = [];
     private TrainingSession.ShardedCommit? _commit;
     private IReadOnlyList<ShareTally>? _shares;
     private bool _skipped;
@@ -77,10 +80,10 @@ internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, 
         {
             _skipped = true;
             ReturnEarly();
-            return new Skipped();
+            return NotApplied;
         }
-        var early = _early.ToList();
-        _early.Clear();
+        var early = _early;
+        _early = [];
         Outcome outcome = StillWaiting;
         for (int i = 0; i < early.Count; i++)
         {
@@ -136,7 +139,7 @@ internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, 
             UpdateMs += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             TensorBuffers.Return(arrived.Values);
         }
-        return Reduction.ShardsComplete && _commit.AppliedValues == session.Parameters.Length ? new Applied() : StillWaiting;
+        return Reduction.ShardsComplete && _commit.AppliedValues == session.Parameters.Length ? AllApplied : StillWaiting;
     }
 
     /// <summary>Counts the step (after <see cref="Applied"/>).</summary>

@@ -73,9 +73,20 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
         return entry;
     }
 
-    public Entry? Find(THandle handle) => _entries.FirstOrDefault(e => EqualityComparer<THandle>.Default.Equals(e.Handle, handle));
+    // Plain loops: these run for every frame and message a worker sends, and a lambda capturing its argument allocates per call.
+    public Entry? Find(THandle handle)
+    {
+        foreach (var entry in _entries)
+            if (EqualityComparer<THandle>.Default.Equals(entry.Handle, handle)) return entry;
+        return null;
+    }
 
-    public Entry? Find(int key) => _entries.FirstOrDefault(e => e.Key == key);
+    public Entry? Find(int key)
+    {
+        foreach (var entry in _entries)
+            if (entry.Key == key) return entry;
+        return null;
+    }
 
     public void Remove(Entry entry) => _entries.Remove(entry);
 
