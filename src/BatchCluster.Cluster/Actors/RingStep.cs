@@ -37,7 +37,7 @@ internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, 
     private static readonly Waiting StillWaiting = new();
     private static readonly Skipped NotApplied = new();
     private static readonly Applied AllApplied = new();
-    private List<ShardArrived> _early = [];
+    private readonly List<ShardArrived> _early = [];
     private TrainingSession.ShardedCommit? _commit;
     private IReadOnlyList<ShareTally>? _shares;
     private bool _skipped;
@@ -82,18 +82,21 @@ internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, 
             ReturnEarly();
             return NotApplied;
         }
-        var early = _early;
-        _early = [];
+        // Nothing adds to _early once the commit exists (OnChunk applies at once), so it is read in place.
         Outcome outcome = StillWaiting;
-        for (int i = 0; i < early.Count; i++)
+        for (int i = 0; i < _early.Count; i++)
         {
-            outcome = Apply(early[i]);
+            var chunk = _early[i];
+            _early[i] = null!; // applied or returned below: this list no longer owns its buffer
+            outcome = Apply(chunk);
             if (outcome is MemberFault)
             {
-                foreach (var rest in early.Skip(i + 1)) TensorBuffers.Return(rest.Values);
+                for (int j = i + 1; j < _early.Count; j++) TensorBuffers.Return(_early[j].Values);
+                _early.Clear();
                 return outcome;
             }
         }
+        _early.Clear();
         return outcome;
     }
 
@@ -160,7 +163,8 @@ internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, 
 
     private void ReturnEarly()
     {
-        foreach (var chunk in _early) TensorBuffers.Return(chunk.Values);
+        foreach (var chunk in _early)
+            if (chunk is not null) TensorBuffers.Return(chunk.Values); // null: applied before a failure
         _early.Clear();
     }
 }

@@ -39,27 +39,33 @@ public sealed class EpochSampler
         if (step < 0) throw new ArgumentOutOfRangeException(nameof(step));
         int epoch = checked((int)(step / StepsPerEpoch));
         int index = (int)(step % StepsPerEpoch);
-        int[] order = OrderOf(epoch);
-        return new GlobalBatch(step, epoch, index, order.AsSpan(index * GlobalBatchSize, GlobalBatchSize).ToArray());
+        if (epoch != _cachedEpoch)
+        {
+            // One buffer for every epoch's order: a new one per epoch cost 4 B × the data set each epoch.
+            if (_cachedOrder.Length != _datasetSize) _cachedOrder = new int[_datasetSize];
+            FillOrder(epoch, _cachedOrder);
+            _cachedEpoch = epoch;
+        }
+        return new GlobalBatch(step, epoch, index, _cachedOrder.AsSpan(index * GlobalBatchSize, GlobalBatchSize).ToArray());
     }
 
-    /// <summary>The visiting order of one epoch: a Fisher–Yates shuffle driven by (seed, epoch).</summary>
+    /// <summary>The visiting order of one epoch (a new array): a Fisher–Yates shuffle driven by (seed, epoch).</summary>
     public int[] OrderOf(int epoch)
     {
-        if (epoch == _cachedEpoch) return _cachedOrder;
         var order = new int[_datasetSize];
-        for (int i = 0; i < order.Length; i++) order[i] = i;
-        if (_shuffle)
-        {
-            var rng = SplitMix64.For(_seed, epoch);
-            for (int i = order.Length - 1; i > 0; i--)
-            {
-                int j = rng.NextInt(i + 1);
-                (order[i], order[j]) = (order[j], order[i]);
-            }
-        }
-        _cachedEpoch = epoch;
-        _cachedOrder = order;
+        FillOrder(epoch, order);
         return order;
+    }
+
+    private void FillOrder(int epoch, int[] order)
+    {
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+        if (!_shuffle) return;
+        var rng = SplitMix64.For(_seed, epoch);
+        for (int i = order.Length - 1; i > 0; i--)
+        {
+            int j = rng.NextInt(i + 1);
+            (order[i], order[j]) = (order[j], order[i]);
+        }
     }
 }
