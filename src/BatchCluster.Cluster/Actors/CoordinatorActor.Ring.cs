@@ -114,8 +114,7 @@ public sealed partial class CoordinatorActor
             return;
         }
         ArmDeadline(Now + _settings.StepDeadline.TotalMilliseconds);
-        planned.Done = done;
-        CarryRing(step, planned, RingEvent.RoundComplete, Tallies(done), null);
+        CarryRing(step, planned, RingEvent.RoundComplete, done, null);
     }
 
     /// <summary>Every share of the step is computed (and no planned ring stands): the workers holding them reduce, as a ring in registration order.</summary>
@@ -135,11 +134,10 @@ public sealed partial class CoordinatorActor
         }
         var parts = new List<(int Worker, TrainingProtocol.ReduceShares Part)>();
         var ring = FormRing(step, done.Select(s => (s.Slot, s.Worker)).ToList(), parts);
-        ring.Done = done;
         foreach (var (worker, part) in parts) _roster.Find(worker)!.Handle.Tell(part, Self);
         step.Ring = ring;
         ArmDeadline(Now + _settings.StepDeadline.TotalMilliseconds);
-        CarryRing(step, ring, RingEvent.RoundComplete, Tallies(done), null);
+        CarryRing(step, ring, RingEvent.RoundComplete, done, null);
     }
 
     private static bool SameShares(IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, IReadOnlyList<(int Slot, int Worker)> planned)
@@ -218,14 +216,15 @@ public sealed partial class CoordinatorActor
     private enum RingEvent { RoundComplete, Norm, Chunk }
 
     /// <summary>Hands one event to the reduction (a complete round with its tallies, or a frame) and carries out its outcome.</summary>
-    private void CarryRing(StepInFlight step, RingStep ring, RingEvent happened, List<ShareTally>? tallies, ShardArrived? frame)
+    private void CarryRing(StepInFlight step, RingStep ring, RingEvent happened,
+        IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare>? done, ShardArrived? frame)
     {
         RingStep.Outcome outcome;
         try
         {
             outcome = happened switch
             {
-                RingEvent.RoundComplete => ring.OnRoundComplete(tallies!, Now),
+                RingEvent.RoundComplete => ring.OnRoundComplete(done!, Tallies(done!), Now),
                 RingEvent.Norm => ring.OnNorm(frame!.WorkerKey, frame.Header.Scalar),
                 _ => ring.OnChunk(frame!),
             };

@@ -419,11 +419,13 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         var target = _roster.Find(send.Worker)!;
         TrainingProtocol.ReduceShares? plan = null;
-        if (step.Plans?.FindIndex(p => p.Worker == target.Key) is int at and >= 0)
-        {
-            plan = step.Plans[at].Part;
-            step.Plans.RemoveAt(at);
-        }
+        for (int at = 0; step.Plans is { } plans && at < plans.Count; at++)
+            if (plans[at].Worker == target.Key)
+            {
+                plan = plans[at].Part;
+                plans.RemoveAt(at);
+                break;
+            }
         _links.SendShare(target.Handle, target.Key, _runId, step.Batch.Step, send.Slot, send.Ids, _session.Config.EffectiveMicroBatch(send.Ids.Length),
             _session.ParameterVersion, _session.Parameters, plan);
     }

@@ -45,7 +45,7 @@ internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, 
 
     public RingReduction Reduction { get; } = reduction;
     /// <summary>The round's completed shares (once complete), for the step's record.</summary>
-    public IReadOnlyList<Core.Coordination.WorkRound<Protocol.TrainingProtocol.ShareComputed>.CompletedShare>? Done { get; set; }
+    public IReadOnlyList<Core.Coordination.WorkRound<Protocol.TrainingProtocol.ShareComputed>.CompletedShare>? Done { get; private set; }
 
     /// <summary>The shares (slot, worker) this ring reduces, in plan order.</summary>
     public IReadOnlyList<(int Slot, int Worker)> Planned { get; } = planned;
@@ -56,10 +56,12 @@ internal sealed class RingStep(TrainingSession session, CoordinatorLinks links, 
     /// <summary>Milliseconds the coordinator spent applying shards (the step's update time).</summary>
     public double UpdateMs { get; private set; }
 
-    /// <summary>The round is complete with this reduction's layout: the shares' tallies, in plan order.</summary>
+    /// <summary>The round is complete with this reduction's layout: its shares and their tallies, in plan order.</summary>
     /// <exception cref="RunFailedException">The decision ended the run (the MaxBadSteps-th non-finite step in a row).</exception>
-    public Outcome OnRoundComplete(IReadOnlyList<ShareTally> shares, double nowMs)
+    public Outcome OnRoundComplete(IReadOnlyList<Core.Coordination.WorkRound<Protocol.TrainingProtocol.ShareComputed>.CompletedShare> done,
+        IReadOnlyList<ShareTally> shares, double nowMs)
     {
+        Done = done;
         _shares = shares;
         RoundCompletedAtMs = nowMs;
         return TryDecide();

@@ -42,7 +42,6 @@ public sealed class RingLayout
     public int Members { get; }
     public int ChunkValues { get; }
 
-
     /// <summary>Rounds of each phase: N − 1.</summary>
     public int Rounds => Members - 1;
 
