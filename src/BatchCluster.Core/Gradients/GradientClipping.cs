@@ -11,10 +11,14 @@ public static class GradientClipping
     /// <param name="norm">The gradient's L2 norm, already computed.</param>
     public static double ClipInPlace(Span<float> gradient, double maxNorm, double norm)
     {
-        if (maxNorm > 0 && norm > maxNorm)
-            FlatMath.ScaleInPlace(gradient, (float)(maxNorm / (norm + 1e-6)));
+        float factor = Factor(norm, maxNorm);
+        if (factor != 1f) FlatMath.ScaleInPlace(gradient, factor);
         return norm;
     }
+
+    /// <summary>What the gradient is multiplied by: maxNorm / (norm + 1e-6) when the norm exceeds <paramref name="maxNorm"/> (> 0), else 1.</summary>
+    public static float Factor(double norm, double maxNorm) =>
+        maxNorm > 0 && norm > maxNorm ? (float)(maxNorm / (norm + 1e-6)) : 1f;
 
     public static double L2Norm(ReadOnlySpan<float> values) => Math.Sqrt(FlatMath.SquaredNorm(values));
 }

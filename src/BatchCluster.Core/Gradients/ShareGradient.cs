@@ -13,5 +13,8 @@ public sealed record ShareGradient(ReadOnlyMemory<float> GradientSum, int Sample
     public bool IsFinite => double.IsFinite(LossSum) && Numerics.FlatMath.AllFinite(GradientSum.Span);
 
     /// <summary>Everything but the values, with finiteness read from the values.</summary>
-    public ShareTally Tally() => new(SampleCount, LossSum, GradientSumSquaredNorm, ComputeMilliseconds, Worker, IsFinite);
+    public ShareTally Tally() => Tally(IsFinite);
+
+    /// <summary>Everything but the values, with finiteness known otherwise (a finite sum of all shares proves each finite).</summary>
+    public ShareTally Tally(bool finite) => new(SampleCount, LossSum, GradientSumSquaredNorm, ComputeMilliseconds, Worker, finite);
 }

@@ -82,18 +82,68 @@ public static class FlatMath
     /// </summary>
     public static double SquaredNorm(ReadOnlySpan<float> x)
     {
-        var v = MemoryMarshal.Cast<float, Vector<float>>(x);
-        var low = Vector<double>.Zero;
-        var high = Vector<double>.Zero;
-        for (int i = 0; i < v.Length; i++)
+        var sum = new SquaredNormSum();
+        int whole = x.Length - x.Length % Width;
+        sum.AddWholeVectors(x.Slice(0, whole));
+        return sum.Total(x.Slice(whole));
+    }
+
+    /// <summary>
+    /// <see cref="SquaredNorm"/> of one buffer taken piece by piece, front to back (a fused pass
+    /// that produces the buffer block by block): the same accumulators in the same order, so the
+    /// same bits as one call over the whole buffer.
+    /// </summary>
+    public struct SquaredNormSum
+    {
+        private Vector<double> _low;
+        private Vector<double> _high;
+
+        /// <summary>The next piece; its length a multiple of <see cref="Width"/>.</summary>
+        public void AddWholeVectors(ReadOnlySpan<float> piece)
         {
-            Vector.Widen(v[i], out Vector<double> a, out Vector<double> b);
-            low += a * a;
-            high += b * b;
+            var v = MemoryMarshal.Cast<float, Vector<float>>(piece);
+            var low = _low;
+            var high = _high;
+            for (int i = 0; i < v.Length; i++)
+            {
+                Vector.Widen(v[i], out Vector<double> a, out Vector<double> b);
+                low += a * a;
+                high += b * b;
+            }
+            _low = low;
+            _high = high;
         }
-        double total = Vector.Sum(low) + Vector.Sum(high);
-        for (int i = v.Length * Vector<float>.Count; i < x.Length; i++) total += (double)x[i] * x[i];
-        return total;
+
+        /// <summary>The sum, with the buffer's last elements that do not fill a vector (fewer than <see cref="Width"/>).</summary>
+        public readonly double Total(ReadOnlySpan<float> tail)
+        {
+            double total = Vector.Sum(_low) + Vector.Sum(_high);
+            foreach (float x in tail) total += (double)x * x;
+            return total;
+        }
+    }
+
+    /// <summary>
+    /// Whether every value a fused loop wrote is finite, gathered as it writes: whole vectors by
+    /// <see cref="Add"/> (x − x is 0 exactly for finite x, NaN otherwise), the partial last vector
+    /// read back by <see cref="AllFinite(ReadOnlySpan{float})"/> (its padding lanes hold no value
+    /// and must not count).
+    /// </summary>
+    public struct FiniteCheck
+    {
+        private Vector<float> _bad;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(Vector<float> written) => _bad += written - written;
+
+        /// <param name="written">The whole range written; only its partial last vector is read.</param>
+        public readonly bool AllFinite(ReadOnlySpan<float> written)
+        {
+            if (!Vector.EqualsAll(_bad, Vector<float>.Zero)) return false;
+            foreach (float x in written.Slice(written.Length - written.Length % Width))
+                if (!float.IsFinite(x)) return false;
+            return true;
+        }
     }
 
     /// <summary>Whether every value is finite (no NaN, no ±∞): x − x is 0 exactly for finite x and NaN otherwise.</summary>

@@ -17,7 +17,7 @@ public sealed class Adam(int parameterCount, float beta1, float beta2, float eps
     public long StepCount { get; private set; }
     public IReadOnlyList<float[]> StateBuffers => [_m, _v];
 
-    public void UpdateRange(int offset, Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
+    public bool UpdateRange(int offset, Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate, GradientScale scale)
     {
         CheckLengths(parameters.Length, gradient.Length);
         var ms = _m.AsSpan(offset, parameters.Length);
@@ -30,18 +30,26 @@ public sealed class Adam(int parameterCount, float beta1, float beta2, float eps
         var eps = new Vector<float>(epsilon);
         var biasCorrection2Sqrt = new Vector<float>((float)Math.Sqrt(1 - Math.Pow(beta2, t)));
         var minusStepSize = new Vector<float>((float)(-learningRate / (1 - Math.Pow(beta1, t))));
-        for (int i = 0; i < parameters.Length; i += Width)
+        var divisor = new Vector<float>(scale.Divisor);
+        var factor = new Vector<float>(scale.Factor);
+        bool divide = scale.Divides, multiply = scale.Scales;
+        var finite = new FiniteCheck();
+        int n = parameters.Length;
+        for (int i = 0; i < n; i += Width)
         {
             var p = Load(parameters, i);
-            var g = Load(gradient, i) + wd * p;
+            var g = scale.Apply(Load(gradient, i), divisor, factor, divide, multiply) + wd * p;
             var m = Load(ms, i);
             m += (g - m) * oneMinusBeta1;
             var v = Load(vs, i) * beta2V + g * g * oneMinusBeta2;
             Store(m, ms, i);
             Store(v, vs, i);
             var denominator = Vector.SquareRoot(v) / biasCorrection2Sqrt + eps;
-            Store(p + minusStepSize * (m / denominator), parameters, i);
+            var updated = p + minusStepSize * (m / denominator);
+            Store(updated, parameters, i);
+            if (i + Width <= n) finite.Add(updated);
         }
+        return finite.AllFinite(parameters);
     }
 
     public void CompleteStep() => StepCount++;

@@ -17,10 +17,12 @@ public interface IOptimizer
 
     /// <summary>
     /// Applies update number <see cref="StepCount"/> + 1 to the model's range starting at
-    /// <paramref name="offset"/>: <paramref name="parameters"/> ← update(parameters, gradient, lr),
-    /// reading and writing the optimizer's state of the same range.
+    /// <paramref name="offset"/>: <paramref name="parameters"/> ← update(parameters, g, lr) with
+    /// g = <paramref name="scale"/> applied to <paramref name="gradient"/>, reading and writing the
+    /// optimizer's state of the same range, in one pass over memory.
     /// </summary>
-    void UpdateRange(int offset, Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate);
+    /// <returns>Whether every parameter of the range is finite after the update (checked as it is written).</returns>
+    bool UpdateRange(int offset, Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate, GradientScale scale);
 
     /// <summary>Every range of the update has been applied: the step counts.</summary>
     void CompleteStep();
@@ -38,9 +40,11 @@ public interface IOptimizer
 public static class OptimizerExtensions
 {
     /// <summary>One whole update: <paramref name="parameters"/> ← update(parameters, gradient, lr) over the whole model.</summary>
-    public static void Step(this IOptimizer optimizer, Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
+    /// <returns>Whether every parameter is finite after the update.</returns>
+    public static bool Step(this IOptimizer optimizer, Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
     {
-        optimizer.UpdateRange(0, parameters, gradient, learningRate);
+        bool finite = optimizer.UpdateRange(0, parameters, gradient, learningRate, GradientScale.None);
         optimizer.CompleteStep();
+        return finite;
     }
 }

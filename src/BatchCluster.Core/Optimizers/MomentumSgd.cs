@@ -15,23 +15,31 @@ public sealed class MomentumSgd(int parameterCount, float momentum, bool nestero
     public long StepCount { get; private set; }
     public IReadOnlyList<float[]> StateBuffers => [_buffer];
 
-    public void UpdateRange(int offset, Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
+    public bool UpdateRange(int offset, Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate, GradientScale scale)
     {
         CheckLengths(parameters.Length, gradient.Length);
         var state = _buffer.AsSpan(offset, parameters.Length);
         var wd = new Vector<float>(weightDecay);
         var mu = new Vector<float>(momentum);
         var minusLr = new Vector<float>(-learningRate);
+        var divisor = new Vector<float>(scale.Divisor);
+        var factor = new Vector<float>(scale.Factor);
+        bool divide = scale.Divides, multiply = scale.Scales;
         bool first = StepCount == 0;
-        for (int i = 0; i < parameters.Length; i += Width)
+        var finite = new FiniteCheck();
+        int n = parameters.Length;
+        for (int i = 0; i < n; i += Width)
         {
             var p = Load(parameters, i);
-            var d = Load(gradient, i) + wd * p;
+            var d = scale.Apply(Load(gradient, i), divisor, factor, divide, multiply) + wd * p;
             var buf = first ? d : Load(state, i) * mu + d;
             Store(buf, state, i);
             var direction = nesterov ? d + mu * buf : buf;
-            Store(p + minusLr * direction, parameters, i);
+            var updated = p + minusLr * direction;
+            Store(updated, parameters, i);
+            if (i + Width <= n) finite.Add(updated);
         }
+        return finite.AllFinite(parameters);
     }
 
     public void CompleteStep() => StepCount++;

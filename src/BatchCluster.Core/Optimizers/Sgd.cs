@@ -10,17 +10,25 @@ public sealed class Sgd(float weightDecay) : IOptimizer
     public long StepCount { get; private set; }
     public IReadOnlyList<float[]> StateBuffers => [];
 
-    public void UpdateRange(int offset, Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate)
+    public bool UpdateRange(int offset, Span<float> parameters, ReadOnlySpan<float> gradient, float learningRate, GradientScale scale)
     {
         CheckLengths(parameters.Length, gradient.Length);
         var wd = new Vector<float>(weightDecay);
         var minusLr = new Vector<float>(-learningRate);
-        for (int i = 0; i < parameters.Length; i += Width)
+        var divisor = new Vector<float>(scale.Divisor);
+        var factor = new Vector<float>(scale.Factor);
+        bool divide = scale.Divides, multiply = scale.Scales;
+        var finite = new FiniteCheck();
+        int n = parameters.Length;
+        for (int i = 0; i < n; i += Width)
         {
             var p = Load(parameters, i);
-            var d = Load(gradient, i) + wd * p;
-            Store(p + minusLr * d, parameters, i);
+            var d = scale.Apply(Load(gradient, i), divisor, factor, divide, multiply) + wd * p;
+            var updated = p + minusLr * d;
+            Store(updated, parameters, i);
+            if (i + Width <= n) finite.Add(updated);
         }
+        return finite.AllFinite(parameters);
     }
 
     public void CompleteStep() => StepCount++;

@@ -111,6 +111,12 @@ public sealed class TrainingSession
     /// Commits one step: g = Σ grad_sum / Σ n over the shares (in plan order), optional clipping,
     /// one optimizer update at this step's learning rate. The shares must cover the batch exactly.
     /// A step whose loss or mean gradient is not finite is not applied (see <see cref="SkipNonFinite"/>).
+    /// <para>Two passes over memory, the fewest the maths allows: the average with its squared norm
+    /// (<see cref="ExactAverage"/>), then — once the norm has decided skip or clip — the optimizer,
+    /// which reads the clipping factor with the gradient and checks the new parameters as it writes
+    /// them. A finite mean proves every share finite (a NaN or infinity in any share makes its
+    /// element of the sum non-finite), so shares are read one by one only to name the culprits of a
+    /// skipped step.</para>
     /// </summary>
     /// <returns>The step's record, or null when the step was skipped as non-finite.</returns>
     /// <exception cref="RunFailedException">
@@ -120,26 +126,30 @@ public sealed class TrainingSession
     public StepRecord? Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, StepMeasurements measured, double stepStartedAtMs)
     {
         CheckNext(batch);
-        var clock = Stopwatch.StartNew();
-        int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient);
+        long started = Stopwatch.GetTimestamp();
+        int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient, out double meanSquaredNorm);
         if (samples != batch.Size)
             throw new InvalidOperationException($"step {batch.Step}: shares hold {samples} samples but the global batch has {batch.Size}");
+        double lossSum = 0;
+        foreach (var share in sharesInPlanOrder) lossSum += share.LossSum;
+        double loss = lossSum / samples;
+        double gradNorm = Math.Sqrt(meanSquaredNorm);
+        bool finite = double.IsFinite(gradNorm) && double.IsFinite(loss);
         var tallies = new ShareTally[sharesInPlanOrder.Count];
-        for (int i = 0; i < tallies.Length; i++) tallies[i] = sharesInPlanOrder[i].Tally();
-        double loss = LossOf(tallies, samples);
-        // The norm in double is finite exactly when every value of the mean is (FlatMath.SquaredNorm).
-        double gradNorm = GradientClipping.L2Norm(_meanGradient);
-        if (!double.IsFinite(gradNorm) || !double.IsFinite(loss))
+        for (int i = 0; i < tallies.Length; i++) tallies[i] = sharesInPlanOrder[i].Tally(finite || sharesInPlanOrder[i].IsFinite);
+        if (!finite)
         {
             SkipNonFinite(batch, tallies, loss, gradNorm);
             return null;
         }
         _badStepsInARow = 0;
-        GradientClipping.ClipInPlace(_meanGradient, _config.ClipGradNorm, gradNorm);
         double lr = _schedule.At(batch.Step);
-        _optimizer.Step(_parameters, _meanGradient, (float)lr);
-        if (!FlatMath.AllFinite(_parameters)) throw NonFiniteUpdate(batch.Step, lr, gradNorm);
-        return Record(batch, tallies, samples, loss, lr, gradNorm, measured, clock.Elapsed.TotalMilliseconds, stepStartedAtMs);
+        var scale = GradientScale.Clipped(GradientClipping.Factor(gradNorm, _config.ClipGradNorm));
+        bool parametersFinite = _optimizer.UpdateRange(0, _parameters, _meanGradient, (float)lr, scale);
+        _optimizer.CompleteStep();
+        double updateMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        if (!parametersFinite) throw NonFiniteUpdate(batch.Step, lr, gradNorm);
+        return Record(batch, tallies, samples, loss, lr, gradNorm, measured, updateMs, stepStartedAtMs);
     }
 
     /// <summary>
@@ -167,7 +177,7 @@ public sealed class TrainingSession
             return null;
         }
         _badStepsInARow = 0;
-        float clip = _config.ClipGradNorm > 0 && gradNorm > _config.ClipGradNorm ? (float)(_config.ClipGradNorm / (gradNorm + 1e-6)) : 1f;
+        float clip = GradientClipping.Factor(gradNorm, _config.ClipGradNorm);
         return new ShardedCommit(this, batch, sharesInPlanOrder, samples, loss, gradNorm, clip, _schedule.At(batch.Step));
     }
 
@@ -216,11 +226,11 @@ public sealed class TrainingSession
 
         /// <summary>
         /// Applies the update to [<paramref name="offset"/>, offset + length) from that range's
-        /// gradient sums, which become the clipped mean in place (the caller's buffer).
+        /// gradient sums (read only: the optimizer divides and clips them as it reads them).
         /// </summary>
         /// <returns>The updated parameters of the range (the live parameters: read them before the next commit).</returns>
         /// <exception cref="RunFailedException">The update made a parameter of the range non-finite.</exception>
-        public ReadOnlySpan<float> Apply(int offset, Span<float> gradientSums)
+        public ReadOnlySpan<float> Apply(int offset, ReadOnlySpan<float> gradientSums)
         {
             if (_over) throw new InvalidOperationException($"step {Step}: the commit is over");
             int length = gradientSums.Length;
@@ -234,11 +244,9 @@ public sealed class TrainingSession
             _session.BackUp(offset, length);
             _applied.Add(new ModelRangeApplied(offset, length));
             AppliedValues += length;
-            FlatMath.DivideInPlace(gradientSums, _samples);
-            if (_clip != 1f) FlatMath.ScaleInPlace(gradientSums, _clip);
-            _session._optimizer.UpdateRange(offset, parameters, gradientSums, (float)LearningRate);
+            bool finite = _session._optimizer.UpdateRange(offset, parameters, gradientSums, (float)LearningRate, new GradientScale(_samples, _clip));
             _updateMs += Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            if (!FlatMath.AllFinite(parameters)) throw _session.NonFiniteUpdate(Step, LearningRate, GradNorm);
+            if (!finite) throw _session.NonFiniteUpdate(Step, LearningRate, GradNorm);
             return parameters;
         }
 
