@@ -8,11 +8,13 @@ namespace BatchCluster.Core.Gradients;
 /// whatever the share and micro-batch sizes. Shares are summed in the order given (the plan's
 /// order), never in arrival order, so the result is bitwise reproducible.
 /// <para>One pass over memory: the model is taken in blocks small enough to stay in the L1 cache
-/// (<see cref="BlockFloats"/>); each block of the mean is the first share's block, plus the next
+/// (<see cref="BlockFloats"/>); each block of the mean is the first share's block plus the next
 /// share's, …, divided by the sample count, and its squared norm is gathered while it is there.
 /// Per element that is exactly the whole-buffer order (((s₀ + s₁) + s₂) + …) / n, and the norm
 /// accumulates in the same order as <see cref="FlatMath.SquaredNorm"/>, so the bits are those of
-/// copy, add, …, divide and norm done as separate passes (tested against that and a scalar oracle).</para>
+/// add, …, divide and norm done as separate passes (tested against that and a scalar oracle).
+/// Split over two threads it took half the time alone, but no less inside a run, where the other
+/// core is not idle (docs/performance.md).</para>
 /// </summary>
 public static class ExactAverage
 {
@@ -43,10 +45,16 @@ public static class ExactAverage
         {
             int length = Math.Min(BlockFloats, mean.Length - start);
             var block = mean.Slice(start, length);
-            sharesInPlanOrder[0].GradientSum.Span.Slice(start, length).CopyTo(block);
-            for (int i = 1; i < sharesInPlanOrder.Count; i++)
-                FlatMath.AddInPlace(block, sharesInPlanOrder[i].GradientSum.Span.Slice(start, length));
-            FlatMath.DivideInPlace(block, total);
+            var first = sharesInPlanOrder[0].GradientSum.Span.Slice(start, length);
+            if (sharesInPlanOrder.Count == 1) FlatMath.Divide(first, total, block);
+            else
+            {
+                // s₀ + s₁ straight into the block: no copy pass first
+                FlatMath.Add(first, sharesInPlanOrder[1].GradientSum.Span.Slice(start, length), block);
+                for (int i = 2; i < sharesInPlanOrder.Count; i++)
+                    FlatMath.AddInPlace(block, sharesInPlanOrder[i].GradientSum.Span.Slice(start, length));
+                FlatMath.DivideInPlace(block, total);
+            }
             norm.AddWholeVectors(block.Slice(0, Math.Min(length, whole - start)));
         }
         meanSquaredNorm = norm.Total(mean.Slice(whole));

@@ -22,6 +22,24 @@ public static class FlatMath
             Store(Load(y, i) + Load(x, i), y, i);
     }
 
+    /// <summary>z ← x + y</summary>
+    public static void Add(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z)
+    {
+        CheckLengths(x.Length, y.Length);
+        CheckLengths(z.Length, x.Length);
+        for (int i = 0; i < z.Length; i += Width)
+            Store(Load(x, i) + Load(y, i), z, i);
+    }
+
+    /// <summary>z ← x / d</summary>
+    public static void Divide(ReadOnlySpan<float> x, float d, Span<float> z)
+    {
+        CheckLengths(z.Length, x.Length);
+        var vd = new Vector<float>(d);
+        for (int i = 0; i < z.Length; i += Width)
+            Store(Load(x, i) / vd, z, i);
+    }
+
     /// <summary>y ← y / d (division, not multiplication by 1/d, so a mean is correctly rounded)</summary>
     public static void DivideInPlace(Span<float> y, float d)
     {
