@@ -174,7 +174,7 @@ public static class EventLogReader
         Number(e, "SamplesPerSecond"), (long)OptionalNumber(e, "BytesMoved", 0), OptionalNumber(e, "PeakMemoryMb"), OptionalNumber(e, "BSimple"),
         OptionalNumber(e, "GradSquaredEstimate"), OptionalNumber(e, "TraceSigmaEstimate"), ArrayOf<int>(e, "Shares", IntItem), Time(e),
         ArrayOf<string>(e, "ShareWorkers", StringItem), ArrayOf<double>(e, "ShareSamplesPerSecond", DoubleItem),
-        (long)OptionalNumber(e, "WorkerLinkBytes", 0));
+        (long)OptionalNumber(e, "WorkerLinkBytes", 0), (long)OptionalNumber(e, "BytesHandedOver", 0));
 
     private static WorkerJoin ReadWorker(JsonElement e, DateTimeOffset at) => new(
         Text(e, "WorkerId") ?? throw new KeyNotFoundException("WorkerId"), Text(e, "WorkerAddress") ?? "", Text(e, "Device") ?? "",

@@ -13,13 +13,15 @@ public sealed record RunInfo(
 /// One StepCompleted event (<paramref name="Shares"/>: samples per share in plan order, null when the log has none; <paramref name="At"/>:
 /// when it was logged; <paramref name="ShareWorkers"/> and <paramref name="ShareSamplesPerSecond"/>: per share, who computed it
 /// (schema 7) and how fast (schema 5), null when the log has none; <paramref name="WorkerLinkBytes"/>: tensor bytes through the
-/// busiest worker's link, both directions (schema 8; 0 when the log has none).
+/// busiest worker's link, both directions (schema 8; 0 when the log has none); <paramref name="BytesHandedOver"/>: tensor bytes
+/// handed to workers in the coordinator's process by reference (schema 9; 0 when the log has none: before schema 9
+/// <paramref name="BytesMoved"/> counted them too).
 /// </summary>
 public sealed record StepPoint(
     long Step, int Epoch, double Loss, double LearningRate, double GradNorm, double StepMs, double ComputeMs, double TransferMs,
     double UpdateMs, double WaitMs, double SamplesPerSecond, long BytesMoved, double PeakMemoryMb, double BSimple,
     double GradSquaredEstimate, double TraceSigmaEstimate, int[]? Shares = null, DateTimeOffset At = default,
-    string[]? ShareWorkers = null, double[]? ShareSamplesPerSecond = null, long WorkerLinkBytes = 0);
+    string[]? ShareWorkers = null, double[]? ShareSamplesPerSecond = null, long WorkerLinkBytes = 0, long BytesHandedOver = 0);
 
 /// <summary>One WorkerJoined event: a worker ready to train (logged again when it comes back).</summary>
 public sealed record WorkerJoin(string WorkerId, string Address, string Device, int Threads, double MeasuredSamplesPerSecond, string Transport, DateTimeOffset At);

@@ -54,7 +54,10 @@ public static class RunPage
             ("steps · epochs", $"{row.Steps:N0} of {log.Info?.TotalSteps.ToString("N0", Invariant) ?? "?"} · {Show.Number(row.Epochs, "F2")}"),
             ("peak learning rate · scaling", $"{Show.Number(row.PeakLearningRate, "G4")} · {row.LrScaling}"),
             ("B_simple (last epoch)", Show.Number(row.FinalBSimple, "N0")),
-            ("bytes moved per sample", Show.Number(row.BytesPerSample, "N0")),
+            ("bytes across processes per sample", Show.Number(row.BytesPerSample, "N0")),
+            ("bytes handed over in-process per sample", row.HandedOverPerSample > 0
+                ? $"{Show.Number(row.HandedOverPerSample, "N0")} (by reference: nothing copied or sent)"
+                : "none"),
             ("typical shares (samples)", row.MedianShares.Length == 0 ? "–" : row.MedianShares),
             ("processes (resumed runs)", row.Segments == 1 ? "1" : $"{row.Segments}: {string.Join(" → ", log.Segments.Select(s => s.RunId))}"),
             ("unreadable log lines", row.BadLines.ToString(Invariant)),

@@ -11,7 +11,9 @@ namespace BatchCluster.Analysis.Summary;
 /// nor, for a run resumed from a checkpoint (<see cref="Segments"/> &gt; 1), the time between its processes.
 /// Final B_simple is the ratio of averages over the last epoch (<see cref="NoiseScaleWindows.Final"/>),
 /// not the last EMA value. Bytes per sample:
-/// the median step's tensor bytes (StepCompleted.BytesMoved) over the global batch. Median shares:
+/// the median step's tensor bytes that crossed a process boundary (StepCompleted.BytesMoved; before schema 9 it
+/// counted in-process hand-offs too) over the global batch; <see cref="HandedOverPerSample"/> the same for the
+/// tensors handed to workers in the coordinator's process by reference. Median shares:
 /// <see cref="MedianSharesOf"/>.
 /// </summary>
 public sealed record RunRow(
@@ -20,7 +22,7 @@ public sealed record RunRow(
     double TrainAccuracy, double GeneralizationGap, long? StepsToTarget, long? SamplesToTarget, double SecondsToTarget,
     double SamplesPerSecond, double MedianStepMs, double MedianComputeMs, double MedianTransferMs, double PeakMemoryMb,
     double FinalBSimple, int BadLines, double BytesPerSample = double.NaN, string MedianShares = "", long? Seed = null, int Segments = 1,
-    string Reduce = "star")
+    string Reduce = "star", double HandedOverPerSample = double.NaN)
 {
     /// <summary>
     /// Everything that defines the run except the global batch: runs with the same key form one
@@ -77,6 +79,7 @@ public sealed record RunRow(
             FinalBSimple: NoiseScaleWindows.Final(log),
             BadLines: log.BadLines,
             BytesPerSample: globalBatch > 0 ? Median(log.Steps.Select(s => (double)s.BytesMoved)) / globalBatch : double.NaN,
+            HandedOverPerSample: globalBatch > 0 ? Median(log.Steps.Select(s => (double)s.BytesHandedOver)) / globalBatch : double.NaN,
             MedianShares: MedianSharesOf(log.Steps),
             Seed: info?.Seed,
             Segments: Math.Max(1, log.Segments.Count),

@@ -42,6 +42,7 @@ public static class SummaryTable
         new("median_compute_ms", r => Number(r.MedianComputeMs), r => Show.Number(r.MedianComputeMs, "F2")),
         new("median_transfer_ms", r => Number(r.MedianTransferMs), r => Show.Number(r.MedianTransferMs, "F2")),
         new("bytes_per_sample", r => Number(r.BytesPerSample), r => Show.Number(r.BytesPerSample, "F0")),
+        new("handed_over_per_sample", r => Number(r.HandedOverPerSample), r => Show.Number(r.HandedOverPerSample, "F0")),
         new("median_shares", r => r.MedianShares, r => r.MedianShares.Length == 0 ? "–" : r.MedianShares),
         new("peak_memory_mb", r => Number(r.PeakMemoryMb), r => Show.Number(r.PeakMemoryMb, "F0")),
         new("final_b_simple", r => Number(r.FinalBSimple), r => Show.Number(r.FinalBSimple, "F0")),

@@ -602,7 +602,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _allocatedAtLastCommit = allocatedNow;
         var critical = done.MaxBy(s => s.ArrivedAtMs)!;
         double transferMs = Math.Max(0, critical.ArrivedAtMs - critical.SentAtMs - critical.Result.HandlingMilliseconds) + extraTransferMs;
-        return new StepMeasurements(critical.Result.ComputeMilliseconds, transferMs, _links.StepBytes, peakByNode, allocatedByNode, _links.BusiestWorkerBytes);
+        return new StepMeasurements(critical.Result.ComputeMilliseconds, transferMs, _links.StepBytes, peakByNode, allocatedByNode,
+            _links.BusiestWorkerBytes, _links.StepHandedOverBytes);
     }
 
     /// <summary>After a step's commit (or its skip, <paramref name="record"/> null): the step callback, then validation if due, or the next step.</summary>

@@ -61,14 +61,25 @@ public sealed class CoordinatorLinks : IDisposable
         _reassembly.ExpectedLength = settings.ParameterCount; // gradient sums: exactly the model's size
     }
 
-    /// <summary>Tensor payload bytes sent and received for the step in flight (parameters, sample ids, gradients).</summary>
+    /// <summary>Tensor payload bytes sent to and received from workers in other processes for the step in flight (parameters, sample ids, gradients).</summary>
     public long StepBytes { get; private set; }
 
-    /// <summary>The most tensor bytes one worker's link carried in the step in flight (both directions).</summary>
+    /// <summary>
+    /// The same for workers in this process: arrays handed over by reference, nothing copied or
+    /// sent. Counted apart so a report says what crossed a wire and what only changed hands.
+    /// </summary>
+    public long StepHandedOverBytes { get; private set; }
+
+    /// <summary>The most tensor bytes one worker's link carried in the step in flight (both directions); in-process workers have no link.</summary>
     public long BusiestWorkerBytes => _workerBytes.Count == 0 ? 0 : _workerBytes.Values.Max();
 
     private void Count(int worker, long bytes)
     {
+        if (RouteOf(worker) == TensorRoute.InProcess)
+        {
+            StepHandedOverBytes += bytes;
+            return;
+        }
         StepBytes += bytes;
         _workerBytes[worker] = _workerBytes.GetValueOrDefault(worker) + bytes;
     }
@@ -143,6 +154,7 @@ public sealed class CoordinatorLinks : IDisposable
     public void BeginStep()
     {
         StepBytes = 0;
+        StepHandedOverBytes = 0;
         _workerBytes.Clear();
     }
 

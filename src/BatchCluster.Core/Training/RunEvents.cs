@@ -10,7 +10,7 @@ namespace BatchCluster.Core.Training;
 /// </summary>
 public sealed class RunEvents(ILogger logger, string runId)
 {
-    public const int SchemaVersion = 8;
+    public const int SchemaVersion = 9;
     public const string EventTypeProperty = "EventType";
 
     public string RunId { get; } = runId;
@@ -54,10 +54,10 @@ public sealed class RunEvents(ILogger logger, string runId)
         (step.WorkerLinkBytes is long busiest ? For("StepCompleted").ForContext("WorkerLinkBytes", busiest) : For("StepCompleted"))
             .ForContext("PeakMemoryMbByNode", step.PeakMemoryMbByNode, destructureObjects: true)
             .ForContext("AllocatedBytesByNode", step.AllocatedBytesByNode ?? new Dictionary<string, long>(), destructureObjects: true).Information(
-            "Step {Step} (epoch {Epoch}): loss {Loss:F4}, lr {LearningRate:G4}, grad norm {GradNorm:G4}, {GlobalBatch} samples in shares {Shares} by {ShareWorkers} (computed at {ShareSamplesPerSecond} samples/s), {StepMs:F2} ms (compute {ComputeMs:F2}, transfer {TransferMs:F2}, update {UpdateMs:F2}, wait {WaitMs:F2}), {SamplesPerSecond:F0} samples/s, {BytesMoved} bytes moved, peak memory {PeakMemoryMb:F0} MiB, parameter version {ParameterVersion}, B_simple {BSimple:G4} (|G|² {GradSquaredEstimate:G4}, tr Σ {TraceSigmaEstimate:G4})",
+            "Step {Step} (epoch {Epoch}): loss {Loss:F4}, lr {LearningRate:G4}, grad norm {GradNorm:G4}, {GlobalBatch} samples in shares {Shares} by {ShareWorkers} (computed at {ShareSamplesPerSecond} samples/s), {StepMs:F2} ms (compute {ComputeMs:F2}, transfer {TransferMs:F2}, update {UpdateMs:F2}, wait {WaitMs:F2}), {SamplesPerSecond:F0} samples/s, {BytesMoved} bytes across processes, {BytesHandedOver} handed over in-process, peak memory {PeakMemoryMb:F0} MiB, parameter version {ParameterVersion}, B_simple {BSimple:G4} (|G|² {GradSquaredEstimate:G4}, tr Σ {TraceSigmaEstimate:G4})",
             step.Step, step.Epoch, step.Loss, step.LearningRate, step.GradNorm, step.GlobalBatch, step.Shares, step.ShareWorkers ?? [], step.ShareSamplesPerSecond ?? [], step.Timing.StepMs,
             step.Timing.ComputeMs, step.Timing.TransferMs, step.Timing.UpdateMs, step.Timing.WaitMs, step.SamplesPerSecond, step.BytesMoved,
-            step.PeakMemoryMb, step.ParameterVersion, step.NoiseScale.BSimple, step.NoiseScale.GradSquared, step.NoiseScale.TraceSigma);
+            step.BytesHandedOver, step.PeakMemoryMb, step.ParameterVersion, step.NoiseScale.BSimple, step.NoiseScale.GradSquared, step.NoiseScale.TraceSigma);
 
     /// <summary>A ring of worker processes was formed (docs/architecture.md, "The ring"): the first, or a new one after the members changed or a fault.</summary>
     /// <param name="members">Worker ids in ring order: each sends to the next, the last to the first.</param>
@@ -137,7 +137,8 @@ public sealed record StepRecord(
     long Step, int Epoch, int GlobalBatch, int[] Shares, double Loss, double LearningRate, double GradNorm,
     StepTiming Timing, double SamplesPerSecond, long ParameterVersion, Gradients.NoiseScaleEstimate NoiseScale,
     long BytesMoved, IReadOnlyDictionary<string, double> PeakMemoryMbByNode, double[]? ShareSamplesPerSecond = null,
-    IReadOnlyDictionary<string, long>? AllocatedBytesByNode = null, string[]? ShareWorkers = null, long? WorkerLinkBytes = null)
+    IReadOnlyDictionary<string, long>? AllocatedBytesByNode = null, string[]? ShareWorkers = null, long? WorkerLinkBytes = null,
+    long BytesHandedOver = 0)
 {
     /// <summary>The largest node's peak (NaN when no node reported).</summary>
     public double PeakMemoryMb => PeakMemoryMbByNode.Count == 0 ? double.NaN : PeakMemoryMbByNode.Values.Max();

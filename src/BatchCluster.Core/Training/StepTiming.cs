@@ -18,8 +18,10 @@ public readonly record struct StepTiming(double ComputeMs, double TransferMs, do
 /// transfer time, the tensor payload bytes the step's messages carried, and each node's peak
 /// resident memory in MiB (keyed by node address).
 /// </summary>
-/// <param name="BytesMoved">Tensor payload bytes through the coordinator's link, both directions.</param>
+/// <param name="BytesMoved">Tensor payload bytes that crossed a process boundary through the coordinator's link, both directions.</param>
 /// <param name="AllocatedBytesByNode">Managed bytes each node allocated since its previous report (GC.GetTotalAllocatedBytes deltas; null where not measured).</param>
 /// <param name="WorkerLinkBytes">Tensor payload bytes through the busiest worker's link, both directions (null where not measured).</param>
+/// <param name="BytesHandedOver">Tensor payload bytes handed to workers of the coordinator's own process and back: arrays passed by
+/// reference, nothing copied or sent (kept apart from <paramref name="BytesMoved"/>, which is what crossed a process boundary).</param>
 public sealed record StepMeasurements(double ComputeMs, double TransferMs, long BytesMoved, IReadOnlyDictionary<string, double> PeakMemoryMbByNode,
-    IReadOnlyDictionary<string, long>? AllocatedBytesByNode = null, long? WorkerLinkBytes = null);
+    IReadOnlyDictionary<string, long>? AllocatedBytesByNode = null, long? WorkerLinkBytes = null, long BytesHandedOver = 0);

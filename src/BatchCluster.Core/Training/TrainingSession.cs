@@ -323,7 +323,7 @@ public sealed class TrainingSession
             new StepTiming(measured.ComputeMs, measured.TransferMs, updateMs, stepMs), samples / (stepMs / 1000.0), ParameterVersion, noise,
             measured.BytesMoved, measured.PeakMemoryMbByNode,
             shares.Select(s => s.ComputeMilliseconds > 0 ? Math.Round(s.SampleCount / s.ComputeMilliseconds * 1000) : 0).ToArray(),
-            measured.AllocatedBytesByNode, shares.Select(s => s.Worker).ToArray(), measured.WorkerLinkBytes);
+            measured.AllocatedBytesByNode, shares.Select(s => s.Worker).ToArray(), measured.WorkerLinkBytes, measured.BytesHandedOver);
         _events.StepCompleted(record);
         CheckpointIfDue();
         return record;

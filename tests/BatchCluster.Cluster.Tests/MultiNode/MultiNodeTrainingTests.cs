@@ -77,10 +77,15 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
         Assert.Equal(2, transports.Count);
         Assert.Contains("data plane 127.0.0.1:", transports[0]);
         Assert.Equal("\"in-process\"", transports[1]);
-        // Per step, each worker's parameters and gradient (4 bytes a value; the local worker's are counted as if they
-        // moved, as in the local cluster, so layouts compare), and the ids of both shares.
+        // Per step, each worker's parameters and gradient (4 bytes a value) and its share's ids: the worker node's crossed
+        // a process boundary (BytesMoved), the local worker's were handed over by reference (BytesHandedOver), never both.
         int p = plain.FinalParameters.Length;
-        Assert.All(cluster.Steps, s => Assert.Equal(2 * (2L * 4 * p) + 4L * 128, s.BytesMoved));
+        Assert.All(cluster.Steps, s =>
+        {
+            Assert.Equal(2 * (2L * 4 * p) + 4L * 128, s.BytesMoved + s.BytesHandedOver);
+            Assert.InRange(s.BytesMoved - 2L * 4 * p, 4L, 4L * 127); // the worker node's ids only
+            Assert.InRange(s.BytesHandedOver - 2L * 4 * p, 4L, 4L * 127);
+        });
     }
 
     /// <summary>

@@ -32,9 +32,11 @@ public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
             Assert.Equal(TinyRuns.Steps.ToString(CultureInfo.InvariantCulture), Cell(row, "steps"));
             Assert.Equal("completed", Cell(row, "status"));
             Assert.True(double.Parse(Cell(row, "final_b_simple"), CultureInfo.InvariantCulture) > 0, "two shares per step give B_simple");
-            // In-process workers count parameters and gradient (4 B × 203,530 each) per share: two shares per step.
+            // In-process workers are handed parameters and gradient (4 B × 203,530 each) per share by reference: two
+            // shares per step; nothing crosses a process boundary.
             double perSample = 2 * 2 * 4 * 203_530.0 / summary.GetProperty("global_batch").GetInt32() + 4;
-            Assert.Equal(perSample, double.Parse(Cell(row, "bytes_per_sample"), CultureInfo.InvariantCulture), 1);
+            Assert.Equal(perSample, double.Parse(Cell(row, "handed_over_per_sample"), CultureInfo.InvariantCulture), 1);
+            Assert.Equal(0, double.Parse(Cell(row, "bytes_per_sample"), CultureInfo.InvariantCulture));
             int half = summary.GetProperty("global_batch").GetInt32() / 2;
             Assert.Equal($"{half}/{half}", Cell(row, "median_shares")); // two workers, declared shares
         }

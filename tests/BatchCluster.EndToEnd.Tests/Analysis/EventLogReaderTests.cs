@@ -21,9 +21,11 @@ public sealed class EventLogReaderTests(TinyRuns runs) : IDisposable
         Assert.Equal(Enumerable.Range(0, TinyRuns.Steps).Select(i => (long)i), log.Steps.Select(s => s.Step));
 
         // MLP 784-256-10: 203,530 parameters go to each of the 2 shares, the 32 sample ids are split
-        // between them, and 2 gradient sums come back: 4 bytes each.
+        // between them, and 2 gradient sums come back: 4 bytes each, handed over in the process (schema 9),
+        // none across a process boundary.
         const long parameters = 203_530;
-        Assert.All(log.Steps, s => Assert.Equal(4 * (2 * parameters + 32) + 4 * 2 * parameters, s.BytesMoved));
+        Assert.All(log.Steps, s => Assert.Equal(4 * (2 * parameters + 32) + 4 * 2 * parameters, s.BytesHandedOver));
+        Assert.All(log.Steps, s => Assert.Equal(0, s.BytesMoved));
         Assert.All(log.Steps, s => Assert.True(s.PeakMemoryMb > 50, $"peak memory {s.PeakMemoryMb} MiB"));
         Assert.All(log.Steps, s => Assert.True(s.TransferMs >= 0 && s.ComputeMs > 0 && s.StepMs >= s.ComputeMs + s.TransferMs));
 
