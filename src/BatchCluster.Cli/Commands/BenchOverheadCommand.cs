@@ -13,9 +13,11 @@ namespace BatchCluster.Cli.Commands;
 
 /// <summary>
 /// <c>batchcluster bench overhead</c>: training samples/s of the plain loop, the local simulated
-/// cluster (1 and 2 workers) and real processes on loopback — a coordinator node with 2 worker
+/// cluster (1, 2 and 4 workers) and real processes on loopback — a coordinator node with 2 worker
 /// nodes (star, and ring), and a coordinator node hosting one worker beside 1 worker node — per global batch, and
-/// their ratios; and the managed bytes each process allocates per step in steady state. Every
+/// their ratios; where a step's time goes beyond compute (the fixed cost: step − the critical
+/// share's compute, and its parts: in flight to and from the workers, the coordinator's update, the
+/// rest); and the managed bytes each process allocates per step in steady state. Every
 /// layout has the same torch thread budget (the cores). The first steps of each run (JIT, start-up,
 /// allocator warm-up) are not timed; layouts run interleaved in alternating order and medians are
 /// reported (of throughputs, and of ratios of runs made back to back), because this is a small
@@ -32,11 +34,14 @@ public static class BenchOverheadCommand
     private static readonly Option<int?> WarmupSteps = Opt.Int("warmup-steps", "steps left out of each measurement [default: 20]", 1, helpName: "W");
     private static readonly Option<int?> Threads = Opt.Int("threads", "libtorch threads in all [default: all cores]", 1, 256, "T");
     private static readonly Option<bool> AkkaTransport = Opt.Switch("akka-transport", "also measure the processes with tensors inside Akka messages");
+    private static readonly string[] LayoutKeys = ["plain", "local1", "local2", "local4", "cluster2p", "cluster2p_ring", "cluster1l1p", "halfspeed_declared", "halfspeed_capacity"];
+    private static readonly Option<string[]?> OnlyLayouts = Opt.WordList("layouts", $"measure only these layouts (plain and local2 always run: the ratios' references) [default: all: {string.Join(",", LayoutKeys)}]",
+        k => LayoutKeys.Contains(k), string.Join(", ", LayoutKeys), "L[,L…]");
 
     public static Command Create()
     {
         var command = new Command("overhead", "samples/s of the plain loop vs the local cluster and real processes (coordinator + workers), and allocation per step");
-        foreach (var option in new Option[] { Dataset, DataDir, Model, GlobalBatches, Steps, Repeats, WarmupSteps, Threads, AkkaTransport }) command.Options.Add(option);
+        foreach (var option in new Option[] { Dataset, DataDir, Model, GlobalBatches, Steps, Repeats, WarmupSteps, Threads, AkkaTransport, OnlyLayouts }) command.Options.Add(option);
         command.SetAction((parse, cancellation) => RunAsync(parse, cancellation));
         return command;
     }
@@ -49,7 +54,16 @@ public static class BenchOverheadCommand
         int LocalWorkers = 0, int RemoteWorkers = 0, string Transport = "dataplane", double SlowLastWorker = 1, string Split = "declared",
         string Reduce = "star");
 
-    private sealed record Measurement(double SamplesPerSecond, long CoordinatorBytesPerStep, long WorkerBytesPerStep);
+    /// <param name="StepMs">Median step wall time; <paramref name="ComputeMs"/>, <paramref name="TransferMs"/>, <paramref name="UpdateMs"/>:
+    /// medians of the step records' terms (StepTiming: the critical share's compute, its time in flight, the coordinator's update).</param>
+    private sealed record Measurement(double SamplesPerSecond, long CoordinatorBytesPerStep, long WorkerBytesPerStep,
+        double StepMs, double ComputeMs, double TransferMs, double UpdateMs)
+    {
+        /// <summary>What a step costs beyond the critical share's compute.</summary>
+        public double FixedMs => Math.Max(0, StepMs - ComputeMs);
+        /// <summary>The fixed cost less its measured parts: the workers' handling beyond compute (parameter load, gradient copy), dispatch, bookkeeping.</summary>
+        public double RestMs => Math.Max(0, FixedMs - TransferMs - UpdateMs);
+    }
 
     private static async Task<int> RunAsync(ParseResult parse, CancellationToken cancellation)
     {
@@ -82,6 +96,7 @@ public static class BenchOverheadCommand
             new("plain", "plain", Kind.InProcess, Engine.Plain, 1, threads),
             new("local cluster, 1 worker", "local1", Kind.InProcess, Engine.Actors, 1, threads),
             new("local cluster, 2 workers", "local2", Kind.InProcess, Engine.Actors, 2, half),
+            new("local cluster, 4 workers", "local4", Kind.InProcess, Engine.Actors, 4, Math.Max(1, threads / 4)),
             new("processes: coordinator + 2 worker nodes", "cluster2p", Kind.Processes, Engine.Actors, 2, half, RemoteWorkers: 2),
             new("processes: coordinator + 2 worker nodes, ring", "cluster2p_ring", Kind.Processes, Engine.Actors, 2, half, RemoteWorkers: 2, Reduce: "ring"),
             new("processes: coordinator with 1 local worker + 1 worker node", "cluster1l1p", Kind.Processes, Engine.Actors, 2, half, LocalWorkers: 1, RemoteWorkers: 1),
@@ -94,11 +109,15 @@ public static class BenchOverheadCommand
         if (akkaTransport)
             layouts.Add(new("processes: coordinator + 2 worker nodes, tensors through Akka", "cluster2p_akka", Kind.Processes, Engine.Actors, 2, half,
                 RemoteWorkers: 2, Transport: "akka"));
+        if (parse.List(OnlyLayouts) is { } only)
+            layouts.RemoveAll(l => l.Key is not ("plain" or "local2") && !only.Contains(l.Key) && l.Key != "cluster2p_akka");
 
         Console.Out.WriteLine($"bench overhead: {baseConfig.Model} ({initial.Length} parameters), {dataset}, {steps} timed steps after {warmup} warm-up steps, median of {repeats} runs, {threads} torch threads in all, {Environment.ProcessorCount} cores, CPU kernels {MklDispatch.Kernels}");
         Console.Out.WriteLine();
-        Console.Out.WriteLine("| global batch | layout | samples/s (median) | min – max | ratio to plain | ratio to local 2 workers | coordinator process, bytes allocated per step | worker process, bytes per step |");
-        Console.Out.WriteLine("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        Console.Out.WriteLine("Fixed cost: median step − median compute of the critical share; in flight: its time to and from the worker beyond the worker's handling; update: the coordinator's average and optimizer step; rest: what is left (the workers' parameter load and gradient copy, dispatch, bookkeeping).");
+        Console.Out.WriteLine();
+        Console.Out.WriteLine("| global batch | layout | samples/s (median) | min – max | ratio to plain | ratio to local 2 workers | step ms | compute ms | fixed ms | in flight ms | update ms | rest ms | coordinator process, bytes allocated per step | worker process, bytes per step |");
+        Console.Out.WriteLine("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         var json = new Dictionary<string, object> { ["model"] = modelName };
         foreach (int batch in batches)
         {
@@ -116,10 +135,13 @@ public static class BenchOverheadCommand
                 }
             }
             var plain = results[layouts[0]].Select(m => m.SamplesPerSecond).ToList();
-            var star = results[layouts.Single(l => l.Key == "cluster2p")].Select(m => m.SamplesPerSecond).ToList();
-            var ring = results[layouts.Single(l => l.Key == "cluster2p_ring")].Select(m => m.SamplesPerSecond).ToList();
-            json[$"ring_vs_star_b{batch}"] = Math.Round(Median(ring.Zip(star, (r, s) => r / s).ToList()), 3); // runs of the same repeat
-            var local2 = results[layouts[2]].Select(m => m.SamplesPerSecond).ToList();
+            if (layouts.SingleOrDefault(l => l.Key == "cluster2p") is { } starLayout && layouts.SingleOrDefault(l => l.Key == "cluster2p_ring") is { } ringLayout)
+            {
+                var star = results[starLayout].Select(m => m.SamplesPerSecond).ToList();
+                var ring = results[ringLayout].Select(m => m.SamplesPerSecond).ToList();
+                json[$"ring_vs_star_b{batch}"] = Math.Round(Median(ring.Zip(star, (r, s) => r / s).ToList()), 3); // runs of the same repeat
+            }
+            var local2 = results[layouts.Single(l => l.Key == "local2")].Select(m => m.SamplesPerSecond).ToList();
             foreach (var layout in layouts)
             {
                 var values = results[layout].Select(m => m.SamplesPerSecond).ToList();
@@ -130,10 +152,24 @@ public static class BenchOverheadCommand
                 string workerBytes = layout.Kind == Kind.Processes
                     ? ((long)Median(results[layout].Select(m => (double)m.WorkerBytesPerStep).ToList())).ToString("N0", CultureInfo.InvariantCulture)
                     : "(same process)";
+                double Term(Func<Measurement, double> term) => Median(results[layout].Select(term).ToList());
+                double stepMs = Term(m => m.StepMs), computeMs = Term(m => m.ComputeMs), fixedMs = Term(m => m.FixedMs),
+                    transferMs = Term(m => m.TransferMs), updateMs = Term(m => m.UpdateMs), restMs = Term(m => m.RestMs);
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {batch} | {layout.Name} | {Median(values):F0} | {values.Min():F0} – {values.Max():F0} | {toPlain:F3} | {toLocal2:F3} | {coordinatorBytes:N0} | {workerBytes} |"));
+                    $"| {batch} | {layout.Name} | {Median(values):F0} | {values.Min():F0} – {values.Max():F0} | {toPlain:F3} | {toLocal2:F3} | {stepMs:F2} | {computeMs:F2} | {fixedMs:F2} | {transferMs:F2} | {updateMs:F2} | {restMs:F2} | {coordinatorBytes:N0} | {workerBytes} |"));
                 json[$"{layout.Key}_samples_per_s_b{batch}"] = Math.Round(Median(values));
                 json[$"{layout.Key}_vs_local2_b{batch}"] = Math.Round(toLocal2, 3);
+                json[$"{layout.Key}_vs_plain_b{batch}"] = Math.Round(toPlain, 3);
+                json[$"{layout.Key}_fixed_ms_b{batch}"] = Math.Round(fixedMs, 3);
+                json[$"{layout.Key}_update_ms_b{batch}"] = Math.Round(updateMs, 3);
+                // The names the step-cost issue asks for: the main job's shape (B 128) and the multi-node figures (B 1024).
+                if (batch == 128 && layout.Key is "plain" or "local4") json[$"{layout.Key}_b128_samples_per_s"] = Math.Round(Median(values));
+                if (batch == 128 && layout.Key == "local4")
+                {
+                    json["fixed_ms_local4_b128"] = Math.Round(fixedMs, 3);
+                    json["update_ms"] = Math.Round(updateMs, 3);
+                    json["local4_b128_vs_plain"] = Math.Round(toPlain, 3);
+                }
                 json[$"{layout.Key}_alloc_bytes_per_step_b{batch}"] = Math.Max(coordinatorBytes, layout.Kind == Kind.Processes
                     ? (long)Median(results[layout].Select(m => (double)m.WorkerBytesPerStep).ToList()) : 0);
                 if (batch == (modelName == "mlp" ? 1024 : 256))
@@ -157,6 +193,7 @@ public static class BenchOverheadCommand
         TorchRuntime.Initialise(config.EffectiveThreads);
         long timedSamples = 0;
         var allocations = new List<double>();
+        var timings = new List<StepTiming>();
         var clock = new Stopwatch();
         void OnStep(StepRecord step, TrainingSession session)
         {
@@ -164,13 +201,16 @@ public static class BenchOverheadCommand
             else if (step.Step + 1 > warmup)
             {
                 timedSamples += step.GlobalBatch;
+                timings.Add(step.Timing);
                 if (step.AllocatedBytesByNode is { Count: > 0 } allocated) allocations.Add(allocated.Values.Sum());
             }
             if (session.Finished) clock.Stop();
         }
         var events = new RunEvents(Logger.None, "bench");
         await Engines.RunAsync(config, data, initial, events, "", OnStep, cancellation);
-        return new Measurement(timedSamples / clock.Elapsed.TotalSeconds, (long)Median(allocations), 0);
+        return new Measurement(timedSamples / clock.Elapsed.TotalSeconds, (long)Median(allocations), 0,
+            Median(timings.Select(t => t.StepMs).ToList()), Median(timings.Select(t => t.ComputeMs).ToList()),
+            Median(timings.Select(t => t.TransferMs).ToList()), Median(timings.Select(t => t.UpdateMs).ToList()));
     }
 
     /// <summary>
@@ -224,7 +264,9 @@ public static class BenchOverheadCommand
             string self = byNode[^1].Name; // the coordinator writes its own node last
             foreach (var node in byNode) (node.Name == self ? coordinator : worker).Add(node.Value.GetInt64());
         }
-        return new Measurement(samples / (end - start).TotalSeconds, (long)Median(coordinator), worker.Count == 0 ? 0 : (long)Median(worker));
+        double Term(string name) => Median(timed.Select(e => e.GetProperty(name).GetDouble()).ToList());
+        return new Measurement(samples / (end - start).TotalSeconds, (long)Median(coordinator), worker.Count == 0 ? 0 : (long)Median(worker),
+            Term("StepMs"), Term("ComputeMs"), Term("TransferMs"), Term("UpdateMs"));
     }
 
     private static double Median(List<double> values)

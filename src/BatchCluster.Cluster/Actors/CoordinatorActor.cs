@@ -59,6 +59,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         public bool RetryPending { get; set; }
         /// <summary>The ring planned when the step started: each member's part, sent with its first share (then removed here).</summary>
         public List<(int Worker, TrainingProtocol.ReduceShares Part)>? Plans { get; set; }
+        /// <summary>Star: where the running sum of gradients stands in the plan order (WorkRound.NextInPlanOrder).</summary>
+        public int FoldCursor;
     }
 
     private sealed class EvaluationInFlight(DataSplit split, int requestId, WorkRound<TrainingProtocol.EvaluationDone> round,
@@ -513,7 +515,21 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             return;
         }
         _roster.MeasuredSpeed(worker.Key, result.SampleCount, result.ComputeMilliseconds);
-        ApplyStep(step.Round.OnResult(worker.Key, result.ShareIndex, result.SampleCount, result, Now));
+        var commands = step.Round.OnResult(worker.Key, result.ShareIndex, result.SampleCount, result, Now);
+        if (!Ring) FoldArrived(step);
+        ApplyStep(commands);
+    }
+
+    /// <summary>
+    /// Star: adds the gradients that lead the plan order to the step's running sum as they arrive,
+    /// so the commit after the last result adds only what is left. A worker of this process sends
+    /// its result on its own thread, and the coordinator's dispatcher usually runs this message on
+    /// that same thread, while the gradient it just wrote is still in that core's cache.
+    /// </summary>
+    private void FoldArrived(StepInFlight step)
+    {
+        while (step.Round.NextInPlanOrder(ref step.FoldCursor) is { } arrived)
+            _session.Fold(step.Batch, arrived.GradientSum);
     }
 
     /// <summary>

@@ -111,6 +111,21 @@ public sealed class WorkRound<TResult>
         : _slots.Where(s => s.Status == SlotStatus.Done).Select(s => new CompletedShare(s.Index, s.Worker, s.Ids, s.Result!, s.SentAtMs, s.ArrivedAtMs)).ToList();
 
     /// <summary>
+    /// The next result of the shares' plan order that is already in, walking from
+    /// <paramref name="cursor"/> (advanced past it, and past abandoned shares): a host may use the
+    /// leading results before the round completes (the coordinator sums gradients as they arrive).
+    /// Returns default when the next share in plan order is still out. A result handed out here is
+    /// normally in <see cref="Completed"/> at the same place; a host must still check, because a
+    /// ring reduction can lose finished shares (<see cref="OnWorkerLost"/> with results).
+    /// </summary>
+    public TResult? NextInPlanOrder(ref int cursor)
+    {
+        while (cursor < _slots.Count && _slots[cursor].Status == SlotStatus.Abandoned) cursor++;
+        if (cursor >= _slots.Count || _slots[cursor].Status != SlotStatus.Done) return default;
+        return _slots[cursor++].Result;
+    }
+
+    /// <summary>
     /// The round's promise, checked: the ids of live shares plus the waiting ids are exactly the
     /// round's ids, each once. Cheap enough to run at every commit.
     /// </summary>

@@ -25,8 +25,10 @@ public static class ExactAverage
         Compute(sharesInPlanOrder, mean, out _);
 
     /// <param name="meanSquaredNorm">Σ mean², in double (<see cref="FlatMath.SquaredNorm"/>): finite exactly when every value of the mean is.</param>
+    /// <param name="alreadySummed">How many leading shares <paramref name="mean"/> already holds the sum of (<see cref="SumInto"/>, as they
+    /// arrived); the rest are added in the same order, so the bits are those of one pass over all of them.</param>
     /// <returns>The samples the shares hold.</returns>
-    public static int Compute(IReadOnlyList<ShareGradient> sharesInPlanOrder, Span<float> mean, out double meanSquaredNorm)
+    public static int Compute(IReadOnlyList<ShareGradient> sharesInPlanOrder, Span<float> mean, out double meanSquaredNorm, int alreadySummed = 0)
     {
         if (sharesInPlanOrder.Count == 0) throw new ArgumentException("no shares to average", nameof(sharesInPlanOrder));
         int total = 0;
@@ -38,6 +40,7 @@ public static class ExactAverage
             total += sharesInPlanOrder[i].SampleCount;
         }
         if (total <= 0) throw new ArgumentException("shares hold no samples", nameof(sharesInPlanOrder));
+        if (alreadySummed < 0 || alreadySummed > sharesInPlanOrder.Count) throw new ArgumentOutOfRangeException(nameof(alreadySummed));
 
         var norm = new FlatMath.SquaredNormSum();
         int whole = mean.Length - mean.Length % FlatMath.Width;
@@ -46,7 +49,13 @@ public static class ExactAverage
             int length = Math.Min(BlockFloats, mean.Length - start);
             var block = mean.Slice(start, length);
             var first = sharesInPlanOrder[0].GradientSum.Span.Slice(start, length);
-            if (sharesInPlanOrder.Count == 1) FlatMath.Divide(first, total, block);
+            if (alreadySummed > 0)
+            {
+                for (int i = alreadySummed; i < sharesInPlanOrder.Count; i++)
+                    FlatMath.AddInPlace(block, sharesInPlanOrder[i].GradientSum.Span.Slice(start, length));
+                FlatMath.DivideInPlace(block, total);
+            }
+            else if (sharesInPlanOrder.Count == 1) FlatMath.Divide(first, total, block);
             else
             {
                 // s₀ + s₁ straight into the block: no copy pass first
@@ -59,5 +68,17 @@ public static class ExactAverage
         }
         meanSquaredNorm = norm.Total(mean.Slice(whole));
         return total;
+    }
+
+    /// <summary>
+    /// Adds one share's gradient sum to a running sum, ahead of <see cref="Compute"/>: the first
+    /// share is copied in, each next one added, in plan order (the per-element order of one pass).
+    /// </summary>
+    /// <param name="index">The share's place in plan order: 0 starts the sum.</param>
+    public static void SumInto(Span<float> sum, ReadOnlySpan<float> gradientSum, int index)
+    {
+        FlatMath.CheckLengths(sum.Length, gradientSum.Length);
+        if (index == 0) gradientSum.CopyTo(sum);
+        else FlatMath.AddInPlace(sum, gradientSum);
     }
 }

@@ -107,6 +107,43 @@ public sealed class TrainingSession
 
     public GlobalBatch NextBatch() => _sampler.Take(NextStep);
 
+    /// <summary>The gradient sums <see cref="Fold"/> has added for the step <see cref="_foldedStep"/>, in plan order.</summary>
+    private readonly List<ReadOnlyMemory<float>> _folded = [];
+    private long _foldedStep = -1;
+
+    /// <summary>
+    /// Adds the next share of <paramref name="batch"/>'s plan order to the step's running sum as it
+    /// arrives, so the commit after the last result only adds that one: an engine calls it for the
+    /// leading shares whose results are in (WorkRound.NextInPlanOrder). Nothing else changes: the
+    /// commit checks that its shares begin with exactly these (the same buffers) and sums from
+    /// scratch otherwise, and the bits are those of summing at the commit. The buffers must stay
+    /// unchanged until the commit.
+    /// </summary>
+    public void Fold(GlobalBatch batch, ReadOnlyMemory<float> gradientSum)
+    {
+        CheckNext(batch);
+        if (_foldedStep != batch.Step)
+        {
+            _folded.Clear();
+            _foldedStep = batch.Step;
+        }
+        if (gradientSum.Length != _meanGradient.Length)
+            throw new ArgumentException($"a share has {gradientSum.Length} gradient values, expected {_meanGradient.Length}");
+        ExactAverage.SumInto(_meanGradient, gradientSum.Span, _folded.Count);
+        _folded.Add(gradientSum);
+    }
+
+    /// <summary>How many leading shares the running sum holds for this commit (0: sum from scratch).</summary>
+    private int FoldedPrefix(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder)
+    {
+        int folded = _foldedStep == batch.Step ? _folded.Count : 0;
+        _foldedStep = -1;
+        if (folded > sharesInPlanOrder.Count) return 0;
+        for (int i = 0; i < folded; i++)
+            if (!_folded[i].Equals(sharesInPlanOrder[i].GradientSum)) return 0; // another plan order than the one folded: start again
+        return folded;
+    }
+
     /// <summary>
     /// Commits one step: g = Σ grad_sum / Σ n over the shares (in plan order), optional clipping,
     /// one optimizer update at this step's learning rate. The shares must cover the batch exactly.
@@ -116,7 +153,8 @@ public sealed class TrainingSession
     /// which reads the clipping factor with the gradient and checks the new parameters as it writes
     /// them. A finite mean proves every share finite (a NaN or infinity in any share makes its
     /// element of the sum non-finite), so shares are read one by one only to name the culprits of a
-    /// skipped step.</para>
+    /// skipped step. Shares added by <see cref="Fold"/> as they arrived are not summed again: the
+    /// update's time is then the time after the last result.</para>
     /// </summary>
     /// <returns>The step's record, or null when the step was skipped as non-finite.</returns>
     /// <exception cref="RunFailedException">
@@ -127,7 +165,7 @@ public sealed class TrainingSession
     {
         CheckNext(batch);
         long started = Stopwatch.GetTimestamp();
-        int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient, out double meanSquaredNorm);
+        int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient, out double meanSquaredNorm, FoldedPrefix(batch, sharesInPlanOrder));
         if (samples != batch.Size)
             throw new InvalidOperationException($"step {batch.Step}: shares hold {samples} samples but the global batch has {batch.Size}");
         double lossSum = 0;

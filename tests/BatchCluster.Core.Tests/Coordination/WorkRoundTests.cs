@@ -20,6 +20,40 @@ public class WorkRoundTests
     }
 
     /// <summary>
+    /// The coordinator sums gradients as they arrive, in plan order: a result comes out only when
+    /// every share before it in the plan is in or abandoned, and what came out is, in the end, the
+    /// completed round's results in the same order.
+    /// </summary>
+    [Fact]
+    public void Results_come_out_in_plan_order_as_they_arrive_past_abandoned_shares_and_equal_the_completed_ones()
+    {
+        var h = new RoundHarness(3, Ids(12)); // capacities 1, 2, 3
+        h.Start();
+        int cursor = 0;
+        var yielded = new List<int[]>();
+        void Drain()
+        {
+            while (h.Round.NextInPlanOrder(ref cursor) is { } result) yielded.Add(result);
+        }
+        h.Answer(h.Shares[2]);
+        Drain();
+        Assert.Empty(yielded); // shares 0 and 1 are still out
+        h.Fail(h.Shares[0]); // abandoned: its ids go to new shares at the end of the plan
+        Drain();
+        Assert.Empty(yielded); // share 1 is still out
+        h.Answer(h.Shares[1]);
+        Drain();
+        Assert.Equal([h.Shares[1].Ids, h.Shares[2].Ids], yielded);
+        foreach (var share in h.Shares.Skip(3).Reverse().ToList())
+        {
+            h.Answer(share);
+            Drain();
+        }
+        Assert.Equal(RoundState.Complete, h.Round.State);
+        Assert.Equal(h.Round.Completed.Select(s => s.Result), yielded);
+    }
+
+    /// <summary>
     /// A ring member lost after the round completed but before its commit takes its finished shares
     /// with it: the round runs again, the lost ids go to the survivors (whose finished shares stay),
     /// and the completed round covers every id exactly once, without the lost worker.

@@ -121,6 +121,40 @@ public class FusedCommitTests
         }
     }
 
+    /// <summary>
+    /// Shares summed as they arrive (<see cref="TrainingSession.Fold"/>) give the bits of summing them
+    /// at the commit, for any number already folded; folded buffers that are not the commit's leading
+    /// shares (another plan order after a re-plan) are not trusted: the commit sums from scratch.
+    /// </summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Shares_folded_as_they_arrive_give_the_bits_of_one_commit(int folded)
+    {
+        var config = Config("momentum", 0);
+        var once = new TrainingSession(config, trainSamples: 1000, Initial(), new RunEvents(Logger.None, "fused"));
+        var early = new TrainingSession(config, trainSamples: 1000, Initial(), new RunEvents(Logger.None, "fused"));
+        var stale = new TrainingSession(config, trainSamples: 1000, Initial(), new RunEvents(Logger.None, "fused"));
+        for (long step = 0; step < 4; step++)
+        {
+            var shares = Shares(SumsFor(step));
+            var a = once.Commit(once.NextBatch(), shares, Measured, once.NowMs)!;
+
+            var batch = early.NextBatch();
+            foreach (var share in shares.Take(folded)) early.Fold(batch, share.GradientSum);
+            var b = early.Commit(batch, shares, Measured, early.NowMs)!;
+            Assert.Equal(a.GradNorm, b.GradNorm);
+
+            var staleBatch = stale.NextBatch();
+            foreach (var share in Shares(SumsFor(step + 100)).Take(folded)) stale.Fold(staleBatch, share.GradientSum); // not the commit's buffers
+            Assert.Equal(a.GradNorm, stale.Commit(staleBatch, shares, Measured, stale.NowMs)!.GradNorm);
+        }
+        Assert.Equal(once.Parameters.ToArray(), early.Parameters.ToArray());
+        Assert.Equal(once.Parameters.ToArray(), stale.Parameters.ToArray());
+    }
+
     [Fact]
     public void A_NaN_in_one_shares_partial_last_vector_skips_the_step_and_names_that_share_only()
     {
