@@ -56,8 +56,9 @@ public static class BenchOverheadCommand
 
     /// <param name="StepMs">Median step wall time; <paramref name="ComputeMs"/>, <paramref name="TransferMs"/>, <paramref name="UpdateMs"/>:
     /// medians of the step records' terms (StepTiming: the critical share's compute, its time in flight, the coordinator's update).</param>
+    /// <param name="FoldMs">Median time the coordinator spent adding gradients as they arrived (not in the update, off the critical path).</param>
     private sealed record Measurement(double SamplesPerSecond, long CoordinatorBytesPerStep, long WorkerBytesPerStep,
-        double StepMs, double ComputeMs, double TransferMs, double UpdateMs)
+        double StepMs, double ComputeMs, double TransferMs, double UpdateMs, double FoldMs)
     {
         /// <summary>What a step costs beyond the critical share's compute.</summary>
         public double FixedMs => Math.Max(0, StepMs - ComputeMs);
@@ -114,9 +115,9 @@ public static class BenchOverheadCommand
 
         Console.Out.WriteLine($"bench overhead: {baseConfig.Model} ({initial.Length} parameters), {dataset}, {steps} timed steps after {warmup} warm-up steps, median of {repeats} runs, {threads} torch threads in all, {Environment.ProcessorCount} cores, CPU kernels {MklDispatch.Kernels}");
         Console.Out.WriteLine();
-        Console.Out.WriteLine("Fixed cost: median step − median compute of the critical share; in flight: its time to and from the worker beyond the worker's handling; update: the coordinator's average and optimizer step; rest: what is left (the workers' parameter load and gradient copy, dispatch, bookkeeping).");
+        Console.Out.WriteLine("Fixed cost: median step − median compute of the critical share; in flight: its time to and from the worker beyond the worker's handling; update: the coordinator's average and optimizer step after the last result (in brackets: the adding of earlier results as they arrived, off the critical path); rest: what is left (the workers' parameter load and gradient copy, dispatch, bookkeeping).");
         Console.Out.WriteLine();
-        Console.Out.WriteLine("| global batch | layout | samples/s (median) | min – max | ratio to plain | ratio to local 2 workers | step ms | compute ms | fixed ms | in flight ms | update ms | rest ms | coordinator process, bytes allocated per step | worker process, bytes per step |");
+        Console.Out.WriteLine("| global batch | layout | samples/s (median) | min – max | ratio to plain | ratio to local 2 workers | step ms | compute ms | fixed ms | in flight ms | update ms (+ added as results arrived) | rest ms | coordinator process, bytes allocated per step | worker process, bytes per step |");
         Console.Out.WriteLine("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         var json = new Dictionary<string, object> { ["model"] = modelName };
         foreach (int batch in batches)
@@ -154,14 +155,15 @@ public static class BenchOverheadCommand
                     : "(same process)";
                 double Term(Func<Measurement, double> term) => Median(results[layout].Select(term).ToList());
                 double stepMs = Term(m => m.StepMs), computeMs = Term(m => m.ComputeMs), fixedMs = Term(m => m.FixedMs),
-                    transferMs = Term(m => m.TransferMs), updateMs = Term(m => m.UpdateMs), restMs = Term(m => m.RestMs);
+                    transferMs = Term(m => m.TransferMs), updateMs = Term(m => m.UpdateMs), restMs = Term(m => m.RestMs), foldMs = Term(m => m.FoldMs);
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {batch} | {layout.Name} | {Median(values):F0} | {values.Min():F0} – {values.Max():F0} | {toPlain:F3} | {toLocal2:F3} | {stepMs:F2} | {computeMs:F2} | {fixedMs:F2} | {transferMs:F2} | {updateMs:F2} | {restMs:F2} | {coordinatorBytes:N0} | {workerBytes} |"));
+                    $"| {batch} | {layout.Name} | {Median(values):F0} | {values.Min():F0} – {values.Max():F0} | {toPlain:F3} | {toLocal2:F3} | {stepMs:F2} | {computeMs:F2} | {fixedMs:F2} | {transferMs:F2} | {updateMs:F2} (+{foldMs:F2}) | {restMs:F2} | {coordinatorBytes:N0} | {workerBytes} |"));
                 json[$"{layout.Key}_samples_per_s_b{batch}"] = Math.Round(Median(values));
                 json[$"{layout.Key}_vs_local2_b{batch}"] = Math.Round(toLocal2, 3);
                 json[$"{layout.Key}_vs_plain_b{batch}"] = Math.Round(toPlain, 3);
                 json[$"{layout.Key}_fixed_ms_b{batch}"] = Math.Round(fixedMs, 3);
                 json[$"{layout.Key}_update_ms_b{batch}"] = Math.Round(updateMs, 3);
+                json[$"{layout.Key}_fold_ms_b{batch}"] = Math.Round(foldMs, 3);
                 // The names the step-cost issue asks for: the main job's shape (B 128) and the multi-node figures (B 1024).
                 if (batch == 128 && layout.Key is "plain" or "local4") json[$"{layout.Key}_b128_samples_per_s"] = Math.Round(Median(values));
                 if (batch == 128 && layout.Key == "local4")
@@ -193,7 +195,7 @@ public static class BenchOverheadCommand
         TorchRuntime.Initialise(config.EffectiveThreads);
         long timedSamples = 0;
         var allocations = new List<double>();
-        var timings = new List<StepTiming>();
+        var timings = new List<StepRecord>();
         var clock = new Stopwatch();
         void OnStep(StepRecord step, TrainingSession session)
         {
@@ -201,7 +203,7 @@ public static class BenchOverheadCommand
             else if (step.Step + 1 > warmup)
             {
                 timedSamples += step.GlobalBatch;
-                timings.Add(step.Timing);
+                timings.Add(step);
                 if (step.AllocatedBytesByNode is { Count: > 0 } allocated) allocations.Add(allocated.Values.Sum());
             }
             if (session.Finished) clock.Stop();
@@ -209,8 +211,9 @@ public static class BenchOverheadCommand
         var events = new RunEvents(Logger.None, "bench");
         await Engines.RunAsync(config, data, initial, events, "", OnStep, cancellation);
         return new Measurement(timedSamples / clock.Elapsed.TotalSeconds, (long)Median(allocations), 0,
-            Median(timings.Select(t => t.StepMs).ToList()), Median(timings.Select(t => t.ComputeMs).ToList()),
-            Median(timings.Select(t => t.TransferMs).ToList()), Median(timings.Select(t => t.UpdateMs).ToList()));
+            Median(timings.Select(t => t.Timing.StepMs).ToList()), Median(timings.Select(t => t.Timing.ComputeMs).ToList()),
+            Median(timings.Select(t => t.Timing.TransferMs).ToList()), Median(timings.Select(t => t.Timing.UpdateMs).ToList()),
+            Median(timings.Select(t => t.FoldMs).ToList()));
     }
 
     /// <summary>
@@ -264,9 +267,9 @@ public static class BenchOverheadCommand
             string self = byNode[^1].Name; // the coordinator writes its own node last
             foreach (var node in byNode) (node.Name == self ? coordinator : worker).Add(node.Value.GetInt64());
         }
-        double Term(string name) => Median(timed.Select(e => e.GetProperty(name).GetDouble()).ToList());
+        double Term(string name) => Median(timed.Select(e => e.TryGetProperty(name, out var v) ? v.GetDouble() : 0).ToList());
         return new Measurement(samples / (end - start).TotalSeconds, (long)Median(coordinator), worker.Count == 0 ? 0 : (long)Median(worker),
-            Term("StepMs"), Term("ComputeMs"), Term("TransferMs"), Term("UpdateMs"));
+            Term("StepMs"), Term("ComputeMs"), Term("TransferMs"), Term("UpdateMs"), Term("FoldMs"));
     }
 
     private static double Median(List<double> values)

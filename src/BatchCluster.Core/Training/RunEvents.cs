@@ -52,6 +52,7 @@ public sealed class RunEvents(ILogger logger, string runId)
 
     public void StepCompleted(StepRecord step) =>
         (step.WorkerLinkBytes is long busiest ? For("StepCompleted").ForContext("WorkerLinkBytes", busiest) : For("StepCompleted"))
+            .ForContext("FoldMs", step.FoldMs)
             .ForContext("PeakMemoryMbByNode", step.PeakMemoryMbByNode, destructureObjects: true)
             .ForContext("AllocatedBytesByNode", step.AllocatedBytesByNode ?? new Dictionary<string, long>(), destructureObjects: true).Information(
             "Step {Step} (epoch {Epoch}): loss {Loss:F4}, lr {LearningRate:G4}, grad norm {GradNorm:G4}, {GlobalBatch} samples in shares {Shares} by {ShareWorkers} (computed at {ShareSamplesPerSecond} samples/s), {StepMs:F2} ms (compute {ComputeMs:F2}, transfer {TransferMs:F2}, update {UpdateMs:F2}, wait {WaitMs:F2}), {SamplesPerSecond:F0} samples/s, {BytesMoved} bytes across processes, {BytesHandedOver} handed over in-process, peak memory {PeakMemoryMb:F0} MiB, parameter version {ParameterVersion}, B_simple {BSimple:G4} (|G|² {GradSquaredEstimate:G4}, tr Σ {TraceSigmaEstimate:G4})",
@@ -138,7 +139,7 @@ public sealed record StepRecord(
     StepTiming Timing, double SamplesPerSecond, long ParameterVersion, Gradients.NoiseScaleEstimate NoiseScale,
     long BytesMoved, IReadOnlyDictionary<string, double> PeakMemoryMbByNode, double[]? ShareSamplesPerSecond = null,
     IReadOnlyDictionary<string, long>? AllocatedBytesByNode = null, string[]? ShareWorkers = null, long? WorkerLinkBytes = null,
-    long BytesHandedOver = 0)
+    long BytesHandedOver = 0, double FoldMs = 0)
 {
     /// <summary>The largest node's peak (NaN when no node reported).</summary>
     public double PeakMemoryMb => PeakMemoryMbByNode.Count == 0 ? double.NaN : PeakMemoryMbByNode.Values.Max();

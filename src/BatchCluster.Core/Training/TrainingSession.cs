@@ -110,6 +110,8 @@ public sealed class TrainingSession
     /// <summary>The gradient sums <see cref="Fold"/> has added for the step <see cref="_foldedStep"/>, in plan order.</summary>
     private readonly List<ReadOnlyMemory<float>> _folded = [];
     private long _foldedStep = -1;
+    /// <summary>Milliseconds <see cref="Fold"/> took for the step <see cref="_foldedStep"/> (reported apart from the update).</summary>
+    private double _foldMs;
 
     /// <summary>
     /// Adds the next share of <paramref name="batch"/>'s plan order to the step's running sum as it
@@ -122,21 +124,25 @@ public sealed class TrainingSession
     public void Fold(GlobalBatch batch, ReadOnlyMemory<float> gradientSum)
     {
         CheckNext(batch);
+        long started = Stopwatch.GetTimestamp();
         if (_foldedStep != batch.Step)
         {
             _folded.Clear();
             _foldedStep = batch.Step;
+            _foldMs = 0;
         }
         if (gradientSum.Length != _meanGradient.Length)
             throw new ArgumentException($"a share has {gradientSum.Length} gradient values, expected {_meanGradient.Length}");
         ExactAverage.SumInto(_meanGradient, gradientSum.Span, _folded.Count);
         _folded.Add(gradientSum);
+        _foldMs += Stopwatch.GetElapsedTime(started).TotalMilliseconds;
     }
 
     /// <summary>How many leading shares the running sum holds for this commit (0: sum from scratch).</summary>
-    private int FoldedPrefix(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder)
+    private int FoldedPrefix(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, out double foldMs)
     {
         int folded = _foldedStep == batch.Step ? _folded.Count : 0;
+        foldMs = folded > 0 ? _foldMs : 0;
         _foldedStep = -1;
         if (folded > sharesInPlanOrder.Count) return 0;
         for (int i = 0; i < folded; i++)
@@ -165,7 +171,7 @@ public sealed class TrainingSession
     {
         CheckNext(batch);
         long started = Stopwatch.GetTimestamp();
-        int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient, out double meanSquaredNorm, FoldedPrefix(batch, sharesInPlanOrder));
+        int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient, out double meanSquaredNorm, FoldedPrefix(batch, sharesInPlanOrder, out double foldMs));
         if (samples != batch.Size)
             throw new InvalidOperationException($"step {batch.Step}: shares hold {samples} samples but the global batch has {batch.Size}");
         double lossSum = 0;
@@ -187,7 +193,7 @@ public sealed class TrainingSession
         _optimizer.CompleteStep();
         double updateMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         if (!parametersFinite) throw NonFiniteUpdate(batch.Step, lr, gradNorm);
-        return Record(batch, tallies, samples, loss, lr, gradNorm, measured, updateMs, stepStartedAtMs);
+        return Record(batch, tallies, samples, loss, lr, gradNorm, measured, updateMs, stepStartedAtMs, foldMs);
     }
 
     /// <summary>
@@ -348,7 +354,7 @@ public sealed class TrainingSession
 
     /// <summary>An applied step's bookkeeping: the noise scale, the record and its event, the step counter, a checkpoint if due.</summary>
     private StepRecord Record(GlobalBatch batch, IReadOnlyList<ShareTally> shares, int samples, double loss, double lr, double gradNorm,
-        StepMeasurements measured, double updateMs, double stepStartedAtMs)
+        StepMeasurements measured, double updateMs, double stepStartedAtMs, double foldMs = 0)
     {
         var noise = _noiseScale.Update(shares.Select(s => (s.SampleCount, s.GradientSumSquaredNorm)).ToList(), samples, gradNorm * gradNorm);
         Remember(loss);
@@ -361,7 +367,7 @@ public sealed class TrainingSession
             new StepTiming(measured.ComputeMs, measured.TransferMs, updateMs, stepMs), samples / (stepMs / 1000.0), ParameterVersion, noise,
             measured.BytesMoved, measured.PeakMemoryMbByNode,
             shares.Select(s => s.ComputeMilliseconds > 0 ? Math.Round(s.SampleCount / s.ComputeMilliseconds * 1000) : 0).ToArray(),
-            measured.AllocatedBytesByNode, shares.Select(s => s.Worker).ToArray(), measured.WorkerLinkBytes, measured.BytesHandedOver);
+            measured.AllocatedBytesByNode, shares.Select(s => s.Worker).ToArray(), measured.WorkerLinkBytes, measured.BytesHandedOver, foldMs);
         _events.StepCompleted(record);
         CheckpointIfDue();
         return record;

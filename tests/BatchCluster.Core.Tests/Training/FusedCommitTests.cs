@@ -146,6 +146,8 @@ public class FusedCommitTests
             foreach (var share in shares.Take(folded)) early.Fold(batch, share.GradientSum);
             var b = early.Commit(batch, shares, Measured, early.NowMs)!;
             Assert.Equal(a.GradNorm, b.GradNorm);
+            Assert.Equal(folded > 0, b.FoldMs > 0); // reported apart from the update
+            Assert.Equal(0, a.FoldMs);
 
             var staleBatch = stale.NextBatch();
             foreach (var share in Shares(SumsFor(step + 100)).Take(folded)) stale.Fold(staleBatch, share.GradientSum); // not the commit's buffers
