@@ -114,6 +114,10 @@ public sealed class AnalyzeCommandTests(TinyRuns runs) : IDisposable
             Assert.Contains($"<td>{worker.WorkerId}</td><td>{worker.Address}</td><td>cpu</td><td>1</td><td>in-process</td><td>1</td>", html);
         Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(html, $"<td>{TinyRuns.Steps}</td><td>16</td>").Count);
         Assert.Contains("Run tiny-b32", html);
+        // Its workers share the coordinator's process: nothing crossed a wire, and the page says what was handed over instead
+        // (2 shares of 16: 2 × (parameters + gradient) × 4 B + 32 ids × 4 B, over 32 samples).
+        Assert.Contains("<th>bytes across processes per sample</th><td>0</td>", html);
+        Assert.Contains("<th>bytes handed over in-process per sample</th><td>101,769 (by reference: nothing copied or sent)</td>", html);
     }
 
     [Fact]
