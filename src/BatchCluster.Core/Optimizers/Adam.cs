@@ -30,15 +30,13 @@ public sealed class Adam(int parameterCount, float beta1, float beta2, float eps
         var eps = new Vector<float>(epsilon);
         var biasCorrection2Sqrt = new Vector<float>((float)Math.Sqrt(1 - Math.Pow(beta2, t)));
         var minusStepSize = new Vector<float>((float)(-learningRate / (1 - Math.Pow(beta1, t))));
-        var divisor = new Vector<float>(scale.Divisor);
-        var factor = new Vector<float>(scale.Factor);
-        bool divide = scale.Divides, multiply = scale.Scales;
+        var gradients = scale.Read();
         var finite = new FiniteCheck();
         int n = parameters.Length;
         for (int i = 0; i < n; i += Width)
         {
             var p = Load(parameters, i);
-            var g = scale.Apply(Load(gradient, i), divisor, factor, divide, multiply) + wd * p;
+            var g = gradients.Load(gradient, i) + wd * p;
             var m = Load(ms, i);
             m += (g - m) * oneMinusBeta1;
             var v = Load(vs, i) * beta2V + g * g * oneMinusBeta2;

@@ -18,14 +18,24 @@ public readonly record struct GradientScale(float Divisor, float Factor)
     /// <summary>Only clipping's factor (1: no clipping).</summary>
     public static GradientScale Clipped(float factor) => new(1f, factor);
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal Vector<float> Apply(Vector<float> raw, Vector<float> divisor, Vector<float> factor, bool divide, bool scale)
-    {
-        if (divide) raw /= divisor;
-        if (scale) raw *= factor;
-        return raw;
-    }
+    /// <summary>What an optimizer's loop reads the gradient through (the constants as vectors, made once per update).</summary>
+    internal Reader Read() => new(this);
 
-    internal bool Divides => Divisor != 1f;
-    internal bool Scales => Factor != 1f;
+    internal readonly struct Reader(GradientScale scale)
+    {
+        private readonly Vector<float> _divisor = new(scale.Divisor);
+        private readonly Vector<float> _factor = new(scale.Factor);
+        private readonly bool _divide = scale.Divisor != 1f;
+        private readonly bool _multiply = scale.Factor != 1f;
+
+        /// <summary>The scaled gradient vector at <paramref name="start"/> (FlatMath.Load: zero-padded past the end).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Load(ReadOnlySpan<float> gradient, int start)
+        {
+            var g = Numerics.FlatMath.Load(gradient, start);
+            if (_divide) g /= _divisor;
+            if (_multiply) g *= _factor;
+            return g;
+        }
+    }
 }

@@ -22,16 +22,14 @@ public sealed class MomentumSgd(int parameterCount, float momentum, bool nestero
         var wd = new Vector<float>(weightDecay);
         var mu = new Vector<float>(momentum);
         var minusLr = new Vector<float>(-learningRate);
-        var divisor = new Vector<float>(scale.Divisor);
-        var factor = new Vector<float>(scale.Factor);
-        bool divide = scale.Divides, multiply = scale.Scales;
+        var gradients = scale.Read();
         bool first = StepCount == 0;
         var finite = new FiniteCheck();
         int n = parameters.Length;
         for (int i = 0; i < n; i += Width)
         {
             var p = Load(parameters, i);
-            var d = scale.Apply(Load(gradient, i), divisor, factor, divide, multiply) + wd * p;
+            var d = gradients.Load(gradient, i) + wd * p;
             var buf = first ? d : Load(state, i) * mu + d;
             Store(buf, state, i);
             var direction = nesterov ? d + mu * buf : buf;

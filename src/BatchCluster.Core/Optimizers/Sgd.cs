@@ -15,15 +15,13 @@ public sealed class Sgd(float weightDecay) : IOptimizer
         CheckLengths(parameters.Length, gradient.Length);
         var wd = new Vector<float>(weightDecay);
         var minusLr = new Vector<float>(-learningRate);
-        var divisor = new Vector<float>(scale.Divisor);
-        var factor = new Vector<float>(scale.Factor);
-        bool divide = scale.Divides, multiply = scale.Scales;
+        var gradients = scale.Read();
         var finite = new FiniteCheck();
         int n = parameters.Length;
         for (int i = 0; i < n; i += Width)
         {
             var p = Load(parameters, i);
-            var d = scale.Apply(Load(gradient, i), divisor, factor, divide, multiply) + wd * p;
+            var d = gradients.Load(gradient, i) + wd * p;
             var updated = p + minusLr * d;
             Store(updated, parameters, i);
             if (i + Width <= n) finite.Add(updated);
