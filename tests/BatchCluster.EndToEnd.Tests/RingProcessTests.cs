@@ -54,7 +54,14 @@ public sealed class RingProcessTests : IDisposable
             Assert.Equal(3, left.Count);
             Assert.Contains("unreachable", left); // the stopped one: only the failure detector could tell
             Assert.Single(steps[^1].GetProperty("Shares").EnumerateArray()); // a ring of one at the end
-            Assert.Equal(4, events.Count(e => Type(e) == "RingFormed"));
+            // The first ring, one per worker lost, and — when a survivor's report that the killed worker broke its all-gather
+            // of step 16 arrives after the ring without that worker was already formed — one more: that report marks the
+            // ring faulty (the survivor gets the whole model pushed), so the next step forms a new one. Which comes first
+            // is timing, and a ring names only the first fault since the last one: both are correct.
+            var rings = events.Where(e => Type(e) == "RingFormed").Select(e => e.GetProperty("Reason").GetString()!).ToList();
+            Assert.Equal("the run's first ring", rings[0]);
+            Assert.All(rings.Skip(1), r => Assert.True(r.Contains("left the ring") || r.Contains("all-gather of step 16 broke"), r));
+            Assert.InRange(rings.Count, 4, 5);
 
             double worst = CliProcess.MaxAbsDifference(Path.Combine(_dir, "reference.f32"), Path.Combine(_dir, "ring.f32"));
             Assert.True(worst <= 1e-4, $"the ring run with three faults differs from the plain loop by {worst:E2}");

@@ -61,6 +61,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         public List<(int Worker, TrainingProtocol.ReduceShares Part)>? Plans { get; set; }
         /// <summary>Star: where the running sum of gradients stands in the plan order (WorkRound.NextInPlanOrder).</summary>
         public int FoldCursor;
+        /// <summary>Star: how many results the running sum holds.</summary>
+        public int Folded;
     }
 
     private sealed class EvaluationInFlight(DataSplit split, int requestId, WorkRound<TrainingProtocol.EvaluationDone> round,
@@ -529,7 +531,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     private void FoldArrived(StepInFlight step)
     {
         while (step.Round.NextInPlanOrder(ref step.FoldCursor) is { } arrived)
-            _session.Fold(step.Batch, arrived.GradientSum);
+            _session.Fold(step.Batch, arrived.GradientSum, step.Folded++);
     }
 
     /// <summary>

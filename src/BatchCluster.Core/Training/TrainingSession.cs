@@ -121,16 +121,20 @@ public sealed class TrainingSession
     /// scratch otherwise, and the bits are those of summing at the commit. The buffers must stay
     /// unchanged until the commit.
     /// </summary>
-    public void Fold(GlobalBatch batch, ReadOnlyMemory<float> gradientSum)
+    /// <param name="index">The share's place among the shares folded for this round: 0 starts a new sum (a new round of the
+    /// same step forgets the old one), every next call must give the next place.</param>
+    public void Fold(GlobalBatch batch, ReadOnlyMemory<float> gradientSum, int index)
     {
         CheckNext(batch);
         long started = Stopwatch.GetTimestamp();
-        if (_foldedStep != batch.Step)
+        if (index == 0 || _foldedStep != batch.Step)
         {
             _folded.Clear();
             _foldedStep = batch.Step;
             _foldMs = 0;
         }
+        if (index != _folded.Count)
+            throw new InvalidOperationException($"step {batch.Step}: share {index} folded after {_folded.Count} (folds come in plan order, from 0)");
         if (gradientSum.Length != _meanGradient.Length)
             throw new ArgumentException($"a share has {gradientSum.Length} gradient values, expected {_meanGradient.Length}");
         ExactAverage.SumInto(_meanGradient, gradientSum.Span, _folded.Count);

@@ -143,18 +143,40 @@ public class FusedCommitTests
             var a = once.Commit(once.NextBatch(), shares, Measured, once.NowMs)!;
 
             var batch = early.NextBatch();
-            foreach (var share in shares.Take(folded)) early.Fold(batch, share.GradientSum);
+            for (int i = 0; i < folded; i++) early.Fold(batch, shares[i].GradientSum, i);
             var b = early.Commit(batch, shares, Measured, early.NowMs)!;
             Assert.Equal(a.GradNorm, b.GradNorm);
             Assert.Equal(folded > 0, b.FoldMs > 0); // reported apart from the update
             Assert.Equal(0, a.FoldMs);
 
             var staleBatch = stale.NextBatch();
-            foreach (var share in Shares(SumsFor(step + 100)).Take(folded)) stale.Fold(staleBatch, share.GradientSum); // not the commit's buffers
+            var others = Shares(SumsFor(step + 100));
+            for (int i = 0; i < folded; i++) stale.Fold(staleBatch, others[i].GradientSum, i); // not the commit's buffers
             Assert.Equal(a.GradNorm, stale.Commit(staleBatch, shares, Measured, stale.NowMs)!.GradNorm);
         }
         Assert.Equal(once.Parameters.ToArray(), early.Parameters.ToArray());
         Assert.Equal(once.Parameters.ToArray(), stale.Parameters.ToArray());
+    }
+
+    /// <summary>A new round of the same step starts its sum again (index 0); a fold out of its place is refused, not summed.</summary>
+    [Fact]
+    public void A_new_round_of_the_same_step_starts_the_sum_again_and_folds_out_of_place_are_refused()
+    {
+        var config = Config("momentum", 0);
+        var once = new TrainingSession(config, trainSamples: 1000, Initial(), new RunEvents(Logger.None, "fused"));
+        var again = new TrainingSession(config, trainSamples: 1000, Initial(), new RunEvents(Logger.None, "fused"));
+        var shares = Shares(SumsFor(0));
+        once.Commit(once.NextBatch(), shares, Measured, once.NowMs);
+
+        var batch = again.NextBatch();
+        var abandoned = Shares(SumsFor(7));
+        again.Fold(batch, abandoned[0].GradientSum, 0);
+        again.Fold(batch, abandoned[1].GradientSum, 1); // that round never completes
+        Assert.Throws<InvalidOperationException>(() => again.Fold(batch, shares[0].GradientSum, 1));
+        again.Fold(batch, shares[0].GradientSum, 0); // the step's next round
+        again.Fold(batch, shares[1].GradientSum, 1);
+        again.Commit(batch, shares, Measured, again.NowMs);
+        Assert.Equal(once.Parameters.ToArray(), again.Parameters.ToArray());
     }
 
     [Fact]
