@@ -118,7 +118,12 @@ public class RingReductionTests(ITestOutputHelper output)
             Assert.Equal(2, events.OfType("WorkerLeft").Count());
             Assert.Contains(events.OfType("ReductionAborted"), e => (long)((Serilog.Events.ScalarValue)e.Properties["Step"]).Value! == 8);
             Assert.Equal(3, cluster.Steps[^1].Shares.Length);
-            Assert.Equal(3, events.OfType("RingFormed").Count()); // the first ring, and one after each loss
+            // The first ring and one after each loss; and one more when a survivor's report that the member killed mid
+            // all-gather broke its all-gather arrives after the ring without that member was formed (that report marks the
+            // ring faulty, so the next step forms a new one). Which comes first is timing: both are correct.
+            var rings = events.OfType("RingFormed").Select(e => ((Serilog.Events.ScalarValue)e.Properties["Reason"]).Value!.ToString()!).ToList();
+            Assert.InRange(rings.Count, 3, 4);
+            Assert.All(rings.Skip(1), r => Assert.True(r.Contains("left the ring") || r.Contains("all-gather of step"), r));
         }
         catch
         {

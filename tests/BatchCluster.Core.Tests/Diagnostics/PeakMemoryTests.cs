@@ -3,6 +3,11 @@ using BatchCluster.Core.Diagnostics;
 
 namespace BatchCluster.Core.Tests.Diagnostics;
 
+/// <summary>Runs alone: it reads the whole process's resident memory, which tests running beside it (models, data sets) grow by tens of MiB.</summary>
+[CollectionDefinition(nameof(PeakMemoryTests), DisableParallelization = true)]
+public sealed class PeakMemoryCollection;
+
+[Collection(nameof(PeakMemoryTests))]
 public sealed class PeakMemoryTests
 {
     [Fact]
