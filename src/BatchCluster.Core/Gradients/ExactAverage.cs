@@ -49,18 +49,17 @@ public static class ExactAverage
             int length = Math.Min(BlockFloats, mean.Length - start);
             var block = mean.Slice(start, length);
             var first = sharesInPlanOrder[0].GradientSum.Span.Slice(start, length);
-            if (alreadySummed > 0)
-            {
-                for (int i = alreadySummed; i < sharesInPlanOrder.Count; i++)
-                    FlatMath.AddInPlace(block, sharesInPlanOrder[i].GradientSum.Span.Slice(start, length));
-                FlatMath.DivideInPlace(block, total);
-            }
-            else if (sharesInPlanOrder.Count == 1) FlatMath.Divide(first, total, block);
+            if (alreadySummed == 0 && sharesInPlanOrder.Count == 1) FlatMath.Divide(first, total, block);
             else
             {
-                // s₀ + s₁ straight into the block: no copy pass first
-                FlatMath.Add(first, sharesInPlanOrder[1].GradientSum.Span.Slice(start, length), block);
-                for (int i = 2; i < sharesInPlanOrder.Count; i++)
+                int next = alreadySummed;
+                if (next == 0)
+                {
+                    // s₀ + s₁ straight into the block: no copy pass first
+                    FlatMath.Add(first, sharesInPlanOrder[1].GradientSum.Span.Slice(start, length), block);
+                    next = 2;
+                }
+                for (int i = next; i < sharesInPlanOrder.Count; i++)
                     FlatMath.AddInPlace(block, sharesInPlanOrder[i].GradientSum.Span.Slice(start, length));
                 FlatMath.DivideInPlace(block, total);
             }

@@ -12,9 +12,6 @@ public sealed record ShareGradient(ReadOnlyMemory<float> GradientSum, int Sample
     /// <summary>Whether the loss and every gradient value are finite (no NaN, no ±∞).</summary>
     public bool IsFinite => double.IsFinite(LossSum) && Numerics.FlatMath.AllFinite(GradientSum.Span);
 
-    /// <summary>Everything but the values, with finiteness read from the values.</summary>
-    public ShareTally Tally() => Tally(IsFinite);
-
-    /// <summary>Everything but the values, with finiteness known otherwise (a finite sum of all shares proves each finite).</summary>
+    /// <summary>Everything but the values, with finiteness as the caller knows it (a finite sum of all shares proves each finite; else <see cref="IsFinite"/>).</summary>
     public ShareTally Tally(bool finite) => new(SampleCount, LossSum, GradientSumSquaredNorm, ComputeMilliseconds, Worker, finite);
 }

@@ -135,8 +135,6 @@ public sealed class TrainingSession
         }
         if (index != _folded.Count)
             throw new InvalidOperationException($"step {batch.Step}: share {index} folded after {_folded.Count} (folds come in plan order, from 0)");
-        if (gradientSum.Length != _meanGradient.Length)
-            throw new ArgumentException($"a share has {gradientSum.Length} gradient values, expected {_meanGradient.Length}");
         ExactAverage.SumInto(_meanGradient, gradientSum.Span, _folded.Count);
         _folded.Add(gradientSum);
         _foldMs += Stopwatch.GetElapsedTime(started).TotalMilliseconds;

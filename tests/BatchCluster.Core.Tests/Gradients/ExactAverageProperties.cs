@@ -54,11 +54,11 @@ public class ExactAverageProperties
     public void Clipping_scales_to_the_maximum_norm()
     {
         var g = new float[] { 3f, 4f };
-        double norm = GradientClipping.ClipInPlace(g, 1.0);
+        double norm = GradientClipping.L2Norm(g);
         Assert.Equal(5.0, norm, 6);
-        Assert.Equal(1.0, GradientClipping.L2Norm(g), 5);
-        var small = new float[] { 0.3f, 0.4f };
-        GradientClipping.ClipInPlace(small, 1.0);
-        Assert.Equal(new[] { 0.3f, 0.4f }, small);
+        float factor = GradientClipping.Factor(norm, 1.0);
+        Assert.Equal(1.0, GradientClipping.L2Norm(g.Select(v => v * factor).ToArray()), 5);
+        Assert.Equal(1f, GradientClipping.Factor(GradientClipping.L2Norm([0.3f, 0.4f]), 1.0)); // under the maximum: untouched
+        Assert.Equal(1f, GradientClipping.Factor(norm, 0)); // 0: no clipping
     }
 }
