@@ -97,7 +97,7 @@ var summary = new List<(string Check, bool Passed, string Figures)>();
     var effects = PowerOfTwoEffect.From(results);
     summary.Add(("do powers of two run faster? (median step vs the mean of ±1; negative: faster)", true,
         effects.Count == 0 ? "no power of two with both neighbours measured"
-            : string.Join(", ", effects.Select(e => string.Create(invariant, $"{e.BatchSize}: {100 * e.RelativeStepTime:+0.0;-0.0} %")))));
+            : string.Join(", ", effects.Select(e => string.Create(invariant, $"{e.BatchSize}: {100 * e.RelativeStepTime:+0.0;-0.0;+0.0} %")))));
 }
 
 Console.WriteLine();

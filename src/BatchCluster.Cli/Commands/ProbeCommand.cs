@@ -74,9 +74,9 @@ public static class ProbeCommand
         {
             Console.Out.WriteLine("power of two vs its neighbours (median step time; negative = the power of two is faster):");
             foreach (var e in effects)
-                Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {e.BatchSize}: {100 * e.RelativeStepTime:+0.0;-0.0} %"));
+                Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {e.BatchSize}: {100 * e.RelativeStepTime:+0.0;-0.0;+0.0} %"));
             Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  mean over {effects.Count}: {100 * effects.Average(e => e.RelativeStepTime):+0.0;-0.0} %"));
+                $"  mean over {effects.Count}: {100 * effects.Average(e => e.RelativeStepTime):+0.0;-0.0;+0.0} %"));
         }
         ProbePlot.WritePng(results.Select(r => new ProbePoint(r.BatchSize, r.SamplesPerSecond, r.MedianMs)).ToList(),
             $"{model}: training throughput per batch size ({threads} threads)", Path.Combine(outDir, "probe.png"));

@@ -123,7 +123,7 @@ public static class SoakCommand
         double stepGrowth = Analysis.Summary.RunRow.Median(timed.TakeLast(stepWindow).Select(s => s.StepMs)) / Analysis.Summary.RunRow.Median(timed.Take(stepWindow).Select(s => s.StepMs)) - 1;
         bool passed = growth.All(g => g < AllowedGrowth) && stepGrowth < AllowedGrowth;
         string line = string.Create(CultureInfo.InvariantCulture,
-            $"soak: {steps.Count} steps, memory growth coordinator {100 * growth[0]:+0.0;-0.0} %, workers {100 * growth.Skip(1).Max():+0.0;-0.0} % (max), step time {100 * stepGrowth:+0.0;-0.0} % from step {FirstMeasuredStep} ({measured.Count} samples){(passed ? "" : $" — FAILED: want every growth under {100 * AllowedGrowth:F0} %")}");
+            $"soak: {steps.Count} steps, memory growth coordinator {100 * growth[0]:+0.0;-0.0;+0.0} %, workers {100 * growth.Skip(1).Max():+0.0;-0.0;+0.0} % (max), step time {100 * stepGrowth:+0.0;-0.0;+0.0} % from step {FirstMeasuredStep} ({measured.Count} samples){(passed ? "" : $" — FAILED: want every growth under {100 * AllowedGrowth:F0} %")}");
         return new Verdict(passed, line);
     }
 
