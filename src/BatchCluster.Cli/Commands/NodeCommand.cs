@@ -53,10 +53,13 @@ public static class NodeCommand
         public Option<string?> TestingRingFault { get; } = Opt.Text("testing-ring-fault",
             "(worker) FOR TESTS: in the ring reduction of step S, kill (SIGKILL) or stop (SIGSTOP) this process mid reduce-scatter or mid all-gather",
             "kill|stop@reduce|gather@S");
+        public Option<string?> TestingMisbehave { get; } = Opt.Text("testing-misbehave",
+            "(worker) FOR TESTS AND THE CHAOS RUN: act as a bad member would — NaN gradients, never answer, lie about speed, or fake evaluations",
+            "nan|silent|speed-lie|fake-eval");
         public TrainOptions Train { get; } = new(withEngine: false);
 
         public Option[] CoordinatorOnly => [StartWorkers, MinWorkers, LocalWorkers, TensorTransport, DataPort, Standby];
-        public Option[] WorkerOnly => [TestingSlowdown, TestingRingFault];
+        public Option[] WorkerOnly => [TestingSlowdown, TestingRingFault, TestingMisbehave];
 
         public IEnumerable<Option> All => new Option[] { Role, Host, Port, SeedNodes, JoinTimeout, TlsCert, TlsCa }
             .Concat(CoordinatorOnly).Concat(WorkerOnly).Concat(Train.All);
@@ -294,6 +297,16 @@ public static class NodeCommand
         };
     }
 
+    private static Misbehaviour MisbehaviourOf(string? text) => text switch
+    {
+        null => Misbehaviour.None,
+        "nan" => Misbehaviour.NanGradients,
+        "silent" => Misbehaviour.Silent,
+        "speed-lie" => Misbehaviour.SpeedLie,
+        "fake-eval" => Misbehaviour.FakeEvaluation,
+        _ => throw new UsageException($"--testing-misbehave takes nan, silent, speed-lie or fake-eval, not '{text}'"),
+    };
+
     private static async Task<int> RunWorkerAsync(NodeOptions options, ParseResult r, CancellationToken cancellation)
     {
         var endpoint = ReadEndpoint(options, r, defaultPort: 0);
@@ -304,6 +317,7 @@ public static class NodeCommand
         string dataDirectory = r.GetValue(options.Train.DataDir) ?? FashionMnist.DefaultDirectory;
         double slowdown = r.GetValue(options.TestingSlowdown) ?? 1;
         var ringFault = RingFault(r.GetValue(options.TestingRingFault));
+        var misbehaviour = MisbehaviourOf(r.GetValue(options.TestingMisbehave));
         TorchRuntime.Initialise(threads);
         string deviceName = Options.DeviceOption.Check(device, null);
 
@@ -313,7 +327,9 @@ public static class NodeCommand
         try
         {
             var settings = new WorkerSettings(deviceName, threads, spec => DataSource.Load(spec.Dataset, dataDirectory, spec.ValidationSize, spec.Seed),
-                TestingSlowdown: slowdown, Tls: endpoint.Tls, CreateReplica: Gpu.ComputeBackends.ReplicasFor(device), TestingRingHook: ringFault);
+                TestingSlowdown: slowdown, Tls: endpoint.Tls, CreateReplica: Gpu.ComputeBackends.ReplicasFor(device), TestingRingHook: ringFault,
+                TestingMisbehaviour: misbehaviour);
+            if (misbehaviour != Misbehaviour.None) Log.Warning("Testing option --testing-misbehave: this worker acts as a bad member ({Misbehaviour})", misbehaviour);
             if (endpoint.Tls is { } tls) Log.Information("Node identity: {Tls}", tls.Describe());
             if (slowdown > 1) Log.Warning("Testing option --testing-slowdown {Slowdown}: this worker runs at 1/{Slowdown} of its speed", slowdown, slowdown);
             var stopRequested = Task.Delay(Timeout.Infinite, cancellation);

@@ -52,6 +52,12 @@ public sealed partial class TrainOptions
     public Option<string?> InitParams { get; } = Opt.Text("init-params", "start from these parameters (raw little-endian float32)", "FILE");
     public Option<string?> ExportParams { get; } = Opt.Text("export-params", "write the final parameters there (same format)", "FILE");
     public Option<double?> StepDeadline { get; } = Opt.Number("step-deadline", "a share later than this moves onto idle workers [default: 60]", 0, minExclusive: true, helpName: "SECONDS");
+    public Option<int?> QuarantineAfterMisses { get; } = Opt.Int("quarantine-after-misses",
+        "quarantine a worker that misses this many step deadlines in a row (docs/robustness.md) [default: 1]", 1, 1000);
+    public Option<double?> QuarantineSeconds { get; } = Opt.Number("quarantine-seconds",
+        "a worker's first quarantine lasts this long, each further one twice as long [default: 10]", 0, 86_400, minExclusive: true, helpName: "SECONDS");
+    public Option<int?> QuarantineLimit { get; } = Opt.Int("quarantine-limit",
+        "quarantines a worker may serve; the next offence expels it (its node is downed) [default: 3]", 0, 1000);
     public Option<long?> CheckpointEvery { get; } = Opt.Long("checkpoint-every", "write a checkpoint every K steps; 0 = never [default: 0]", 0, helpName: "K");
     public Option<string?> CheckpointDir { get; } = Opt.Text("checkpoint-dir", "where checkpoints go [default: checkpoints]", "DIR");
     public Option<bool> Resume { get; } = Opt.Switch("resume", "continue from the newest intact checkpoint in --checkpoint-dir");
@@ -88,7 +94,7 @@ public sealed partial class TrainOptions
     {
         Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, MicroBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, WarmupSteps,
         Optimizer, Momentum, Nesterov, WeightDecay, ClipGradNorm, MaxBadSteps, Seed, Threads, Device, Engine, RunsDir, RunId, EvalEvery, Shuffle,
-        TrainEvalSamples, TargetAccuracy, StepDeadline, Split, TransferPrecision, Reduce, RingChunk, CheckpointEvery, CheckpointDir, Resume, InitParams,
+        TrainEvalSamples, TargetAccuracy, StepDeadline, QuarantineAfterMisses, QuarantineSeconds, QuarantineLimit, Split, TransferPrecision, Reduce, RingChunk, CheckpointEvery, CheckpointDir, Resume, InitParams,
         ExportParams, TensorBoard,
     }.OfType<Option>();
 
@@ -184,6 +190,8 @@ public sealed partial class TrainOptions
             TargetAccuracy = r.GetValue(TargetAccuracy),
             Shuffle = Opt.AsBool(r.GetValue(Shuffle)) ?? true,
             StepDeadlineSeconds = r.GetValue(StepDeadline) ?? 60,
+            Quarantine = new Core.Coordination.QuarantinePolicy(r.GetValue(QuarantineAfterMisses) ?? 1,
+                1000 * (r.GetValue(QuarantineSeconds) ?? 10), r.GetValue(QuarantineLimit) ?? 3),
             InitParams = r.GetValue(InitParams),
             CheckpointEvery = r.GetValue(CheckpointEvery) ?? 0,
             CheckpointDirectory = r.GetValue(CheckpointDir) ?? "checkpoints",

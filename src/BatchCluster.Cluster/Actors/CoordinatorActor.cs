@@ -63,6 +63,10 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         public int FoldCursor;
         /// <summary>Star: how many results the running sum holds.</summary>
         public int Folded;
+        /// <summary>Star: non-finite shares of this step were rejected once (their workers quarantined); a second time the step is skipped.</summary>
+        public bool SharesRejected => Blamed.Count > 0;
+        /// <summary>Star: the workers quarantined for this step's non-finite shares (pardoned if the recomputation is non-finite too).</summary>
+        public List<int> Blamed { get; } = [];
     }
 
     private sealed class EvaluationInFlight(DataSplit split, int requestId, WorkRound<TrainingProtocol.EvaluationDone> round,
@@ -111,6 +115,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _completion = completion;
         _onStep = onStep;
         _roster = new WorkerRoster<IActorRef>(session.Config.Split);
+        _quarantine = new WorkerQuarantine(session.Config.Quarantine);
         var address = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress;
         _links = new CoordinatorLinks(new CoordinatorLinkSettings(_runId, session.Parameters.Length, session.Config.TransferPrecision,
             settings.UseDataPlane, settings.DataPort, address.Host ?? "127.0.0.1", settings.Tls, Ring), Self, _log);
@@ -209,7 +214,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             ApplyEvaluation(_evaluation.Round.OnWorkersChanged(Now));
             if (_evaluation?.Round.State == RoundState.Running) Resumed(final ? Finishing : Evaluating);
         }
-        else if (_roster.ReadyCount >= _settings.MinWorkers)
+        else if (_roster.ReadyMembers >= _settings.MinWorkers)
         {
             Resumed(() => { });
             BeginStepOrFinish();
@@ -255,6 +260,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<ShardArrived>(OnShardArrived);
         Receive<TrainingProtocol.ReductionFailed>(OnReductionFailed);
         Receive<RetryReduction>(OnRetryReduction);
+        QuarantineHandlers();
         Receive<DeadlinePassed>(_ => { });
     }
 
@@ -266,6 +272,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         {
             Sender.Tell(new TrainingProtocol.WorkerRejected(
                 $"protocol version {registration.ProtocolVersion} does not match the coordinator's {TrainingProtocol.Version}; run the same BatchCluster build on every node"));
+            return;
+        }
+        if (_expelled.Contains(Sender))
+        {
+            Sender.Tell(new TrainingProtocol.WorkerRejected($"this worker was expelled from run {_runId} for misbehaving (see the coordinator's log)"));
             return;
         }
         if (!MayRegister(Sender, out string why))
@@ -330,6 +341,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         if (entry is null) return;
         if (downNode) DownWorkerNode(entry.Handle);
         _roster.Remove(entry);
+        _quarantine.Forget(entry.Key);
         _links.Forget(entry.Key, entry.Handle);
         Context.Unwatch(entry.Handle);
         _session.Events.WorkerLeft(entry.Description.Id, reason, _roster.ReadyCount);
@@ -393,9 +405,10 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
                     Evaluate(DataSplit.Test, final: true, test => Finish(train, validation, test))));
             return;
         }
-        if (_roster.ReadyCount < _settings.MinWorkers)
+        ReleaseDueWorkers();
+        if (_roster.ReadyMembers < _settings.MinWorkers)
         {
-            Paused(_roster.ReadyCount);
+            Paused(_roster.ReadyMembers);
             return;
         }
         var batch = _session.NextBatch();
@@ -457,6 +470,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
                     break;
                 case Stalled stalled:
                     _session.Events.StallReport(step, stalled.LateWorkers.Select(_roster.NameOf).ToArray(), _settings.StepDeadline.TotalSeconds);
+                    Self.Tell(new MissedDeadlines(stalled.LateWorkers)); // quarantine re-plans the round: not from inside its commands
                     break;
                 case ResultRefused refused:
                     Dropped(step, refused.Slot, refused.Reason + refusalNote);
@@ -513,9 +527,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         if (ImplausibleResult(result) is { } problem)
         {
             CoordinatorLinks.Release(result);
+            // A share that cannot be right comes from a broken or hostile worker: held out of the work, not just this share re-planned.
             ApplyStep(step.Round.OnFailed(worker.Key, result.ShareIndex, problem, Now));
+            if (_step == step) QuarantineWorker(worker, $"share {result.ShareIndex} of step {step.Batch.Step} {problem}", withResults: true);
             return;
         }
+        _quarantine.Answered(worker.Key);
         _roster.MeasuredSpeed(worker.Key, result.SampleCount, result.ComputeMilliseconds);
         var commands = step.Round.OnResult(worker.Key, result.ShareIndex, result.SampleCount, result, Now);
         if (!Ring) FoldArrived(step);
@@ -579,22 +596,53 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         var shares = done.Select(s => new ShareGradient(s.Result.GradientSum, s.Result.SampleCount, s.Result.LossSum,
             s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker))).ToList();
         StepRecord? record;
+        int[] rejected;
         try
         {
-            record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs);
+            // Non-finite shares beside finite ones are rejected once: their workers are quarantined and their samples computed
+            // again elsewhere. If that clean recomputation is non-finite too, the fault follows the model: the step is skipped.
+            record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs, mayRejectShares: !step.SharesRejected, out rejected);
         }
         catch (RunFailedException stop)
         {
+            EndStep(done);
             FailRun(stop); // too many non-finite steps, or non-finite parameters: a decision, with the checkpoints intact
             return;
         }
-        finally
+        if (rejected.Length > 0)
         {
-            foreach (var share in done) CoordinatorLinks.Release(share.Result); // averaged (or skipped): the buffers go back to the pool
-            _links.EndStep(); // a re-planned share's late half: its step is over
-            _step = null;
+            RejectShares(step, done, rejected);
+            return;
         }
+        EndStep(done);
+        if (record is null && step.SharesRejected) PardonBlamed(step);
         AfterCommit(record);
+    }
+
+    /// <summary>The step is decided (committed, skipped or failed): its gradient buffers go back to the pool.</summary>
+    private void EndStep(IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done)
+    {
+        foreach (var share in done) CoordinatorLinks.Release(share.Result);
+        _links.EndStep(); // a re-planned share's late half: its step is over
+        _step = null;
+    }
+
+    /// <summary>
+    /// Shares at <paramref name="places"/> (plan order) were non-finite while the others were finite: their workers are
+    /// quarantined and their samples move onto the others; the round completes again and the step commits then.
+    /// </summary>
+    private void RejectShares(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, int[] places)
+    {
+        foreach (int place in places) CoordinatorLinks.Release(done[place].Result); // the round forgets these results
+        var blamed = places.Select(p => done[p].Worker).Distinct().ToList();
+        step.Blamed.AddRange(blamed);
+        foreach (int key in blamed)
+        {
+            string reason = $"a non-finite gradient or loss in its share of step {step.Batch.Step}, where the other workers' shares were finite";
+            if (_roster.Find(key) is { } entry) QuarantineWorker(entry, reason, withResults: true);
+            else ApplyStep(step.Round.OnWorkerLost(key, reason, Now, withResults: true)); // it left meanwhile: its results go all the same
+            if (_step != step) return; // the round failed
+        }
     }
 
     /// <summary>

@@ -19,9 +19,25 @@ namespace BatchCluster.Cluster.Actors;
 /// <param name="CreateReplica">The compute backend: makes the replica of a run's model (on the worker's own thread).
 /// Null: TorchSharp on the CPU (<see cref="ModelReplica"/>).</param>
 /// <param name="TestingRingHook">For tests only: called by the ring member at given points of a reduction (see <see cref="RingMember"/>).</param>
+/// <param name="TestingMisbehaviour">For tests and the chaos run only: this worker behaves as a broken or hostile member would.</param>
 public sealed record WorkerSettings(string Device, int Threads, Func<TrainingProtocol.RunSpec, DataSplits> LoadData,
     bool RegisterAgainWhenCoordinatorStops = true, double TestingSlowdown = 1, Security.ClusterTls? Tls = null,
-    Func<ModelSpec, IModelReplica>? CreateReplica = null, Action<long, string>? TestingRingHook = null);
+    Func<ModelSpec, IModelReplica>? CreateReplica = null, Action<long, string>? TestingRingHook = null,
+    Misbehaviour TestingMisbehaviour = Misbehaviour.None);
+
+/// <summary>How a bad member misbehaves (docs/robustness.md): what the coordinator must survive.</summary>
+public enum Misbehaviour
+{
+    None,
+    /// <summary>Answers every share with NaN gradients (a broken device or a poisoned replica).</summary>
+    NanGradients,
+    /// <summary>Registers, then never answers a share or an evaluation.</summary>
+    Silent,
+    /// <summary>Claims 10⁹ samples/s at registration and a compute time to match with every share.</summary>
+    SpeedLie,
+    /// <summary>Answers every evaluation with "all correct".</summary>
+    FakeEvaluation,
+}
 
 /// <summary>
 /// Registers with the coordinator, then holds the data set and one model replica and computes
@@ -226,8 +242,11 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>Forward/backward throughput on a few training samples, reported to the coordinator.</summary>
+    private const double LiedSamplesPerSecond = 1e9;
+
     private double MeasureSamplesPerSecond()
     {
+        if (_settings.TestingMisbehaviour == Misbehaviour.SpeedLie) return LiedSamplesPerSecond;
         var ids = Enumerable.Range(0, Math.Min(64, _data!.Train.Count)).ToArray();
         var scratch = new float[_replica!.ParameterCount]; // never sent
         _replica.ComputeGradientSum(_data.Train, ids, ids.Length, scratch); // warm-up
@@ -284,6 +303,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void OnComputeShare(TrainingProtocol.ComputeShare work)
     {
+        if (_settings.TestingMisbehaviour == Misbehaviour.Silent) return;
         if (work.ThenReduce is { } plan) OnReduceShares(plan); // waits here until this worker's shares of the step are computed
         if (_links.ParametersReady(work.Parameters)) Compute(work, Sender);
         else Defer(work, Sender);
@@ -309,6 +329,16 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             return;
         }
         double computeMs = gradient.ComputeMilliseconds * Math.Max(1, _settings.TestingSlowdown);
+        switch (_settings.TestingMisbehaviour)
+        {
+            case Misbehaviour.NanGradients:
+                gradientSum.AsSpan(0, _replica!.ParameterCount).Fill(float.NaN);
+                gradient = gradient with { GradientSumSquaredNorm = double.NaN };
+                break;
+            case Misbehaviour.SpeedLie:
+                computeMs = gradient.SampleCount / LiedSamplesPerSecond * 1000;
+                break;
+        }
         long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
         long allocated = allocatedNow - _allocatedAtLastReply;
         _allocatedAtLastReply = allocatedNow;
@@ -341,6 +371,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void OnEvaluate(TrainingProtocol.Evaluate request)
     {
+        if (_settings.TestingMisbehaviour == Misbehaviour.Silent) return;
         if (_links.ParametersReady(request.Parameters)) Evaluate(request, Sender);
         else Defer(request, Sender);
     }
@@ -358,6 +389,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             replyTo.Tell(new TrainingProtocol.EvaluationFailed(request.RunId, request.RequestId, request.Part, e.Message));
             return;
         }
+        if (_settings.TestingMisbehaviour == Misbehaviour.FakeEvaluation) result = result with { Correct = result.Count };
         replyTo.Tell(new TrainingProtocol.EvaluationDone(
             request.RunId, request.RequestId, request.Part, request.Parameters.Version, result.LossSum, result.Correct, result.Count));
     }

@@ -16,7 +16,7 @@ public sealed record WorkerDescription(string Id, string Address, string Device,
 /// The workers a coordinator knows, each under a key that is never reused: a worker that leaves
 /// and comes back (a node reachable again, a restarted process) gets a new key, so nothing of its
 /// earlier life (a share it held, a late result) can be confused with its new one. A worker is
-/// ready once its data and replica are loaded; only ready workers get work. Shares are weighted by
+/// ready once its data and replica are loaded; only ready workers that are not quarantined get work. Shares are weighted by
 /// the worker's torch threads, or (capacity split) by its measured samples/s.
 /// </summary>
 /// <typeparam name="THandle">How the host reaches a worker (an actor reference); opaque here.</typeparam>
@@ -28,6 +28,10 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
         public THandle Handle { get; } = handle;
         public WorkerDescription Description { get; } = description;
         public bool Ready { get; set; }
+        /// <summary>Held out of the work for misbehaving (<see cref="WorkerQuarantine"/>): not counted as ready meanwhile.</summary>
+        public bool Quarantined { get; set; }
+        /// <summary>Ready and not quarantined: may get work.</summary>
+        public bool Available => Ready && !Quarantined;
         /// <summary>Moving average of its measured samples/s (null until it reported one).</summary>
         public double? MeasuredSamplesPerSecond { get; set; }
     }
@@ -92,7 +96,14 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
 
     public IReadOnlyList<Entry> All => _entries;
 
-    public int ReadyCount => _entries.Count(e => e.Ready);
+    /// <summary>
+    /// Ready workers, quarantined or not: the run's members. The --min-workers floor counts these, so that holding a
+    /// bad member out of the work never pauses the run (a round with nobody available still waits for a worker).
+    /// </summary>
+    public int ReadyMembers => _entries.Count(e => e.Ready);
+
+    /// <summary>Workers that may get work (ready, not quarantined).</summary>
+    public int ReadyCount => _entries.Count(e => e.Available);
 
     public IReadOnlyList<ReadyWorker> Ready
     {
@@ -100,7 +111,7 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
         {
             var ready = new List<ReadyWorker>(_entries.Count);
             foreach (var e in _entries)
-                if (e.Ready) ready.Add(new ReadyWorker(e.Key, CapacityOf(e)));
+                if (e.Available) ready.Add(new ReadyWorker(e.Key, CapacityOf(e)));
             return ready;
         }
     }

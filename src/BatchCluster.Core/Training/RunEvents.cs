@@ -10,7 +10,7 @@ namespace BatchCluster.Core.Training;
 /// </summary>
 public sealed class RunEvents(ILogger logger, string runId)
 {
-    public const int SchemaVersion = 9;
+    public const int SchemaVersion = 10;
     public const string EventTypeProperty = "EventType";
 
     public string RunId { get; } = runId;
@@ -32,6 +32,26 @@ public sealed class RunEvents(ILogger logger, string runId)
 
     public void WorkerLeft(string workerId, string reason, int readyWorkers) =>
         For("WorkerLeft").Warning("Worker {WorkerId} left ({Reason}); {ReadyWorkers} workers ready", workerId, reason, readyWorkers);
+
+    /// <summary>
+    /// A worker is held out of the work for misbehaving (docs/robustness.md, "Quarantine"). It is named by what the
+    /// coordinator knows of it — its key in the roster and the actor's address as the transport saw it — not by the id
+    /// it chose for itself (given too, as a claim).
+    /// </summary>
+    /// <param name="nth">Which quarantine of this worker it is; after the limit the worker is expelled instead (WorkerLeft).</param>
+    public void WorkerQuarantined(long step, int workerKey, string actorAddress, string claimedId, string reason, int nth, int limit, double seconds) =>
+        For("WorkerQuarantined").Warning(
+            "Worker #{WorkerKey} at {ActorAddress} (calls itself {ClaimedId}) quarantined at step {Step} for {QuarantineSeconds:G3} s, quarantine {Nth} of {QuarantineLimit}: {Reason}",
+            workerKey, actorAddress, claimedId, step, seconds, nth, limit, reason);
+
+    /// <summary>
+    /// A quarantined worker gets work again from the next round: its back-off has passed, or it was pardoned (the shares
+    /// it was blamed for were as bad when others computed them: the fault followed the model, and the quarantine does not count).
+    /// </summary>
+    public void WorkerReleased(long step, int workerKey, string actorAddress, int readyWorkers, bool pardoned) =>
+        For("WorkerReleased").Information(
+            "Worker #{WorkerKey} at {ActorAddress} released from quarantine at step {Step} ({Why}); {ReadyWorkers} workers ready",
+            workerKey, actorAddress, step, pardoned ? "pardoned: the fault followed the model" : "its back-off passed", readyWorkers);
 
     public void StepReplanned(long step, string lostWorker, string reason, int[] movedSampleIds, string[] newWorkers) =>
         For("StepReplanned").Warning(

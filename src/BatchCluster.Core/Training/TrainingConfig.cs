@@ -79,6 +79,12 @@ public sealed record TrainingConfig
     public double? TargetAccuracy { get; init; }
     /// <summary>A step whose shares are not all back after this long has its late shares re-planned.</summary>
     public double StepDeadlineSeconds { get; init; } = 60;
+    /// <summary>
+    /// How a misbehaving worker is held out of the work (docs/robustness.md, "Quarantine"): after this many missed
+    /// deadlines in a row, or at once for a share that cannot be right. Not in the fingerprint: it decides who
+    /// computes, not what.
+    /// </summary>
+    public Coordination.QuarantinePolicy Quarantine { get; init; } = new();
     public string? InitParams { get; init; }
     /// <summary>Write a checkpoint every this many steps; 0 turns checkpoints off.</summary>
     public long CheckpointEvery { get; init; }

@@ -169,8 +169,22 @@ public sealed class TrainingSession
     /// The <see cref="TrainingConfig.MaxBadSteps"/>-th non-finite step in a row, or an update that made a
     /// parameter non-finite: the run cannot go on; no checkpoint of this state is written.
     /// </exception>
-    public StepRecord? Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, StepMeasurements measured, double stepStartedAtMs)
+    public StepRecord? Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, StepMeasurements measured, double stepStartedAtMs) =>
+        Commit(batch, sharesInPlanOrder, measured, stepStartedAtMs, mayRejectShares: false, out _);
+
+    /// <summary>
+    /// <see cref="Commit(GlobalBatch, IReadOnlyList{ShareGradient}, StepMeasurements, double)"/> for an engine that can
+    /// have shares computed again (the coordinator). With <paramref name="mayRejectShares"/>, a step whose non-finite
+    /// values come from some shares while the others are finite is not decided: nothing is applied, counted or
+    /// consumed, <paramref name="rejectedShares"/> gives those shares' places in the plan order, and the engine has their
+    /// samples computed by other workers and commits the step again. A step whose every share is non-finite (the
+    /// fault follows the model or the data, not a worker) is skipped as always.
+    /// </summary>
+    /// <param name="rejectedShares">The places of the non-finite shares when the step was not decided; empty otherwise.</param>
+    public StepRecord? Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, StepMeasurements measured, double stepStartedAtMs,
+        bool mayRejectShares, out int[] rejectedShares)
     {
+        rejectedShares = [];
         CheckNext(batch);
         long started = Stopwatch.GetTimestamp();
         int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient, out double meanSquaredNorm, FoldedPrefix(batch, sharesInPlanOrder, out double foldMs));
@@ -185,6 +199,11 @@ public sealed class TrainingSession
         for (int i = 0; i < tallies.Length; i++) tallies[i] = sharesInPlanOrder[i].Tally(finite || sharesInPlanOrder[i].IsFinite);
         if (!finite)
         {
+            if (mayRejectShares && tallies.Any(t => t.Finite))
+            {
+                rejectedShares = Enumerable.Range(0, tallies.Length).Where(i => !tallies[i].Finite).ToArray();
+                if (rejectedShares.Length > 0) return null;
+            }
             SkipNonFinite(batch, tallies, loss, gradNorm);
             return null;
         }

@@ -20,6 +20,8 @@ public enum WorkerFault
     PoisonGradient,
     /// <summary>Like <see cref="PoisonGradient"/>, at the given step and at every step after it.</summary>
     PoisonEveryGradient,
+    /// <summary>Poisons, at the given step, only shares re-planned onto it (a share number past the first plan's).</summary>
+    PoisonReplanned,
 }
 
 /// <summary>
@@ -30,8 +32,23 @@ public enum WorkerFault
 /// </summary>
 public sealed class FaultyWorker : ReceiveActor
 {
-    public static LocalCluster.WorkerFactory Factory(int index, WorkerFault fault, long atStep) => (i, coordinator, settings) =>
-        i == index ? Props.Create(() => new FaultyWorker(coordinator, settings, fault, atStep)) : WorkerActor.Props(coordinator, settings);
+    public static LocalCluster.WorkerFactory Factory(int index, WorkerFault fault, long atStep) => Factory((index, fault), atStep);
+
+    /// <summary>Several workers, each with its fault, all at <paramref name="atStep"/>.</summary>
+    public static LocalCluster.WorkerFactory Factory((int Index, WorkerFault Fault) first, long atStep, params (int Index, WorkerFault Fault)[] more)
+    {
+        var faults = more.Prepend(first).ToDictionary(f => f.Index, f => f.Fault);
+        return (i, coordinator, settings) => faults.TryGetValue(i, out var fault)
+            ? Props.Create(() => new FaultyWorker(coordinator, settings, fault, atStep))
+            : WorkerActor.Props(coordinator, settings);
+    }
+
+    /// <summary>Every worker with <paramref name="fault"/> at <paramref name="atStep"/>.</summary>
+    public static LocalCluster.WorkerFactory Everywhere(WorkerFault fault, long atStep) => (_, coordinator, settings) =>
+        Props.Create(() => new FaultyWorker(coordinator, settings, fault, atStep));
+
+    /// <summary>Shares of a step's first plan in the tests that use <see cref="WorkerFault.PoisonReplanned"/> (one per worker, three workers).</summary>
+    private const int FirstPlanShares = 3;
 
     public FaultyWorker(IActorRef coordinator, WorkerSettings settings, WorkerFault fault, long atStep)
     {
@@ -40,8 +57,10 @@ public sealed class FaultyWorker : ReceiveActor
         bool injected = false;
         Receive<Terminated>(_ => Context.Stop(Self));
         Receive<TrainingProtocol.Evaluate>(_ => !injected && fault == WorkerFault.StallEvaluation, _ => injected = true);
-        bool ShouldPoison(long step) =>
-            (fault == WorkerFault.PoisonGradient && !injected && step == atStep) || (fault == WorkerFault.PoisonEveryGradient && step >= atStep);
+        bool ShouldPoison(TrainingProtocol.ShareComputed share) =>
+            (fault == WorkerFault.PoisonGradient && !injected && share.Step == atStep)
+            || (fault == WorkerFault.PoisonEveryGradient && share.Step >= atStep)
+            || (fault == WorkerFault.PoisonReplanned && share.Step == atStep && share.ShareIndex >= FirstPlanShares);
         bool Intercepts(long step) => !injected && step == atStep && fault is WorkerFault.Stall or WorkerFault.Die or WorkerFault.Throw;
         Receive<TrainingProtocol.ComputeShare>(work => Intercepts(work.Step), work =>
         {
@@ -61,7 +80,7 @@ public sealed class FaultyWorker : ReceiveActor
                     break;
             }
         });
-        Receive<TrainingProtocol.ShareComputed>(result => Sender.Equals(real) && ShouldPoison(result.Step), result =>
+        Receive<TrainingProtocol.ShareComputed>(result => Sender.Equals(real) && ShouldPoison(result), result =>
         {
             // In one process the worker's buffer is this message's: writing it here is what a broken worker would send.
             var gradient = System.Runtime.InteropServices.MemoryMarshal.AsMemory(result.GradientSum);

@@ -58,6 +58,10 @@ public sealed class InProcessCluster : IAsyncDisposable
     public Task<ActorSystem> AddWorkerAsync(double slowdown = 1) =>
         AddNodeAsync(proxy => WorkerActor.Props(proxy, new WorkerSettings("cpu", 1, _ => _data, TestingSlowdown: slowdown)));
 
+    /// <summary>Starts a worker node that behaves as a bad member would (see <see cref="Misbehaviour"/>).</summary>
+    public Task<ActorSystem> AddWorkerAsync(Misbehaviour misbehaviour) =>
+        AddNodeAsync(proxy => WorkerActor.Props(proxy, new WorkerSettings("cpu", 1, _ => _data, TestingMisbehaviour: misbehaviour)));
+
     /// <summary>Starts a worker node whose ring member calls <paramref name="ringHook"/> at its test points (see RingMember).</summary>
     public Task<ActorSystem> AddWorkerAsync(Action<long, string> ringHook) =>
         AddNodeAsync(proxy => WorkerActor.Props(proxy, new WorkerSettings("cpu", 1, _ => _data, TestingRingHook: ringHook)));

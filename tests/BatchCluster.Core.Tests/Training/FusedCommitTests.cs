@@ -197,6 +197,39 @@ public class FusedCommitTests
         Assert.DoesNotContain("w2", culprits);
     }
 
+    /// <summary>
+    /// An engine that can have shares computed again (the coordinator) is told which shares were non-finite beside
+    /// finite ones, and nothing is decided: no update, no bad step counted, the batch not consumed. The same step
+    /// committed with clean shares then gives the bits of a run that never saw the bad share. When every share is
+    /// non-finite the fault follows the model: the step is skipped as always.
+    /// </summary>
+    [Fact]
+    public void Non_finite_shares_beside_finite_ones_are_rejected_without_deciding_the_step()
+    {
+        var config = Config("momentum", 0) with { MaxBadSteps = 1 }; // a counted bad step would fail the run
+        var session = new TrainingSession(config, trainSamples: 1000, Initial(), new RunEvents(Logger.None, "reject"));
+        var clean = new TrainingSession(config, trainSamples: 1000, Initial(), new RunEvents(Logger.None, "clean"));
+        var batch = session.NextBatch();
+        var poisoned = SumsFor(0);
+        poisoned[2][17] = float.NaN;
+        poisoned[0][Parameters - 1] = float.PositiveInfinity;
+        Assert.Null(session.Commit(batch, Shares(poisoned), Measured, session.NowMs, mayRejectShares: true, out int[] rejected));
+        Assert.Equal([0, 2], rejected);
+        Assert.Equal(0, session.NextStep);
+        Assert.Equal(Initial(), session.Parameters.ToArray());
+
+        var again = session.Commit(batch, Shares(SumsFor(0)), Measured, session.NowMs, mayRejectShares: true, out rejected);
+        Assert.NotNull(again);
+        Assert.Empty(rejected);
+        clean.Commit(clean.NextBatch(), Shares(SumsFor(0)), Measured, clean.NowMs);
+        Assert.Equal(clean.Parameters.ToArray(), session.Parameters.ToArray());
+
+        var allBad = SumsFor(1).Select(sum => { sum[3] = float.NaN; return sum; }).ToArray();
+        var failure = Assert.Throws<RunFailedException>(() =>
+            session.Commit(session.NextBatch(), Shares(allBad), Measured, session.NowMs, mayRejectShares: true, out _));
+        Assert.Contains("1 steps in a row", failure.Message);
+    }
+
     [Fact]
     public void An_update_that_overflows_one_parameter_in_the_partial_last_vector_fails_the_run()
     {

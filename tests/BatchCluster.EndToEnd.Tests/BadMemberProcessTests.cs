@@ -1,0 +1,67 @@
+using System.Text.Json;
+
+namespace BatchCluster.EndToEnd.Tests;
+
+/// <summary>
+/// Bad members across real processes (docs/robustness.md, "Quarantine"): worker processes that
+/// answer with NaN gradients or never answer at all, beside honest ones. Neither stops, stalls or
+/// steers the run: each costs at most one deadline (the silent one) or nothing (the NaN one) per
+/// chance, is quarantined, then expelled, and the honest workers carry every step exactly.
+/// </summary>
+public sealed class BadMemberProcessTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(4);
+    private readonly string _dir = Directory.CreateTempSubdirectory("bad-member-e2e-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string[] TrainFlags(string runId) =>
+    [
+        "--dataset", "synthetic", "--steps", "60", "--global-batch", "64", "--lr", "0.05",
+        "--eval-every", "0", "--train-eval-samples", "0", "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", runId,
+        "--export-params", Path.Combine(_dir, runId + ".f32"),
+    ];
+
+    [Fact]
+    public async Task A_NaN_worker_and_a_silent_worker_are_quarantined_and_expelled_and_the_run_stays_exact()
+    {
+        var reference = CliProcess.Run(["train", "--engine", "plain", .. TrainFlags("reference")]);
+        Assert.True(reference.ExitCode == 0, reference.StdErr);
+        int port = NodeProcess.FreePort();
+        using var coordinator = new NodeProcess(["node", "--role", "coordinator", "--port", port.ToString(), "--start-workers", "4",
+            "--min-workers", "1", "--step-deadline", "2", "--quarantine-seconds", "0.2", "--quarantine-limit", "1", .. TrainFlags("bad")]);
+        string[] behaviours = ["", "", "nan", "silent"];
+        var workers = behaviours.Select(b => new NodeProcess(
+        [
+            "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "60",
+            .. b.Length > 0 ? new[] { "--testing-misbehave", b } : [],
+        ])).ToList();
+        try
+        {
+            int exit = await coordinator.WaitForExitAsync(Timeout);
+            Assert.True(exit == 0, string.Join('\n', coordinator.StdErr.Concat(coordinator.StdOut)));
+            var events = File.ReadAllLines(Path.Combine(_dir, "runs", "bad", "events.clef")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            string Type(JsonElement e) => e.TryGetProperty("EventType", out var t) ? t.GetString()! : "";
+            var steps = events.Where(e => Type(e) == "StepCompleted").ToList();
+            Assert.Equal(Enumerable.Range(0, 60), steps.Select(e => e.GetProperty("Step").GetInt32()));
+            Assert.All(steps, e => Assert.Equal(64, e.GetProperty("Shares").EnumerateArray().Sum(x => x.GetInt32())));
+            Assert.DoesNotContain(events, e => Type(e) == "NonFiniteGradient");
+            var quarantined = events.Where(e => Type(e) == "WorkerQuarantined").Select(e => e.GetProperty("Reason").GetString()!).ToList();
+            Assert.Contains(quarantined, r => r.Contains("non-finite"));
+            Assert.Contains(quarantined, r => r.Contains("missed 1 step deadline"));
+            var expelled = events.Where(e => Type(e) == "WorkerLeft").Select(e => e.GetProperty("Reason").GetString()!).Where(r => r.StartsWith("expelled")).ToList();
+            Assert.Equal(2, expelled.Count);
+            // The silent worker had two chances (its first plan, and once after its quarantine): two deadlines, no more.
+            Assert.InRange(events.Count(e => Type(e) == "StallReport"), 1, 2);
+            Assert.Equal(2, steps[^1].GetProperty("Shares").GetArrayLength());
+
+            double worst = CliProcess.MaxAbsDifference(Path.Combine(_dir, "reference.f32"), Path.Combine(_dir, "bad.f32"));
+            Assert.True(worst <= 1e-4, $"the run with two bad members differs from the plain loop by {worst:E2}");
+            Assert.Equal(0, await workers[0].WaitForExitAsync(Timeout));
+        }
+        finally
+        {
+            foreach (var w in workers) w.Dispose();
+        }
+    }
+}
