@@ -34,7 +34,9 @@ public static class ChaosCommand
     private static readonly Option<double?> MaxGap = Opt.Number("max-gap", "most time between events [default: 3]", 0.1, helpName: "SECONDS");
     private static readonly Option<double?> LearningRate = Opt.Number("lr", "learning rate of both runs [default: 0.02: at lr 0.1 two layouts' rounding alone drifts apart by up to 5e-3 in 300 steps]",
         0, 1, minExclusive: true, helpName: "X");
-    private static readonly Option<string?> Out = Opt.Text("out", "logs and parameter files [default: chaos]", "DIR");
+    private static readonly Option<string?> Out = Opt.Text("out", "logs and parameter files [default: a new directory under the system's temporary one]", "DIR");
+    private static readonly Option<bool> BadMembers = Opt.Switch("bad-members",
+        "about half of the fresh workers are bad members (NaN gradients, never answering, lying about speed or faking evaluations, at random): they must not lose a sample either");
     private static readonly Option<string> Dataset = Opt.Choice("dataset", "data set", "fashion-mnist", "fashion-mnist", "synthetic");
     private static readonly Option<string?> DataDir = Opt.Text("data-dir", "IDX files [default: as for train]", "DIR");
 
@@ -45,21 +47,27 @@ public static class ChaosCommand
             then every step's global batch and the final parameters are checked against the fault-free plain loop.
             Last line: 'chaos: N events (k SIGKILL, s SIGTERM), N steps, 0 lost, max|Δ| X vs the fault-free run'
             """);
-        foreach (var option in new Option[] { Workers, Steps, GlobalBatch, Events, ChaosSeed, Slowdown, MinGap, MaxGap, LearningRate, Out, Dataset, DataDir })
+        foreach (var option in new Option[] { Workers, Steps, GlobalBatch, Events, ChaosSeed, Slowdown, MinGap, MaxGap, LearningRate, Out, Dataset, DataDir, BadMembers })
             command.Options.Add(option);
         command.SetAction((r, cancellation) => RunAsync(r, cancellation));
         return command;
     }
 
     private sealed record Settings(int Workers, long Steps, int GlobalBatch, int Events, int Seed, double Slowdown, string Out,
-        string Dataset, string? DataDir, double MinGap, double MaxGap, double LearningRate);
+        string Dataset, string? DataDir, double MinGap, double MaxGap, double LearningRate, bool BadMembers);
+
+    /// <summary>What a bad member of the chaos run does (node --testing-misbehave).</summary>
+    private static readonly string[] Misbehaviours = ["nan", "silent", "speed-lie", "fake-eval"];
+
+    /// <summary>The step deadline with bad members: a silent one costs this much per chance (docs/robustness.md).</summary>
+    private const string BadMemberDeadlineSeconds = "5";
 
     private static async Task<int> RunAsync(ParseResult r, CancellationToken cancellation)
     {
         var s = new Settings(
             r.GetValue(Workers) ?? 4, r.GetValue(Steps) ?? 300, r.GetValue(GlobalBatch) ?? 128, r.GetValue(Events) ?? 6, r.GetValue(ChaosSeed) ?? 1,
-            r.GetValue(Slowdown) ?? 100, r.GetValue(Out) ?? "chaos", r.GetValue(Dataset)!, r.GetValue(DataDir), r.GetValue(MinGap) ?? 1.5, r.GetValue(MaxGap) ?? 3,
-            r.GetValue(LearningRate) ?? 0.02);
+            r.GetValue(Slowdown) ?? 100, r.GetValue(Out) ?? Directory.CreateTempSubdirectory("batchcluster-chaos-").FullName, r.GetValue(Dataset)!,
+            r.GetValue(DataDir), r.GetValue(MinGap) ?? 1.5, r.GetValue(MaxGap) ?? 3, r.GetValue(LearningRate) ?? 0.02, r.GetValue(BadMembers));
         if (s.MaxGap < s.MinGap) throw new UsageException($"--max-gap {s.MaxGap} is below --min-gap {s.MinGap}");
         if (s.GlobalBatch < s.Workers) throw new UsageException($"--global-batch {s.GlobalBatch} is below --workers {s.Workers}");
         OutputPaths.CheckDirectory("--out", s.Out);
@@ -67,6 +75,7 @@ public static class ChaosCommand
         if (Directory.Exists(Path.Combine(outDir, "runs"))) Directory.Delete(Path.Combine(outDir, "runs"), recursive: true);
         Directory.CreateDirectory(outDir);
 
+        Console.Out.WriteLine($"chaos: logs and parameters go to {outDir}");
         string reference = Path.Combine(outDir, "fault-free.bin"), chaotic = Path.Combine(outDir, "chaos.bin");
         Console.Out.WriteLine($"chaos: the fault-free run (plain loop, {s.Steps} steps, B {s.GlobalBatch})");
         using (var plain = new ChildProcess(["train", "--engine", "plain", "--run-id", "fault-free", .. Common(s, outDir), "--export-params", reference]))
@@ -100,14 +109,22 @@ public static class ChaosCommand
     {
         int port = Processes.LoopbackPorts.Free();
         var random = new Random(s.Seed);
-        string[] WorkerArgs() =>
+        string[] WorkerArgs(string? misbehave = null) =>
         [
             "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "120",
             "--testing-slowdown", s.Slowdown.ToString(CultureInfo.InvariantCulture), .. s.DataDir is string d ? new[] { "--data-dir", d } : [],
+            .. misbehave is null ? [] : new[] { "--testing-misbehave", misbehave },
         ];
+        // A fresh worker after an event: with --bad-members, one in two at random is a bad member of a random kind.
+        (ChildProcess Process, string Note) FreshWorker()
+        {
+            string? misbehave = s.BadMembers && random.Next(2) == 0 ? Misbehaviours[random.Next(Misbehaviours.Length)] : null;
+            return (new ChildProcess(WorkerArgs(misbehave)), misbehave is null ? "a fresh worker" : $"a fresh bad member ({misbehave})");
+        }
         using var coordinator = new ChildProcess([
             "node", "--role", "coordinator", "--port", port.ToString(CultureInfo.InvariantCulture), "--run-id", "chaos",
-            "--start-workers", s.Workers.ToString(CultureInfo.InvariantCulture), "--min-workers", "1", "--export-params", chaotic, .. Common(s, outDir)]);
+            "--start-workers", s.Workers.ToString(CultureInfo.InvariantCulture), "--min-workers", "1", "--export-params", chaotic,
+            .. s.BadMembers ? new[] { "--step-deadline", BadMemberDeadlineSeconds } : [], .. Common(s, outDir)]);
         var workers = Enumerable.Range(0, s.Workers).Select(_ => new ChildProcess(WorkerArgs())).ToList();
         var startedAt = Enumerable.Range(0, s.Workers).Select(_ => System.Diagnostics.Stopwatch.StartNew()).ToList();
         int kills = 0, stops = 0;
@@ -135,7 +152,17 @@ public static class ChaosCommand
                 while (!coordinator.HasExited && startedAt.All(c => c.Elapsed < MinimumAge))
                     await Task.Delay(100, cancellation);
                 if (coordinator.HasExited) break;
+                // An expelled bad member has left on its own: a fresh worker takes its place first.
+                for (int i = 0; i < workers.Count; i++)
+                    if (workers[i].HasExited)
+                    {
+                        workers[i].Dispose();
+                        (workers[i], string note) = FreshWorker();
+                        startedAt[i].Restart();
+                        Console.Out.WriteLine($"chaos: worker {i} had exited (expelled); {note} takes its place");
+                    }
                 var eligible = Enumerable.Range(0, workers.Count).Where(i => startedAt[i].Elapsed >= MinimumAge).ToList();
+                if (eligible.Count == 0) continue;
                 int victim = eligible[random.Next(eligible.Count)];
                 bool kill = random.Next(2) == 0;
                 workers[victim].Signal(kill ? ChildProcess.SigKill : ChildProcess.SigTerm);
@@ -143,8 +170,8 @@ public static class ChaosCommand
                 workers[victim].Dispose();
                 if (kill) kills++;
                 else stops++;
-                Console.Out.WriteLine($"chaos: event {e + 1}: {(kill ? "SIGKILL" : "SIGTERM")} to worker {victim}; a fresh worker takes its place");
-                workers[victim] = new ChildProcess(WorkerArgs());
+                (workers[victim], string takes) = FreshWorker();
+                Console.Out.WriteLine($"chaos: event {e + 1}: {(kill ? "SIGKILL" : "SIGTERM")} to worker {victim}; {takes} takes its place");
                 startedAt[victim].Restart();
             }
             int exit = await coordinator.WaitForExitAsync(TimeSpan.FromHours(2), cancellation);
@@ -163,7 +190,7 @@ public static class ChaosCommand
     private static Verdict Check(Settings s, string logPath, string reference, string chaotic, Injected injected)
     {
         var committed = new Dictionary<long, int>();
-        int lost = 0, left = 0, replans = 0;
+        int lost = 0, left = 0, replans = 0, quarantines = 0;
         foreach (string text in File.ReadLines(logPath))
         {
             using var doc = JsonDocument.Parse(text);
@@ -171,6 +198,7 @@ public static class ChaosCommand
             string type = e.TryGetProperty("EventType", out var t) ? t.GetString() ?? "" : "";
             if (type == "WorkerLeft") left++;
             if (type == "StepReplanned") replans++;
+            if (type == "WorkerQuarantined") quarantines++;
             if (type != "StepCompleted") continue;
             long step = e.GetProperty("Step").GetInt64();
             int samples = e.GetProperty("Shares").EnumerateArray().Sum(x => x.GetInt32());
@@ -186,7 +214,7 @@ public static class ChaosCommand
         int events = injected.Kills + injected.Stops;
         bool passed = events >= s.Events && events >= 5 && lost == 0 && committed.Count == s.Steps && maxDelta <= Tolerance;
         string line = string.Create(CultureInfo.InvariantCulture,
-            $"chaos: {events} events ({injected.Kills} SIGKILL, {injected.Stops} SIGTERM), {committed.Count} steps, {lost} lost, max|Δ| {maxDelta:E2} vs the fault-free run ({left} workers left, {replans} re-plans){(passed ? "" : $" — FAILED: want ≥ {s.Events} events, {s.Steps} steps, 0 lost, max|Δ| ≤ {Tolerance:E0}{(events < s.Events ? "; the run ended before every event: raise --slowdown" : "")}")}");
+            $"chaos: {events} events ({injected.Kills} SIGKILL, {injected.Stops} SIGTERM), {committed.Count} steps, {lost} lost, max|Δ| {maxDelta:E2} vs the fault-free run ({left} workers left, {replans} re-plans, {quarantines} quarantines){(passed ? "" : $" — FAILED: want ≥ {s.Events} events, {s.Steps} steps, 0 lost, max|Δ| ≤ {Tolerance:E0}{(events < s.Events ? "; the run ended before every event: raise --slowdown" : "")}")}");
         return new Verdict(passed, line);
     }
 

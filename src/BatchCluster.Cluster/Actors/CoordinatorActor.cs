@@ -599,9 +599,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         int[] rejected;
         try
         {
-            // Non-finite shares beside finite ones are rejected once: their workers are quarantined and their samples computed
-            // again elsewhere. If that clean recomputation is non-finite too, the fault follows the model: the step is skipped.
-            record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs, mayRejectShares: !step.SharesRejected, out rejected);
+            record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs, (places, _) => BlameWorkers(step, done, places), out rejected);
         }
         catch (RunFailedException stop)
         {
@@ -617,6 +615,20 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         EndStep(done);
         if (record is null && step.SharesRejected) PardonBlamed(step);
         AfterCommit(record);
+    }
+
+    /// <summary>
+    /// Whether a step's non-finite shares are taken as their workers' fault (they are quarantined and their samples
+    /// computed again by others) rather than the model's (the step is skipped): once per step, whenever a member that
+    /// computed none of them can compute them cleanly — now, or after its own quarantine. If that recomputation is
+    /// non-finite too, the fault follows the model: the step is skipped and the blamed are pardoned. With nobody else
+    /// (one worker), the step is skipped at once, as before quarantine existed.
+    /// </summary>
+    private bool BlameWorkers(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, int[] places)
+    {
+        if (step.SharesRejected) return false;
+        var blamed = places.Select(p => done[p].Worker).ToHashSet();
+        return _roster.All.Any(e => e.Ready && !blamed.Contains(e.Key));
     }
 
     /// <summary>The step is decided (committed, skipped or failed): its gradient buffers go back to the pool.</summary>

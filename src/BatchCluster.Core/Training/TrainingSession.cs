@@ -170,19 +170,20 @@ public sealed class TrainingSession
     /// parameter non-finite: the run cannot go on; no checkpoint of this state is written.
     /// </exception>
     public StepRecord? Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, StepMeasurements measured, double stepStartedAtMs) =>
-        Commit(batch, sharesInPlanOrder, measured, stepStartedAtMs, mayRejectShares: false, out _);
+        Commit(batch, sharesInPlanOrder, measured, stepStartedAtMs, rejectNonFinite: null, out _);
 
     /// <summary>
     /// <see cref="Commit(GlobalBatch, IReadOnlyList{ShareGradient}, StepMeasurements, double)"/> for an engine that can
-    /// have shares computed again (the coordinator). With <paramref name="mayRejectShares"/>, a step whose non-finite
-    /// values come from some shares while the others are finite is not decided: nothing is applied, counted or
-    /// consumed, <paramref name="rejectedShares"/> gives those shares' places in the plan order, and the engine has their
-    /// samples computed by other workers and commits the step again. A step whose every share is non-finite (the
-    /// fault follows the model or the data, not a worker) is skipped as always.
+    /// have shares computed again (the coordinator). When the step is not finite, the places (plan order) of its
+    /// non-finite shares go to <paramref name="rejectNonFinite"/>; if it takes them, the step is not decided: nothing
+    /// is applied, counted or consumed, <paramref name="rejectedShares"/> holds those places, and the engine has their
+    /// samples computed by other workers and commits the step again. Otherwise the step is skipped as always.
     /// </summary>
+    /// <param name="rejectNonFinite">Given the non-finite shares' places and the number of shares: whether the engine
+    /// takes them back (a worker's fault, as it judges) rather than skip the step (the model's). Null: never.</param>
     /// <param name="rejectedShares">The places of the non-finite shares when the step was not decided; empty otherwise.</param>
     public StepRecord? Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, StepMeasurements measured, double stepStartedAtMs,
-        bool mayRejectShares, out int[] rejectedShares)
+        Func<int[], int, bool>? rejectNonFinite, out int[] rejectedShares)
     {
         rejectedShares = [];
         CheckNext(batch);
@@ -199,10 +200,11 @@ public sealed class TrainingSession
         for (int i = 0; i < tallies.Length; i++) tallies[i] = sharesInPlanOrder[i].Tally(finite || sharesInPlanOrder[i].IsFinite);
         if (!finite)
         {
-            if (mayRejectShares && tallies.Any(t => t.Finite))
+            var nonFinite = Enumerable.Range(0, tallies.Length).Where(i => !tallies[i].Finite).ToArray();
+            if (nonFinite.Length > 0 && rejectNonFinite?.Invoke(nonFinite, tallies.Length) == true)
             {
-                rejectedShares = Enumerable.Range(0, tallies.Length).Where(i => !tallies[i].Finite).ToArray();
-                if (rejectedShares.Length > 0) return null;
+                rejectedShares = nonFinite;
+                return null;
             }
             SkipNonFinite(batch, tallies, loss, gradNorm);
             return null;

@@ -198,10 +198,10 @@ public class FusedCommitTests
     }
 
     /// <summary>
-    /// An engine that can have shares computed again (the coordinator) is told which shares were non-finite beside
-    /// finite ones, and nothing is decided: no update, no bad step counted, the batch not consumed. The same step
-    /// committed with clean shares then gives the bits of a run that never saw the bad share. When every share is
-    /// non-finite the fault follows the model: the step is skipped as always.
+    /// An engine that can have shares computed again (the coordinator) is told which shares were non-finite, and when
+    /// it takes them back nothing is decided: no update, no bad step counted, the batch not consumed. The same step
+    /// committed with clean shares then gives the bits of a run that never saw the bad share. When the engine declines
+    /// (it judges the fault the model's), the step is skipped and counted as always.
     /// </summary>
     [Fact]
     public void Non_finite_shares_beside_finite_ones_are_rejected_without_deciding_the_step()
@@ -213,20 +213,22 @@ public class FusedCommitTests
         var poisoned = SumsFor(0);
         poisoned[2][17] = float.NaN;
         poisoned[0][Parameters - 1] = float.PositiveInfinity;
-        Assert.Null(session.Commit(batch, Shares(poisoned), Measured, session.NowMs, mayRejectShares: true, out int[] rejected));
+        Assert.Null(session.Commit(batch, Shares(poisoned), Measured, session.NowMs, rejectNonFinite: (_, _) => true, out int[] rejected));
         Assert.Equal([0, 2], rejected);
         Assert.Equal(0, session.NextStep);
         Assert.Equal(Initial(), session.Parameters.ToArray());
 
-        var again = session.Commit(batch, Shares(SumsFor(0)), Measured, session.NowMs, mayRejectShares: true, out rejected);
+        var again = session.Commit(batch, Shares(SumsFor(0)), Measured, session.NowMs, rejectNonFinite: (_, _) => true, out rejected);
         Assert.NotNull(again);
         Assert.Empty(rejected);
         clean.Commit(clean.NextBatch(), Shares(SumsFor(0)), Measured, clean.NowMs);
         Assert.Equal(clean.Parameters.ToArray(), session.Parameters.ToArray());
 
         var allBad = SumsFor(1).Select(sum => { sum[3] = float.NaN; return sum; }).ToArray();
+        int[]? offered = null;
         var failure = Assert.Throws<RunFailedException>(() =>
-            session.Commit(session.NextBatch(), Shares(allBad), Measured, session.NowMs, mayRejectShares: true, out _));
+            session.Commit(session.NextBatch(), Shares(allBad), Measured, session.NowMs, (places, _) => { offered = places; return false; }, out _));
+        Assert.Equal([0, 1, 2], offered!); // the engine was asked, and declined: skipped and counted
         Assert.Contains("1 steps in a row", failure.Message);
     }
 
