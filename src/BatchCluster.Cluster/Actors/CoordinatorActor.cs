@@ -91,6 +91,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     /// <summary>Workers on nodes the failure detector lost, kept so they can be taken back when the node is reachable again.</summary>
     private readonly Dictionary<Address, List<(IActorRef Worker, WorkerDescription Description)>> _unreachable = [];
     private readonly HashSet<string> _workersSeen = [];
+    /// <summary>Workers whose false speed claim was logged (once each).</summary>
+    private readonly HashSet<int> _claimsIgnored = [];
     private readonly string _selfAddress = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString();
 
     private StepInFlight? _step;
@@ -322,7 +324,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         if (entry is null || entry.Ready) return false;
         if (Ring && !AdmitToRing(entry, ready.RingPort)) return false;
         entry.Ready = true;
-        _roster.Measured(entry, ready.SamplesPerSecond);
+        // Its own measurement is logged, never used for shares: capacity comes from what the coordinator times (MeasuredShare).
         _workersSeen.Add(entry.Description.Id);
         var d = entry.Description;
         _session.Events.WorkerJoined(d.Id, d.Address, d.Device, d.Threads, ready.SamplesPerSecond, _roster.ReadyCount, _links.Describe(entry.Key));
@@ -533,7 +535,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             return;
         }
         _quarantine.Answered(worker.Key);
-        _roster.MeasuredSpeed(worker.Key, result.SampleCount, result.ComputeMilliseconds);
+        if (step.Round.SentAtMs(result.ShareIndex) is double sent
+            && _roster.MeasuredShare(worker.Key, result.SampleCount, result.ComputeMilliseconds, Now - sent) && _claimsIgnored.Add(worker.Key))
+            _session.Events.SpeedClaimIgnored(step.Batch.Step, worker.Key, worker.Handle.Path.ToString(),
+                result.ComputeMilliseconds > 0 ? result.SampleCount / result.ComputeMilliseconds * 1000 : double.MaxValue,
+                result.SampleCount / (Now - sent) * 1000, WorkerRoster<IActorRef>.ClaimFactor);
         var commands = step.Round.OnResult(worker.Key, result.ShareIndex, result.SampleCount, result, Now);
         if (!Ring) FoldArrived(step);
         ApplyStep(commands);

@@ -125,6 +125,9 @@ public sealed class WorkRound<TResult>
         return _slots[cursor++].Result;
     }
 
+    /// <summary>When share <paramref name="slot"/> was sent (the host's clock), or null for a share the round does not have.</summary>
+    public double? SentAtMs(int slot) => slot >= 0 && slot < _slots.Count ? _slots[slot].SentAtMs : null;
+
     /// <summary>
     /// The round's promise, checked: the ids of live shares plus the waiting ids are exactly the
     /// round's ids, each once. Cheap enough to run at every commit.

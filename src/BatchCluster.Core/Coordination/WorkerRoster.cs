@@ -17,7 +17,7 @@ public sealed record WorkerDescription(string Id, string Address, string Device,
 /// and comes back (a node reachable again, a restarted process) gets a new key, so nothing of its
 /// earlier life (a share it held, a late result) can be confused with its new one. A worker is
 /// ready once its data and replica are loaded; only ready workers that are not quarantined get work. Shares are weighted by
-/// the worker's torch threads, or (capacity split) by its measured samples/s.
+/// the worker's torch threads, or (capacity split) by its samples/s as the coordinator measured them (<see cref="MeasuredShare"/>).
 /// </summary>
 /// <typeparam name="THandle">How the host reaches a worker (an actor reference); opaque here.</typeparam>
 public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
@@ -32,8 +32,12 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
         public bool Quarantined { get; set; }
         /// <summary>Ready and not quarantined: may get work.</summary>
         public bool Available => Ready && !Quarantined;
-        /// <summary>Moving average of its measured samples/s (null until it reported one).</summary>
+        /// <summary>Moving average of its samples/s as the coordinator measured them with each share (null before it was timed).</summary>
         public double? MeasuredSamplesPerSecond { get; set; }
+        /// <summary>Claims of compute time its round trips could not contain, in a row.</summary>
+        public int ClaimsIgnoredInARow { get; set; }
+        /// <summary>Shares whose round trip the coordinator has timed (the first is a warm-up and not counted).</summary>
+        public int SharesTimed { get; set; }
     }
 
     /// <summary>Weight of updates to <see cref="Entry.MeasuredSamplesPerSecond"/>: about the last five shares count.</summary>
@@ -44,25 +48,69 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
 
     public Training.ShareSplit Split { get; }
 
-    /// <summary>A worker's share weight: its threads, or with capacity shares its measured speed once there is one.</summary>
-    public double CapacityOf(Entry e) =>
-        Split == Training.ShareSplit.Capacity && e.MeasuredSamplesPerSecond is double speed && speed > 0 && double.IsFinite(speed)
-            ? speed
-            : Math.Max(1, e.Description.Threads);
-
-    /// <summary>Folds a measured speed into the worker's moving average (at registration, and with every share it computes).</summary>
-    public void MeasuredSpeed(int key, int samples, double computeMilliseconds)
+    /// <summary>
+    /// A worker's share weight: its threads, or with capacity shares its measured speed once timed
+    /// (<see cref="MeasuredShare"/>), at least the fastest's / <see cref="SlowestWeightOfFastest"/>; before it is timed,
+    /// the average of those that are (the threads while none is), so that it gets a share to be timed with.
+    /// </summary>
+    public double CapacityOf(Entry e)
     {
-        if (samples <= 0 || !(computeMilliseconds > 0) || Find(key) is not { } entry) return;
-        Measured(entry, samples / computeMilliseconds * 1000);
+        if (Split != Training.ShareSplit.Capacity) return Math.Max(1, e.Description.Threads);
+        double fastest = 0, sum = 0;
+        int measured = 0;
+        foreach (var other in _entries)
+            if (other.Available && other.MeasuredSamplesPerSecond is double s && s > 0 && double.IsFinite(s))
+            {
+                fastest = Math.Max(fastest, s);
+                sum += s;
+                measured++;
+            }
+        if (e.MeasuredSamplesPerSecond is not double speed || !(speed > 0) || !double.IsFinite(speed))
+            return measured > 0 ? sum / measured : Math.Max(1, e.Description.Threads); // not timed yet: the average, to be timed
+        return Math.Max(speed, fastest / SlowestWeightOfFastest);
     }
+
+    /// <summary>
+    /// How far a worker's claimed speed (its samples over the compute time it reports) may exceed the speed its round
+    /// trip delivered, as the coordinator timed it, and still be believed. An honest worker's compute is part of its
+    /// round trip (the share's way out, its queue and compute, the result's way back), so it claims at least what it
+    /// delivers: about as much in this process, several times more in another, where the transfer of parameters and
+    /// gradient takes most of a small share's round trip. A claim beyond 100 × is taken as false.
+    /// </summary>
+    public const double ClaimFactor = 100;
+
+    /// <summary>A worker's share weight is at least the fastest's over this: every worker keeps getting samples, so a slow
+    /// measurement (a pause, a warm-up) is measured again at the next step instead of starving the worker for good.</summary>
+    public const double SlowestWeightOfFastest = 16;
+
+    /// <summary>
+    /// Folds one share into the worker's moving average of samples/s: the speed its reported compute time claims
+    /// (it balances compute exactly, whatever the transfer costs), when the round trip the coordinator timed
+    /// (<paramref name="roundTripMilliseconds"/>) makes that claim possible within <see cref="ClaimFactor"/>; else the
+    /// speed the round trip delivered. So a worker cannot draw more work by its reports than <see cref="ClaimFactor"/>
+    /// × what it delivers, and one claiming 10⁹ samples/s gets what its round trips earn. A worker's first share is not
+    /// timed: its round trip carried the whole model for the first time and its first compute warms up.
+    /// </summary>
+    /// <returns>Whether this made <see cref="ClaimsIgnoredToReport"/> ignored claims in a row (the host logs it).</returns>
+    public bool MeasuredShare(int key, int samples, double computeMilliseconds, double roundTripMilliseconds)
+    {
+        if (samples <= 0 || !(roundTripMilliseconds > 0) || !double.IsFinite(roundTripMilliseconds) || Find(key) is not { } entry) return false;
+        if (entry.SharesTimed++ == 0) return false;
+        bool believable = computeMilliseconds * ClaimFactor >= roundTripMilliseconds && double.IsFinite(computeMilliseconds); // false for 0 and NaN too
+        Measured(entry, samples / (believable ? computeMilliseconds : roundTripMilliseconds) * 1000);
+        entry.ClaimsIgnoredInARow = believable ? 0 : entry.ClaimsIgnoredInARow + 1;
+        return entry.ClaimsIgnoredInARow == ClaimsIgnoredToReport;
+    }
+
+    /// <summary>Ignored claims in a row before the host reports the worker: one round trip held up by a pause is not a lie.</summary>
+    public const int ClaimsIgnoredToReport = 3;
+
+    private static double Smoothed(double? old, double sample) => old is double o ? o + SpeedSmoothing * (sample - o) : sample;
 
     public void Measured(Entry entry, double samplesPerSecond)
     {
         if (!(samplesPerSecond > 0) || !double.IsFinite(samplesPerSecond)) return;
-        entry.MeasuredSamplesPerSecond = entry.MeasuredSamplesPerSecond is double old
-            ? old + SpeedSmoothing * (samplesPerSecond - old)
-            : samplesPerSecond;
+        entry.MeasuredSamplesPerSecond = Smoothed(entry.MeasuredSamplesPerSecond, samplesPerSecond);
     }
 
     private readonly List<Entry> _entries = [];

@@ -53,6 +53,16 @@ public sealed class RunEvents(ILogger logger, string runId)
             "Worker #{WorkerKey} at {ActorAddress} released from quarantine at step {Step} ({Why}); {ReadyWorkers} workers ready",
             workerKey, actorAddress, step, pardoned ? "pardoned: the fault followed the model" : "its back-off passed", readyWorkers);
 
+    /// <summary>
+    /// A worker reported a compute time its round trip, as the coordinator timed it, cannot contain: a claimed speed
+    /// over <paramref name="factor"/> × what it delivered (docs/robustness.md, "Measured speeds"). Capacity shares use
+    /// the delivered speed for that share. Logged once per worker.
+    /// </summary>
+    public void SpeedClaimIgnored(long step, int workerKey, string actorAddress, double claimedSamplesPerSecond, double deliveredSamplesPerSecond, double factor) =>
+        For("SpeedClaimIgnored").Warning(
+            "Worker #{WorkerKey} at {ActorAddress} claims {ClaimedSamplesPerSecond:G3} samples/s at step {Step}, over {ClaimFactor} × the {DeliveredSamplesPerSecond:G3} its round trip delivered; capacity shares use what it delivered",
+            workerKey, actorAddress, claimedSamplesPerSecond, step, factor, deliveredSamplesPerSecond);
+
     public void StepReplanned(long step, string lostWorker, string reason, int[] movedSampleIds, string[] newWorkers) =>
         For("StepReplanned").Warning(
             "Step {Step}: {MovedCount} samples of {LostWorker} ({Reason}) re-planned onto {NewWorkers}; moved ids {MovedSampleIds}",
