@@ -91,6 +91,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     /// <summary>Workers on nodes the failure detector lost, kept so they can be taken back when the node is reachable again.</summary>
     private readonly Dictionary<Address, List<(IActorRef Worker, WorkerDescription Description)>> _unreachable = [];
     private readonly HashSet<string> _workersSeen = [];
+    /// <summary>Messages from strangers, counted and logged at most once a minute per sender (a flood costs neither memory nor disk).</summary>
+    private readonly IgnoredMessages _ignored = new();
     /// <summary>Workers whose false speed claim was logged (once each).</summary>
     private readonly HashSet<int> _claimsIgnored = [];
     private readonly string _selfAddress = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString();
@@ -249,7 +251,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         // Only a registered worker's tensors are reassembled: nobody else gets memory here.
         Receive<TensorTransferStart>(start => _roster.Find(Sender) is not null, start => _links.Deliver(start, Sender));
         Receive<TensorChunk>(chunk => _roster.Find(Sender) is not null, chunk => _links.Deliver(chunk, Sender));
-        Receive<TensorTransferStart>(_ => Dropped(_session.NextStep, -1, "a tensor transfer from an actor that is not a registered worker"));
+        Receive<TensorTransferStart>(_ =>
+        {
+            if (_ignored.Ignore(Sender.Path.Address.ToString(), Now, out long more, out string _))
+                Dropped(_session.NextStep, -1, "a tensor transfer from an actor that is not a registered worker"
+                                               + (more > 0 ? $" ({more} more ignored from there since the last such event)" : ""));
+        });
         Receive<TensorChunk>(_ => { });
         Receive<Interrupt>(OnInterrupt);
         Receive<TrainingProtocol.WorkerReady>(ready => Admit(ready));
@@ -270,6 +277,13 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 
     private void OnRegister(TrainingProtocol.RegisterWorker registration)
     {
+        // Membership first: a non-member gets no answer and nothing of it is kept (a counted log line at most once a minute).
+        if (!MayRegister(Sender, out string why))
+        {
+            if (_ignored.Ignore(Sender.Path.Address.ToString(), Now, out long more, out string who))
+                _log.Warning("Ignored a registration from {0}: {1}{2}", who, why, more > 0 ? $" ({more} more ignored from there since the last such line)" : "");
+            return;
+        }
         if (registration.ProtocolVersion != TrainingProtocol.Version)
         {
             Sender.Tell(new TrainingProtocol.WorkerRejected(
@@ -279,11 +293,6 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         if (_expelled.Contains(Sender))
         {
             Sender.Tell(new TrainingProtocol.WorkerRejected($"this worker was expelled from run {_runId} for misbehaving (see the coordinator's log)"));
-            return;
-        }
-        if (!MayRegister(Sender, out string why))
-        {
-            _log.Warning("Ignored a registration from {0}: {1}", Sender, why);
             return;
         }
         if (Ring && (CoordinatorLinks.SharesMemoryWith(Sender) || !_settings.UseDataPlane))

@@ -63,6 +63,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly TaskCompletionSource<bool>? _runEnded;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly WorkerLinks _links;
+    /// <summary>Messages from strangers, counted and logged at most once a minute per sender (a flood costs neither memory nor disk).</summary>
+    private readonly Core.Coordination.IgnoredMessages _ignored = new();
+    private readonly long _startedAt = Stopwatch.GetTimestamp();
     private string _workerId = "";
     private string _runId = "";
     private IActorRef? _coordinator;
@@ -107,7 +110,12 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         });
         Receive<TensorTransferStart>(_ => IsFromMyCoordinator(Sender), start => _links.Deliver(start, Sender));
         Receive<TensorChunk>(_ => IsFromMyCoordinator(Sender), chunk => _links.Deliver(chunk, Sender));
-        Receive<ITrainingMessage>(message => _log.Warning("Ignored {0} from {1}: not from the coordinator of this worker", message.GetType().Name, Sender));
+        Receive<ITrainingMessage>(message =>
+        {
+            if (_ignored.Ignore(Sender.Path.Address.ToString(), Stopwatch.GetElapsedTime(_startedAt).TotalMilliseconds, out long more, out string who))
+                _log.Warning("Ignored {0} from {1}: not from the coordinator of this worker{2}", message.GetType().Name, who,
+                    more > 0 ? $" ({more} more ignored from there since the last such line)" : "");
+        });
         Receive<Terminated>(t => t.ActorRef.Equals(_coordinator), _ =>
         {
             _coordinator = null;
