@@ -10,30 +10,12 @@ namespace BatchCluster.Cluster.Tests.Security;
 /// </summary>
 public static class PlainAkkaPeer
 {
-    public static Config Config { get; } = ConfigurationFactory.ParseString("""
-        akka.actor.provider = remote
-        akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
-        akka.actor.serializers.batchcluster = "BatchCluster.Cluster.Serialization.TrainingMessageSerializer, BatchCluster.Cluster"
-        akka.actor.serialization-bindings { "BatchCluster.Cluster.Protocol.ITrainingMessage, BatchCluster.Cluster" = batchcluster }
-        akka.loglevel = ERROR
-        """);
+    public static Config Config => Nodes.NonMemberPeer.Config;
 
-    public static ActorSystem Start() => ActorSystem.Create("peer", Config);
+    public static ActorSystem Start() => Nodes.NonMemberPeer.Start();
 
-    /// <summary>
-    /// The actor at <paramref name="path"/> once it exists: the coordinator singleton is created a moment
-    /// after its node is up, and until then an Identify is answered with no actor (ResolveOne fails at
-    /// once). Asks again every 100 ms until <paramref name="within"/> has passed.
-    /// </summary>
-    public static async Task<IActorRef> ResolveOnceStartedAsync(ActorSystem peer, string path, TimeSpan within)
-    {
-        var deadline = DateTime.UtcNow + within;
-        while (true)
-        {
-            try { return await peer.ActorSelection(path).ResolveOne(TimeSpan.FromSeconds(2)); }
-            catch (ActorNotFoundException) when (DateTime.UtcNow < deadline) { await Task.Delay(100); }
-        }
-    }
+    public static Task<IActorRef> ResolveOnceStartedAsync(ActorSystem peer, string path, TimeSpan within) =>
+        Nodes.NonMemberPeer.ResolveOnceStartedAsync(peer, path, within);
 
     /// <summary>A tiny run for a multi-node cluster in which a peer meddles: an 8-unit MLP on 64 synthetic images.</summary>
     public static (Core.Training.TrainingConfig Config, Core.Data.DataSplits Data) TinyRun(long steps) =>
