@@ -77,7 +77,7 @@ public static class Program
         return new RootCommand("BatchCluster: data-parallel training on Akka.NET, to test the effects of batch size across nodes")
         {
             TrainCommand.Create(), NodeCommand.Create(), SweepCommand.Create(), ProbeCommand.Create(), AnalyzeCommand.Create(), bench,
-            ChaosCommand.Create(), SoakCommand.Create(), VerboseOption,
+            ChaosCommand.Create(), SoakCommand.Create(), CertsCommand.Create(), VerboseOption,
         };
     }
 

@@ -6,9 +6,9 @@ using System.Text.Json;
 namespace BatchCluster.EndToEnd.Tests;
 
 /// <summary>
-/// A closed cluster of real processes: certificates made by scripts/make-test-certs.sh (openssl), a
+/// A closed cluster of real processes: certificates made by 'batchcluster certs' (no openssl), a
 /// coordinator and a worker of that authority train over TLS on both channels, and a worker with
-/// another authority's certificate cannot get in.
+/// another authority's certificate (made by scripts/make-test-certs.sh with openssl) cannot get in.
 /// </summary>
 public sealed class SecurityProcessTests : IDisposable
 {
@@ -20,6 +20,21 @@ public sealed class SecurityProcessTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
 
+    /// <summary>Our authority and nodes, made by 'batchcluster certs' (.NET's CertificateRequest, no openssl).</summary>
+    private string MakeCertificatesWithCertsCommand(string name, params string[] nodes)
+    {
+        string dir = Path.Combine(_dir, name);
+        var init = CliProcess.Run(TimeSpan.FromMinutes(3), _env, "certs", "init", dir);
+        Assert.True(init.ExitCode == 0, init.StdErr);
+        var add = CliProcess.Run(TimeSpan.FromMinutes(3), _env, ["certs", "add", dir, .. nodes]);
+        Assert.True(add.ExitCode == 0, add.StdErr);
+        var again = CliProcess.Run(TimeSpan.FromMinutes(3), _env, "certs", "init", dir); // never replaces an authority
+        Assert.Equal(2, again.ExitCode);
+        Assert.Contains("already holds an authority", again.StdErr);
+        return dir;
+    }
+
+    /// <summary>Another authority, made by scripts/make-test-certs.sh (openssl).</summary>
     private string MakeCertificates(string name, params string[] nodes)
     {
         string dir = Path.Combine(_dir, name);
@@ -38,7 +53,7 @@ public sealed class SecurityProcessTests : IDisposable
     [Fact]
     public async Task A_tls_cluster_trains_and_a_node_of_another_authority_stays_out()
     {
-        string ours = MakeCertificates("ours", "coordinator", "worker-1");
+        string ours = MakeCertificatesWithCertsCommand("ours", "coordinator", "worker-1");
         string theirs = MakeCertificates("theirs", "worker-x");
         int port = NodeProcess.FreePort();
         using var coordinator = new NodeProcess(_env, "node", "--role", "coordinator", "--port", port.ToString(),

@@ -655,17 +655,18 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// Shares at <paramref name="places"/> (plan order) were non-finite while the others were finite: their workers are
-    /// quarantined and their samples move onto the others; the round completes again and the step commits then.
+    /// Shares at <paramref name="places"/> (plan order) were non-finite and another member can compute them: their workers
+    /// are quarantined and their samples move onto the others; the round completes again and the step commits then.
     /// </summary>
     private void RejectShares(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, int[] places)
     {
         foreach (int place in places) CoordinatorLinks.Release(done[place].Result); // the round forgets these results
         var blamed = places.Select(p => done[p].Worker).Distinct().ToList();
         step.Blamed.AddRange(blamed);
+        string others = places.Length < done.Count ? "the other shares were finite" : "another member can compute its samples";
         foreach (int key in blamed)
         {
-            string reason = $"a non-finite gradient or loss in its share of step {step.Batch.Step}, where the other workers' shares were finite";
+            string reason = $"a non-finite gradient or loss in its share of step {step.Batch.Step}, where {others}";
             if (_roster.Find(key) is { } entry) QuarantineWorker(entry, reason, withResults: true);
             else ApplyStep(step.Round.OnWorkerLost(key, reason, Now, withResults: true)); // it left meanwhile: its results go all the same
             if (_step != step) return; // the round failed
