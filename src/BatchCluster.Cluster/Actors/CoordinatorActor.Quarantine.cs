@@ -117,6 +117,7 @@ public sealed partial class CoordinatorActor
     private void OnReleaseDue()
     {
         if (ReleaseDueWorkers()) WorkersAvailable();
+        else ArmRelease(); // early (a timer's rounding): again for what is left
     }
 
     /// <summary>
@@ -126,6 +127,7 @@ public sealed partial class CoordinatorActor
     /// <returns>Whether a worker in the roster was released.</returns>
     private bool ReleaseDueWorkers()
     {
+        if (_quarantine.NextReleaseMs is not double due || due > Now) return false; // the common case, at every step: nothing to do
         bool any = false;
         foreach (int key in _quarantine.Release(Now))
         {

@@ -93,13 +93,14 @@ public sealed class WorkerQuarantine(QuarantinePolicy policy)
     /// <summary>Ends every quarantine whose back-off has passed at <paramref name="nowMs"/>; the workers it frees, in key order.</summary>
     public IReadOnlyList<int> Release(double nowMs)
     {
-        var freed = new List<int>();
+        List<int>? freed = null; // the host asks at every step: nothing allocated when nobody is due
         foreach (var (key, r) in _records)
             if (r.UntilMs is double until && until <= nowMs)
             {
                 r.UntilMs = null;
-                freed.Add(key);
+                (freed ??= []).Add(key);
             }
+        if (freed is null) return [];
         freed.Sort();
         return freed;
     }
