@@ -45,6 +45,9 @@ public static class RunTimePlots
         ("ResumedFromCheckpoint", "resumed from checkpoint", Colors.Black),
         ("CoordinatorRecovering", "coordinator recovering", Colors.DarkRed),
         ("NonFiniteGradient", "step skipped (not finite)", Colors.Magenta),
+        ("WorkerQuarantined", "worker quarantined", Colors.Crimson),
+        ("WorkerReleased", "worker released", Colors.Teal),
+        ("SpeedClaimIgnored", "speed claim ignored", Colors.SaddleBrown),
     ];
 
     /// <summary>Samples/s over the run (smoothed), and the run's events on the same time axis.</summary>
