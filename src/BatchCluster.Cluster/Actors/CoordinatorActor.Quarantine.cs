@@ -41,7 +41,7 @@ public sealed partial class CoordinatorActor
     {
         foreach (int key in missed.Workers)
         {
-            if (_roster.Find(key) is not { Available: true } entry || !_quarantine.MissedDeadline(key)) continue;
+            if (_roster.Find(key) is not { } entry || !_roster.IsAvailable(entry) || !_quarantine.MissedDeadline(key)) continue;
             if (_roster.ReadyCount <= 1) continue;
             QuarantineWorker(entry, $"missed {_quarantine.Policy.MissedDeadlines} step deadline(s) of {_settings.StepDeadline.TotalSeconds:0.###} s in a row",
                 withResults: Ring);
@@ -55,8 +55,7 @@ public sealed partial class CoordinatorActor
     /// <param name="withResults">Its finished shares move too (they are wrong, or under the ring they stay on the worker).</param>
     private void QuarantineWorker(WorkerRoster<IActorRef>.Entry entry, string reason, bool withResults)
     {
-        var decision = _quarantine.Quarantine(entry.Key, Now);
-        entry.Quarantined = true; // out of the work from now on, whatever follows: no share of a new round goes to it
+        var decision = _quarantine.Quarantine(entry.Key, Now); // out of the work from now on (expelled: until it is forgotten)
         if (!decision.Expel)
         {
             _session.Events.WorkerQuarantined(_session.NextStep, entry.Key, entry.Handle.Path.ToString(), entry.Description.Id, reason,
@@ -100,7 +99,6 @@ public sealed partial class CoordinatorActor
         foreach (int key in step.Blamed)
         {
             if (!_quarantine.Pardon(key) || _roster.Find(key) is not { } entry) continue;
-            entry.Quarantined = false;
             any = true;
             _session.Events.WorkerReleased(_session.NextStep, key, entry.Handle.Path.ToString(), _roster.ReadyCount, pardoned: true);
         }
@@ -132,7 +130,6 @@ public sealed partial class CoordinatorActor
         foreach (int key in _quarantine.Release(Now))
         {
             if (_roster.Find(key) is not { } entry) continue;
-            entry.Quarantined = false;
             any = true;
             _session.Events.WorkerReleased(_session.NextStep, key, entry.Handle.Path.ToString(), _roster.ReadyCount, pardoned: false);
         }

@@ -93,6 +93,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     private readonly HashSet<string> _workersSeen = [];
     /// <summary>Messages from strangers, counted and logged at most once a minute per sender (a flood costs neither memory nor disk).</summary>
     private readonly IgnoredMessages _ignored = new();
+    /// <summary><see cref="BlameWorkers"/> as the commit's delegate, made once.</summary>
+    private readonly Func<int[], bool> _blameWorkers;
     /// <summary>Workers whose false speed claim was logged (once each).</summary>
     private readonly HashSet<int> _claimsIgnored = [];
     private readonly string _selfAddress = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString();
@@ -118,8 +120,9 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         _logPath = logPath;
         _completion = completion;
         _onStep = onStep;
-        _roster = new WorkerRoster<IActorRef>(session.Config.Split);
         _quarantine = new WorkerQuarantine(session.Config.Quarantine);
+        _roster = new WorkerRoster<IActorRef>(session.Config.Split, _quarantine);
+        _blameWorkers = BlameWorkers;
         var address = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress;
         _links = new CoordinatorLinks(new CoordinatorLinkSettings(_runId, session.Parameters.Length, session.Config.TransferPrecision,
             settings.UseDataPlane, settings.DataPort, address.Host ?? "127.0.0.1", settings.Tls, Ring), Self, _log);
@@ -614,7 +617,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         int[] rejected;
         try
         {
-            record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs, (places, _) => BlameWorkers(step, done, places), out rejected);
+            record = _session.Commit(step.Batch, shares, measured, step.StartedAtMs, _blameWorkers, out rejected);
         }
         catch (RunFailedException stop)
         {
@@ -639,9 +642,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     /// non-finite too, the fault follows the model: the step is skipped and the blamed are pardoned. With nobody else
     /// (one worker), the step is skipped at once, as before quarantine existed.
     /// </summary>
-    private bool BlameWorkers(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, int[] places)
+    /// <remarks>Made into a delegate once (<see cref="_blameWorkers"/>): a lambda per commit would allocate at every step.</remarks>
+    private bool BlameWorkers(int[] places)
     {
-        if (step.SharesRejected) return false;
+        if (_step is not { SharesRejected: false } step) return false;
+        var done = step.Round.Completed; // only here, where a step is not finite
         var blamed = places.Select(p => done[p].Worker).ToHashSet();
         return _roster.All.Any(e => e.Ready && !blamed.Contains(e.Key));
     }

@@ -18,8 +18,9 @@ public sealed record QuarantinePolicy(int MissedDeadlines = 1, double BackoffMs 
 
 /// <summary>What <see cref="WorkerQuarantine.Quarantine"/> decided.</summary>
 /// <param name="Nth">Which quarantine of this worker this is (1-based).</param>
-/// <param name="UntilMs">When it ends (a time of the host's clock); meaningless when <paramref name="Expel"/>.</param>
-/// <param name="Expel">The worker served its <see cref="QuarantinePolicy.Limit"/>: remove it from the run instead.</param>
+/// <param name="UntilMs">When it ends (a time of the host's clock); never (+∞) when <paramref name="Expel"/>.</param>
+/// <param name="Expel">The worker served its <see cref="QuarantinePolicy.Limit"/>: remove it from the run instead (it stays
+/// held out until the host forgets it).</param>
 public readonly record struct QuarantineDecision(int Nth, double UntilMs, bool Expel);
 
 /// <summary>
@@ -71,8 +72,8 @@ public sealed class WorkerQuarantine(QuarantinePolicy policy)
         int nth = ++r.Quarantines;
         if (nth > Policy.Limit)
         {
-            _records.Remove(key);
-            return new QuarantineDecision(nth, nowMs, Expel: true);
+            r.UntilMs = double.PositiveInfinity; // held out for good: the host removes it from the run and then forgets it
+            return new QuarantineDecision(nth, r.UntilMs.Value, Expel: true);
         }
         r.UntilMs = nowMs + Policy.LengthMs(nth);
         return new QuarantineDecision(nth, r.UntilMs.Value, Expel: false);
@@ -85,7 +86,7 @@ public sealed class WorkerQuarantine(QuarantinePolicy policy)
         {
             double? next = null;
             foreach (var r in _records.Values)
-                if (r.UntilMs is double until && (next is null || until < next)) next = until;
+                if (r.UntilMs is double until && double.IsFinite(until) && (next is null || until < next)) next = until;
             return next;
         }
     }
@@ -112,7 +113,7 @@ public sealed class WorkerQuarantine(QuarantinePolicy policy)
     /// <returns>Whether the worker was quarantined.</returns>
     public bool Pardon(int key)
     {
-        if (!_records.TryGetValue(key, out var r) || r.UntilMs is null) return false;
+        if (!_records.TryGetValue(key, out var r) || r.UntilMs is not double until || !double.IsFinite(until)) return false;
         r.UntilMs = null;
         r.Quarantines--;
         return true;

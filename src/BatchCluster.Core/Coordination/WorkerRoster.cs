@@ -28,10 +28,6 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
         public THandle Handle { get; } = handle;
         public WorkerDescription Description { get; } = description;
         public bool Ready { get; set; }
-        /// <summary>Held out of the work for misbehaving (<see cref="WorkerQuarantine"/>): not counted as ready meanwhile.</summary>
-        public bool Quarantined { get; set; }
-        /// <summary>Ready and not quarantined: may get work.</summary>
-        public bool Available => Ready && !Quarantined;
         /// <summary>Moving average of its samples/s as the coordinator measured them with each share (null before it was timed).</summary>
         public double? MeasuredSamplesPerSecond { get; set; }
         /// <summary>Claims of compute time its round trips could not contain, in a row.</summary>
@@ -44,7 +40,17 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
     public const double SpeedSmoothing = 0.3;
 
     /// <param name="split">Declared: shares by torch threads (bitwise reproducible). Capacity: by measured samples/s.</param>
-    public WorkerRoster(Training.ShareSplit split = Training.ShareSplit.Declared) => Split = split;
+    /// <param name="quarantine">Who is held out of the work (the host's decisions); none when null.</param>
+    public WorkerRoster(Training.ShareSplit split = Training.ShareSplit.Declared, WorkerQuarantine? quarantine = null)
+    {
+        Split = split;
+        _quarantine = quarantine;
+    }
+
+    private readonly WorkerQuarantine? _quarantine;
+
+    /// <summary>Ready and not held out by the quarantine: may get work.</summary>
+    public bool IsAvailable(Entry e) => e.Ready && _quarantine?.IsQuarantined(e.Key) != true;
 
     public Training.ShareSplit Split { get; }
 
@@ -59,7 +65,7 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
         double fastest = 0, sum = 0;
         int measured = 0;
         foreach (var other in _entries)
-            if (other.Available && other.MeasuredSamplesPerSecond is double s && s > 0 && double.IsFinite(s))
+            if (IsAvailable(other) && other.MeasuredSamplesPerSecond is double s && s > 0 && double.IsFinite(s))
             {
                 fastest = Math.Max(fastest, s);
                 sum += s;
@@ -151,7 +157,7 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
     public int ReadyMembers => _entries.Count(e => e.Ready);
 
     /// <summary>Workers that may get work (ready, not quarantined).</summary>
-    public int ReadyCount => _entries.Count(e => e.Available);
+    public int ReadyCount => _entries.Count(IsAvailable);
 
     public IReadOnlyList<ReadyWorker> Ready
     {
@@ -159,7 +165,7 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
         {
             var ready = new List<ReadyWorker>(_entries.Count);
             foreach (var e in _entries)
-                if (e.Available) ready.Add(new ReadyWorker(e.Key, CapacityOf(e)));
+                if (IsAvailable(e)) ready.Add(new ReadyWorker(e.Key, CapacityOf(e)));
             return ready;
         }
     }

@@ -179,11 +179,11 @@ public sealed class TrainingSession
     /// is applied, counted or consumed, <paramref name="rejectedShares"/> holds those places, and the engine has their
     /// samples computed by other workers and commits the step again. Otherwise the step is skipped as always.
     /// </summary>
-    /// <param name="rejectNonFinite">Given the non-finite shares' places and the number of shares: whether the engine
-    /// takes them back (a worker's fault, as it judges) rather than skip the step (the model's). Null: never.</param>
+    /// <param name="rejectNonFinite">Given the non-finite shares' places: whether the engine takes them back (a worker's
+    /// fault, as it judges) rather than skip the step (the model's). Null: never.</param>
     /// <param name="rejectedShares">The places of the non-finite shares when the step was not decided; empty otherwise.</param>
     public StepRecord? Commit(GlobalBatch batch, IReadOnlyList<ShareGradient> sharesInPlanOrder, StepMeasurements measured, double stepStartedAtMs,
-        Func<int[], int, bool>? rejectNonFinite, out int[] rejectedShares)
+        Func<int[], bool>? rejectNonFinite, out int[] rejectedShares)
     {
         rejectedShares = [];
         CheckNext(batch);
@@ -201,7 +201,7 @@ public sealed class TrainingSession
         if (!finite)
         {
             var nonFinite = Enumerable.Range(0, tallies.Length).Where(i => !tallies[i].Finite).ToArray();
-            if (nonFinite.Length > 0 && rejectNonFinite?.Invoke(nonFinite, tallies.Length) == true)
+            if (nonFinite.Length > 0 && rejectNonFinite?.Invoke(nonFinite) == true)
             {
                 rejectedShares = nonFinite;
                 return null;

@@ -27,8 +27,12 @@ public class WorkerQuarantineTests
         var fourth = quarantine.Quarantine(7, now);
         Assert.True(fourth.Expel);
         Assert.Equal(4, fourth.Nth);
+        Assert.True(quarantine.IsQuarantined(7)); // held out for good, until the host forgets it
+        Assert.Null(quarantine.NextReleaseMs);    // never released
+        Assert.Empty(quarantine.Release(double.MaxValue));
+        Assert.False(quarantine.Pardon(7));
+        quarantine.Forget(7);
         Assert.False(quarantine.IsQuarantined(7));
-        Assert.Null(quarantine.NextReleaseMs);
     }
 
     [Fact]

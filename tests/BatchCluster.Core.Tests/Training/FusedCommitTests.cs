@@ -213,12 +213,12 @@ public class FusedCommitTests
         var poisoned = SumsFor(0);
         poisoned[2][17] = float.NaN;
         poisoned[0][Parameters - 1] = float.PositiveInfinity;
-        Assert.Null(session.Commit(batch, Shares(poisoned), Measured, session.NowMs, rejectNonFinite: (_, _) => true, out int[] rejected));
+        Assert.Null(session.Commit(batch, Shares(poisoned), Measured, session.NowMs, rejectNonFinite: _ => true, out int[] rejected));
         Assert.Equal([0, 2], rejected);
         Assert.Equal(0, session.NextStep);
         Assert.Equal(Initial(), session.Parameters.ToArray());
 
-        var again = session.Commit(batch, Shares(SumsFor(0)), Measured, session.NowMs, rejectNonFinite: (_, _) => true, out rejected);
+        var again = session.Commit(batch, Shares(SumsFor(0)), Measured, session.NowMs, rejectNonFinite: _ => true, out rejected);
         Assert.NotNull(again);
         Assert.Empty(rejected);
         clean.Commit(clean.NextBatch(), Shares(SumsFor(0)), Measured, clean.NowMs);
@@ -227,7 +227,7 @@ public class FusedCommitTests
         var allBad = SumsFor(1).Select(sum => { sum[3] = float.NaN; return sum; }).ToArray();
         int[]? offered = null;
         var failure = Assert.Throws<RunFailedException>(() =>
-            session.Commit(session.NextBatch(), Shares(allBad), Measured, session.NowMs, (places, _) => { offered = places; return false; }, out _));
+            session.Commit(session.NextBatch(), Shares(allBad), Measured, session.NowMs, places => { offered = places; return false; }, out _));
         Assert.Equal([0, 1, 2], offered!); // the engine was asked, and declined: skipped and counted
         Assert.Contains("1 steps in a row", failure.Message);
     }
