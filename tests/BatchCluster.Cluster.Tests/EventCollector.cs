@@ -10,10 +10,19 @@ namespace BatchCluster.Cluster.Tests;
 public sealed class EventCollector : ILogEventSink
 {
     public ConcurrentQueue<LogEvent> Events { get; } = new();
-    public void Emit(LogEvent logEvent) => Events.Enqueue(logEvent);
+    /// <summary>Called with every event as it is logged (on the logging thread).</summary>
+    public event Action<LogEvent>? Emitted;
 
-    public IEnumerable<LogEvent> OfType(string type) => Events.Where(e =>
-        e.Properties.TryGetValue(RunEvents.EventTypeProperty, out var v) && v is ScalarValue { Value: string s } && s == type);
+    public void Emit(LogEvent logEvent)
+    {
+        Events.Enqueue(logEvent);
+        Emitted?.Invoke(logEvent);
+    }
+
+    public IEnumerable<LogEvent> OfType(string type) => Events.Where(e => IsOfType(e, type));
+
+    public static bool IsOfType(LogEvent e, string type) =>
+        e.Properties.TryGetValue(RunEvents.EventTypeProperty, out var v) && v is ScalarValue { Value: string s } && s == type;
 
     public RunEvents Run(string id) => new(new LoggerConfiguration().WriteTo.Sink(this).CreateLogger(), id);
 }

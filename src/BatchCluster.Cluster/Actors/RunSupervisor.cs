@@ -124,7 +124,8 @@ public sealed class RunSupervisor : ReceiveActor
             reason += $" (after {MaxRecoveries} recoveries from checkpoints)";
         }
         var ended = new TrainingProtocol.RunEnded(session.Events.RunId, Succeeded: false);
-        foreach (var worker in _registered) worker.Tell(ended);
+        // In the failed coordinator's name: a worker believes the end of its run only from the exact actor that accepted it.
+        foreach (var worker in _registered) worker.Tell(ended, _coordinator);
         _run.Completion.TrySetException(session.Failure(reason, error));
         Context.Stop(Self);
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using BatchCluster.Cluster.Links;
+using BatchCluster.Cluster.Nodes;
 using BatchCluster.Cluster.Protocol;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Diagnostics;
@@ -68,7 +69,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly long _startedAt = Stopwatch.GetTimestamp();
     private string _workerId = "";
     private string _runId = "";
+    /// <summary>The coordinator this worker serves now (null while registering).</summary>
     private IActorRef? _coordinator;
+    /// <summary>The last coordinator that accepted this worker, kept after it stopped: the end of the run may come in its name (its supervisor ends a run whose coordinator failed).</summary>
+    private IActorRef? _acceptedBy;
     private DataSplits? _data;
     private IModelReplica? _replica;
     /// <summary>This process's managed allocation total at the previous reply (for the per-step figure).</summary>
@@ -91,11 +95,13 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<Leave>(_ => OnLeave());
         Receive<ParametersArrived>(OnParametersArrived);
         Receive<WorkerLinks.Broken>(OnDataPlaneBroken);
-        // Who may say what (docs/security.md): acceptance and refusal only from a coordinator, work and
-        // the end of the run only from the coordinator this worker was accepted by; the rest is dropped.
+        // Who may say what (docs/security.md): acceptance from the coordinator singleton's current host, refusal
+        // from the exact coordinator this worker serves (or, while it serves none, from that host), work from the
+        // exact coordinator it serves, the end of the run from the exact coordinator that last accepted it; the rest
+        // is dropped.
         Receive<TrainingProtocol.WorkerAccepted>(_ => MayCoordinate(Sender), OnAccepted);
-        Receive<TrainingProtocol.WorkerRejected>(_ => MayCoordinate(Sender), OnRejected);
-        Receive<TrainingProtocol.RunEnded>(_ => IsFromMyCoordinator(Sender, orItsSupervisor: true), OnRunEnded);
+        Receive<TrainingProtocol.WorkerRejected>(_ => _coordinator is null ? MayCoordinate(Sender) : IsFromMyCoordinator(Sender), OnRejected);
+        Receive<TrainingProtocol.RunEnded>(_ => CoordinatorIdentity.IsExactly(Sender, _acceptedBy), OnRunEnded);
         Receive<TrainingProtocol.ComputeShare>(_ => IsFromMyCoordinator(Sender), OnComputeShare);
         Receive<TrainingProtocol.Evaluate>(_ => IsFromMyCoordinator(Sender), OnEvaluate);
         Receive<TrainingProtocol.ReduceShares>(_ => IsFromMyCoordinator(Sender), OnReduceShares);
@@ -131,30 +137,14 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// Whether <paramref name="sender"/> may accept or refuse this worker: an actor of this process
-    /// (the local cluster, or a coordinator sharing the node), or the coordinator singleton on a
-    /// coordinator-role member of this cluster.
+    /// Whether <paramref name="sender"/> may accept or refuse this worker: an actor of this process (the local
+    /// cluster, or a coordinator sharing the node), or the coordinator singleton on the member that hosts it now.
     /// </summary>
-    private bool MayCoordinate(IActorRef sender)
-    {
-        if (sender.Path.Address.HasLocalScope) return true;
-        var elements = sender.Path.Elements;
-        if (elements.Count < 2 || elements[0] != "user" || elements[1] != Nodes.ClusterBootstrap.SingletonManagerName) return false;
-        var cluster = Akka.Cluster.Cluster.Get(Context.System);
-        return cluster.State.Members.Any(m => m.Address.Equals(sender.Path.Address) && m.HasRole(Nodes.ClusterBootstrap.CoordinatorRole));
-    }
+    private bool MayCoordinate(IActorRef sender) =>
+        sender.Path.Address.HasLocalScope || CoordinatorIdentity.IsOnSingletonHost(sender, Akka.Cluster.Cluster.Get(Context.System));
 
-    /// <summary>
-    /// Whether <paramref name="sender"/> is the coordinator that accepted this worker (or, for the
-    /// end of the run, the supervisor above it, which ends a run whose coordinator failed).
-    /// </summary>
-    private bool IsFromMyCoordinator(IActorRef sender, bool orItsSupervisor = false)
-    {
-        if (_coordinator is null) return false;
-        if (sender.Equals(_coordinator)) return true;
-        return orItsSupervisor && sender.Path.Address.Equals(_coordinator.Path.Address)
-                               && _coordinator.Path.ToStringWithoutAddress().StartsWith(sender.Path.ToStringWithoutAddress() + "/", StringComparison.Ordinal);
-    }
+    /// <summary>Whether <paramref name="sender"/> is the coordinator this worker serves: the same actor, path and UID.</summary>
+    private bool IsFromMyCoordinator(IActorRef sender) => CoordinatorIdentity.IsExactly(sender, _coordinator);
 
     private sealed class Register
     {
@@ -200,6 +190,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Timers.Cancel("register");
         if (_coordinator is not null) Context.Unwatch(_coordinator);
         _coordinator = Sender;
+        _acceptedBy = Sender;
         Context.Watch(_coordinator);
         if (_replica is null || accepted.RunId != _runId)
         {

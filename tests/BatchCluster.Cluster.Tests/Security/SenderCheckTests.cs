@@ -61,4 +61,80 @@ public sealed class HostileCoordinatorMessagesTests
         lock (received) Assert.Empty(received); // no WorkerReady: it was not re-pointed
         await peer.Terminate();
     }
+
+    /// <summary>
+    /// The audit's worker exited when a stranger sent it <c>RunEnded</c> in the coordinator's name (a path it typed,
+    /// no UID) and when a member with the coordinator role that did not host the singleton refused it. Both now
+    /// reach an accepted worker over real remote connections while the run waits for its second worker: the worker
+    /// is still there once it has handled them (an Identify sent after them on the same connection is answered), and
+    /// the run then trains its 200 steps on both workers.
+    /// </summary>
+    [Fact]
+    public async Task A_worker_ignores_the_coordinators_name_typed_by_a_stranger_and_a_coordinator_role_member_that_does_not_host_the_run()
+    {
+        var (config, data) = PlainAkkaPeer.TinyRun(steps: 200);
+        var events = new EventCollector();
+        var joined = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        events.Emitted += e => { if (EventCollector.IsOfType(e, "WorkerJoined")) joined.TrySetResult(); };
+        await using var cluster = await MultiNode.InProcessCluster.StartAsync(config, data, minWorkers: 2, events.Run("forged"));
+        var workerSystem = await cluster.AddWorkerAsync();
+        await joined.Task.WaitAsync(TimeSpan.FromMinutes(1)); // accepted and ready; the run waits for a second worker
+        var workerPath = $"{((Akka.Actor.ExtendedActorSystem)workerSystem).Provider.DefaultAddress}/user/worker";
+
+        using var peer = PlainAkkaPeer.Start();
+        var standby = ClusterBootstrap.Start(ClusterBootstrap.CoordinatorRole, "127.0.0.1", 0);
+        try
+        {
+            // A stranger names the run's supervisor and its coordinator at the coordinator node's address.
+            var worker = await PlainAkkaPeer.ResolveOnceStartedAsync(peer, workerPath, TimeSpan.FromSeconds(20));
+            string singleton = $"akka.tcp://{ClusterBootstrap.SystemName}@{cluster.Seed.Host}:{cluster.Seed.Port}{ClusterBootstrap.CoordinatorSingletonPath}";
+            foreach (var typed in new[] { singleton, $"{singleton}/{CoordinatorName}" })
+            {
+                var named = ((Akka.Actor.ExtendedActorSystem)peer).Provider.ResolveActorRef(typed);
+                worker.Tell(new Protocol.TrainingProtocol.RunEnded("forged", false), named);
+                worker.Tell(new Protocol.TrainingProtocol.WorkerRejected("forged"), named);
+            }
+            await PlainAkkaPeer.ResolveOnceStartedAsync(peer, workerPath, TimeSpan.FromSeconds(5)); // handled, and still there
+
+            // A member with the coordinator role, younger than the singleton's host, speaks from the same paths on itself.
+            Assert.True(await ClusterBootstrap.JoinAsync(standby, [cluster.Seed], TimeSpan.FromSeconds(30)));
+            var received = new List<object>();
+            string[] names = ["singleton", CoordinatorName];
+            standby.ActorOf(Akka.Actor.Props.Create(() => new Nest(names, received)), ClusterBootstrap.SingletonManagerName);
+            var member = await PlainAkkaPeer.ResolveOnceStartedAsync(standby, $"{ClusterBootstrap.CoordinatorSingletonPath}/{CoordinatorName}", TimeSpan.FromSeconds(10));
+            var workerFromMember = await PlainAkkaPeer.ResolveOnceStartedAsync(standby, workerPath, TimeSpan.FromSeconds(20));
+            workerFromMember.Tell(new Protocol.TrainingProtocol.WorkerRejected("forged by a member"), member);
+            workerFromMember.Tell(new Protocol.TrainingProtocol.RunEnded("forged", false), member);
+            workerFromMember.Tell(new Protocol.TrainingProtocol.WorkerAccepted("another-run", new Protocol.TrainingProtocol.RunSpec("synthetic", 16, "mlp", [8], 1)), member);
+            await PlainAkkaPeer.ResolveOnceStartedAsync(standby, workerPath, TimeSpan.FromSeconds(5));
+
+            await cluster.AddWorkerAsync();
+            var result = await cluster.Completion.Task.WaitAsync(TimeSpan.FromMinutes(1));
+            Assert.Equal(200, result.Summary.Steps);
+            Assert.Equal(2, result.Summary.Workers);
+            Assert.Empty(events.OfType("WorkerLeft"));
+            lock (received) Assert.Empty(received); // no WorkerReady: not re-pointed at a member that does not host the singleton
+        }
+        finally
+        {
+            await standby.Terminate();
+            await peer.Terminate();
+        }
+    }
+
+    /// <summary>The first coordinator's name under the run's supervisor.</summary>
+    private const string CoordinatorName = BatchCluster.Cluster.Actors.RunSupervisor.CoordinatorName + "-0";
+
+    /// <summary>Actors named <paramref name="names"/>, each the child of the one before; the last keeps what it receives.</summary>
+    private sealed class Nest : Akka.Actor.ReceiveActor
+    {
+        public Nest(string[] names, List<object> received)
+        {
+            var rest = names.Skip(1).ToArray();
+            var props = rest.Length == 0
+                ? Akka.Actor.Props.Create(() => new PlainAkkaPeer.Recorder(received))
+                : Akka.Actor.Props.Create(() => new Nest(rest, received));
+            Context.ActorOf(props, names[0]);
+        }
+    }
 }
