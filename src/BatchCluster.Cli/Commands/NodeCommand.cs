@@ -54,8 +54,8 @@ public static class NodeCommand
             "(worker) FOR TESTS: in the ring reduction of step S, kill (SIGKILL) or stop (SIGSTOP) this process mid reduce-scatter or mid all-gather",
             "kill|stop@reduce|gather@S");
         public Option<string?> TestingMisbehave { get; } = Opt.Text("testing-misbehave",
-            "(worker) FOR TESTS AND THE CHAOS RUN: act as a bad member would — NaN gradients, never answer, lie about speed, or fake evaluations",
-            "nan|silent|speed-lie|fake-eval");
+            "(worker) FOR TESTS AND THE CHAOS RUN: act as a bad member would — NaN gradients, never answer, lie about speed, fake evaluations, gradients 1e6 too large, or a lied gradient norm",
+            "nan|silent|speed-lie|fake-eval|huge|norm-lie");
         public TrainOptions Train { get; } = new(withEngine: false);
 
         public Option[] CoordinatorOnly => [StartWorkers, MinWorkers, LocalWorkers, TensorTransport, DataPort, Standby];
@@ -304,7 +304,9 @@ public static class NodeCommand
         "silent" => Misbehaviour.Silent,
         "speed-lie" => Misbehaviour.SpeedLie,
         "fake-eval" => Misbehaviour.FakeEvaluation,
-        _ => throw new UsageException($"--testing-misbehave takes nan, silent, speed-lie or fake-eval, not '{text}'"),
+        "huge" => Misbehaviour.HugeGradients,
+        "norm-lie" => Misbehaviour.NormLie,
+        _ => throw new UsageException($"--testing-misbehave takes nan, silent, speed-lie, fake-eval, huge or norm-lie, not '{text}'"),
     };
 
     private static async Task<int> RunWorkerAsync(NodeOptions options, ParseResult r, CancellationToken cancellation)

@@ -118,9 +118,10 @@ public sealed class RunHost
     /// </summary>
     public async Task<RunResult> ExecuteAsync(string engineName, int workers, Engine engine, TextWriter? console, Action<StepRecord, TrainingSession> onStep)
     {
-        using var logger = RunLogging.Create(RunDirectory, console, Config.TensorBoardDirectory is string tb ? Path.Combine(tb, RunId) : null);
+        var logFailures = new EventLogFailures(Path.Combine(RunDirectory, RunLogging.EventLogFileName));
+        var logger = RunLogging.Create(RunDirectory, console, Config.TensorBoardDirectory is string tb ? Path.Combine(tb, RunId) : null, logFailures);
         Log.Logger = logger; // Akka's own log events reach Serilog through the static logger.
-        var events = new RunEvents(logger, RunId);
+        var events = new RunEvents(logger, RunId, logFailures);
         PeakMemory.Reset(); // this run's peak, not the previous run's in the same process (sweep)
         events.RunStarted(Config, engineName, workers, Initial.Length, Data.Train.Count, StepsPerEpoch, Config.TotalSteps(StepsPerEpoch), Config.EffectiveThreads);
         if (ResumeFrom is not null)
@@ -141,6 +142,22 @@ public sealed class RunHost
         finally
         {
             Log.Logger = Serilog.Core.Logger.None;
+            CloseLog(logger, logFailures);
+        }
+    }
+
+    /// <summary>
+    /// Closes the event log. Its file flushes on closing; on a full disk that throws, and an exception from here would
+    /// replace the run's own (which already says the log failed): it is dropped only then.
+    /// </summary>
+    private static void CloseLog(Serilog.Core.Logger logger, EventLogFailures failures)
+    {
+        try
+        {
+            logger.Dispose();
+        }
+        catch (IOException) when (failures.Reason is not null)
+        {
         }
     }
 }

@@ -58,6 +58,9 @@ public sealed partial class TrainOptions
         "a worker's first quarantine lasts this long, each further one twice as long [default: 10]", 0, 86_400, minExclusive: true, helpName: "SECONDS");
     public Option<int?> QuarantineLimit { get; } = Opt.Int("quarantine-limit",
         "quarantines a worker may serve; the next offence expels it (its node is downed) [default: 3]", 0, 1000);
+    public Option<string> OutlierPolicy { get; } = Opt.Choice("outlier-policy",
+        "a share whose gradient norm is far from the step's others is only logged, or its worker quarantined and its samples computed again (docs/robustness.md)",
+        "log", "off", "log", "quarantine");
     public Option<long?> CheckpointEvery { get; } = Opt.Long("checkpoint-every", "write a checkpoint every K steps; 0 = never [default: 0]", 0, helpName: "K");
     public Option<string?> CheckpointDir { get; } = Opt.Text("checkpoint-dir", "where checkpoints go [default: checkpoints]", "DIR");
     public Option<bool> Resume { get; } = Opt.Switch("resume", "continue from the newest intact checkpoint in --checkpoint-dir");
@@ -94,7 +97,7 @@ public sealed partial class TrainOptions
     {
         Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, MicroBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, WarmupSteps,
         Optimizer, Momentum, Nesterov, WeightDecay, ClipGradNorm, MaxBadSteps, Seed, Threads, Device, Engine, RunsDir, RunId, EvalEvery, Shuffle,
-        TrainEvalSamples, TargetAccuracy, StepDeadline, QuarantineAfterMisses, QuarantineSeconds, QuarantineLimit, Split, TransferPrecision, Reduce, RingChunk, CheckpointEvery, CheckpointDir, Resume, InitParams,
+        TrainEvalSamples, TargetAccuracy, StepDeadline, QuarantineAfterMisses, QuarantineSeconds, QuarantineLimit, OutlierPolicy, Split, TransferPrecision, Reduce, RingChunk, CheckpointEvery, CheckpointDir, Resume, InitParams,
         ExportParams, TensorBoard,
     }.OfType<Option>();
 
@@ -192,6 +195,7 @@ public sealed partial class TrainOptions
             StepDeadlineSeconds = r.GetValue(StepDeadline) ?? 60,
             Quarantine = new Core.Coordination.QuarantinePolicy(r.GetValue(QuarantineAfterMisses) ?? 1,
                 1000 * (r.GetValue(QuarantineSeconds) ?? 10), r.GetValue(QuarantineLimit) ?? 3),
+            Outliers = Enum.Parse<Core.Gradients.OutlierPolicy>(r.GetValue(OutlierPolicy)!, ignoreCase: true),
             InitParams = r.GetValue(InitParams),
             CheckpointEvery = r.GetValue(CheckpointEvery) ?? 0,
             CheckpointDirectory = r.GetValue(CheckpointDir) ?? "checkpoints",

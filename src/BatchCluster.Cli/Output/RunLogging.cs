@@ -31,15 +31,18 @@ public static class RunLogging
     }
 
     /// <param name="tensorBoardDirectory">Where TensorBoard scalars go (a directory for this run), or null for none.</param>
-    public static Logger Create(string runDirectory, TextWriter? console, string? tensorBoardDirectory = null)
+    /// <param name="failures">Hears the event log's file fail (a full disk): the run stops at its next step (docs/robustness.md).</param>
+    public static Logger Create(string runDirectory, TextWriter? console, string? tensorBoardDirectory = null, EventLogFailures? failures = null)
     {
         Directory.CreateDirectory(runDirectory);
+        string path = Path.Combine(runDirectory, EventLogFileName);
         var configuration = new LoggerConfiguration()
             .MinimumLevel.Information()
             .Enrich.FromLogContext()
             // Unbuffered: every event reaches the kernel as it is logged, so a process killed without warning loses none, in
             // particular not the CheckpointWritten of a checkpoint it wrote, by which a resumed run is found to continue it.
-            .WriteTo.File(new CompactJsonFormatter(), Path.Combine(runDirectory, EventLogFileName), buffered: false, flushToDiskInterval: TimeSpan.FromSeconds(2));
+            .WriteTo.Fallible(wt => wt.File(new CompactJsonFormatter(), path, buffered: false, flushToDiskInterval: TimeSpan.FromSeconds(2)),
+                failures ?? new EventLogFailures(path));
         if (tensorBoardDirectory is not null)
             configuration = configuration.WriteTo.Sink(new TensorBoardSink(tensorBoardDirectory));
         if (console is not null)

@@ -90,13 +90,13 @@ public sealed partial class CoordinatorActor
     }
 
     /// <summary>
-    /// The samples of the workers blamed for a step's non-finite shares were non-finite when others computed them too:
-    /// the fault follows the model (the step was skipped as such), so their quarantine ends now and does not count.
+    /// The samples of the workers <paramref name="blamed"/> for a step's non-finite (or outlier) shares were as bad when
+    /// others computed them: the fault follows the model or the data, so their quarantine ends now and does not count.
     /// </summary>
-    private void PardonBlamed(StepInFlight step)
+    private void PardonBlamed(List<int> blamed)
     {
         bool any = false;
-        foreach (int key in step.Blamed)
+        foreach (int key in blamed)
         {
             if (!_quarantine.Pardon(key) || _roster.Find(key) is not { } entry) continue;
             any = true;

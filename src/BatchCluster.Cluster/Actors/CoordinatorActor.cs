@@ -7,6 +7,7 @@ using BatchCluster.Core.Data;
 using BatchCluster.Core.Diagnostics;
 using BatchCluster.Core.Gradients;
 using BatchCluster.Core.Models;
+using BatchCluster.Core.Numerics;
 using BatchCluster.Core.Sampling;
 using BatchCluster.Core.Training;
 using ClusterMembership = Akka.Cluster.ClusterEvent;
@@ -67,6 +68,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         public bool SharesRejected => Blamed.Count > 0;
         /// <summary>Star: the workers quarantined for this step's non-finite shares (pardoned if the recomputation is non-finite too).</summary>
         public List<int> Blamed { get; } = [];
+        /// <summary>Star: this step's outlier shares were rejected once; outliers in the recomputation are the data's, not a worker's.</summary>
+        public bool OutliersRecomputed { get; set; }
+        /// <summary>Star: the workers quarantined for this step's outlier shares (pardoned if the recomputation has outliers too).</summary>
+        public List<int> OutliersBlamed { get; } = [];
+        /// <summary>Star: the recomputation had outliers too: pardon <see cref="OutliersBlamed"/> once the step is committed.</summary>
+        public bool PardonOutlierBlamed { get; set; }
     }
 
     private sealed class EvaluationInFlight(DataSplit split, int requestId, WorkRound<TrainingProtocol.EvaluationDone> round,
@@ -538,7 +545,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 
     private void AcceptShare(StepInFlight step, WorkerRoster<IActorRef>.Entry worker, TrainingProtocol.ShareComputed result)
     {
-        if (ImplausibleResult(result) is { } problem)
+        if (ImplausibleResult(worker, result) is { } problem)
         {
             CoordinatorLinks.Release(result);
             // A share that cannot be right comes from a broken or hostile worker: held out of the work, not just this share re-planned.
@@ -571,19 +578,27 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 
     /// <summary>
     /// What a result from the network must satisfy before it is used (the round checks the sample
-    /// count against the share): the model's size, and measurements that can be true. Non-finite
+    /// count against the share): the model's size, measurements that can be true, and — from a worker
+    /// in another process — a squared norm that is the norm of the values that arrived (the noise
+    /// scale and the outlier check read it; an in-process worker is this program's own code). Non-finite
     /// gradient values and losses pass here: the session's NaN policy decides about the whole step.
     /// </summary>
-    private string? ImplausibleResult(TrainingProtocol.ShareComputed result) =>
-        result.GradientSum.Length != (Ring ? 0 : _session.Parameters.Length)
-            ? $"returned {result.GradientSum.Length} gradient values for a model of {_session.Parameters.Length}"
-              + (Ring ? " in a ring run, where they stay on the worker" : "")
-        : !(result.ComputeMilliseconds >= 0 && double.IsFinite(result.ComputeMilliseconds)
-            && result.HandlingMilliseconds >= 0 && double.IsFinite(result.HandlingMilliseconds))
-            ? $"reported impossible times (compute {result.ComputeMilliseconds} ms, handling {result.HandlingMilliseconds} ms)"
-        : result.PeakMemoryBytes < 0 || result.AllocatedBytes < 0 || result.GradientSumSquaredNorm < 0
-            ? "reported a negative memory figure or squared norm"
-        : null;
+    private string? ImplausibleResult(WorkerRoster<IActorRef>.Entry worker, TrainingProtocol.ShareComputed result)
+    {
+        if (result.GradientSum.Length != (Ring ? 0 : _session.Parameters.Length))
+            return $"returned {result.GradientSum.Length} gradient values for a model of {_session.Parameters.Length}"
+                   + (Ring ? " in a ring run, where they stay on the worker" : "");
+        if (!(result.ComputeMilliseconds >= 0 && double.IsFinite(result.ComputeMilliseconds)
+              && result.HandlingMilliseconds >= 0 && double.IsFinite(result.HandlingMilliseconds)))
+            return $"reported impossible times (compute {result.ComputeMilliseconds} ms, handling {result.HandlingMilliseconds} ms)";
+        if (result.PeakMemoryBytes < 0 || result.AllocatedBytes < 0 || result.GradientSumSquaredNorm < 0)
+            return "reported a negative memory figure or squared norm";
+        if (Ring || worker.Handle.Path.Address.HasLocalScope) return null;
+        double computed = FlatMath.SquaredNorm(result.GradientSum.Span);
+        return ShareOutliers.NormAgrees(result.GradientSumSquaredNorm, computed, _session.Config.TransferPrecision)
+            ? null
+            : $"reported a squared gradient norm of {result.GradientSumSquaredNorm:G6} for values whose squared norm is {computed:G6}";
+    }
 
     private void OnShareFailed(TrainingProtocol.ShareFailed failed)
     {
@@ -610,6 +625,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         }
         var done = step.Round.Completed;
         foreach (var share in done) _links.CountGradient(share.Worker, share.Result);
+        if (OutliersRejected(step, done)) return; // their samples are being computed again: the round completes anew
         var measured = Measure(done, extraTransferMs: 0);
         var shares = done.Select(s => new ShareGradient(s.Result.GradientSum, s.Result.SampleCount, s.Result.LossSum,
             s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker))).ToList();
@@ -627,11 +643,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         }
         if (rejected.Length > 0)
         {
-            RejectShares(step, done, rejected);
+            RejectNonFiniteShares(step, done, rejected);
             return;
         }
         EndStep(done);
-        if (record is null && step.SharesRejected) PardonBlamed(step);
+        if (record is null && step.SharesRejected) PardonBlamed(step.Blamed);
+        if (step.PardonOutlierBlamed) PardonBlamed(step.OutliersBlamed);
         AfterCommit(record);
     }
 
@@ -651,6 +668,47 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         return _roster.All.Any(e => e.Ready && !blamed.Contains(e.Key));
     }
 
+    /// <summary>
+    /// Looks for shares whose gradient is of another scale than the step's others (<see cref="ShareOutliers"/>) and acts on
+    /// them by the run's policy: logged and averaged in (log), or — once per step, when a worker that computed none of them
+    /// is available — their workers quarantined and their samples computed again (quarantine). If the recomputed step has
+    /// outliers still, the samples are the cause, not the workers: the blamed are pardoned and the step commits as computed.
+    /// </summary>
+    /// <returns>Whether shares were rejected (the step waits for their recomputation).</returns>
+    private bool OutliersRejected(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done)
+    {
+        var policy = _session.Config.Outliers;
+        if (policy == OutlierPolicy.Off || done.Count < ShareOutliers.FewestShares) return false;
+        Span<int> samples = done.Count <= 64 ? stackalloc int[done.Count] : new int[done.Count];
+        Span<double> norms = done.Count <= 64 ? stackalloc double[done.Count] : new double[done.Count];
+        for (int i = 0; i < done.Count; i++)
+        {
+            samples[i] = done[i].Result.SampleCount;
+            norms[i] = done[i].Result.GradientSumSquaredNorm;
+        }
+        if (ShareOutliers.Find(samples, norms) is not { } outliers) return false; // after a recomputation: clean, the blamed stay quarantined
+        var blamed = outliers.Select(o => done[o.Place].Worker).ToHashSet();
+        bool reject = policy == OutlierPolicy.Quarantine && !step.OutliersRecomputed
+                      && _roster.All.Any(e => e.Ready && _roster.IsAvailable(e) && !blamed.Contains(e.Key));
+        string action = reject ? "its worker is quarantined and its samples computed again by others"
+            : policy == OutlierPolicy.Log ? "averaged in as computed (--outlier-policy log)"
+            : step.OutliersRecomputed ? "averaged in: these samples were computed again by other workers and are still far out, so the data, not a worker, is the cause"
+            : "averaged in: no other worker is available to compute its samples";
+        foreach (var o in outliers)
+            _session.Events.ShareOutlier(step.Batch.Step, o.Place, done[o.Place].Worker, _roster.Find(done[o.Place].Worker)?.Handle.Path.ToString() ?? "(gone)",
+                o.Samples, o.MeanGradientNorm, o.MedianMeanGradientNorm, o.Ratio, o.Allowed, action);
+        if (!reject)
+        {
+            step.PardonOutlierBlamed = step.OutliersRecomputed; // after the commit, when the next round is planned
+            return false;
+        }
+        step.OutliersRecomputed = true;
+        step.OutliersBlamed.AddRange(blamed);
+        RejectShares(step, done, outliers.Select(o => o.Place).ToArray(),
+            $"a gradient of another scale than the step's other shares (--outlier-policy quarantine) at step {step.Batch.Step}");
+        return true;
+    }
+
     /// <summary>The step is decided (committed, skipped or failed): its gradient buffers go back to the pool.</summary>
     private void EndStep(IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done)
     {
@@ -663,15 +721,20 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     /// Shares at <paramref name="places"/> (plan order) were non-finite and another member can compute them: their workers
     /// are quarantined and their samples move onto the others; the round completes again and the step commits then.
     /// </summary>
-    private void RejectShares(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, int[] places)
+    private void RejectNonFiniteShares(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, int[] places)
+    {
+        step.Blamed.AddRange(places.Select(p => done[p].Worker).Distinct());
+        string others = places.Length < done.Count ? "the other shares were finite" : "another member can compute its samples";
+        RejectShares(step, done, places, $"a non-finite gradient or loss in its share of step {step.Batch.Step}, where {others}");
+    }
+
+    /// <summary>The shares at <paramref name="places"/> are wrong: their workers are quarantined for <paramref name="reason"/> and the round moves their samples.</summary>
+    private void RejectShares(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, int[] places, string reason)
     {
         foreach (int place in places) CoordinatorLinks.Release(done[place].Result); // the round forgets these results
         var blamed = places.Select(p => done[p].Worker).Distinct().ToList();
-        step.Blamed.AddRange(blamed);
-        string others = places.Length < done.Count ? "the other shares were finite" : "another member can compute its samples";
         foreach (int key in blamed)
         {
-            string reason = $"a non-finite gradient or loss in its share of step {step.Batch.Step}, where {others}";
             if (_roster.Find(key) is { } entry) QuarantineWorker(entry, reason, withResults: true);
             else ApplyStep(step.Round.OnWorkerLost(key, reason, Now, withResults: true)); // it left meanwhile: its results go all the same
             if (_step != step) return; // the round failed
@@ -845,7 +908,16 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 
     private void Finish(EvaluationResult? train, EvaluationResult validation, EvaluationResult test)
     {
-        var summary = _session.Complete(train, validation, test, _workersSeen.Count, _logPath);
+        RunSummary summary;
+        try
+        {
+            summary = _session.Complete(train, validation, test, _workersSeen.Count, _logPath);
+        }
+        catch (RunFailedException stop)
+        {
+            FailRun(stop); // the event log lost events: a decision, with the checkpoints intact
+            return;
+        }
         var ended = new TrainingProtocol.RunEnded(_runId, Succeeded: true);
         foreach (var worker in _roster.All) worker.Handle.Tell(ended);
         TellStandbyCoordinators(ended);

@@ -8,6 +8,7 @@ using BatchCluster.Core.Data;
 using BatchCluster.Core.Diagnostics;
 using BatchCluster.Core.Gradients;
 using BatchCluster.Core.Models;
+using BatchCluster.Core.Numerics;
 
 namespace BatchCluster.Cluster.Actors;
 
@@ -38,6 +39,10 @@ public enum Misbehaviour
     SpeedLie,
     /// <summary>Answers every evaluation with "all correct".</summary>
     FakeEvaluation,
+    /// <summary>Sends finite gradients a million times too large (and the squared norm that goes with them).</summary>
+    HugeGradients,
+    /// <summary>Sends honest gradients but reports four times their squared norm (which steers the noise scale).</summary>
+    NormLie,
 }
 
 /// <summary>
@@ -336,6 +341,13 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
                 break;
             case Misbehaviour.SpeedLie:
                 computeMs = gradient.SampleCount / LiedSamplesPerSecond * 1000;
+                break;
+            case Misbehaviour.HugeGradients:
+                FlatMath.ScaleInPlace(gradientSum.AsSpan(0, _replica!.ParameterCount), 1e6f);
+                gradient = gradient with { GradientSumSquaredNorm = FlatMath.SquaredNorm(gradientSum.AsSpan(0, _replica.ParameterCount)) };
+                break;
+            case Misbehaviour.NormLie:
+                gradient = gradient with { GradientSumSquaredNorm = gradient.GradientSumSquaredNorm * 4 };
                 break;
         }
         long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);

@@ -8,12 +8,16 @@ namespace BatchCluster.Core.Training;
 /// with an <c>EventType</c> property and typed properties. docs/log-schema.md documents it;
 /// changing a name or meaning here is an interface change (bump <see cref="SchemaVersion"/>).
 /// </summary>
-public sealed class RunEvents(ILogger logger, string runId)
+/// <param name="logFailures">Hears the event log's file fail (RunLogging wires it); null where nothing is written to disk.</param>
+public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? logFailures = null)
 {
-    public const int SchemaVersion = 10;
+    public const int SchemaVersion = 11;
     public const string EventTypeProperty = "EventType";
 
     public string RunId { get; } = runId;
+
+    /// <summary>Why the event log lost an event, once it has; null while it is whole (the run then stops: TrainingSession).</summary>
+    public string? LogFailure => logFailures?.Reason;
 
     private ILogger For(string eventType) =>
         logger.ForContext(EventTypeProperty, eventType).ForContext("RunId", RunId);
@@ -62,6 +66,18 @@ public sealed class RunEvents(ILogger logger, string runId)
         For("SpeedClaimIgnored").Warning(
             "Worker #{WorkerKey} at {ActorAddress} claims {ClaimedSamplesPerSecond:G3} samples/s at step {Step}, over {ClaimFactor} × the {DeliveredSamplesPerSecond:G3} its round trip delivered; capacity shares use what it delivered",
             workerKey, actorAddress, claimedSamplesPerSecond, step, factor, deliveredSamplesPerSecond);
+
+    /// <summary>
+    /// A share's mean gradient is far larger or smaller than the step's others allow (docs/robustness.md, "Answers checked"):
+    /// finite values of the wrong scale. <paramref name="action"/> says what was done: averaged in as computed (policy
+    /// log), its worker quarantined and its samples computed again (policy quarantine), or kept because others computed
+    /// those samples with the same result (the data's fault, not the worker's).
+    /// </summary>
+    public void ShareOutlier(long step, int place, int workerKey, string actorAddress, int samples, double meanGradientNorm,
+        double medianMeanGradientNorm, double ratio, double allowed, string action) =>
+        For("ShareOutlier").Warning(
+            "Step {Step}: share {Place} ({Samples} samples) of worker #{WorkerKey} at {ActorAddress} has a mean gradient of norm {MeanGradientNorm:G3}, {Ratio:G3} × the step's median {MedianMeanGradientNorm:G3} (allowed {Allowed:G3}); {Action}",
+            step, place, samples, workerKey, actorAddress, meanGradientNorm, ratio, medianMeanGradientNorm, allowed, action);
 
     public void StepReplanned(long step, string lostWorker, string reason, int[] movedSampleIds, string[] newWorkers) =>
         For("StepReplanned").Warning(

@@ -85,6 +85,11 @@ public sealed record TrainingConfig
     /// computes, not what.
     /// </summary>
     public Coordination.QuarantinePolicy Quarantine { get; init; } = new();
+    /// <summary>
+    /// What the coordinator does with a share whose gradient norm is far from the step's others (docs/robustness.md,
+    /// "Answers checked"). Not in the fingerprint, like the quarantine: with honest workers it changes nothing.
+    /// </summary>
+    public Gradients.OutlierPolicy Outliers { get; init; } = Gradients.OutlierPolicy.Log;
     public string? InitParams { get; init; }
     /// <summary>Write a checkpoint every this many steps; 0 turns checkpoints off.</summary>
     public long CheckpointEvery { get; init; }

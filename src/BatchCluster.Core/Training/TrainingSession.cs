@@ -392,6 +392,7 @@ public sealed class TrainingSession
             shares.Select(s => s.ComputeMilliseconds > 0 ? Math.Round(s.SampleCount / s.ComputeMilliseconds * 1000) : 0).ToArray(),
             measured.AllocatedBytesByNode, shares.Select(s => s.Worker).ToArray(), measured.WorkerLinkBytes, measured.BytesHandedOver, foldMs);
         _events.StepCompleted(record);
+        StopIfTheLogFailed();
         CheckpointIfDue();
         return record;
     }
@@ -416,10 +417,33 @@ public sealed class TrainingSession
         CheckpointIfDue();
     }
 
-    /// <summary>Writes a checkpoint when the run's position (<see cref="NextStep"/>) is a multiple of --checkpoint-every.</summary>
+    /// <summary>
+    /// Writes a checkpoint when the run's position (<see cref="NextStep"/>) is a multiple of --checkpoint-every. A write that
+    /// fails (a full disk) ends the run here with the path and the free space: training on without the checkpoints the user
+    /// asked for would be a decision nobody made. The checkpoints already written stay (a failed one leaves no file).
+    /// </summary>
     private void CheckpointIfDue()
     {
-        if (_checkpoints is not null && NextStep % _config.CheckpointEvery == 0) WriteCheckpoint(_checkpoints);
+        if (_checkpoints is null || NextStep % _config.CheckpointEvery != 0) return;
+        try
+        {
+            WriteCheckpoint(_checkpoints);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            string path = _checkpoints.PathFor(NextStep);
+            throw Failure($"writing the checkpoint {path} failed ({e.Message}); {FreeSpace.Describe(path)}: free space there or choose another --checkpoint-dir", e);
+        }
+    }
+
+    /// <summary>
+    /// The event log is the record of the run (promise 6): once its file lost an event (a full disk), the run stops at the
+    /// next step instead of training on unrecorded. The console still shows RunFailed.
+    /// </summary>
+    private void StopIfTheLogFailed()
+    {
+        if (_events.LogFailure is { } reason)
+            throw Failure($"{reason}: free space there or choose another --runs-dir");
     }
 
     private string WriteCheckpoint(CheckpointStore store)
@@ -485,11 +509,13 @@ public sealed class TrainingSession
     }
 
     /// <param name="train">The fixed training subset's evaluation at the end, or null when it is off.</param>
+    /// <exception cref="RunFailedException">The event log lost an event (a full disk): the run's record is not whole.</exception>
     public RunSummary Complete(EvaluationResult? train, EvaluationResult validation, EvaluationResult test, int workers, string logPath)
     {
         if (train is { } t) RecordEvaluation(DataSplit.Train, t);
         RecordEvaluation(DataSplit.Validation, validation);
         RecordEvaluation(DataSplit.Test, test);
+        StopIfTheLogFailed();
         double trainAccuracy = train?.Accuracy ?? double.NaN;
         var summary = new RunSummary(
             _events.RunId, NextStep, Math.Round(EpochsDone, 4), _config.GlobalBatch, workers,

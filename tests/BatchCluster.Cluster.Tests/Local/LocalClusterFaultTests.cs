@@ -240,6 +240,39 @@ public class LocalClusterFaultTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A worker that sends finite gradients a million times too large was averaged in without a trace. Under
+    /// --outlier-policy quarantine its first share is flagged (ShareOutlier), its worker quarantined and its samples
+    /// computed by the others: the run stays exact. Under the default (log) every such share is flagged, and averaged in.
+    /// </summary>
+    [Fact]
+    public async Task A_worker_that_sends_gradients_of_another_scale_is_flagged_and_under_quarantine_policy_held_out()
+    {
+        var config = Sgd(120, steps: 30, workers: 3, deadlineSeconds: 60) with
+        {
+            Outliers = Core.Gradients.OutlierPolicy.Quarantine,
+            Quarantine = new Core.Coordination.QuarantinePolicy(BackoffMs: 600_000),
+        };
+        LocalCluster.WorkerFactory huge = (i, coordinator, settings) =>
+            WorkerActorProps(coordinator, i == 1 ? settings with { TestingMisbehaviour = Misbehaviour.HugeGradients } : settings);
+        var (_, events, difference) = await Run(config, huge);
+        var outlier = Assert.Single(events.OfType("ShareOutlier"));
+        Assert.Equal("0", outlier.Properties["Step"].ToString());
+        Assert.Contains("/user/worker-1", outlier.Properties["ActorAddress"].ToString());
+        Assert.Contains("quarantined", outlier.Properties["Action"].ToString());
+        var quarantined = Assert.Single(events.OfType("WorkerQuarantined"));
+        Assert.Contains("another scale", quarantined.Properties["Reason"].ToString());
+        Assert.True(difference <= 1e-4, $"differs from the plain loop by {difference:E2}");
+
+        // Averaged in, the huge share moves the model a million times too far: a tiny learning rate keeps it finite for the check.
+        var logged = await RunLocalAsync(Sgd(120, steps: 5, workers: 3, deadlineSeconds: 60) with { LearningRate = 1e-7 }, FashionMnistData,
+            events: (events = new EventCollector()).Run("outlier-log"), workers: huge).WaitAsync(RunTimeout);
+        Assert.Equal(5, events.OfType("ShareOutlier").Count());
+        Assert.All(events.OfType("ShareOutlier"), e => Assert.Contains("averaged in", e.Properties["Action"].ToString()));
+        Assert.Empty(events.OfType("WorkerQuarantined"));
+        Assert.Equal(5, logged.Summary.Steps);
+    }
+
+    /// <summary>
     /// Non-finite results step after step from every worker (the fault follows the model: no worker
     /// computes the samples cleanly, so nobody is quarantined): the third in a row stops the run with a RunFailed that
     /// says what to do, and the newest checkpoint holds the parameters of the last applied step

@@ -89,6 +89,44 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Two worker nodes that answer wrong but finite, over TCP and the data plane: one reports four times its gradient's
+    /// squared norm (which would steer the noise scale), one sends gradients a million times too large. The coordinator
+    /// computes the norm of what arrived and quarantines the liar for an impossible result; under
+    /// --outlier-policy quarantine the huge shares are flagged and their worker quarantined. The two honest nodes
+    /// carry the run, exact.
+    /// </summary>
+    [Fact]
+    public async Task Worker_nodes_that_lie_about_their_norm_or_send_gradients_of_another_scale_are_quarantined_and_the_run_stays_exact()
+    {
+        var data = FashionMnistData;
+        var config = Sgd(30) with
+        {
+            Outliers = Core.Gradients.OutlierPolicy.Quarantine,
+            Quarantine = new Core.Coordination.QuarantinePolicy(BackoffMs: 600_000),
+        };
+        var plain = RunPlain(config, data);
+        var events = new EventCollector();
+        await using var cluster = await InProcessCluster.StartAsync(config, data, minWorkers: 1, events.Run("wrong-values"), startWorkers: 4);
+        await cluster.AddWorkerAsync();
+        await cluster.AddWorkerAsync();
+        await cluster.AddWorkerAsync(Misbehaviour.NormLie);
+        await cluster.AddWorkerAsync(Misbehaviour.HugeGradients);
+        var result = await cluster.Completion.Task.WaitAsync(RunTimeout);
+
+        double difference = MaxAbsDifference(plain.FinalParameters, result.FinalParameters);
+        output.WriteLine($"max |Δparam| vs plain after 30 steps with a norm liar and a huge-gradient node: {difference:E2}");
+        var quarantines = events.OfType("WorkerQuarantined").Select(e => e.Properties["Reason"].ToString()).ToList();
+        foreach (var q in quarantines) output.WriteLine(q);
+        Assert.Equal(2, quarantines.Count);
+        Assert.Contains(quarantines, r => r.Contains("reported a squared gradient norm"));
+        Assert.Contains(quarantines, r => r.Contains("another scale"));
+        Assert.NotEmpty(events.OfType("ShareOutlier"));
+        Assert.True(difference <= 1e-4, $"differs by {difference:E2}");
+        Assert.Equal(30, cluster.Steps.Count);
+        Assert.Equal(2, cluster.Steps[^1].Shares.Length);
+    }
+
+    /// <summary>
     /// The mixed layout of <c>node --role coordinator --local-workers 1</c> plus a worker node: one
     /// worker shares arrays with the coordinator, the other gets its tensors over the data plane;
     /// together they reach the plain loop's parameters, and the log says which path each took.
