@@ -4,10 +4,11 @@ namespace BatchCluster.EndToEnd.Tests;
 
 /// <summary>
 /// Bad members across real processes (docs/robustness.md): worker processes that answer with NaN
-/// gradients, never answer at all, or lie about their speed, beside an honest one. None stops,
-/// stalls or steers the run: the silent one costs one deadline per chance and the NaN one nothing,
-/// both are quarantined, then expelled; the liar's claim is ignored for what the coordinator
-/// measures; every step is carried exactly.
+/// gradients, never answer at all, lie about their speed, or fake their evaluations, beside an honest
+/// one. None stops, stalls or steers the run: the silent one costs one deadline per chance and the NaN
+/// one nothing, both are quarantined, then expelled; the speed liar's claim is ignored for what the
+/// coordinator measures; the evaluation faker is caught on the audit rows and the evaluation redone
+/// without it; every step is carried exactly and the accuracies are the plain loop's.
 /// </summary>
 public sealed class BadMemberProcessTests : IDisposable
 {
@@ -28,15 +29,15 @@ public sealed class BadMemberProcessTests : IDisposable
     ];
 
     [Fact]
-    public async Task NaN_silent_and_speed_lying_workers_neither_stop_stall_nor_steer_the_run()
+    public async Task NaN_silent_speed_lying_and_evaluation_faking_workers_neither_stop_stall_nor_steer_the_run()
     {
         var reference = CliProcess.Run(["train", "--engine", "plain", .. TrainFlags("reference")]);
         Assert.True(reference.ExitCode == 0, reference.StdErr);
         int port = NodeProcess.FreePort();
-        using var coordinator = new NodeProcess(["node", "--role", "coordinator", "--port", port.ToString(), "--start-workers", "4",
+        using var coordinator = new NodeProcess(["node", "--role", "coordinator", "--port", port.ToString(), "--start-workers", "5",
             "--min-workers", "1", "--step-deadline", "2", "--quarantine-seconds", "0.05", "--quarantine-limit", "1", "--split", "capacity",
             .. TrainFlags("bad")]);
-        string[] behaviours = ["", "speed-lie", "nan", "silent"];
+        string[] behaviours = ["", "speed-lie", "nan", "silent", "fake-eval"];
         var workers = behaviours.Select(b => new NodeProcess(
         [
             "node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", "--join-timeout", "60",
@@ -59,7 +60,7 @@ public sealed class BadMemberProcessTests : IDisposable
             Assert.Equal(2, expelled.Count);
             // The silent worker had two chances (its first plan, and once after its quarantine): two deadlines, no more.
             Assert.InRange(events.Count(e => Type(e) == "StallReport"), 1, 2);
-            Assert.Equal(2, steps[^1].GetProperty("Shares").GetArrayLength());
+            Assert.Equal(3, steps[^1].GetProperty("Shares").GetArrayLength()); // the honest, the speed liar, the evaluation faker
             // The liar claimed 10⁹ samples/s; it draws no more than the honest worker (the same code on the same machine), give or take noise.
             Assert.Single(events, e => Type(e) == "SpeedClaimIgnored");
             string liar = events.Single(e => Type(e) == "WorkerJoined" && e.GetProperty("MeasuredSamplesPerSecond").GetDouble() >= 1e8).GetProperty("WorkerId").GetString()!;
@@ -70,6 +71,15 @@ public sealed class BadMemberProcessTests : IDisposable
                 int drawn = shares.Where((_, k) => by[k] == liar).Sum();
                 Assert.True(drawn <= 44, $"the speed liar computed {drawn} of 64 samples (shares {string.Join(",", shares)})");
             }
+
+            // The final evaluations: the faker said "all correct" on the audit rows, where the two others did not.
+            var faker = events.Where(e => Type(e) == "WorkerQuarantined").Select(e => e.GetProperty("Reason").GetString()!).ToList();
+            Assert.Contains(faker, r => r.Contains("audit rows said"));
+            var completed = events.Single(e => Type(e) == "RunCompleted");
+            var referenceCompleted = File.ReadAllLines(Path.Combine(_dir, "runs", "reference", "events.clef"))
+                .Select(l => JsonDocument.Parse(l).RootElement).Single(e => Type(e) == "RunCompleted");
+            foreach (string accuracy in new[] { "ValAccuracy", "TestAccuracy" })
+                Assert.InRange(completed.GetProperty(accuracy).GetDouble(), referenceCompleted.GetProperty(accuracy).GetDouble() - 0.003, referenceCompleted.GetProperty(accuracy).GetDouble() + 0.003); // 3 rows of 1,000: a near-tie may flip
 
             double worst = CliProcess.MaxAbsDifference(Path.Combine(_dir, "reference.f32"), Path.Combine(_dir, "bad.f32"));
             Assert.True(worst <= 1e-4, $"the run with two bad members differs from the plain loop by {worst:E2}");

@@ -200,6 +200,7 @@ public static class EventLogReader
             "WorkerReleased" => $"worker #{OptionalNumber(e, "WorkerKey", -1):F0} at {Text(e, "ActorAddress")} released ({Text(e, "Why")})",
             "SpeedClaimIgnored" => $"worker #{OptionalNumber(e, "WorkerKey", -1):F0} at {Text(e, "ActorAddress")} claims {OptionalNumber(e, "ClaimedSamplesPerSecond"):G3} samples/s, delivers {OptionalNumber(e, "DeliveredSamplesPerSecond"):G3}",
             "ShareOutlier" => $"share {OptionalNumber(e, "Place", -1):F0} of worker #{OptionalNumber(e, "WorkerKey", -1):F0} at {Text(e, "ActorAddress")} {OptionalNumber(e, "Ratio"):G3} × the median gradient norm: {Text(e, "Action")}",
+            "EvaluationDisputed" => $"{Text(e, "Split")} evaluation disputed: {OptionalNumber(e, "AuditRows", 0):F0} audit rows answered differently, no majority",
             "TargetReached" => $"target {100 * OptionalNumber(e, "TargetAccuracy"):F1} % reached",
             "RunFailed" => $"failed: {Text(e, "Error")}",
             "RunInterrupted" => $"interrupted: {Text(e, "Reason")}",

@@ -48,7 +48,8 @@ public static class RunTimePlots
         ("WorkerQuarantined", "worker quarantined", Colors.Crimson),
         ("WorkerReleased", "worker released", Colors.Teal),
         ("SpeedClaimIgnored", "speed claim ignored", Colors.SaddleBrown),
-        ("ShareOutlier", "share outlier", Colors.DarkOrange),
+        ("ShareOutlier", "share outlier", Colors.OrangeRed),
+        ("EvaluationDisputed", "evaluation disputed", Colors.DarkGoldenRod),
     ];
 
     /// <summary>Samples/s over the run (smoothed), and the run's events on the same time axis.</summary>

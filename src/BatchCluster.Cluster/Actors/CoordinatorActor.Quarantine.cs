@@ -77,7 +77,11 @@ public sealed partial class CoordinatorActor
             }
             ApplyStep(step.Round.OnWorkerLost(entry.Key, $"quarantined: {reason}", Now, withResults));
         }
-        else if (_evaluation is not null) ApplyEvaluation(_evaluation.Round.OnWorkerLost(entry.Key, $"quarantined: {reason}", Now));
+        else if (_evaluation is not null)
+        {
+            DropAuditor(_evaluation, entry.Key);
+            if (_evaluation is not null) ApplyEvaluation(_evaluation.Round.OnWorkerLost(entry.Key, $"quarantined: {reason}", Now));
+        }
         if (decision.Expel) Expel(entry, $"{reason}, after {decision.Nth - 1} quarantine(s)");
     }
 

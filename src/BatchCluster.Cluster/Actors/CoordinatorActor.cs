@@ -84,6 +84,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         public WorkRound<TrainingProtocol.EvaluationDone> Round { get; } = round;
         public Action<EvaluationResult> Then { get; } = then;
         public bool Final { get; } = final;
+        /// <summary>The cross-check of this evaluation (null with fewer than two available workers): docs/robustness.md.</summary>
+        public EvaluationAudit? Audit { get; set; }
+        public int AuditRequestId { get; set; } = -1;
+        public double AuditDeadlineMs { get; set; }
+        /// <summary>The round's sum once it is complete; handed on when the audit is decided too.</summary>
+        public EvaluationResult? Total { get; set; }
     }
 
     private readonly TrainingSession _session;
@@ -369,7 +375,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         if (Ring) RingMemberGone(entry, reason);
         // Under --reduce ring a finished share's gradient sum is still on its worker: it is lost with it.
         if (_step is not null) ApplyStep(_step.Round.OnWorkerLost(entry.Key, reason, Now, withResults: Ring));
-        else if (_evaluation is not null) ApplyEvaluation(_evaluation.Round.OnWorkerLost(entry.Key, reason, Now));
+        else if (_evaluation is not null)
+        {
+            DropAuditor(_evaluation, entry.Key);
+            if (_evaluation is not null) ApplyEvaluation(_evaluation.Round.OnWorkerLost(entry.Key, reason, Now));
+        }
     }
 
     /// <summary>Downs the node of a lost worker in another process; never this node, nor a node with the coordinator role.</summary>
@@ -824,7 +834,9 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         }
         var round = new WorkRound<TrainingProtocol.EvaluationDone>(Enumerable.Range(0, count).ToArray(), _roster,
             RoundPolicy.For(_settings.StepDeadline, _roster.ReadyCount));
-        _evaluation = new EvaluationInFlight(split, ++_nextRequestId, round, then, final);
+        var evaluation = new EvaluationInFlight(split, ++_nextRequestId, round, then, final);
+        _evaluation = evaluation;
+        StartAudit(evaluation, count);
         ApplyEvaluation(round.Start(Now));
     }
 
@@ -843,11 +855,9 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             ArmDeadline(evaluation.Round.NextDeadlineMs);
             return;
         }
-        CancelDeadline();
-        _evaluation = null;
-        var total = evaluation.Round.Completed.Aggregate(EvaluationResult.Empty,
+        evaluation.Total = evaluation.Round.Completed.Aggregate(EvaluationResult.Empty,
             (sum, s) => sum.Add(new EvaluationResult(s.Result.LossSum, s.Result.Correct, s.Result.Count)));
-        evaluation.Then(total);
+        FinishEvaluation(evaluation);
     }
 
     private void SendEvaluation(EvaluationInFlight evaluation, SendWork send)
@@ -862,6 +872,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         var evaluation = _evaluation;
         var worker = _roster.Find(Sender);
         Answered(worker, done.ParameterVersion);
+        if (evaluation is not null && done.RequestId == evaluation.AuditRequestId && done.RunId == _runId && worker is not null
+            && done.ParameterVersion == _session.ParameterVersion)
+        {
+            OnAuditAnswer(evaluation, worker.Key, done);
+            return;
+        }
         if (evaluation is null || done.RunId != _runId || done.RequestId != evaluation.RequestId || done.ParameterVersion != _session.ParameterVersion || worker is null)
         {
             Dropped(_session.NextStep, done.Part, $"stale or foreign evaluation result (request {done.RequestId})");

@@ -79,6 +79,15 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
             "Step {Step}: share {Place} ({Samples} samples) of worker #{WorkerKey} at {ActorAddress} has a mean gradient of norm {MeanGradientNorm:G3}, {Ratio:G3} × the step's median {MedianMeanGradientNorm:G3} (allowed {Allowed:G3}); {Action}",
             step, place, samples, workerKey, actorAddress, meanGradientNorm, ratio, medianMeanGradientNorm, allowed, action);
 
+    /// <summary>
+    /// The audit rows of an evaluation were answered differently and no majority can tell who is right (two workers):
+    /// the evaluation stands as computed, but it may count a dishonest worker's rows (docs/robustness.md).
+    /// </summary>
+    public void EvaluationDisputed(long step, string split, int rows, string[] workers, long[] correct) =>
+        For("EvaluationDisputed").Warning(
+            "The {Split} evaluation after step {Step}: its {AuditRows} audit rows were answered differently by {Workers} ({Correct} correct), with no majority; the evaluation stands as computed",
+            split, step, rows, workers, correct);
+
     public void StepReplanned(long step, string lostWorker, string reason, int[] movedSampleIds, string[] newWorkers) =>
         For("StepReplanned").Warning(
             "Step {Step}: {MovedCount} samples of {LostWorker} ({Reason}) re-planned onto {NewWorkers}; moved ids {MovedSampleIds}",

@@ -273,6 +273,27 @@ public class LocalClusterFaultTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A worker that answers every evaluation with "all correct" was counted as it said. Its answer on the audit rows,
+    /// which every worker evaluates, disagrees with the two honest workers': it is quarantined and the evaluation is done
+    /// again without it, so the run reports the plain loop's accuracies.
+    /// </summary>
+    [Fact]
+    public async Task A_worker_that_fakes_evaluations_is_caught_by_the_audit_rows_and_the_evaluation_is_redone_without_it()
+    {
+        var config = Sgd(120, steps: 20, workers: 3, deadlineSeconds: 60) with { EvalEvery = 10 };
+        var (result, events, _) = await Run(config, (i, coordinator, settings) =>
+            WorkerActorProps(coordinator, i == 0 ? settings with { TestingMisbehaviour = Misbehaviour.FakeEvaluation } : settings));
+        var plain = RunPlain(config, FashionMnistData);
+        var quarantined = Assert.Single(events.OfType("WorkerQuarantined"));
+        Assert.Contains("/user/worker-0", quarantined.Properties["ActorAddress"].ToString());
+        Assert.Contains("audit rows said", quarantined.Properties["Reason"].ToString());
+        double step = 1.0 / FashionMnistData.Validation.Count;
+        Assert.InRange(result.Summary.ValidationAccuracy, plain.Summary.ValidationAccuracy - step, plain.Summary.ValidationAccuracy + step);
+        Assert.InRange(result.Summary.TestAccuracy, plain.Summary.TestAccuracy - 1.0 / FashionMnistData.Test.Count, plain.Summary.TestAccuracy + 1.0 / FashionMnistData.Test.Count);
+        Assert.Empty(events.OfType("EvaluationDisputed"));
+    }
+
+    /// <summary>
     /// Non-finite results step after step from every worker (the fault follows the model: no worker
     /// computes the samples cleanly, so nobody is quarantined): the third in a row stops the run with a RunFailed that
     /// says what to do, and the newest checkpoint holds the parameters of the last applied step
