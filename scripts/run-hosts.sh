@@ -78,13 +78,15 @@ fi
 
 source "$root/scripts/lib/nodes.sh"
 coordinator_address=${addresses[0]}
-start_node coordinator ip netns exec "${namespaces[0]}" dotnet "$dll" node --role coordinator --host "$coordinator_address" --port "$port" \
+# The simulated hosts are network namespaces of this machine, reachable from it alone: the nodes run without TLS
+# (--insecure). Across real machines, give every node --tls-cert and --tls-ca (README, "Several machines").
+start_node coordinator ip netns exec "${namespaces[0]}" dotnet "$dll" node --role coordinator --host "$coordinator_address" --insecure --port "$port" \
   --start-workers "$workers" "${train_flags[@]}"
 coordinator=${pids[-1]}
 for h in $(seq 1 "$workers"); do
   slow=()
   [ "$h" -eq "$workers" ] && [ -n "$slow_last" ] && slow=(--testing-slowdown "$slow_last")
-  start_node "worker-$h" ip netns exec "${namespaces[h]}" dotnet "$dll" node --role worker --host "${addresses[h]}" \
+  start_node "worker-$h" ip netns exec "${namespaces[h]}" dotnet "$dll" node --role worker --host "${addresses[h]}" --insecure \
     --seed-nodes "$coordinator_address:$port" --threads "$worker_threads" --join-timeout 60 "${slow[@]}"
 done
 finish_with_summary "$coordinator"

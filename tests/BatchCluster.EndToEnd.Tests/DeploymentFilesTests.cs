@@ -11,7 +11,7 @@ public class DeploymentFilesTests
     private static string RepositoryRoot() => CliProcess.RepositoryRoot();
 
     [Fact]
-    public void Docker_compose_accepts_the_compose_file_with_its_three_services()
+    public void Docker_compose_accepts_the_compose_file_whose_nodes_run_with_tls()
     {
         string root = RepositoryRoot();
         var start = new ProcessStartInfo("docker-compose") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
@@ -21,8 +21,12 @@ public class DeploymentFilesTests
         string errors = process.StandardError.ReadToEnd();
         process.WaitForExit();
         Assert.True(process.ExitCode == 0, errors);
-        foreach (string service in new[] { "train:", "coordinator:", "worker:" }) Assert.Contains(service, output);
+        foreach (string service in new[] { "train:", "certs:", "coordinator:", "worker:" }) Assert.Contains(service, output);
         Assert.Contains("BATCHCLUSTER_SEEDS: coordinator:4053", output);
+        // Nodes that listen beyond loopback run with TLS (they refuse to start without it): both node services name their certificate.
+        Assert.Contains("BATCHCLUSTER_TLS_CERT: /certs/coordinator.pfx", output);
+        Assert.Contains("BATCHCLUSTER_TLS_CERT: /certs/worker.pfx", output);
+        Assert.Contains("condition: service_completed_successfully", output);
         Assert.Contains("/usr/share/datasets/fashion-mnist:/usr/share/datasets/fashion-mnist:ro", output);
     }
 

@@ -122,13 +122,19 @@ public sealed class SecurityProcessTests : IDisposable
         BadInputTests.AssertRefused(outcome, "BATCHCLUSTER_PORT must be a whole number from 0 to 65535, not 'abc'");
     }
 
+    /// <summary>Secure by default: beyond loopback a node refuses to start without TLS, unless told --insecure (and then says what that allows).</summary>
     [Fact]
-    public void Listening_beyond_loopback_without_tls_is_warned_about()
+    public void Listening_beyond_loopback_without_tls_is_refused_unless_insecure_is_given()
     {
         int port = NodeProcess.FreePort();
-        var outcome = CliProcess.Run("node", "--role", "worker", "--host", "0.0.0.0", "--seed-nodes", $"127.0.0.1:{port}", "--join-timeout", "1");
-        Assert.Equal(3, outcome.ExitCode); // nobody at the seed
-        Assert.Contains("warning: listening on 0.0.0.0 without TLS", outcome.StdErr);
-        Assert.Contains("docs/security.md", outcome.StdErr);
+        var refused = CliProcess.Run("node", "--role", "worker", "--host", "0.0.0.0", "--seed-nodes", $"127.0.0.1:{port}", "--join-timeout", "1");
+        BadInputTests.AssertRefused(refused, "--host 0.0.0.0 listens beyond loopback without TLS");
+        Assert.Contains("--tls-cert and --tls-ca", refused.StdErr);
+        Assert.Contains("--insecure", refused.StdErr);
+
+        var insecure = CliProcess.Run("node", "--role", "worker", "--host", "0.0.0.0", "--insecure", "--seed-nodes", $"127.0.0.1:{port}", "--join-timeout", "1");
+        Assert.Equal(3, insecure.ExitCode); // it started; nobody at the seed
+        Assert.Contains("warning: --insecure: listening on 0.0.0.0 without TLS", insecure.StdErr);
+        Assert.Contains("down its nodes", insecure.StdErr);
     }
 }

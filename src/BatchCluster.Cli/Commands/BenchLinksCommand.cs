@@ -190,11 +190,14 @@ public static class BenchLinksCommand
         var coordinator = network.Hosts[0];
         const string port = "4053"; // every host has its own ports: the README's default is free on each
         string[] dataDirFlag = dataset == "synthetic" ? [] : ["--data-dir", dataDirectory];
+        // Simulated hosts are network namespaces of this machine, reachable from it alone; without TLS the links carry what
+        // PyTorch DDP's do in the comparison (docs/performance.md), so the nodes run --insecure.
+        string[] insecure = ["--insecure"];
         void Start(string runsDir, List<ChildProcess> nodes)
         {
             nodes.Add(new ChildProcess(
             [
-                "node", "--role", "coordinator", "--host", coordinator.Address, "--port", port, "--start-workers", hosts.ToString(CultureInfo.InvariantCulture),
+                "node", "--role", "coordinator", "--host", coordinator.Address, "--port", port, .. insecure, "--start-workers", hosts.ToString(CultureInfo.InvariantCulture),
                 "--model", model, "--dataset", dataset, .. dataDirFlag, "--global-batch", batch.ToString(CultureInfo.InvariantCulture),
                 "--steps", (warmup + steps).ToString(CultureInfo.InvariantCulture), "--eval-every", "0", "--train-eval-samples", "0", "--threads", "1",
                 "--runs-dir", runsDir, "--run-id", "bench", "--reduce", reduce, "--transfer-precision", precision,
@@ -203,7 +206,7 @@ public static class BenchLinksCommand
             foreach (var host in network.Hosts.Skip(1))
                 nodes.Add(new ChildProcess(
                 [
-                    "node", "--role", "worker", "--host", host.Address, "--seed-nodes", $"{coordinator.Address}:{port}", "--threads", "1",
+                    "node", "--role", "worker", "--host", host.Address, .. insecure, "--seed-nodes", $"{coordinator.Address}:{port}", "--threads", "1",
                     "--join-timeout", "60", .. dataDirFlag,
                 ], host.Namespace));
         }

@@ -35,7 +35,9 @@ public static class NodeCommand
         public Option<string?> TlsCert { get; } = Opt.Text("tls-cert",
             "this node's certificate and key (or BATCHCLUSTER_TLS_CERT; password in BATCHCLUSTER_TLS_PASSWORD): with --tls-ca, mutual TLS on both channels (docs/security.md)", "FILE.pfx");
         public Option<string?> TlsCa { get; } = Opt.Text("tls-ca",
-            "the cluster's authority certificate, the only one trusted (or BATCHCLUSTER_TLS_CA); scripts/make-test-certs.sh makes one", "FILE");
+            "the cluster's authority certificate, the only one trusted (or BATCHCLUSTER_TLS_CA); 'batchcluster certs' makes one", "FILE");
+        public Option<bool> Insecure { get; } = Opt.Switch("insecure",
+            "listen beyond loopback without TLS (a trusted, closed network only): anyone who reaches the port can join, read the model, send gradients and down nodes");
         // coordinator
         public Option<int?> StartWorkers { get; } = Opt.Int("start-workers", "(coordinator) ready workers to wait for before the first step [default: --min-workers]", 1, 10_000);
         public Option<int?> MinWorkers { get; } = Opt.Int("min-workers",
@@ -61,7 +63,7 @@ public static class NodeCommand
         public Option[] CoordinatorOnly => [StartWorkers, MinWorkers, LocalWorkers, TensorTransport, DataPort, Standby];
         public Option[] WorkerOnly => [TestingSlowdown, TestingRingFault, TestingMisbehave];
 
-        public IEnumerable<Option> All => new Option[] { Role, Host, Port, SeedNodes, JoinTimeout, TlsCert, TlsCa }
+        public IEnumerable<Option> All => new Option[] { Role, Host, Port, SeedNodes, JoinTimeout, TlsCert, TlsCa, Insecure }
             .Concat(CoordinatorOnly).Concat(WorkerOnly).Concat(Train.All);
     }
 
@@ -123,8 +125,14 @@ public static class NodeCommand
         var timeout = TimeSpan.FromSeconds(r.GetValue(options.JoinTimeout) ?? 30);
         var tls = ReadTls(options, r);
         if (tls is null && !IsLoopback(host))
-            Console.Error.WriteLine($"batchcluster: warning: listening on {host} without TLS: any process that reaches this port can join the cluster, "
-                                    + "read the model and send it gradients; give --tls-cert and --tls-ca (docs/security.md)");
+        {
+            // Secure by default (docs/security.md): without TLS Akka takes "down this node" from anyone who reaches the port.
+            const string whatAnyoneCanDo = "any process that reaches it can join the cluster, read the model, send it gradients and down its nodes";
+            if (!r.GetValue(options.Insecure))
+                throw new UsageException($"--host {host} listens beyond loopback without TLS, where {whatAnyoneCanDo}; give --tls-cert and --tls-ca "
+                                         + "('batchcluster certs init DIR' and 'certs add DIR NODE…' make them, docs/security.md), or --insecure on a closed network you trust");
+            Console.Error.WriteLine($"batchcluster: warning: --insecure: listening on {host} without TLS; {whatAnyoneCanDo} (docs/security.md)");
+        }
         return new Endpoint(host, port, seeds, timeout, tls);
     }
 

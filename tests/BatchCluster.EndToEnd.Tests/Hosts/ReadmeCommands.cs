@@ -6,7 +6,8 @@ namespace BatchCluster.EndToEnd.Tests.Hosts;
 /// </summary>
 public static class ReadmeCommands
 {
-    public sealed record SeveralMachines(string[] Coordinator, string[] Worker, string Text);
+    /// <param name="Certificates">The block's <c>certs</c> commands, in order (the authority, then the nodes' certificates).</param>
+    public sealed record SeveralMachines(string[] Coordinator, string[] Worker, IReadOnlyList<string[]> Certificates, string Text);
 
     public static SeveralMachines Read()
     {
@@ -17,14 +18,15 @@ public static class ReadmeCommands
         int blockEnd = readme.IndexOf("```", blockStart + 5, StringComparison.Ordinal);
         int next = readme.IndexOf("\n**", blockEnd, StringComparison.Ordinal);
         string text = readme[section..(next < 0 ? readme.Length : next)];
+        // One line may chain commands with &&.
         var commands = readme[(blockStart + 5)..blockEnd].Split('\n')
-            .Select(l => l.Trim())
+            .SelectMany(l => l.Split(" && ", StringSplitOptions.TrimEntries))
             .Where(l => l.StartsWith("scripts/batchcluster ", StringComparison.Ordinal))
             .Select(l => l["scripts/batchcluster ".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries))
             .ToList();
         string[] Role(string role) => commands.SingleOrDefault(c => c.Take(3).SequenceEqual(["node", "--role", role]))
             ?? throw new InvalidOperationException($"README.md's \"Several machines\" block has no `scripts/batchcluster node --role {role}` line");
-        return new SeveralMachines(Role("coordinator"), Role("worker"), text);
+        return new SeveralMachines(Role("coordinator"), Role("worker"), commands.Where(c => c[0] == "certs").ToList(), text);
     }
 
     /// <summary>The value given to <paramref name="flag"/> in <paramref name="command"/>.</summary>

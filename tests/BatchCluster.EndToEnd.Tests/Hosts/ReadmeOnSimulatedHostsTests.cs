@@ -8,8 +8,10 @@ namespace BatchCluster.EndToEnd.Tests.Hosts;
 /// The README's "Several machines" instructions, executed: the coordinator and worker commands are
 /// read from the README and run on three simulated hosts (a network namespace and address each,
 /// 100 Mbit/s links), one worker configured by flags and one by the environment variables the
-/// README names. The run must end where the plain loop ends (≤ 1e-4 after 30 steps) although one
-/// worker host is killed (SIGKILL) mid-run, with no step and no sample lost.
+/// README names. The README's `certs` commands make the authority and the certificates first, so the
+/// nodes run with mutual TLS as the README says (beyond loopback a node refuses to start without it).
+/// The run must end where the plain loop ends (≤ 1e-4 after 30 steps) although one worker host is
+/// killed (SIGKILL) mid-run, with no step and no sample lost.
 /// </summary>
 public sealed class ReadmeOnSimulatedHostsTests : IDisposable
 {
@@ -36,23 +38,33 @@ public sealed class ReadmeOnSimulatedHostsTests : IDisposable
         using var network = SimulatedNetwork.Up(3, rate: "100mbit");
         var hosts = network.Hosts;
         var addresses = new Dictionary<string, string> { [readmeCoordinator] = hosts[0].Address, [readmeWorker] = hosts[1].Address };
+
+        // The README's certificates, in the test's directory ("certs" and "certs/…" there), for the simulated addresses.
+        Assert.Equal(["init", "add"], readme.Certificates.Select(c => c[1]));
+        string[] Here(string[] command) => command.Select((a, i) =>
+            i > 0 && a == "certs" ? Path.Combine(_dir, "certs") : a.StartsWith("certs/", StringComparison.Ordinal) ? Path.Combine(_dir, a) : a).ToArray();
+        foreach (var certs in readme.Certificates)
+        {
+            var made = CliProcess.Run(At(Here(certs), addresses));
+            Assert.True(made.ExitCode == 0, made.StdErr);
+        }
+        var tls = new Dictionary<string, string> { ["BATCHCLUSTER_TLS_PASSWORD"] = File.ReadAllText(Path.Combine(_dir, "certs", "password")).Trim() };
         // The README's coordinator line with the test's run in place of its five epochs of four workers.
         string[] coordinatorArgs =
         [
-            .. At(Without(readme.Coordinator, "--start-workers", "--min-workers", "--epochs"), addresses),
+            .. At(Here(Without(readme.Coordinator, "--start-workers", "--min-workers", "--epochs")), addresses),
             "--start-workers", "2", "--min-workers", "1", "--checkpoint-dir", Path.Combine(_dir, "checkpoints"), .. TrainFlags("hosts"),
         ];
-        string[] workerByFlags = At(readme.Worker, addresses);
-        string[] workerByEnvironment = Without(readme.Worker, "--host", "--seed-nodes");
-        var environment = new Dictionary<string, string>
+        string[] workerByFlags = At(Here(readme.Worker), addresses);
+        string[] workerByEnvironment = Here(Without(readme.Worker, "--host", "--seed-nodes"));
+        var environment = new Dictionary<string, string>(tls)
         {
             ["BATCHCLUSTER_HOST"] = hosts[2].Address,
             ["BATCHCLUSTER_SEEDS"] = At([readmeSeeds], addresses)[0],
         };
-        var none = new Dictionary<string, string>();
 
-        using var coordinator = NodeProcess.On(hosts[0].Namespace, none, coordinatorArgs);
-        using var first = NodeProcess.On(hosts[1].Namespace, none, workerByFlags);
+        using var coordinator = NodeProcess.On(hosts[0].Namespace, tls, coordinatorArgs);
+        using var first = NodeProcess.On(hosts[1].Namespace, tls, workerByFlags);
         using var second = NodeProcess.On(hosts[2].Namespace, environment, workerByEnvironment);
 
         await coordinator.WaitForLineAsync(l => l.Contains("2 workers ready"), Timeout);

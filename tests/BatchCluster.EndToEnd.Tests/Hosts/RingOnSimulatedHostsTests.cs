@@ -33,11 +33,11 @@ public sealed class RingOnSimulatedHostsTests : IDisposable
         using var network = SimulatedNetwork.Up(5, rate: "1gbit");
         var hosts = network.Hosts;
         var none = new Dictionary<string, string>();
-        using var coordinator = NodeProcess.On(hosts[0].Namespace, none, ["node", "--role", "coordinator", "--host", hosts[0].Address, "--port", "4053",
+        using var coordinator = NodeProcess.On(hosts[0].Namespace, none, ["node", "--role", "coordinator", "--host", hosts[0].Address, "--insecure", "--port", "4053",
             "--reduce", "ring", "--start-workers", "4", "--min-workers", "1", .. TrainFlags("ring")]);
         var workers = hosts.Skip(1).Select(h => NodeProcess.On(h.Namespace, none,
         [
-            "node", "--role", "worker", "--host", h.Address, "--seed-nodes", $"{hosts[0].Address}:4053", "--threads", "1", "--join-timeout", "60",
+            "node", "--role", "worker", "--host", h.Address, "--insecure", "--seed-nodes", $"{hosts[0].Address}:4053", "--threads", "1", "--join-timeout", "60",
             .. h.Index == 3 ? new[] { "--testing-ring-fault", "kill@reduce@12" } : [],
         ])).ToList();
         try
