@@ -836,8 +836,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             RoundPolicy.For(_settings.StepDeadline, _roster.ReadyCount));
         var evaluation = new EvaluationInFlight(split, ++_nextRequestId, round, then, final);
         _evaluation = evaluation;
-        StartAudit(evaluation, count);
         ApplyEvaluation(round.Start(Now));
+        if (_evaluation == evaluation) StartAudit(evaluation, count); // after the parts: a worker's part is its first request
     }
 
     private void ApplyEvaluation(IReadOnlyList<RoundCommand> commands)

@@ -280,10 +280,12 @@ public class CoordinatorProtocolTests() : TestKit(Cluster.Local.LocalCluster.Akk
         var (coordinator, _, parameterCount, a, b, workA, workB) = TwoWorkersAtTheFirstStep();
         coordinator.Tell(Reply(workA, parameterCount), a.Ref);
         coordinator.Tell(Reply(workB, parameterCount), b.Ref);
+        // Each worker gets its part, then the audit rows every worker evaluates (a request of their own).
         var partA = a.ExpectMsg<TrainingProtocol.Evaluate>();
-        b.ExpectMsg<TrainingProtocol.Evaluate>();
+        var partB = b.ExpectMsg<TrainingProtocol.Evaluate>();
+        Assert.Equal(partA.RequestId, partB.RequestId);
         coordinator.Tell(new TrainingProtocol.EvaluationDone("run-a", partA.RequestId, partA.Part, 1, 1.0, partA.Rows.Length + 5, partA.Rows.Length), a.Ref);
-        var moved = b.ExpectMsg<TrainingProtocol.Evaluate>();
+        var moved = b.FishForMessage<TrainingProtocol.Evaluate>(e => e.RequestId == partA.RequestId);
         Assert.Equal(partA.Rows.Order(), moved.Rows.Order());
     }
 }
