@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 
 namespace BatchCluster.EndToEnd.Tests;
@@ -107,10 +106,7 @@ public sealed class TmpfsFactAttribute : FactAttribute
 {
     public TmpfsFactAttribute()
     {
-        if (!(geteuid() == 0 && (File.Exists("/usr/bin/mount") || File.Exists("/bin/mount"))) && Environment.GetEnvironmentVariable("BATCHCLUSTER_REQUIRE_HOSTS") != "1")
+        if (!(RootOnly.IsRoot && (File.Exists("/usr/bin/mount") || File.Exists("/bin/mount"))) && !RootOnly.Required)
             Skip = "mounting a small tmpfs needs root; run the tests as root to include this one";
     }
-
-    [DllImport("libc")]
-    private static extern uint geteuid();
 }

@@ -18,7 +18,7 @@ public sealed partial class CoordinatorActor
     /// <summary>Sends the audit rows to every available worker (nothing with fewer than two: there is nobody to compare with).</summary>
     private void StartAudit(EvaluationInFlight evaluation, int count)
     {
-        var auditors = _roster.All.Where(e => e.Ready && _roster.IsAvailable(e)).ToList();
+        var auditors = _roster.All.Where(_roster.IsAvailable).ToList();
         if (auditors.Count < 2) return;
         var audit = new EvaluationAudit(EvaluationAudit.ChooseRows(count, auditors.Count, _auditRandom), auditors.Select(a => a.Key));
         evaluation.Audit = audit;

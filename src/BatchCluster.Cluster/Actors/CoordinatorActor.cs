@@ -68,12 +68,9 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         public bool SharesRejected => Blamed.Count > 0;
         /// <summary>Star: the workers quarantined for this step's non-finite shares (pardoned if the recomputation is non-finite too).</summary>
         public List<int> Blamed { get; } = [];
-        /// <summary>Star: this step's outlier shares were rejected once; outliers in the recomputation are the data's, not a worker's.</summary>
-        public bool OutliersRecomputed { get; set; }
-        /// <summary>Star: the workers quarantined for this step's outlier shares (pardoned if the recomputation has outliers too).</summary>
+        /// <summary>Star: the workers quarantined for this step's outlier shares; once any are, outliers in the recomputation
+        /// are the data's, not a worker's (they are pardoned).</summary>
         public List<int> OutliersBlamed { get; } = [];
-        /// <summary>Star: the recomputation had outliers too: pardon <see cref="OutliersBlamed"/> once the step is committed.</summary>
-        public bool PardonOutlierBlamed { get; set; }
     }
 
     private sealed class EvaluationInFlight(DataSplit split, int requestId, WorkRound<TrainingProtocol.EvaluationDone> round,
@@ -603,7 +600,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             return $"reported impossible times (compute {result.ComputeMilliseconds} ms, handling {result.HandlingMilliseconds} ms)";
         if (result.PeakMemoryBytes < 0 || result.AllocatedBytes < 0 || result.GradientSumSquaredNorm < 0)
             return "reported a negative memory figure or squared norm";
-        if (Ring || worker.Handle.Path.Address.HasLocalScope) return null;
+        if (Ring || CoordinatorLinks.SharesMemoryWith(worker.Handle)) return null;
         double computed = FlatMath.SquaredNorm(result.GradientSum.Span);
         return ShareOutliers.NormAgrees(result.GradientSumSquaredNorm, computed, _session.Config.TransferPrecision)
             ? null
@@ -635,7 +632,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         }
         var done = step.Round.Completed;
         foreach (var share in done) _links.CountGradient(share.Worker, share.Result);
-        if (OutliersRejected(step, done)) return; // their samples are being computed again: the round completes anew
+        var outliers = CheckOutliers(step, done);
+        if (outliers == OutlierCheck.Rejected) return; // their samples are being computed again: the round completes anew
         var measured = Measure(done, extraTransferMs: 0);
         var shares = done.Select(s => new ShareGradient(s.Result.GradientSum, s.Result.SampleCount, s.Result.LossSum,
             s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker))).ToList();
@@ -658,7 +656,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         }
         EndStep(done);
         if (record is null && step.SharesRejected) PardonBlamed(step.Blamed);
-        if (step.PardonOutlierBlamed) PardonBlamed(step.OutliersBlamed);
+        if (outliers == OutlierCheck.StillThere && step.OutliersBlamed.Count > 0) PardonBlamed(step.OutliersBlamed);
         AfterCommit(record);
     }
 
@@ -674,9 +672,16 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         if (_step is not { SharesRejected: false } step) return false;
         var done = step.Round.Completed; // only here, where a step is not finite
-        var blamed = places.Select(p => done[p].Worker).ToHashSet();
-        return _roster.All.Any(e => e.Ready && !blamed.Contains(e.Key));
+        return SomeoneElseCanCompute(places.Select(p => done[p].Worker).ToHashSet());
     }
+
+    /// <summary>
+    /// Whether a ready member that computed none of the <paramref name="blamed"/> workers' shares can compute their samples —
+    /// now, or after its own quarantine: the condition for taking bad shares as their workers' fault (both rejections).
+    /// </summary>
+    private bool SomeoneElseCanCompute(HashSet<int> blamed) => _roster.All.Any(e => e.Ready && !blamed.Contains(e.Key));
+
+    private enum OutlierCheck { None, Rejected, StillThere }
 
     /// <summary>
     /// Looks for shares whose gradient is of another scale than the step's others (<see cref="ShareOutliers"/>) and acts on
@@ -684,11 +689,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     /// is available — their workers quarantined and their samples computed again (quarantine). If the recomputed step has
     /// outliers still, the samples are the cause, not the workers: the blamed are pardoned and the step commits as computed.
     /// </summary>
-    /// <returns>Whether shares were rejected (the step waits for their recomputation).</returns>
-    private bool OutliersRejected(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done)
+    /// <returns>None; Rejected (the step waits for their recomputation); or StillThere (averaged in: the blamed, if any, are
+    /// pardoned after the commit).</returns>
+    private OutlierCheck CheckOutliers(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done)
     {
         var policy = _session.Config.Outliers;
-        if (policy == OutlierPolicy.Off || done.Count < ShareOutliers.FewestShares) return false;
+        if (policy == OutlierPolicy.Off || done.Count < ShareOutliers.FewestShares) return OutlierCheck.None;
         Span<int> samples = done.Count <= 64 ? stackalloc int[done.Count] : new int[done.Count];
         Span<double> norms = done.Count <= 64 ? stackalloc double[done.Count] : new double[done.Count];
         for (int i = 0; i < done.Count; i++)
@@ -696,27 +702,21 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             samples[i] = done[i].Result.SampleCount;
             norms[i] = done[i].Result.GradientSumSquaredNorm;
         }
-        if (ShareOutliers.Find(samples, norms) is not { } outliers) return false; // after a recomputation: clean, the blamed stay quarantined
+        if (ShareOutliers.Find(samples, norms) is not { } outliers) return OutlierCheck.None; // after a recomputation: clean, the blamed stay quarantined
+        bool recomputed = step.OutliersBlamed.Count > 0;
         var blamed = outliers.Select(o => done[o.Place].Worker).ToHashSet();
-        bool reject = policy == OutlierPolicy.Quarantine && !step.OutliersRecomputed
-                      && _roster.All.Any(e => e.Ready && _roster.IsAvailable(e) && !blamed.Contains(e.Key));
+        bool reject = policy == OutlierPolicy.Quarantine && !recomputed && SomeoneElseCanCompute(blamed);
         string action = reject ? "its worker is quarantined and its samples computed again by others"
             : policy == OutlierPolicy.Log ? "averaged in as computed (--outlier-policy log)"
-            : step.OutliersRecomputed ? "averaged in: these samples were computed again by other workers and are still far out, so the data, not a worker, is the cause"
-            : "averaged in: no other worker is available to compute its samples";
+            : recomputed ? "averaged in: these samples were computed again by other workers and are still far out, so the data, not a worker, is the cause"
+            : "averaged in: no other worker can compute its samples";
         foreach (var o in outliers)
             _session.Events.ShareOutlier(step.Batch.Step, o.Place, done[o.Place].Worker, _roster.Find(done[o.Place].Worker)?.Handle.Path.ToString() ?? "(gone)",
                 o.Samples, o.MeanGradientNorm, o.MedianMeanGradientNorm, o.Ratio, o.Allowed, action);
-        if (!reject)
-        {
-            step.PardonOutlierBlamed = step.OutliersRecomputed; // after the commit, when the next round is planned
-            return false;
-        }
-        step.OutliersRecomputed = true;
-        step.OutliersBlamed.AddRange(blamed);
+        if (!reject) return OutlierCheck.StillThere;
         RejectShares(step, done, outliers.Select(o => o.Place).ToArray(),
-            $"a gradient of another scale than the step's other shares (--outlier-policy quarantine) at step {step.Batch.Step}");
-        return true;
+            $"a gradient of another scale than the step's other shares (--outlier-policy quarantine) at step {step.Batch.Step}", step.OutliersBlamed);
+        return OutlierCheck.Rejected;
     }
 
     /// <summary>The step is decided (committed, skipped or failed): its gradient buffers go back to the pool.</summary>
@@ -733,16 +733,21 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     /// </summary>
     private void RejectNonFiniteShares(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, int[] places)
     {
-        step.Blamed.AddRange(places.Select(p => done[p].Worker).Distinct());
         string others = places.Length < done.Count ? "the other shares were finite" : "another member can compute its samples";
-        RejectShares(step, done, places, $"a non-finite gradient or loss in its share of step {step.Batch.Step}, where {others}");
+        RejectShares(step, done, places, $"a non-finite gradient or loss in its share of step {step.Batch.Step}, where {others}", step.Blamed);
     }
 
-    /// <summary>The shares at <paramref name="places"/> are wrong: their workers are quarantined for <paramref name="reason"/> and the round moves their samples.</summary>
-    private void RejectShares(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, int[] places, string reason)
+    /// <summary>
+    /// The shares at <paramref name="places"/> are wrong: their workers, added to <paramref name="blamedInto"/> (the step's
+    /// record of whom to pardon if the recomputation is as bad), are quarantined for <paramref name="reason"/> and the
+    /// round moves their samples.
+    /// </summary>
+    private void RejectShares(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done, int[] places,
+        string reason, List<int> blamedInto)
     {
         foreach (int place in places) CoordinatorLinks.Release(done[place].Result); // the round forgets these results
         var blamed = places.Select(p => done[p].Worker).Distinct().ToList();
+        blamedInto.AddRange(blamed);
         foreach (int key in blamed)
         {
             if (_roster.Find(key) is { } entry) QuarantineWorker(entry, reason, withResults: true);

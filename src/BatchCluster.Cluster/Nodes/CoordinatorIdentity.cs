@@ -12,9 +12,9 @@ namespace BatchCluster.Cluster.Nodes;
 /// </summary>
 public static class CoordinatorIdentity
 {
-    /// <summary>The same actor incarnation: the same path and the same UID (a restarted or re-created actor has another).</summary>
-    public static bool IsExactly(IActorRef sender, IActorRef? expected) =>
-        expected is not null && sender.Path.Uid == expected.Path.Uid && sender.Path.Equals(expected.Path);
+    /// <summary>The same actor incarnation: Akka's own equality of actor references, which compares the path and the UID
+    /// (a restarted or re-created actor, or a path typed without one, has another).</summary>
+    public static bool IsExactly(IActorRef sender, IActorRef? expected) => expected is not null && sender.Equals(expected);
 
     /// <summary>Whether <paramref name="sender"/> is an actor under the coordinator singleton's manager on the member that hosts the singleton now.</summary>
     public static bool IsOnSingletonHost(IActorRef sender, Akka.Cluster.Cluster cluster)

@@ -22,6 +22,8 @@ public sealed class EvaluationAudit
     public const int FewestRows = 32;
     /// <summary>Relative difference of loss sums that is still the same answer (summation order and thread counts move it by ~1e-6).</summary>
     public const double LossTolerance = 1e-3;
+    /// <summary>Share of the audit rows whose count of correct may differ from the median answer (at least one row): prediction ties broken differently.</summary>
+    public const double CorrectTolerance = 0.02;
 
     private readonly Dictionary<int, (long Correct, double LossSum)> _answers = [];
     private readonly HashSet<int> _auditors;
@@ -79,21 +81,15 @@ public sealed class EvaluationAudit
     {
         var answers = _answers.Select(a => (Worker: a.Key, a.Value.Correct, a.Value.LossSum)).OrderBy(a => a.Worker).ToList();
         if (answers.Count < 2) return new AuditVerdict([], false, answers);
-        double medianCorrect = Median(answers.Select(a => (double)a.Correct));
-        double medianLoss = Median(answers.Select(a => a.LossSum));
-        double correctTolerance = Math.Max(1, Math.Ceiling(0.02 * Rows.Length));
+        // Medians of the finite answers (an impossible answer's NaN loss does not move them).
+        double medianCorrect = Numerics.Statistics.Median(answers.Select(a => (double)a.Correct));
+        double medianLoss = Numerics.Statistics.Median(answers.Select(a => a.LossSum));
+        double correctTolerance = Math.Max(1, Math.Ceiling(CorrectTolerance * Rows.Length));
         double lossTolerance = LossTolerance * Math.Max(Math.Abs(medianLoss), 1e-9);
         var dissenters = answers
             .Where(a => Math.Abs(a.Correct - medianCorrect) > correctTolerance || !(Math.Abs(a.LossSum - medianLoss) <= lossTolerance))
             .Select(a => a.Worker).ToList();
         if (dissenters.Count == 0) return new AuditVerdict([], false, answers);
         return 2 * dissenters.Count < answers.Count ? new AuditVerdict(dissenters, false, answers) : new AuditVerdict([], true, answers);
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.OrderBy(v => v).ToArray();
-        int half = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2;
     }
 }

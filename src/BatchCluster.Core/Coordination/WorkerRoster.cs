@@ -154,10 +154,26 @@ public sealed class WorkerRoster<THandle> : IWorkerPool where THandle : notnull
     /// Ready workers, quarantined or not: the run's members. The --min-workers floor counts these, so that holding a
     /// bad member out of the work never pauses the run (a round with nobody available still waits for a worker).
     /// </summary>
-    public int ReadyMembers => _entries.Count(e => e.Ready);
+    public int ReadyMembers
+    {
+        get
+        {
+            int ready = 0;
+            foreach (var e in _entries) if (e.Ready) ready++;
+            return ready;
+        }
+    }
 
     /// <summary>Workers that may get work (ready, not quarantined).</summary>
-    public int ReadyCount => _entries.Count(IsAvailable);
+    public int ReadyCount
+    {
+        get
+        {
+            int available = 0; // a loop, not Count(IsAvailable): that would make a delegate at every call, and it runs every step
+            foreach (var e in _entries) if (IsAvailable(e)) available++;
+            return available;
+        }
+    }
 
     public IReadOnlyList<ReadyWorker> Ready
     {

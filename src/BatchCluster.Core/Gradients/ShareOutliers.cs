@@ -54,9 +54,9 @@ public static class ShareOutliers
             means[i] = Math.Sqrt(squared) / samples[i];
         }
         means.CopyTo(sorted);
-        double median = SortedMedian(sorted);
+        double median = Numerics.Statistics.MedianInPlace(sorted);
         for (int i = 0; i < count; i++) sorted[i] = samples[i];
-        double medianSize = SortedMedian(sorted);
+        double medianSize = Numerics.Statistics.MedianInPlace(sorted);
         List<ShareOutlier>? found = null;
         for (int i = 0; i < count; i++)
         {
@@ -82,13 +82,5 @@ public static class ShareOutliers
         if (!double.IsFinite(computed)) return true;
         double tolerance = precision == Training.TransferPrecision.Bf16 ? 2e-2 : 1e-6;
         return Math.Abs(reported - computed) <= tolerance * Math.Max(Math.Abs(reported), Math.Abs(computed));
-    }
-
-    /// <summary>Sorts <paramref name="values"/> in place and returns their median.</summary>
-    private static double SortedMedian(Span<double> values)
-    {
-        values.Sort();
-        int half = values.Length / 2;
-        return values.Length % 2 == 1 ? values[half] : (values[half - 1] + values[half]) / 2;
     }
 }

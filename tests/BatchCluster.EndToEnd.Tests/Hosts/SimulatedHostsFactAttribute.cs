@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace BatchCluster.EndToEnd.Tests.Hosts;
 
 /// <summary>
@@ -11,15 +9,12 @@ public sealed class SimulatedHostsFactAttribute : FactAttribute
 {
     public SimulatedHostsFactAttribute()
     {
-        if (!Available && Environment.GetEnvironmentVariable("BATCHCLUSTER_REQUIRE_HOSTS") != "1")
+        if (!Available && !RootOnly.Required)
             Skip = "simulated hosts need root and iproute2 (network namespaces); run the tests as root to include this one";
     }
 
     private static bool Available =>
-        geteuid() == 0 && new[] { "/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip", "/bin/ip" }.Any(File.Exists);
-
-    [DllImport("libc")]
-    private static extern uint geteuid();
+        RootOnly.IsRoot && new[] { "/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip", "/bin/ip" }.Any(File.Exists);
 }
 
 /// <summary>The network namespaces on this machine (names only), as `ip netns list` shows them.</summary>
