@@ -62,6 +62,10 @@ public sealed class RunHost
         var data = DataSource.Load(config.Dataset, config.DataDirectory, config.ValidationSize, config.Seed);
         if (config.GlobalBatch > data.Train.Count)
             throw new UsageException($"--global-batch {config.GlobalBatch} is larger than the {data.Train.Count} training samples; use a smaller global batch");
+        if (config.Adaptive is { } adaptive && adaptive.Min > data.Train.Count)
+            throw new UsageException($"--batch-range {adaptive.Min}:{adaptive.Max} starts above the {data.Train.Count} training samples; use a smaller MIN");
+        if (config.BatchSchedule?.FirstOrDefault(c => c.Batch > data.Train.Count) is { Batch: > 0 } tooLarge)
+            throw new UsageException($"--batch-schedule asks for {tooLarge.Batch} samples per step at step {tooLarge.Step}, more than the {data.Train.Count} training samples; use a smaller batch");
         var sampler = new EpochSampler(data.Train.Count, config.GlobalBatch, config.Seed, config.Shuffle);
         TorchRuntime.Initialise(config.EffectiveThreads);
         int parameterCount = ModelFactory.LayoutOf(config.Model).TotalCount;

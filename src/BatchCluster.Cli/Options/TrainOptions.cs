@@ -24,7 +24,13 @@ public sealed partial class TrainOptions
     public Option<int?> ValidationSize { get; } = Opt.Int("validation-size", "training images held out for validation, from the end [default: 5000]", 0);
     public Option<string> Model { get; } = Opt.Choice("model", "network", "mlp", ModelSpec.Names);
     public Option<int[]?> Hidden { get; } = Opt.IntList("hidden", "MLP hidden sizes [default: 256]", 1, ModelSpec.MaxHiddenSize);
-    public Option<int?>? GlobalBatch { get; }
+    public Option<string?>? GlobalBatch { get; }
+    public Option<string?> BatchRange { get; } = Opt.Text("batch-range",
+        $"with --global-batch auto: the batches it may choose [default: {BatchFlags.DefaultMin}:{BatchFlags.DefaultMax}]", "MIN:MAX");
+    public Option<long?> AdaptEvery { get; } = Opt.Long("adapt-every",
+        "with --global-batch auto: reconsider the batch every K steps [default: once per epoch, at least 100 steps]", 1, helpName: "K");
+    public Option<string?> BatchSchedule { get; } = Opt.Text("batch-schedule",
+        "change the global batch at these steps (a ramp, or the choices of an adaptive run replayed)", "STEP:B,…");
     public Option<int?>? MicroBatch { get; }
     public Option<int?>? Workers { get; }
     public Option<long?> Steps { get; } = Opt.Long("steps", "run length in optimizer steps (or --epochs) [default: 1 epoch]", 1, helpName: "S");
@@ -84,9 +90,11 @@ public sealed partial class TrainOptions
     {
         if (!listsElsewhere)
         {
-            GlobalBatch = Opt.Int("global-batch", "samples per optimizer step [default: 128]", 1, helpName: "B");
+            GlobalBatch = Opt.Text("global-batch", "samples per optimizer step, or auto: chosen by goodput as the run goes (docs/adaptive-batch.md) [default: 128]", "B|auto");
             MicroBatch = Opt.Int("micro-batch", "most samples per forward/backward on a worker [default: the whole share]", 1, helpName: "M");
-            LrScaling = Opt.Choice("lr-scaling", "scale lr by B/base-batch", "none", "none", "linear", "sqrt");
+            LrScaling = Opt.Choice("lr-scaling",
+                "scale lr with B/base-batch: not, linearly, by its square root, or by AdaScale's gain from the measured noise [default: none; adascale with --global-batch auto (sqrt with adam)]",
+                "none", "none", "linear", "sqrt", "adascale");
             if (withEngine) Workers = Opt.Int("workers", "worker actors of the local simulated cluster [default: 4]", 1, 1024);
         }
         if (withEngine) Engine = Opt.Choice("engine", "local simulated cluster or the single-process reference loop", "actors", "actors", "plain");
@@ -95,7 +103,7 @@ public sealed partial class TrainOptions
     /// <summary>Every option this instance declares, in help order.</summary>
     public IEnumerable<Option> All => new Option?[]
     {
-        Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, MicroBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, WarmupSteps,
+        Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, BatchRange, AdaptEvery, BatchSchedule, MicroBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, WarmupSteps,
         Optimizer, Momentum, Nesterov, WeightDecay, ClipGradNorm, MaxBadSteps, Seed, Threads, Device, Engine, RunsDir, RunId, EvalEvery, Shuffle,
         TrainEvalSamples, TargetAccuracy, StepDeadline, QuarantineAfterMisses, QuarantineSeconds, QuarantineLimit, OutlierPolicy, Split, TransferPrecision, Reduce, RingChunk, CheckpointEvery, CheckpointDir, Resume, InitParams,
         ExportParams, TensorBoard,
@@ -128,15 +136,16 @@ public sealed partial class TrainOptions
         if (r.Given(Steps) && r.Given(Epochs))
             throw new UsageException("give either --steps or --epochs, not both");
 
-        int globalBatch = Value(r, GlobalBatch) ?? 128;
-        if (Value(r, MicroBatch) is int micro && micro > globalBatch)
+        string optimizerName = r.GetValue(Optimizer)!;
+        var (globalBatch, adaptive, schedule, scaling) = Batch(r, optimizerName);
+        int smallestBatch = adaptive?.Min ?? Math.Min(globalBatch, schedule?.Min(c => c.Batch) ?? globalBatch);
+        if (Value(r, MicroBatch) is int micro && micro > globalBatch && adaptive is null && schedule is null)
             throw new UsageException($"--micro-batch {micro} is larger than --global-batch {globalBatch}, so it would never split a share; use at most {globalBatch}, or drop it to compute each share whole");
         int workers = Value(r, Workers) ?? 4;
         var engine = Value(r, Engine) == "plain" ? Core.Training.Engine.Plain : Core.Training.Engine.Actors;
-        if (engine == Core.Training.Engine.Actors && Workers is not null && r.Given(Workers) && workers > globalBatch)
-            throw new UsageException($"--workers {workers} is more than --global-batch {globalBatch}: some workers would never get a sample; use at most {globalBatch} workers");
+        if (engine == Core.Training.Engine.Actors && Workers is not null && r.Given(Workers) && workers > smallestBatch)
+            throw new UsageException($"--workers {workers} is more than the smallest global batch of the run, {smallestBatch}: some workers would never get a sample; use at most {smallestBatch} workers");
 
-        string optimizerName = r.GetValue(Optimizer)!;
         if (r.Given(Nesterov) && optimizerName != "momentum")
             throw new UsageException($"--nesterov applies to --optimizer momentum only, not '{optimizerName}'");
         if (r.Given(Momentum) && optimizerName != "momentum")
@@ -166,17 +175,14 @@ public sealed partial class TrainOptions
             ValidationSize = r.GetValue(ValidationSize) ?? Core.Data.FashionMnist.DefaultValidationSize,
             Model = model == "mlp" ? ModelSpec.Mlp(hidden ?? []) : ModelSpec.Cnn(batchNorm: model == "cnn-bn"),
             GlobalBatch = globalBatch,
+            Adaptive = adaptive,
+            BatchSchedule = schedule,
             MicroBatch = Value(r, MicroBatch),
             Workers = engine == Core.Training.Engine.Plain ? 1 : workers,
             Steps = r.GetValue(Steps),
             Epochs = r.GetValue(Epochs),
             LearningRate = r.GetValue(Lr) ?? 0.1,
-            LrScaling = Value(r, LrScaling) switch
-            {
-                "linear" => Core.Schedules.LrScaling.Linear,
-                "sqrt" => Core.Schedules.LrScaling.Sqrt,
-                _ => Core.Schedules.LrScaling.None,
-            },
+            LrScaling = scaling,
             BaseBatch = r.GetValue(BaseBatch) ?? LearningRateSchedule.DefaultBaseBatch,
             WarmupSteps = r.GetValue(WarmupSteps) ?? 0,
             Optimizer = optimizer,
@@ -207,6 +213,37 @@ public sealed partial class TrainOptions
             Reduce = reduce,
             RingChunkValues = r.GetValue(RingChunk) is int kib ? kib * 1024 / sizeof(float) : TrainingConfig.DefaultRingChunkValues,
         };
+    }
+
+    /// <summary>
+    /// The batch flags together: a fixed batch, a schedule, or auto (its range and window; it starts at --base-batch, the batch the
+    /// learning rate is tuned for, held in the range), and the LR scaling that goes with them.
+    /// </summary>
+    private (int Initial, Core.BatchSizing.AdaptiveBatch? Adaptive, Core.BatchSizing.BatchChange[]? Schedule, LrScaling Scaling) Batch(ParseResult r, string optimizer)
+    {
+        int? fixedBatch = Value(r, GlobalBatch) is string text ? BatchFlags.GlobalBatch(text) : 128;
+        bool auto = fixedBatch is null;
+        if (!auto && (r.Given(BatchRange) || r.Given(AdaptEvery)))
+            throw new UsageException($"--{(r.Given(BatchRange) ? "batch-range" : "adapt-every")} applies to --global-batch auto only");
+        var schedule = r.GetValue(BatchSchedule) is string plan ? BatchFlags.Schedule(plan) : null;
+        if (auto && schedule is not null)
+            throw new UsageException("give either --global-batch auto or --batch-schedule: a run's batch is chosen by goodput or follows a schedule, not both");
+        string? scalingName = Value(r, LrScaling);
+        bool scalingGiven = LrScaling is not null && r.Given(LrScaling);
+        var scaling = scalingName switch
+        {
+            "linear" => Core.Schedules.LrScaling.Linear,
+            "sqrt" => Core.Schedules.LrScaling.Sqrt,
+            "adascale" => Core.Schedules.LrScaling.AdaScale,
+            _ when auto && !scalingGiven => optimizer == "adam" ? Core.Schedules.LrScaling.Sqrt : Core.Schedules.LrScaling.AdaScale,
+            _ => Core.Schedules.LrScaling.None,
+        };
+        if (scaling == Core.Schedules.LrScaling.AdaScale && optimizer == "adam")
+            throw new UsageException("--lr-scaling adascale is derived for SGD (with or without momentum), not adam, whose steps are normalised already; with --optimizer adam use --lr-scaling sqrt or none");
+        if (!auto) return (fixedBatch!.Value, null, schedule, scaling);
+        var (min, max) = r.GetValue(BatchRange) is string range ? BatchFlags.Range(range) : (BatchFlags.DefaultMin, BatchFlags.DefaultMax);
+        int initial = Math.Clamp(r.GetValue(BaseBatch) ?? LearningRateSchedule.DefaultBaseBatch, min, max);
+        return (initial, new Core.BatchSizing.AdaptiveBatch(min, max, r.GetValue(AdaptEvery)), null, scaling);
     }
 
     [GeneratedRegex("^[A-Za-z0-9._-]+$")]

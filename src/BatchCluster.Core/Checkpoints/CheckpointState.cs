@@ -7,7 +7,9 @@ namespace BatchCluster.Core.Checkpoints;
 /// parameters, the optimizer state, and the sampler position. The sampler itself holds no random
 /// state: batches are a pure function of (seed, epoch, index in epoch), so (Epoch, IndexInEpoch)
 /// of the next step is the whole sampler and RNG state. The fingerprint names the configuration
-/// that produced it; a checkpoint only continues a run with the same fingerprint.
+/// that produced it; a checkpoint only continues a run with the same fingerprint. A run whose batch
+/// changes (docs/adaptive-batch.md) also keeps <see cref="Sizing"/>: its next batch, its exact sample
+/// offset, τ and the smoothed noise estimates (null for a fixed batch: the step says it all).
 /// </summary>
 public sealed record CheckpointState(
     string ConfigFingerprint,
@@ -15,4 +17,5 @@ public sealed record CheckpointState(
     int Epoch,
     int IndexInEpoch,
     float[] Parameters,
-    OptimizerState Optimizer);
+    OptimizerState Optimizer,
+    BatchSizing.BatchSizingState? Sizing = null);

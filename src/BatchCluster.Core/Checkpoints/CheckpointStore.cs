@@ -17,12 +17,14 @@ namespace BatchCluster.Core.Checkpoints;
 /// Format (little-endian): "BCCK", version (int32), fingerprint (string), next step (int64),
 /// epoch (int32), index in epoch (int32), parameters (int32 n, n float32), optimizer name
 /// (string), optimizer step count (int64), buffers (int32 k, then k × (int32 n, n float32)),
-/// then the 32-byte SHA-256 of everything before it.
+/// from version 2 the batch sizing (byte 0 = none, or 1 then batch (int32), sample offset in the
+/// epoch (int32), τ (double), the noise averages (3 doubles), window start (int64); version 1 files,
+/// which have none, are fixed-batch runs and still read), then the 32-byte SHA-256 of everything before it.
 /// </summary>
 public sealed partial class CheckpointStore
 {
     public const int Keep = 3;
-    private const int FormatVersion = 1;
+    private const int FormatVersion = 2;
     private static readonly byte[] Magic = "BCCK"u8.ToArray();
 
     /// <param name="fingerprint">The configuration's <see cref="ConfigFingerprint"/>: only its files are read, written and pruned.</param>
@@ -145,7 +147,7 @@ public sealed partial class CheckpointStore
         using var r = new BinaryReader(new MemoryStream(bytes, 0, body.Length));
         r.ReadBytes(Magic.Length);
         int version = r.ReadInt32();
-        if (version != FormatVersion) throw new InvalidDataException($"format version {version}, expected {FormatVersion}");
+        if (version is < 1 or > FormatVersion) throw new InvalidDataException($"format version {version}, expected 1 to {FormatVersion}");
         string fingerprint = r.ReadString();
         long nextStep = r.ReadInt64();
         int epoch = r.ReadInt32();
@@ -155,7 +157,10 @@ public sealed partial class CheckpointStore
         long optimizerSteps = r.ReadInt64();
         var buffers = new float[r.ReadInt32()][];
         for (int i = 0; i < buffers.Length; i++) buffers[i] = ReadFloats(r);
-        var state = new CheckpointState(fingerprint, nextStep, epoch, index, parameters, new OptimizerState(optimizer, optimizerSteps, buffers));
+        BatchSizing.BatchSizingState? sizing = null;
+        if (version >= 2 && r.ReadByte() == 1)
+            sizing = new(r.ReadInt32(), r.ReadInt32(), r.ReadDouble(), new Gradients.NoiseScaleState(r.ReadDouble(), r.ReadDouble(), r.ReadDouble()), r.ReadInt64());
+        var state = new CheckpointState(fingerprint, nextStep, epoch, index, parameters, new OptimizerState(optimizer, optimizerSteps, buffers), sizing);
         if (!IsFinite(state)) throw new InvalidDataException("holds non-finite parameters or optimizer state");
         return state;
     }
@@ -215,6 +220,17 @@ public sealed partial class CheckpointStore
             w.Write(state.Optimizer.StepCount);
             w.Write(state.Optimizer.Buffers.Count);
             foreach (var buffer in state.Optimizer.Buffers) WriteFloats(w, buffer);
+            w.Write((byte)(state.Sizing is null ? 0 : 1));
+            if (state.Sizing is { } sizing)
+            {
+                w.Write(sizing.Batch);
+                w.Write(sizing.Offset);
+                w.Write(sizing.Tau);
+                w.Write(sizing.Noise.EmaGradSquared);
+                w.Write(sizing.Noise.EmaTraceSigma);
+                w.Write(sizing.Noise.Weight);
+                w.Write(sizing.WindowStart);
+            }
         }
         return stream.ToArray();
     }

@@ -7,7 +7,7 @@ namespace BatchCluster.Core.Checkpoints;
 
 /// <summary>
 /// A hash of the settings that define a run's mathematics: data set and split, model, global
-/// batch, learning-rate rule, optimizer, clipping, seed and shuffling. Not in it: run length
+/// batch (fixed, scheduled or adaptive), learning-rate rule, optimizer, clipping, seed and shuffling. Not in it: run length
 /// (a run may be extended), workers, threads, micro-batch (which change only float rounding,
 /// except with batch norm), paths and ids.
 /// </summary>
@@ -21,6 +21,9 @@ public static class ConfigFingerprint
             R(c.LearningRate), c.LrScaling, c.BaseBatch, c.WarmupSteps,
             o.Kind, R(o.Momentum), o.Nesterov, R(o.WeightDecay), R(o.Beta1), R(o.Beta2), R(o.Epsilon),
             R(c.ClipGradNorm), c.Seed, c.Shuffle);
+        // Appended only when set, so a fixed batch's fingerprint (and its checkpoints) stay what they were.
+        if (c.Adaptive is { } adaptive) text += $"|auto {adaptive.Min}:{adaptive.Max}:{adaptive.AdaptEvery}";
+        if (c.BatchSchedule is { Count: > 0 } schedule) text += "|schedule " + string.Join(',', schedule);
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
     }
 

@@ -7,6 +7,9 @@ public readonly record struct NoiseScaleEstimate(double GradSquared, double Trac
     public double BSimple => EmaGradSquared > 0 ? EmaTraceSigma / EmaGradSquared : double.NaN;
 }
 
+/// <summary>The state of <see cref="GradientNoiseScale"/>'s smoothed averages (before bias correction).</summary>
+public readonly record struct NoiseScaleState(double EmaGradSquared, double EmaTraceSigma, double Weight);
+
 /// <summary>
 /// The gradient noise scale (McCandlish et al. 2018) for free, from what every step already has:
 /// each share's gradient-sum norm (batch b_i) and the averaged gradient's norm (batch B). With
@@ -28,8 +31,24 @@ public sealed class GradientNoiseScale(double decay = GradientNoiseScale.Default
 
     public double Decay { get; } = decay;
 
-    public NoiseScaleEstimate Update(IReadOnlyList<(int Size, double SumSquaredNorm)> shares, int globalBatch, double meanGradientSquaredNorm)
+    /// <summary>The smoothed averages and their bias correction, to continue from (a checkpoint of an adaptive run).</summary>
+    public NoiseScaleState State => new(_emaGradSquared, _emaTraceSigma, _weight);
+
+    /// <summary>Continues from <paramref name="state"/> (what <see cref="State"/> gave).</summary>
+    public void Restore(NoiseScaleState state) => (_emaGradSquared, _emaTraceSigma, _weight) = (state.EmaGradSquared, state.EmaTraceSigma, state.Weight);
+
+    /// <summary>The smoothed |G|² (bias-corrected; NaN before the first estimate).</summary>
+    public double SmoothedGradSquared => Corrected(_emaGradSquared);
+
+    /// <summary>The smoothed tr Σ (bias-corrected; NaN before the first estimate).</summary>
+    public double SmoothedTraceSigma => Corrected(_emaTraceSigma);
+
+    /// <param name="decay">This step's smoothing factor instead of <see cref="Decay"/> (an adaptive batch scales it with the batch, so
+    /// the averages span a similar number of samples at any batch).</param>
+    public NoiseScaleEstimate Update(IReadOnlyList<(int Size, double SumSquaredNorm)> shares, int globalBatch, double meanGradientSquaredNorm,
+        double? decay = null)
     {
+        double d = decay ?? Decay;
         double g2 = 0, trace = 0;
         int used = 0;
         foreach (var (size, sumSquaredNorm) in shares)
@@ -44,9 +63,9 @@ public sealed class GradientNoiseScale(double decay = GradientNoiseScale.Default
             return new NoiseScaleEstimate(double.NaN, double.NaN, Corrected(_emaGradSquared), Corrected(_emaTraceSigma));
         g2 /= used;
         trace /= used;
-        _emaGradSquared = Decay * _emaGradSquared + (1 - Decay) * g2;
-        _emaTraceSigma = Decay * _emaTraceSigma + (1 - Decay) * trace;
-        _weight = Decay * _weight + (1 - Decay);
+        _emaGradSquared = d * _emaGradSquared + (1 - d) * g2;
+        _emaTraceSigma = d * _emaTraceSigma + (1 - d) * trace;
+        _weight = d * _weight + (1 - d);
         return new NoiseScaleEstimate(g2, trace, Corrected(_emaGradSquared), Corrected(_emaTraceSigma));
     }
 

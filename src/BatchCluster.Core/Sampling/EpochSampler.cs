@@ -8,6 +8,11 @@ namespace BatchCluster.Core.Sampling;
 /// The last partial batch of an epoch is dropped: every step then has exactly the configured
 /// global batch, which is what batch-size experiments compare. At most B − 1 samples per epoch
 /// are skipped, and with shuffling a different subset each epoch.
+///
+/// A batch that changes between steps (docs/adaptive-batch.md) takes the next <c>size</c> positions
+/// of the same order from a sample offset (<see cref="Take(long, int, int, int)"/>); a batch that
+/// no longer fits in the epoch's rest starts the next epoch. With one size throughout, that is the
+/// same sequence as <see cref="Take(long)"/>.
 /// </summary>
 public sealed class EpochSampler
 {
@@ -34,11 +39,24 @@ public sealed class EpochSampler
     public int GlobalBatchSize { get; }
     public int StepsPerEpoch { get; }
 
+    public int DatasetSize => _datasetSize;
+
+    /// <summary>Step <paramref name="step"/> of a run whose batch is always <see cref="GlobalBatchSize"/>.</summary>
     public GlobalBatch Take(long step)
     {
         if (step < 0) throw new ArgumentOutOfRangeException(nameof(step));
         int epoch = checked((int)(step / StepsPerEpoch));
         int index = (int)(step % StepsPerEpoch);
+        return Take(step, epoch, index * GlobalBatchSize, GlobalBatchSize);
+    }
+
+    /// <summary>Positions [<paramref name="offset"/>, offset + <paramref name="size"/>) of epoch <paramref name="epoch"/>'s order, as step <paramref name="step"/>.</summary>
+    public GlobalBatch Take(long step, int epoch, int offset, int size)
+    {
+        if (size <= 0 || size > _datasetSize)
+            throw new ArgumentOutOfRangeException(nameof(size), $"a global batch of {size} from {_datasetSize} training samples");
+        if (epoch < 0 || offset < 0 || offset + size > _datasetSize)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"samples [{offset}, {offset + size}) of an epoch of {_datasetSize}");
         if (epoch != _cachedEpoch)
         {
             // One buffer for every epoch's order: a new one per epoch cost 4 B × the data set each epoch.
@@ -46,7 +64,7 @@ public sealed class EpochSampler
             FillOrder(epoch, _cachedOrder);
             _cachedEpoch = epoch;
         }
-        return new GlobalBatch(step, epoch, index, _cachedOrder.AsSpan(index * GlobalBatchSize, GlobalBatchSize).ToArray());
+        return new GlobalBatch(step, epoch, offset, _cachedOrder.AsSpan(offset, size).ToArray());
     }
 
     /// <summary>The visiting order of one epoch (a new array): a Fisher–Yates shuffle driven by (seed, epoch).</summary>

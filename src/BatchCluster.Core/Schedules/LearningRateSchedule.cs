@@ -9,6 +9,11 @@ public enum LrScaling
     Linear,
     /// <summary>lr = base lr · √(B / B₀) (Hoffer et al. 2017).</summary>
     Sqrt,
+    /// <summary>
+    /// lr = base lr · r, AdaScale's gain r (Johnson et al. 2020) from the measured gradient noise, 1 ≤ r ≤ B/B₀; the warm-up counts
+    /// scale-invariant iterations (τ += r per step) instead of steps (docs/adaptive-batch.md).
+    /// </summary>
+    AdaScale,
 }
 
 /// <summary>
@@ -20,14 +25,21 @@ public sealed record LearningRateSchedule(double BaseLearningRate, LrScaling Sca
     /// <summary>Our default B₀: the reference batch of Goyal et al. for the linear rule.</summary>
     public const int DefaultBaseBatch = 256;
 
-    public double PeakLearningRate => Scaling switch
+    /// <summary>The peak rate at the configured global batch.</summary>
+    public double PeakLearningRate => PeakFor(GlobalBatch);
+
+    /// <summary>The peak rate at a global batch of <paramref name="batch"/> (AdaScale's gain is applied apart: TrainingSession).</summary>
+    public double PeakFor(int batch) => Scaling switch
     {
-        LrScaling.None => BaseLearningRate,
-        LrScaling.Linear => BaseLearningRate * GlobalBatch / BaseBatch,
-        LrScaling.Sqrt => BaseLearningRate * Math.Sqrt((double)GlobalBatch / BaseBatch),
+        LrScaling.None or LrScaling.AdaScale => BaseLearningRate,
+        LrScaling.Linear => BaseLearningRate * batch / BaseBatch,
+        LrScaling.Sqrt => BaseLearningRate * Math.Sqrt((double)batch / BaseBatch),
         _ => throw new ArgumentOutOfRangeException(nameof(Scaling), Scaling, "unknown LR scaling"),
     };
 
-    public double At(long step) =>
-        step < WarmupSteps ? PeakLearningRate * (step + 1) / WarmupSteps : PeakLearningRate;
+    public double At(long step) => At(step, GlobalBatch);
+
+    /// <summary>The rate after <paramref name="progress"/> iterations (steps, or AdaScale's τ) at a global batch of <paramref name="batch"/>.</summary>
+    public double At(double progress, int batch) =>
+        progress < WarmupSteps ? PeakFor(batch) * (progress + 1) / WarmupSteps : PeakFor(batch);
 }

@@ -33,7 +33,12 @@ public static class PlainTrainer
         Action<StepRecord, TrainingSession>? onStep, CancellationToken cancellation)
     {
         var gradientSum = new float[replica.ParameterCount];
-        var shares = new ShareGradient[1];
+        // A run that needs the gradient noise (adaptive batch, AdaScale) computes each batch as two halves, each with its norm: one
+        // gradient gives no estimate (GradientNoiseScale). The sum of the halves is the batch's, exactly as shares are.
+        bool halves = config.NeedsNoiseEstimate;
+        var secondHalf = halves ? new float[replica.ParameterCount] : [];
+        var one = new ShareGradient[1];
+        var two = new ShareGradient[2];
         int trainEvalCount = config.TrainEvaluationCount(data.Train.Count);
         EvaluationResult? EvaluateTrainSubset() => trainEvalCount > 0 ? replica.Evaluate(data.Train, 0, trainEvalCount) : null;
         long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
@@ -44,10 +49,25 @@ public static class PlainTrainer
             var batch = session.NextBatch();
             double startedAt = session.NowMs;
             replica.LoadParameters(session.Parameters);
-            shares[0] = replica.ComputeGradientSum(data.Train, batch.SampleIds, config.EffectiveMicroBatch(batch.Size), gradientSum);
+            ShareGradient[] shares;
+            if (halves && batch.Size >= 2)
+            {
+                int half = batch.Size / 2;
+                var ids = batch.SampleIds.AsSpan();
+                two[0] = replica.ComputeGradientSum(data.Train, ids[..half], config.EffectiveMicroBatch(half), gradientSum);
+                two[1] = replica.ComputeGradientSum(data.Train, ids[half..], config.EffectiveMicroBatch(batch.Size - half), secondHalf);
+                shares = two;
+            }
+            else
+            {
+                one[0] = replica.ComputeGradientSum(data.Train, batch.SampleIds, config.EffectiveMicroBatch(batch.Size), gradientSum);
+                shares = one;
+            }
+            double computeMs = 0;
+            foreach (var share in shares) computeMs += share.ComputeMilliseconds; // one after the other
             // One process, nothing sent: no transfer, no bytes moved.
             long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
-            var measured = new StepMeasurements(shares[0].ComputeMilliseconds, 0, 0, new Dictionary<string, double> { ["local"] = PeakMemory.Megabytes },
+            var measured = new StepMeasurements(computeMs, 0, 0, new Dictionary<string, double> { ["local"] = PeakMemory.Megabytes },
                 new Dictionary<string, long> { ["local"] = allocatedNow - allocatedBefore });
             allocatedBefore = allocatedNow;
             if (session.Commit(batch, shares, measured, startedAt) is { } record) onStep?.Invoke(record, session);

@@ -11,7 +11,7 @@ namespace BatchCluster.Core.Training;
 /// <param name="logFailures">Hears the event log's file fail (RunLogging wires it); null where nothing is written to disk.</param>
 public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? logFailures = null)
 {
-    public const int SchemaVersion = 11;
+    public const int SchemaVersion = 12;
     public const string EventTypeProperty = "EventType";
 
     public string RunId { get; } = runId;
@@ -106,7 +106,7 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
         For("ResultDropped").Warning("Dropped a result for step {Step} share {ShareIndex} from {Worker}: {Reason}", step, shareIndex, worker, reason);
 
     public void StepCompleted(StepRecord step) =>
-        (step.WorkerLinkBytes is long busiest ? For("StepCompleted").ForContext("WorkerLinkBytes", busiest) : For("StepCompleted"))
+        WithSizing(step.WorkerLinkBytes is long busiest ? For("StepCompleted").ForContext("WorkerLinkBytes", busiest) : For("StepCompleted"), step.Sizing)
             .ForContext("FoldMs", step.FoldMs)
             .ForContext("PeakMemoryMbByNode", step.PeakMemoryMbByNode, destructureObjects: true)
             .ForContext("AllocatedBytesByNode", step.AllocatedBytesByNode ?? new Dictionary<string, long>(), destructureObjects: true).Information(
@@ -114,6 +114,19 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
             step.Step, step.Epoch, step.Loss, step.LearningRate, step.GradNorm, step.GlobalBatch, step.Shares, step.ShareWorkers ?? [], step.ShareSamplesPerSecond ?? [], step.Timing.StepMs,
             step.Timing.ComputeMs, step.Timing.TransferMs, step.Timing.UpdateMs, step.Timing.WaitMs, step.SamplesPerSecond, step.BytesMoved,
             step.BytesHandedOver, step.PeakMemoryMb, step.ParameterVersion, step.NoiseScale.BSimple, step.NoiseScale.GradSquared, step.NoiseScale.TraceSigma);
+
+    private static ILogger WithSizing(ILogger log, BatchSizingFigures? sizing) => sizing is not { } f ? log
+        : log.ForContext("LrGain", f.LrGain).ForContext("BNoise", f.NoiseScale).ForContext("StatisticalEfficiency", f.Efficiency).ForContext("Tau", f.Tau);
+
+    /// <summary>
+    /// The global batch changes from step <paramref name="step"/> on (docs/adaptive-batch.md): chosen by goodput (with what the
+    /// planner predicted for both batches and the terms it predicted from), or by the batch schedule (predictions NaN).
+    /// </summary>
+    public void BatchSizeChanged(long step, BatchSizing.BatchDecision change, double oldEfficiency, double newEfficiency, double newGain, string layout) =>
+        For("BatchSizeChanged").Information(
+            "Global batch {OldBatch} → {NewBatch} from step {Step}: predicted goodput {OldGoodput:G4} → {NewGoodput:G4} (samples/s × efficiency {OldEfficiency:G3} → {NewEfficiency:G3}), B_noise {BNoise:G4}, lr gain {LrGain:G3}; step time model {FixedMs:G4} ms fixed (link {TransferMs:G4} ms) + {ComputeInterceptMs:G4} ms + {ComputeMsPerSample:G4} ms per sample, workers {Layout}",
+            change.Current, change.Chosen, step, change.CurrentGoodput, change.ChosenGoodput, oldEfficiency, newEfficiency, change.NoiseScale, newGain,
+            change.Terms.FixedMs, change.Terms.TransferMs, change.Terms.ComputeInterceptMs, change.Terms.ComputeMsPerSample, layout);
 
     /// <summary>A ring of worker processes was formed (docs/architecture.md, "The ring"): the first, or a new one after the members changed or a fault.</summary>
     /// <param name="members">Worker ids in ring order: each sends to the next, the last to the first.</param>
@@ -189,12 +202,19 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
 }
 
 /// <summary>The properties of one StepCompleted event.</summary>
+/// <summary>A step's batch-sizing figures (docs/adaptive-batch.md), where the run estimates noise or its batch varies.</summary>
+/// <param name="LrGain">AdaScale's gain in the step's learning rate (1 without AdaScale).</param>
+/// <param name="NoiseScale">B_noise from the batch-scaled smoothed estimates, after this step.</param>
+/// <param name="Efficiency">The statistical efficiency E(M) of this step's batch, after this step.</param>
+/// <param name="Tau">Scale-invariant iterations done, this step included.</param>
+public readonly record struct BatchSizingFigures(double LrGain, double NoiseScale, double Efficiency, double Tau);
+
 public sealed record StepRecord(
     long Step, int Epoch, int GlobalBatch, int[] Shares, double Loss, double LearningRate, double GradNorm,
     StepTiming Timing, double SamplesPerSecond, long ParameterVersion, Gradients.NoiseScaleEstimate NoiseScale,
     long BytesMoved, IReadOnlyDictionary<string, double> PeakMemoryMbByNode, double[]? ShareSamplesPerSecond = null,
     IReadOnlyDictionary<string, long>? AllocatedBytesByNode = null, string[]? ShareWorkers = null, long? WorkerLinkBytes = null,
-    long BytesHandedOver = 0, double FoldMs = 0)
+    long BytesHandedOver = 0, double FoldMs = 0, BatchSizingFigures? Sizing = null)
 {
     /// <summary>The largest node's peak (NaN when no node reported).</summary>
     public double PeakMemoryMb => PeakMemoryMbByNode.Count == 0 ? double.NaN : PeakMemoryMbByNode.Values.Max();

@@ -37,7 +37,14 @@ public sealed record TrainingConfig
     public string DataDirectory { get; init; } = Data.FashionMnist.DefaultDirectory;
     public int ValidationSize { get; init; } = Data.FashionMnist.DefaultValidationSize;
     public ModelSpec Model { get; init; } = ModelSpec.Mlp();
+    /// <summary>Samples per step; with <see cref="Adaptive"/> or <see cref="BatchSchedule"/> the batch of the first step.</summary>
     public int GlobalBatch { get; init; } = 128;
+    /// <summary>--global-batch auto: the run chooses its batch by goodput within a range (docs/adaptive-batch.md); null: fixed.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] // a sweep's run ids hash the config: fixed runs keep theirs
+    public BatchSizing.AdaptiveBatch? Adaptive { get; init; }
+    /// <summary>--batch-schedule: the batch changes at these steps (ascending; a replay of an adaptive run's choices, or a batch ramp).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<BatchSizing.BatchChange>? BatchSchedule { get; init; }
     /// <summary>Largest forward/backward pass on a worker; defaults to the whole share.</summary>
     public int? MicroBatch { get; init; }
     public int Workers { get; init; } = 4;
@@ -117,6 +124,10 @@ public sealed record TrainingConfig
 
     /// <summary>Samples of the fixed training subset evaluated with every validation (0: none).</summary>
     public int TrainEvaluationCount(int trainSamples) => Math.Clamp(TrainEvalSamples, 0, trainSamples);
+
+    /// <summary>Whether the run needs the smoothed gradient noise every step (adaptive batch, AdaScale): the plain loop then computes
+    /// each batch as two shares, so there are always two sizes to estimate from.</summary>
+    public bool NeedsNoiseEstimate => Adaptive is not null || LrScaling == LrScaling.AdaScale;
 
     public LearningRateSchedule Schedule => new(LearningRate, LrScaling, BaseBatch, GlobalBatch, WarmupSteps);
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BatchCluster.Core.BatchSizing;
 using BatchCluster.Core.Checkpoints;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Gradients;
@@ -29,6 +30,12 @@ public sealed class TrainingSession
     private readonly float[] _meanGradient;
     private readonly Queue<double> _recentLosses = new();
     private readonly GradientNoiseScale _noiseScale = new();
+    /// <summary>The batch of every step and the learning-rate gain (fixed, scheduled or adaptive: docs/adaptive-batch.md).</summary>
+    private readonly BatchSizer _sizing;
+    /// <summary>Where the next step's samples start: the epoch and the sample offset in its order (the sampler holds no other state).</summary>
+    private int _epoch, _offset;
+    /// <summary>The step that began a new epoch by its position (a run whose batch varies validates then, by default).</summary>
+    private long _epochBeganAtStep;
     private (long Step, EvaluationResult Result)? _lastTrainEvaluation;
     private readonly long _evalEvery;
     private double _trainingMilliseconds;
@@ -47,6 +54,7 @@ public sealed class TrainingSession
         _config = config;
         _events = events;
         _sampler = new EpochSampler(trainSamples, config.GlobalBatch, config.Seed, config.Shuffle);
+        _sizing = new BatchSizer(config, trainSamples);
         _schedule = config.Schedule;
         _parameters = (float[])initialParameters.Clone();
         _meanGradient = new float[_parameters.Length];
@@ -82,13 +90,22 @@ public sealed class TrainingSession
         state.Parameters.CopyTo(_parameters, 0);
         _optimizer.Import(state.Optimizer);
         NextStep = state.NextStep;
+        _epoch = state.Epoch;
+        if (state.Sizing is { } sizing)
+        {
+            _sizing.Restore(sizing);
+            _offset = sizing.Offset;
+        }
+        else if (_sizing.Varies || _sizing.AdaScale)
+            throw new InvalidDataException("the checkpoint holds no batch sizing, but this run's batch varies or uses AdaScale");
+        else _offset = state.IndexInEpoch * _config.GlobalBatch;
         _checkpointedStep = state.NextStep;
     }
 
     /// <summary>The whole state needed to continue this run from <see cref="NextStep"/>.</summary>
     public CheckpointState Capture() => new(
-        Fingerprint, NextStep, (int)(NextStep / _sampler.StepsPerEpoch), (int)(NextStep % _sampler.StepsPerEpoch),
-        (float[])_parameters.Clone(), _optimizer.Export());
+        Fingerprint, NextStep, _epoch, _offset / _sizing.Batch, (float[])_parameters.Clone(), _optimizer.Export(),
+        _sizing.Varies || _sizing.AdaScale ? _sizing.Capture(_offset) : null);
 
     public long TotalSteps { get; }
     public int StepsPerEpoch => _sampler.StepsPerEpoch;
@@ -98,14 +115,51 @@ public sealed class TrainingSession
     /// <summary>The last step (0-based) whose update is in the parameters; −1 before the first commit.</summary>
     public long LastCommittedStep => NextStep - 1;
     /// <summary>The run length is reached, or a validation reached <see cref="TrainingConfig.TargetAccuracy"/>.</summary>
-    public bool Finished => NextStep >= TotalSteps || TargetReached;
+    public bool Finished => TargetReached || (_sizing.Varies && _config.Steps is null ? EpochsDone >= (_config.Epochs ?? 1.0) - 1e-9 : NextStep >= TotalSteps);
     public bool TargetReached { get; private set; }
     /// <summary>The live parameters, for reading now; copy them to hand them on (they change at every commit).</summary>
     public ReadOnlySpan<float> Parameters => _parameters;
-    public double EpochsDone => (double)NextStep / _sampler.StepsPerEpoch;
+    /// <summary>Epochs done: steps over steps per epoch, or where the batch varies, the sample position over the data set.</summary>
+    public double EpochsDone => _sizing.Varies ? _epoch + (double)_offset / _sampler.DatasetSize : (double)NextStep / _sampler.StepsPerEpoch;
+    /// <summary>The batch the next step takes.</summary>
+    public int CurrentBatch => _sizing.Batch;
     public RunEvents Events => _events;
 
-    public GlobalBatch NextBatch() => _sampler.Take(NextStep);
+    /// <summary>The next step's samples: <see cref="CurrentBatch"/> of them from the run's position (the same answer until it commits).</summary>
+    public GlobalBatch NextBatch()
+    {
+        int size = _sizing.Batch;
+        bool fits = _offset + size <= _sampler.DatasetSize;
+        return _sampler.Take(NextStep, fits ? _epoch : _epoch + 1, fits ? _offset : 0, size);
+    }
+
+    /// <summary>
+    /// After step <paramref name="batch"/> was applied or skipped: the next step's batch is decided (logged when it changes), and
+    /// the position moves past the batch's samples — into the next epoch when that batch no longer fits in this one's rest.
+    /// </summary>
+    private void MovePast(GlobalBatch batch)
+    {
+        NextStep++;
+        bool last = _config.Steps is long steps && NextStep >= steps; // no decision for a step that will not run
+        if (!last && _sizing.Next(NextStep) is { } change)
+            _events.BatchSizeChanged(NextStep, change, _sizing.StatisticalEfficiency(change.Current), _sizing.StatisticalEfficiency(change.Chosen),
+                _sizing.GainAt(change.Chosen), _sizing.Throughput.Layout);
+        _epoch = batch.Epoch;
+        _offset = batch.Offset + batch.Size;
+        if (_offset + _sizing.Batch > _sampler.DatasetSize)
+        {
+            _epoch++;
+            _offset = 0;
+            _epochBeganAtStep = NextStep;
+        }
+    }
+
+    /// <summary>The learning rate of <paramref name="batch"/>'s step and the AdaScale gain in it (1 without AdaScale).</summary>
+    private double LearningRateFor(GlobalBatch batch, out double gain)
+    {
+        gain = _sizing.GainAt(batch.Size);
+        return _schedule.At(_sizing.AdaScale ? _sizing.Tau : batch.Step, batch.Size) * gain;
+    }
 
     /// <summary>The gradient sums <see cref="Fold"/> has added for the step <see cref="_foldedStep"/>, in plan order.</summary>
     private readonly List<ReadOnlyMemory<float>> _folded = [];
@@ -210,13 +264,13 @@ public sealed class TrainingSession
             return null;
         }
         _badStepsInARow = 0;
-        double lr = _schedule.At(batch.Step);
+        double lr = LearningRateFor(batch, out double gain);
         var scale = GradientScale.Clipped(GradientClipping.Factor(gradNorm, _config.ClipGradNorm));
         bool parametersFinite = _optimizer.UpdateRange(0, _parameters, _meanGradient, (float)lr, scale);
         _optimizer.CompleteStep();
         double updateMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         if (!parametersFinite) throw NonFiniteUpdate(batch.Step, lr, gradNorm);
-        return Record(batch, tallies, samples, loss, lr, gradNorm, measured, updateMs, stepStartedAtMs, foldMs);
+        return Record(batch, tallies, samples, loss, lr, gain, gradNorm, measured, updateMs, stepStartedAtMs, foldMs);
     }
 
     /// <summary>
@@ -245,7 +299,8 @@ public sealed class TrainingSession
         }
         _badStepsInARow = 0;
         float clip = GradientClipping.Factor(gradNorm, _config.ClipGradNorm);
-        return new ShardedCommit(this, batch, sharesInPlanOrder, samples, loss, gradNorm, clip, _schedule.At(batch.Step));
+        double lr = LearningRateFor(batch, out double gain);
+        return new ShardedCommit(this, batch, sharesInPlanOrder, samples, loss, gradNorm, clip, lr, gain);
     }
 
     /// <summary>
@@ -265,6 +320,7 @@ public sealed class TrainingSession
         private readonly int _samples;
         private readonly double _loss;
         private readonly float _clip;
+        private readonly double _gain;
         private readonly List<ModelRangeApplied> _applied = new(16);
         private double _updateMs;
         private bool _over;
@@ -272,8 +328,9 @@ public sealed class TrainingSession
         private readonly record struct ModelRangeApplied(int Offset, int Length);
 
         internal ShardedCommit(TrainingSession session, GlobalBatch batch, IReadOnlyList<ShareTally> shares, int samples, double loss,
-            double gradNorm, float clip, double learningRate)
+            double gradNorm, float clip, double learningRate, double gain)
         {
+            _gain = gain;
             _session = session;
             _batch = batch;
             _shares = shares;
@@ -333,7 +390,7 @@ public sealed class TrainingSession
                 throw new InvalidOperationException($"step {Step}: {AppliedValues} of {_session._parameters.Length} values were updated");
             _over = true;
             _session._optimizer.CompleteStep();
-            return _session.Record(_batch, _shares, _samples, _loss, LearningRate, GradNorm, measured, _updateMs, stepStartedAtMs);
+            return _session.Record(_batch, _shares, _samples, _loss, LearningRate, _gain, GradNorm, measured, _updateMs, stepStartedAtMs);
         }
     }
 
@@ -376,21 +433,26 @@ public sealed class TrainingSession
                 + (NewestCheckpoint() is null ? "" : " or --resume from the checkpoint (it holds finite parameters)"));
 
     /// <summary>An applied step's bookkeeping: the noise scale, the record and its event, the step counter, a checkpoint if due.</summary>
-    private StepRecord Record(GlobalBatch batch, IReadOnlyList<ShareTally> shares, int samples, double loss, double lr, double gradNorm,
+    private StepRecord Record(GlobalBatch batch, IReadOnlyList<ShareTally> shares, int samples, double loss, double lr, double gain, double gradNorm,
         StepMeasurements measured, double updateMs, double stepStartedAtMs, double foldMs = 0)
     {
-        var noise = _noiseScale.Update(shares.Select(s => (s.SampleCount, s.GradientSumSquaredNorm)).ToList(), samples, gradNorm * gradNorm);
+        var shareNorms = shares.Select(s => (s.SampleCount, s.GradientSumSquaredNorm)).ToList();
+        var noise = _noiseScale.Update(shareNorms, samples, gradNorm * gradNorm);
         Remember(loss);
-        NextStep++;
         double stepMs = _wall.Elapsed.TotalMilliseconds - stepStartedAtMs;
+        var timing = new StepTiming(measured.ComputeMs, measured.TransferMs, updateMs, stepMs);
+        _sizing.Observe(samples, gain, shareNorms, gradNorm * gradNorm, _config.Adaptive is null ? "" : LayoutOf(shares), timing);
+        var sizing = _sizing.EstimatesNoise || _sizing.Varies
+            ? new BatchSizingFigures(gain, _sizing.NoiseScale, _sizing.StatisticalEfficiency(samples), _sizing.Tau) : (BatchSizingFigures?)null;
+        MovePast(batch);
         _trainingMilliseconds += stepMs;
         _trainedSamples += samples;
         var record = new StepRecord(
             batch.Step, batch.Epoch, batch.Size, shares.Select(s => s.SampleCount).ToArray(), loss, lr, gradNorm,
-            new StepTiming(measured.ComputeMs, measured.TransferMs, updateMs, stepMs), samples / (stepMs / 1000.0), ParameterVersion, noise,
+            timing, samples / (stepMs / 1000.0), ParameterVersion, noise,
             measured.BytesMoved, measured.PeakMemoryMbByNode,
             shares.Select(s => s.ComputeMilliseconds > 0 ? Math.Round(s.SampleCount / s.ComputeMilliseconds * 1000) : 0).ToArray(),
-            measured.AllocatedBytesByNode, shares.Select(s => s.Worker).ToArray(), measured.WorkerLinkBytes, measured.BytesHandedOver, foldMs);
+            measured.AllocatedBytesByNode, shares.Select(s => s.Worker).ToArray(), measured.WorkerLinkBytes, measured.BytesHandedOver, foldMs, sizing);
         _events.StepCompleted(record);
         StopIfTheLogFailed();
         CheckpointIfDue();
@@ -413,7 +475,7 @@ public sealed class TrainingSession
             throw Failure($"{_badStepsInARow} steps in a row (the last is step {batch.Step}) had a non-finite loss or gradient and were skipped "
                           + $"(from {(culprits.Length == 0 ? "the sum of finite shares" : string.Join(", ", culprits))}); "
                           + "lower --lr or set --clip-grad-norm, or allow more with --max-bad-steps");
-        NextStep++;
+        MovePast(batch);
         CheckpointIfDue();
     }
 
@@ -488,7 +550,8 @@ public sealed class TrainingSession
     public double NowMs => _wall.Elapsed.TotalMilliseconds;
 
     /// <summary>Whether to validate now (after the last commit): every EvalEvery steps, never at step 0.</summary>
-    public bool ValidationDue => _evalEvery > 0 && NextStep > 0 && NextStep % _evalEvery == 0 && !Finished;
+    public bool ValidationDue => NextStep > 0 && !Finished
+        && (_sizing.Varies && _config.EvalEvery is null ? _epochBeganAtStep == NextStep : _evalEvery > 0 && NextStep % _evalEvery == 0);
 
     /// <summary>
     /// Logs an evaluation at the current step. Evaluate the training subset first: the validation
@@ -526,6 +589,10 @@ public sealed class TrainingSession
         _events.RunCompleted(summary, _wall.Elapsed.TotalSeconds);
         return summary;
     }
+
+    /// <summary>Who computed a step (its share workers, sorted): the throughput model fits each such layout apart.</summary>
+    private static string LayoutOf(IReadOnlyList<ShareTally> shares) =>
+        string.Join(',', shares.Select(s => s.Worker).Distinct().Order(StringComparer.Ordinal));
 
     private void Remember(double loss)
     {

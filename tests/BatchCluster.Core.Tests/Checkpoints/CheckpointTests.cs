@@ -29,6 +29,11 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(new[] { 0.5f, 0.25f, 0f }, back.Optimizer.Buffers[0]);
         Assert.Equal(new[] { 1f, 1f, 1f }, back.Optimizer.Buffers[1]);
         Assert.Single(Directory.GetFiles(_dir)); // no temporary file left
+        Assert.Null(back.Sizing);
+
+        var sizing = new Core.BatchSizing.BatchSizingState(96, 384, 12.5, new Core.Gradients.NoiseScaleState(0.25, 30, 0.9), 40);
+        var adaptive = CheckpointStore.Read(store.Write(State(13) with { Sizing = sizing }));
+        Assert.Equal(sizing, adaptive.Sizing);
     }
 
     [Fact]
@@ -129,6 +134,38 @@ public sealed class CheckpointTests : IDisposable
         var resumed = PlainTrainer.Run(config, data, initial, events, "", resumeFrom: checkpoint);
 
         Assert.Equal(25, resumed.Summary.Steps);
+        Assert.Equal(uninterrupted.FinalParameters, resumed.FinalParameters);
+    }
+
+    /// <summary>
+    /// A run whose batch changes (a schedule crossing an epoch boundary at a size that does not divide it) with AdaScale: resumed
+    /// from a checkpoint it ends bitwise where the uninterrupted run ends — the checkpoint keeps the batch, the sample offset, τ
+    /// and the smoothed noise estimates the learning rate is made of.
+    /// </summary>
+    [Fact]
+    public void A_run_whose_batch_changes_resumes_exactly_with_its_batch_tau_and_noise_estimates()
+    {
+        var data = SyntheticImages.Create(seed: 5, trainCount: 640, validationCount: 64, testCount: 64);
+        var config = new TrainingConfig
+        {
+            Dataset = "synthetic", Model = ModelSpec.Mlp(32), GlobalBatch = 64, Steps = 30, EvalEvery = 0, Engine = Engine.Plain,
+            Optimizer = new OptimizerSettings(OptimizerKind.Momentum), LearningRate = 0.05, BaseBatch = 64,
+            LrScaling = Core.Schedules.LrScaling.AdaScale, BatchSchedule = [new(7, 96), new(19, 48)],
+            CheckpointEvery = 8, CheckpointDirectory = _dir,
+        };
+        var initial = ModelFactory.InitialParameters(config.Model, config.Seed);
+        var events = new RunEvents(Logger.None, "r");
+        var uninterrupted = PlainTrainer.Run(config with { CheckpointEvery = 0 }, data, initial, events, "");
+
+        PlainTrainer.Run(config with { Steps = 21 }, data, initial, events, "");
+        var checkpoint = new CheckpointStore(_dir, ConfigFingerprint.Of(config)).LoadNewest(out _, out _);
+        Assert.Equal(16, checkpoint.NextStep);
+        var sizing = Assert.IsType<Core.BatchSizing.BatchSizingState>(checkpoint.Sizing);
+        Assert.Equal(96, sizing.Batch);
+        Assert.True(sizing.Tau > 0 && sizing.Noise.Weight > 0);
+        var resumed = PlainTrainer.Run(config, data, initial, events, "", resumeFrom: checkpoint);
+
+        Assert.Equal(30, resumed.Summary.Steps);
         Assert.Equal(uninterrupted.FinalParameters, resumed.FinalParameters);
     }
 

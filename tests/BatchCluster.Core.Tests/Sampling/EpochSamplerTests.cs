@@ -26,7 +26,7 @@ public class EpochSamplerTests
         Assert.Equal(a.Take(100).SampleIds, late.SampleIds);
         Assert.Equal(a.Take(3).SampleIds, b.Take(3).SampleIds);
         Assert.Equal(100 / 31, late.Epoch);
-        Assert.Equal(100 % 31, late.IndexInEpoch);
+        Assert.Equal(100 % 31 * 32, late.Offset);
     }
 
     [Fact]
@@ -72,5 +72,19 @@ public class EpochSamplerTests
     {
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => new EpochSampler(10, 11, 1, true));
         Assert.Contains("global batch 11 is larger than the 10 training samples", e.Message);
+    }
+
+    /// <summary>A batch that changes between steps takes the next positions of the same order; one that does not fit in the
+    /// epoch's rest starts the next epoch; with one size it is the fixed sequence.</summary>
+    [Fact]
+    public void Batches_of_changing_size_follow_the_same_order_and_start_a_new_epoch_when_they_do_not_fit()
+    {
+        var sampler = new EpochSampler(1000, 100, seed: 3, shuffle: true);
+        Assert.Equal(sampler.Take(4).SampleIds, sampler.Take(4, 0, 400, 100).SampleIds);
+        var order = sampler.OrderOf(0);
+        Assert.Equal(order.Skip(130).Take(250), sampler.Take(7, 0, 130, 250).SampleIds);
+        var next = sampler.Take(8, 1, 0, 300);
+        Assert.Equal(sampler.OrderOf(1).Take(300), next.SampleIds);
+        Assert.Throws<ArgumentOutOfRangeException>(() => sampler.Take(9, 0, 900, 101));
     }
 }

@@ -1,0 +1,104 @@
+using BatchCluster.Core.Gradients;
+using BatchCluster.Core.Training;
+
+namespace BatchCluster.Core.BatchSizing;
+
+/// <summary>What a checkpoint keeps of a run's batch sizing: the batch of the next step, the sample offset in its epoch, the
+/// scale-invariant iterations done (τ), the smoothed noise estimates and where the current decision window began.</summary>
+public sealed record BatchSizingState(int Batch, int Offset, double Tau, NoiseScaleState Noise, long WindowStart);
+
+/// <summary>
+/// The global batch of every step and what the learning rate makes of it (docs/adaptive-batch.md): fixed (--global-batch B), from
+/// a schedule (--batch-schedule), or chosen by goodput (--global-batch auto), and with --lr-scaling adascale the AdaScale gain and
+/// the scale-invariant iterations τ the schedule advances in. Plain code, driven by the TrainingSession: it observes every applied
+/// step and is asked, after each, which batch the next one takes.
+/// </summary>
+public sealed class BatchSizer
+{
+    /// <summary>Smoothing factor of the noise estimates per step at the reference batch; a step of M samples uses this^(M/M0), so the
+    /// averages span about 100 · M0 samples at any batch.</summary>
+    public const double SmoothingAtReference = 0.99;
+
+    private readonly TrainingConfig _config;
+    private readonly int _trainSamples;
+    private readonly GradientNoiseScale _noise = new(SmoothingAtReference);
+    private readonly GoodputPlanner? _planner;
+    private readonly ThroughputModel _throughput = new();
+    private long _windowStart;
+
+    public BatchSizer(TrainingConfig config, int trainSamples)
+    {
+        _config = config;
+        _trainSamples = trainSamples;
+        Batch = config.BatchSchedule is { Count: > 0 } schedule ? BatchChange.At(schedule, 0, config.GlobalBatch) : config.GlobalBatch;
+        if (config.Adaptive is { } adaptive) _planner = new GoodputPlanner(adaptive.Min, Math.Min(adaptive.Max, trainSamples), ReferenceBatch);
+    }
+
+    /// <summary>The batch the next step takes.</summary>
+    public int Batch { get; private set; }
+    /// <summary>Scale-invariant iterations done: the sum of the gains of the applied steps (their count without AdaScale).</summary>
+    public double Tau { get; private set; }
+    /// <summary>Whether the batch can differ between steps (adaptive or scheduled).</summary>
+    public bool Varies => _config.Adaptive is not null || _config.BatchSchedule is { Count: > 0 };
+    public bool AdaScale => _config.LrScaling == Schedules.LrScaling.AdaScale;
+    /// <summary>Whether the run needs the smoothed noise estimates (so every step must have two shares or more: TrainingConfig.NeedsNoiseEstimate).</summary>
+    public bool EstimatesNoise => _config.NeedsNoiseEstimate;
+    /// <summary>M0: the batch the learning rate was tuned for.</summary>
+    public int ReferenceBatch => _config.BaseBatch;
+    public GoodputPlanner? Planner => _planner;
+    public ThroughputModel Throughput => _throughput;
+
+    /// <summary>B_noise from the smoothed estimates (NaN before the first).</summary>
+    public double NoiseScale => Efficiency.NoiseScale(_noise.SmoothedGradSquared, _noise.SmoothedTraceSigma);
+
+    /// <summary>The AdaScale gain a step of <paramref name="batch"/> samples gets now (1 without AdaScale).</summary>
+    public double GainAt(int batch) => AdaScale ? Efficiency.AdaScaleGain(batch, ReferenceBatch, _noise.SmoothedGradSquared, _noise.SmoothedTraceSigma) : 1;
+
+    public double StatisticalEfficiency(int batch) => Efficiency.Statistical(batch, ReferenceBatch, NoiseScale);
+
+    /// <summary>An applied step: its gain (the one its learning rate used) advances τ; its shares feed the noise estimates, its timing the throughput model.</summary>
+    /// <param name="shares">Each share's size and the squared norm of its gradient sum.</param>
+    /// <param name="layout">Who computed it (the share workers, sorted and joined).</param>
+    public void Observe(int batch, double gainUsed, IReadOnlyList<(int Size, double SumSquaredNorm)> shares, double meanGradientSquaredNorm,
+        string layout, StepTiming timing)
+    {
+        Tau += gainUsed;
+        if (EstimatesNoise)
+            _noise.Update(shares, batch, meanGradientSquaredNorm, Math.Pow(SmoothingAtReference, (double)batch / ReferenceBatch));
+        if (_planner is not null) _throughput.Observe(layout, batch, timing.ComputeMs, timing.StepMs, timing.TransferMs);
+    }
+
+    /// <summary>
+    /// Decides the batch of step <paramref name="nextStep"/>: the schedule's, or — at the end of a decision window, once the noise
+    /// estimates and the current layout's throughput exist — the planner's. Returns the decision when the batch changes, else null.
+    /// </summary>
+    public BatchDecision? Next(long nextStep)
+    {
+        if (_config.BatchSchedule is { Count: > 0 } schedule)
+        {
+            int scheduled = BatchChange.At(schedule, nextStep, _config.GlobalBatch);
+            if (scheduled == Batch) return null;
+            var change = new BatchDecision(Batch, scheduled, double.NaN, double.NaN, NoiseScale, default);
+            Batch = scheduled;
+            return change;
+        }
+        if (_planner is null || _config.Adaptive is not { } adaptive) return null;
+        if (nextStep - _windowStart < adaptive.WindowAt(Batch, _trainSamples)) return null;
+        if (!_throughput.Ready || double.IsNaN(NoiseScale)) return null; // decide as soon as both exist
+        _windowStart = nextStep;
+        var decision = _planner.Decide(Batch, _throughput.Terms, NoiseScale);
+        if (!decision.Changed) return null;
+        Batch = decision.Chosen;
+        return decision;
+    }
+
+    public BatchSizingState Capture(int offset) => new(Batch, offset, Tau, _noise.State, _windowStart);
+
+    public void Restore(BatchSizingState state)
+    {
+        Batch = state.Batch;
+        Tau = state.Tau;
+        _noise.Restore(state.Noise);
+        _windowStart = state.WindowStart;
+    }
+}

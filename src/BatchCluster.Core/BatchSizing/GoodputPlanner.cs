@@ -1,0 +1,66 @@
+namespace BatchCluster.Core.BatchSizing;
+
+/// <summary>What the planner concluded at a decision point: the batch to run next and the predictions behind it.</summary>
+public sealed record BatchDecision(int Current, int Chosen, double CurrentGoodput, double ChosenGoodput, double NoiseScale, ThroughputTerms Terms)
+{
+    public bool Changed => Chosen != Current;
+}
+
+/// <summary>
+/// Goodput = samples/s × statistical efficiency (Pollux): the M0-equivalent samples a second of training is worth at batch M. At
+/// each decision point the planner evaluates geometrically spaced candidates in the range (and the current batch), and moves to
+/// the best only when it beats the current one by <see cref="Hysteresis"/>, and not back to a batch it left within the last
+/// <see cref="NoReturnWindows"/> decisions: the estimates are noisy, and a batch that flaps changes the run's meaning for nothing.
+/// </summary>
+public sealed class GoodputPlanner
+{
+    /// <summary>The best candidate must predict at least this much more goodput than the current batch.</summary>
+    public const double Hysteresis = 0.05;
+    /// <summary>Candidates per doubling of the batch.</summary>
+    public const int CandidatesPerOctave = 4;
+    public const int NoReturnWindows = 3;
+
+    private readonly int _referenceBatch;
+    private readonly Queue<(long Decision, int Left)> _left = new();
+    private long _decisions;
+
+    public GoodputPlanner(int min, int max, int referenceBatch)
+    {
+        if (min < 1 || max < min) throw new ArgumentOutOfRangeException(nameof(min), $"batch range {min}:{max} is not 1 ≤ MIN ≤ MAX");
+        _referenceBatch = referenceBatch;
+        var candidates = new SortedSet<int>();
+        for (int k = 0; ; k++)
+        {
+            double size = min * Math.Pow(2, (double)k / CandidatesPerOctave);
+            if (size > max) break;
+            candidates.Add((int)Math.Round(size));
+        }
+        candidates.Add(max);
+        Candidates = [.. candidates];
+    }
+
+    public IReadOnlyList<int> Candidates { get; }
+
+    public double Goodput(ThroughputTerms terms, int batch, double noiseScale) =>
+        terms.SamplesPerSecond(batch) * Efficiency.Statistical(batch, _referenceBatch, noiseScale);
+
+    public BatchDecision Decide(int current, ThroughputTerms terms, double noiseScale)
+    {
+        long decision = ++_decisions;
+        while (_left.Count > 0 && decision - _left.Peek().Decision > NoReturnWindows) _left.Dequeue();
+        double currentGoodput = Goodput(terms, current, noiseScale);
+        int best = current;
+        double bestGoodput = currentGoodput;
+        foreach (int candidate in Candidates)
+        {
+            double goodput = Goodput(terms, candidate, noiseScale);
+            if (goodput > bestGoodput && !_left.Any(l => l.Left == candidate)) (best, bestGoodput) = (candidate, goodput);
+        }
+        if (best != current && bestGoodput >= currentGoodput * (1 + Hysteresis))
+        {
+            _left.Enqueue((decision, current));
+            return new BatchDecision(current, best, currentGoodput, bestGoodput, noiseScale, terms);
+        }
+        return new BatchDecision(current, current, currentGoodput, currentGoodput, noiseScale, terms);
+    }
+}
