@@ -34,17 +34,21 @@ public sealed class ProgressDisplay
     public void Report(StepRecord step, TrainingSession session)
     {
         long done = step.Step + 1;
-        long total = session.TotalSteps;
+        // A run whose batch varies has no step count to reach when its length is in epochs: its progress is its epochs.
+        bool byEpochs = !session.StepCountKnown;
+        long total = byEpochs ? 1000 : session.TotalSteps;
+        long reached = byEpochs ? (long)(1000 * session.Progress) : done;
+        string steps = byEpochs ? $"step {done}" : $"step {done}/{total}";
         if (Interactive)
         {
             var now = DateTime.UtcNow;
-            if (done < total && now - _lastDraw < TimeSpan.FromMilliseconds(100)) return;
+            if (reached < total && now - _lastDraw < TimeSpan.FromMilliseconds(100)) return;
             _lastDraw = now;
             lock (_lock)
             {
-                _bar = $"{ProgressBar.Render(done, total)} step {done}/{total} epoch {session.EpochsDone:F2} loss {step.Loss:F4} lr {step.LearningRate:G4} {step.SamplesPerSecond,8:F0} samples/s";
+                _bar = $"{ProgressBar.Render(reached, total)} {steps} epoch {session.EpochsDone:F2} loss {step.Loss:F4} lr {step.LearningRate:G4} {step.SamplesPerSecond,8:F0} samples/s";
                 _output.Write("\r" + _bar);
-                if (done == total)
+                if (reached >= total)
                 {
                     _output.WriteLine();
                     _bar = "";
@@ -53,10 +57,10 @@ public sealed class ProgressDisplay
             }
             return;
         }
-        long decile = 10 * done / total;
+        long decile = 10 * reached / total;
         if (decile == _lastPlainDecile) return;
         _lastPlainDecile = decile;
-        _output.WriteLine($"progress: step {done}/{total} ({100 * done / total}%), epoch {session.EpochsDone:F2}, loss {step.Loss:F4}, lr {step.LearningRate:G4}, {step.SamplesPerSecond:F0} samples/s");
+        _output.WriteLine($"progress: {steps} ({100 * reached / total}%), epoch {session.EpochsDone:F2}, loss {step.Loss:F4}, lr {step.LearningRate:G4}, {step.SamplesPerSecond:F0} samples/s");
     }
 
     /// <summary>Buffers text up to each newline, then erases the bar, writes the line and redraws the bar.</summary>

@@ -11,6 +11,8 @@ public sealed record BatchDecision(int Current, int Chosen, double CurrentGoodpu
 /// each decision point the planner evaluates geometrically spaced candidates in the range (and the current batch), and moves to
 /// the best only when it beats the current one by <see cref="Hysteresis"/>, and not back to a batch it left within the last
 /// <see cref="NoReturnWindows"/> decisions: the estimates are noisy, and a batch that flaps changes the run's meaning for nothing.
+/// A decision moves at most <see cref="MaxStep"/>-fold: the throughput model extrapolates from the sizes it has seen (through the
+/// origin from one), so each move is also the measurement that corrects the next.
 /// </summary>
 public sealed class GoodputPlanner
 {
@@ -19,6 +21,8 @@ public sealed class GoodputPlanner
     /// <summary>Candidates per doubling of the batch.</summary>
     public const int CandidatesPerOctave = 4;
     public const int NoReturnWindows = 3;
+    /// <summary>The most a decision multiplies or divides the batch by.</summary>
+    public const double MaxStep = 2;
 
     private readonly int _referenceBatch;
     private readonly Queue<(long Decision, int Left)> _left = new();
@@ -53,6 +57,7 @@ public sealed class GoodputPlanner
         double bestGoodput = currentGoodput;
         foreach (int candidate in Candidates)
         {
+            if (candidate > current * MaxStep || candidate * MaxStep < current) continue;
             double goodput = Goodput(terms, candidate, noiseScale);
             if (goodput > bestGoodput && !_left.Any(l => l.Left == candidate)) (best, bestGoodput) = (candidate, goodput);
         }

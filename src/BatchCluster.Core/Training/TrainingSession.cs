@@ -115,7 +115,7 @@ public sealed class TrainingSession
     /// <summary>The last step (0-based) whose update is in the parameters; −1 before the first commit.</summary>
     public long LastCommittedStep => NextStep - 1;
     /// <summary>The run length is reached, or a validation reached <see cref="TrainingConfig.TargetAccuracy"/>.</summary>
-    public bool Finished => TargetReached || (_sizing.Varies && _config.Steps is null ? EpochsDone >= (_config.Epochs ?? 1.0) - 1e-9 : NextStep >= TotalSteps);
+    public bool Finished => TargetReached || (StepCountKnown ? NextStep >= TotalSteps : EpochsDone >= (_config.Epochs ?? 1.0) - 1e-9);
     public bool TargetReached { get; private set; }
     /// <summary>The live parameters, for reading now; copy them to hand them on (they change at every commit).</summary>
     public ReadOnlySpan<float> Parameters => _parameters;
@@ -123,6 +123,10 @@ public sealed class TrainingSession
     public double EpochsDone => _sizing.Varies ? _epoch + (double)_offset / _sampler.DatasetSize : (double)NextStep / _sampler.StepsPerEpoch;
     /// <summary>The batch the next step takes.</summary>
     public int CurrentBatch => _sizing.Batch;
+    /// <summary>Whether <see cref="TotalSteps"/> is the run's length; not where the batch varies and the length is in epochs (it is then the count at the first batch).</summary>
+    public bool StepCountKnown => !(_sizing.Varies && _config.Steps is null);
+    /// <summary>The fraction of the run done (by steps, or by epochs where the step count is not known).</summary>
+    public double Progress => Math.Min(1, StepCountKnown ? (double)NextStep / TotalSteps : EpochsDone / (_config.Epochs ?? 1.0));
     public RunEvents Events => _events;
 
     /// <summary>The next step's samples: <see cref="CurrentBatch"/> of them from the run's position (the same answer until it commits).</summary>

@@ -55,4 +55,21 @@ public class ThroughputModelTests
         model.Observe("w0,w1", 256, 2.56, 4.56, 0);
         Assert.Equal(0.01, model.Terms.ComputeMsPerSample, 9);
     }
+
+    /// <summary>
+    /// A new layout measured at one size takes the shape of the last layout's line: 10 ms per share and 0.01 ms per sample on two
+    /// workers; on four, 6 ms at 200 samples (half of the 12 the line gives) reads as 5 ms + 0.005 ms per sample, not 0.03 per sample.
+    /// </summary>
+    [Fact]
+    public void A_new_layout_seen_at_one_size_borrows_the_shape_of_the_last_line()
+    {
+        var model = new ThroughputModel();
+        foreach (int batch in new[] { 100, 400 })
+            for (int i = 0; i < 10; i++) model.Observe("w0,w1", batch, 10 + 0.01 * batch, 12 + 0.01 * batch, 0);
+        for (int i = 0; i < 10; i++) model.Observe(Four, 200, 6, 8, 0);
+        var terms = model.Terms;
+        Assert.Equal(5, terms.ComputeInterceptMs, 9);
+        Assert.Equal(0.005, terms.ComputeMsPerSample, 9);
+        Assert.Equal(2, terms.FixedMs, 9);
+    }
 }

@@ -1,0 +1,66 @@
+using System.Text.Json;
+
+namespace BatchCluster.EndToEnd.Tests;
+
+/// <summary>--global-batch auto across processes (docs/adaptive-batch.md): the chosen batch follows the workers.</summary>
+public sealed class AdaptiveBatchProcessTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(4);
+    private readonly string _dir = Directory.CreateTempSubdirectory("adaptive-e2e-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    /// <summary>
+    /// Two worker processes start the run; a third, slowed 16 times (its per-pass cost too, like a slower machine), joins. With
+    /// declared shares every step now waits for it: the step's time per sample rises ~10× but its per-share cost ~40× (from well
+    /// under 1 ms to several), so the goodput optimum √(B_noise · (fixed + per-share) / per-sample) falls to about 0.4 × (measured
+    /// twice by hand: 609 → 362, then on to 181 and 108). The coordinator must fit the new layout (a decision naming three workers,
+    /// whose compute at the pair's batch is several times the pair's) and move the batch down. The run is stopped once that
+    /// decision is logged.
+    /// </summary>
+    [Fact]
+    public async Task A_slow_worker_joining_mid_run_moves_the_chosen_batch_down()
+    {
+        int port = NodeProcess.FreePort();
+        using var coordinator = new NodeProcess("node", "--role", "coordinator", "--port", port.ToString(), "--start-workers", "2", "--min-workers", "2",
+            "--global-batch", "auto", "--batch-range", "32:2048", "--adapt-every", "25", "--steps", "100000",
+            "--eval-every", "0", "--train-eval-samples", "0", "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", "joined");
+        var workers = Enumerable.Range(0, 2)
+            .Select(_ => new NodeProcess("node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1")).ToList();
+        try
+        {
+            await coordinator.WaitForLineAsync(l => l.Contains("2 workers ready"), Timeout); // the run starts on the pair
+            workers.Add(new NodeProcess("node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1", "--testing-slowdown", "16"));
+            await coordinator.WaitForLineAsync(l => l.Contains("3 workers ready"), Timeout);
+            int ready = coordinator.StdOut.ToList().FindIndex(l => l.Contains("3 workers ready"));
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (!coordinator.StdOut.Skip(ready).Any(l => l.Contains("Global batch")))
+            {
+                if (clock.Elapsed > Timeout) throw new TimeoutException("no batch change after the third worker joined");
+                await Task.Delay(100); // polling the child's output
+            }
+            await coordinator.StopAsync(Timeout); // an interrupted run (RunInterrupted): what matters is its log so far
+
+            var events = File.ReadAllLines(Path.Combine(_dir, "runs", "joined", "events.clef")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            string Type(JsonElement e) => e.TryGetProperty("EventType", out var t) ? t.GetString()! : "";
+            int joinedAt = events.FindLastIndex(e => Type(e) == "WorkerJoined");
+            Assert.Equal(3, events.Count(e => Type(e) == "WorkerJoined"));
+            var pairSteps = events.Take(joinedAt).Where(e => Type(e) == "StepCompleted").TakeLast(20).ToList();
+            Assert.NotEmpty(pairSteps);
+            double pairComputeMs = pairSteps.Select(e => e.GetProperty("ComputeMs").GetDouble()).Order().ElementAt(pairSteps.Count / 2);
+            var decision = events.Skip(joinedAt).First(e => Type(e) == "BatchSizeChanged");
+            Assert.Equal(3, decision.GetProperty("Layout").GetString()!.Split(',').Length);
+            int from = decision.GetProperty("OldBatch").GetInt32(), to = decision.GetProperty("NewBatch").GetInt32();
+            // The fit sees the slow worker: its compute at the batch the pair ran is several times what the pair took.
+            double predicted = decision.GetProperty("ComputeInterceptMs").GetDouble() + decision.GetProperty("ComputeMsPerSample").GetDouble() * from;
+            Assert.True(predicted > 3 * pairComputeMs, $"the three-worker fit predicts {predicted:G3} ms of compute at {from}; the pair took {pairComputeMs:G3}");
+            Assert.True(to < from, $"the batch went from {from} to {to} when the slow worker joined");
+            Assert.All(events.Where(e => Type(e) == "StepCompleted"),
+                e => Assert.Equal(e.GetProperty("GlobalBatch").GetInt32(), e.GetProperty("Shares").EnumerateArray().Sum(x => x.GetInt32())));
+        }
+        finally
+        {
+            foreach (var w in workers) w.Dispose();
+        }
+    }
+}
