@@ -100,6 +100,7 @@ public static class AnalysisReport
         if (RunTimePlots.LossVsTime(row, log, dir) is { } lossTime) plots.Add((lossTime, RunCaptions.LossVsTime(row, log)));
         plots.Add((ReportPlots.LearningRateVsStep(run, dir), RunCaptions.LearningRate(log)));
         plots.Add((ReportPlots.BSimpleOverTraining(run, dir), RunCaptions.BSimple(row)));
+        if (RunTimePlots.BatchSizingOverSteps(row, log, dir) is { } sizing) plots.Add((sizing, RunCaptions.BatchSizing(row, log)));
         return plots;
     }
 

@@ -165,7 +165,19 @@ public static class EventLogReader
             TotalSteps: (long)Number(e, "TotalSteps"),
             StartedAt: Time(e),
             Seed: config.TryGetProperty("Seed", out var seed) && seed.ValueKind == JsonValueKind.Number ? seed.GetInt64() : null,
-            Reduce: config.TryGetProperty("Reduce", out var reduce) ? reduce.ToString().ToLowerInvariant() : "star"); // schema 8; star before
+            Reduce: config.TryGetProperty("Reduce", out var reduce) ? reduce.ToString().ToLowerInvariant() : "star", // schema 8; star before
+            BatchPolicy: BatchPolicyOf(config), // schema 12
+            TrainSamples: (int)OptionalNumber(e, "TrainSamples", 0));
+    }
+
+    /// <summary>"auto MIN:MAX" for --global-batch auto, "schedule STEP:B,…" for --batch-schedule, null for a fixed batch.</summary>
+    private static string? BatchPolicyOf(JsonElement config)
+    {
+        if (config.TryGetProperty("Adaptive", out var a) && a.ValueKind == JsonValueKind.Object)
+            return $"auto {OptionalNumber(a, "Min", 0):F0}:{OptionalNumber(a, "Max", 0):F0}";
+        if (config.TryGetProperty("BatchSchedule", out var s) && s.ValueKind == JsonValueKind.Array && s.GetArrayLength() > 0)
+            return "schedule " + string.Join(',', s.EnumerateArray().Select(c => $"{OptionalNumber(c, "Step", 0):F0}:{OptionalNumber(c, "Batch", 0):F0}"));
+        return null;
     }
 
     private static StepPoint ReadStep(JsonElement e) => new(
@@ -174,7 +186,8 @@ public static class EventLogReader
         Number(e, "SamplesPerSecond"), (long)OptionalNumber(e, "BytesMoved", 0), OptionalNumber(e, "PeakMemoryMb"), OptionalNumber(e, "BSimple"),
         OptionalNumber(e, "GradSquaredEstimate"), OptionalNumber(e, "TraceSigmaEstimate"), ArrayOf<int>(e, "Shares", IntItem), Time(e),
         ArrayOf<string>(e, "ShareWorkers", StringItem), ArrayOf<double>(e, "ShareSamplesPerSecond", DoubleItem),
-        (long)OptionalNumber(e, "WorkerLinkBytes", 0), (long)OptionalNumber(e, "BytesHandedOver", 0));
+        (long)OptionalNumber(e, "WorkerLinkBytes", 0), (long)OptionalNumber(e, "BytesHandedOver", 0), (int)OptionalNumber(e, "GlobalBatch", 0),
+        OptionalNumber(e, "LrGain"), OptionalNumber(e, "BNoise"), OptionalNumber(e, "StatisticalEfficiency"));
 
     private static WorkerJoin ReadWorker(JsonElement e, DateTimeOffset at) => new(
         Text(e, "WorkerId") ?? throw new KeyNotFoundException("WorkerId"), Text(e, "WorkerAddress") ?? "", Text(e, "Device") ?? "",
@@ -202,6 +215,7 @@ public static class EventLogReader
             "ShareOutlier" => $"share {OptionalNumber(e, "Place", -1):F0} of worker #{OptionalNumber(e, "WorkerKey", -1):F0} at {Text(e, "ActorAddress")} {OptionalNumber(e, "Ratio"):G3} × the median gradient norm: {Text(e, "Action")}",
             "EvaluationDisputed" => $"{Text(e, "Split")} evaluation disputed: {OptionalNumber(e, "AuditRows", 0):F0} audit rows answered differently, no majority",
             "TargetReached" => $"target {100 * OptionalNumber(e, "TargetAccuracy"):F1} % reached",
+            "BatchSizeChanged" => $"global batch {OptionalNumber(e, "OldBatch", 0):F0} → {OptionalNumber(e, "NewBatch", 0):F0} (B_noise {OptionalNumber(e, "BNoise"):G3}, predicted goodput {OptionalNumber(e, "OldGoodput"):G3} → {OptionalNumber(e, "NewGoodput"):G3})",
             "RunFailed" => $"failed: {Text(e, "Error")}",
             "RunInterrupted" => $"interrupted: {Text(e, "Reason")}",
             _ => null,

@@ -7,7 +7,12 @@ public enum RunStatus { Completed, Failed, Interrupted, Incomplete }
 public sealed record RunInfo(
     string RunId, int SchemaVersion, string Engine, int Workers, string Model, int GlobalBatch, int? MicroBatch,
     string LrScaling, double BaseLearningRate, double PeakLearningRate, int WarmupSteps, string Optimizer,
-    int StepsPerEpoch, long TotalSteps, DateTimeOffset StartedAt, long? Seed = null, string Reduce = "star");
+    int StepsPerEpoch, long TotalSteps, DateTimeOffset StartedAt, long? Seed = null, string Reduce = "star", string? BatchPolicy = null,
+    int TrainSamples = 0)
+{
+    /// <summary>Whether the global batch may change between steps (<see cref="BatchPolicy"/> says how: "auto MIN:MAX" or "schedule …").</summary>
+    public bool BatchVaries => BatchPolicy is not null;
+}
 
 /// <summary>
 /// One StepCompleted event (<paramref name="Shares"/>: samples per share in plan order, null when the log has none; <paramref name="At"/>:
@@ -15,13 +20,16 @@ public sealed record RunInfo(
 /// (schema 7) and how fast (schema 5), null when the log has none; <paramref name="WorkerLinkBytes"/>: tensor bytes through the
 /// busiest worker's link, both directions (schema 8; 0 when the log has none); <paramref name="BytesHandedOver"/>: tensor bytes
 /// handed to workers in the coordinator's process by reference (schema 9; 0 when the log has none: before schema 9
-/// <paramref name="BytesMoved"/> counted them too).
+/// <paramref name="BytesMoved"/> counted them too); <paramref name="GlobalBatch"/>: the step's samples; <paramref name="LrGain"/>,
+/// <paramref name="BNoise"/>, <paramref name="StatisticalEfficiency"/>: the batch sizing's figures (schema 12, runs that adapt their
+/// batch or use AdaScale; NaN otherwise).
 /// </summary>
 public sealed record StepPoint(
     long Step, int Epoch, double Loss, double LearningRate, double GradNorm, double StepMs, double ComputeMs, double TransferMs,
     double UpdateMs, double WaitMs, double SamplesPerSecond, long BytesMoved, double PeakMemoryMb, double BSimple,
     double GradSquaredEstimate, double TraceSigmaEstimate, int[]? Shares = null, DateTimeOffset At = default,
-    string[]? ShareWorkers = null, double[]? ShareSamplesPerSecond = null, long WorkerLinkBytes = 0, long BytesHandedOver = 0);
+    string[]? ShareWorkers = null, double[]? ShareSamplesPerSecond = null, long WorkerLinkBytes = 0, long BytesHandedOver = 0,
+    int GlobalBatch = 0, double LrGain = double.NaN, double BNoise = double.NaN, double StatisticalEfficiency = double.NaN);
 
 /// <summary>One WorkerJoined event: a worker ready to train (logged again when it comes back).</summary>
 public sealed record WorkerJoin(string WorkerId, string Address, string Device, int Threads, double MeasuredSamplesPerSecond, string Transport, DateTimeOffset At);

@@ -50,7 +50,43 @@ public static class RunTimePlots
         ("SpeedClaimIgnored", "speed claim ignored", Colors.SaddleBrown),
         ("ShareOutlier", "share outlier", Colors.OrangeRed),
         ("EvaluationDisputed", "evaluation disputed", Colors.DarkGoldenRod),
+        ("BatchSizeChanged", "global batch changed", Colors.RoyalBlue),
     ];
+
+    /// <summary>
+    /// A run whose batch varies or that scales its rate by AdaScale (docs/adaptive-batch.md): the global batch and B_noise (samples,
+    /// left axis, log scale) and the statistical efficiency E(M) and AdaScale's gain r (right axis) over the steps. Null for other runs.
+    /// </summary>
+    public static string? BatchSizingOverSteps(RunRow row, RunLog log, string outDir)
+    {
+        var steps = log.Steps.Where(s => s.GlobalBatch > 0).OrderBy(s => s.Step).ToList();
+        if (steps.Count == 0 || steps.All(s => !double.IsFinite(s.StatisticalEfficiency) && !double.IsFinite(s.LrGain))) return null;
+        var plot = new Plot();
+        double[] x = steps.Select(s => (double)s.Step).ToArray();
+        var (tx, ty) = ReportPlots.Thin(x, steps.Select(s => Math.Log10(s.GlobalBatch)).ToArray(),
+            steps.Select(s => s.BNoise > 0 ? Math.Log10(s.BNoise) : double.NaN).ToArray(), steps.Select(s => s.StatisticalEfficiency).ToArray(),
+            steps.Select(s => s.LrGain).ToArray());
+        var batch = plot.Add.ScatterLine(tx, ty[0]);
+        batch.LegendText = "global batch";
+        batch.Color = Colors.RoyalBlue;
+        batch.LineWidth = 2;
+        var noise = plot.Add.ScatterLine(tx, ty[1]);
+        noise.LegendText = "B_noise (smoothed, batch-scaled)";
+        noise.Color = Colors.DarkOrange;
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { LabelFormatter = v => Math.Pow(10, v) is var p && p >= 100
+            ? p.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : p.ToString("G3", System.Globalization.CultureInfo.InvariantCulture) };
+        var efficiency = plot.Add.ScatterLine(tx, ty[2]);
+        efficiency.LegendText = "efficiency E(M) (right)";
+        efficiency.Color = Colors.SeaGreen;
+        efficiency.Axes.YAxis = plot.Axes.Right;
+        var gain = plot.Add.ScatterLine(tx, ty[3]);
+        gain.LegendText = "AdaScale gain r (right)";
+        gain.Color = Colors.Purple;
+        gain.Axes.YAxis = plot.Axes.Right;
+        plot.Axes.Right.Label.Text = "E(M), r";
+        ReportPlots.Finish(plot, "batch sizing over the run", "step", "samples (log scale)", Alignment.UpperLeft);
+        return ReportPlots.Save(plot, outDir, "batch_sizing.png");
+    }
 
     /// <summary>Samples/s over the run (smoothed), and the run's events on the same time axis.</summary>
     public static string? ThroughputOverTime(RunRow row, RunLog log, string outDir)

@@ -66,8 +66,19 @@ public static class RunCaptions
             : $"The learning rate each step applied: warm-up from {rates[0].LearningRate.ToString("G4", Invariant)} to the peak {peak.ToString("G4", Invariant)} at step {reached.ToString("N0", Invariant)}.";
     }
 
+    public static string BatchSizing(RunRow row, RunLog log)
+    {
+        int changes = log.Marks.Count(m => m.Kind == "BatchSizeChanged");
+        var batches = log.Steps.Where(s => s.GlobalBatch > 0).Select(s => s.GlobalBatch).ToList();
+        string range = batches.Count == 0 ? "" : $" between {batches.Min().ToString("N0", Invariant)} and {batches.Max().ToString("N0", Invariant)}";
+        return $"The global batch ({row.BatchLabel}: {changes} change{(changes == 1 ? "" : "s")}{range}), the noise scale B_noise it was chosen from, "
+               + "the statistical efficiency E(M) = (B_noise + M0)/(B_noise + M) of each step's batch, and AdaScale's gain r in its learning rate (docs/adaptive-batch.md).";
+    }
+
     public static string BSimple(RunRow row) =>
-        double.IsFinite(row.FinalBSimple)
+        double.IsFinite(row.FinalBSimple) && row.BatchPolicy is string policy
+            ? $"The gradient noise scale B_simple per quarter epoch: {row.FinalBSimple.ToString("N0", Invariant)} samples over the last epoch; the global batch varied ({policy})."
+        : double.IsFinite(row.FinalBSimple)
             ? $"The gradient noise scale B_simple per quarter epoch: {row.FinalBSimple.ToString("N0", Invariant)} samples over the last epoch, against a global batch of {row.GlobalBatch}"
               + (row.FinalBSimple > row.GlobalBatch ? ": below it, so a larger batch should still cut the steps nearly in proportion." : ": above it, so a larger batch buys fewer steps than it costs.")
             : "The gradient noise scale B_simple: not measured (it needs two or more shares per step).";

@@ -50,7 +50,7 @@ public static class GroupTable
         foreach (var group in Groups(rows))
         {
             var cells = Columns.Select(c => Cell(group, c.Value, c.Scale, c.Format, group.Runs.Count(r => c.Value(r) is var v && double.IsFinite(v))));
-            text.AppendLine($"| {group.Series} | {group.GlobalBatch} | {group.Runs.Count} | {string.Join(" | ", cells)} |");
+            text.AppendLine($"| {group.Series} | {group.Runs[0].BatchLabel} | {group.Runs.Count} | {string.Join(" | ", cells)} |");
         }
         return text.ToString();
     }

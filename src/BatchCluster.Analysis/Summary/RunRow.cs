@@ -22,21 +22,25 @@ public sealed record RunRow(
     double TrainAccuracy, double GeneralizationGap, long? StepsToTarget, long? SamplesToTarget, double SecondsToTarget,
     double SamplesPerSecond, double MedianStepMs, double MedianComputeMs, double MedianTransferMs, double PeakMemoryMb,
     double FinalBSimple, int BadLines, double BytesPerSample = double.NaN, string MedianShares = "", long? Seed = null, int Segments = 1,
-    string Reduce = "star", double HandedOverPerSample = double.NaN)
+    string Reduce = "star", double HandedOverPerSample = double.NaN, string? BatchPolicy = null)
 {
+    /// <summary>The batch as tables show it: the number, or for a run whose batch varies its policy ("auto 32:2048"; <see cref="GlobalBatch"/> is then 0, so plots against batch size leave it out).</summary>
+    public string BatchLabel => BatchPolicy ?? GlobalBatch.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>
     /// Everything that defines the run except the global batch: runs with the same key form one
     /// series in plots against batch size. Runs of the multi-node cluster (engine "cluster") say
     /// "worker nodes", so that they group by host count apart from the local simulated cluster,
-    /// and ", ring" when they reduced by ring, so that the two topologies are series of their own.
+    /// and ", ring" when they reduced by ring, so that the two topologies are series of their own; a run whose batch varies
+    /// (adaptive or scheduled) is a series of its own too ("batch auto 32:2048").
     /// </summary>
     public string SeriesKey =>
-        $"{Model}, {Workers} worker{(Engine == "cluster" ? " node" : "")}{(Workers == 1 ? "" : "s")}{(Reduce == "ring" ? ", ring" : "")}, lr {LrScaling}{(MicroBatch is int m ? $", micro {m}" : "")}";
+        $"{Model}, {Workers} worker{(Engine == "cluster" ? " node" : "")}{(Workers == 1 ? "" : "s")}{(Reduce == "ring" ? ", ring" : "")}, lr {LrScaling}{(MicroBatch is int m ? $", micro {m}" : "")}{(BatchPolicy is string p ? $", batch {p}" : "")}";
 
-    public string Label => $"B {GlobalBatch}, {SeriesKey}";
+    public string Label => BatchPolicy is null ? $"B {GlobalBatch}, {SeriesKey}" : SeriesKey;
 
     /// <summary>What tells the run apart in a table that already shows its series: batch and seed.</summary>
-    public string ShortLabel => $"B {GlobalBatch}{(Seed is long s ? $" · seed {s}" : "")}";
+    public string ShortLabel => $"B {BatchLabel}{(Seed is long s ? $" · seed {s}" : "")}";
 
     public static RunRow From(RunLog log, double? targetAccuracy)
     {
@@ -46,7 +50,9 @@ public sealed record RunRow(
         var lastValidation = validations.LastOrDefault();
         var lastTrain = log.Evaluations.Where(e => e.Split == "train").OrderBy(e => e.Step).LastOrDefault();
         var test = log.Evaluations.LastOrDefault(e => e.Split == "test");
-        int globalBatch = info?.GlobalBatch ?? 0;
+        // A run whose batch varies has no one batch: 0 keeps it off plots against batch size; per-step figures use each step's batch.
+        int globalBatch = info is { BatchVaries: true } ? 0 : info?.GlobalBatch ?? 0;
+        int BatchOf(StepPoint s) => s.GlobalBatch > 0 ? s.GlobalBatch : globalBatch;
         long steps = log.Steps.Count == 0 ? 0 : log.Steps.Max(s => s.Step) + 1;
         double trainAccuracy = log.Completion?.TrainAccuracy is double t && !double.IsNaN(t) ? t : lastTrain?.Accuracy ?? double.NaN;
         double finalVal = log.Completion?.ValidationAccuracy ?? lastValidation?.Accuracy ?? double.NaN;
@@ -61,29 +67,31 @@ public sealed record RunRow(
             LrScaling: info?.LrScaling ?? "",
             PeakLearningRate: info?.PeakLearningRate ?? double.NaN,
             Steps: steps,
-            Epochs: info is { StepsPerEpoch: > 0 } ? (double)steps / info.StepsPerEpoch : double.NaN,
+            Epochs: info is { BatchVaries: true, TrainSamples: > 0 } ? (double)log.Steps.Sum(s => (long)BatchOf(s)) / info.TrainSamples
+                : info is { StepsPerEpoch: > 0 } ? (double)steps / info.StepsPerEpoch : double.NaN,
             FinalValAccuracy: finalVal,
             BestValAccuracy: validations.Count == 0 ? double.NaN : validations.Max(v => v.Accuracy),
             TestAccuracy: log.Completion?.TestAccuracy ?? test?.Accuracy ?? double.NaN,
             TrainAccuracy: trainAccuracy,
             GeneralizationGap: trainAccuracy - finalVal,
             StepsToTarget: reached?.Step,
-            SamplesToTarget: reached is null ? null : reached.Step * globalBatch,
+            SamplesToTarget: reached is null ? null : log.Steps.Where(s => s.Step < reached.Step).Sum(s => (long)BatchOf(s)),
             SecondsToTarget: reached is not null ? TrainingClock.Of(log).Seconds(reached.At) : double.NaN,
             // A stitched run's RunCompleted counts only its last process's steps.
-            SamplesPerSecond: log.Segments.Count <= 1 && log.Completion is { } completion ? completion.SamplesPerSecond : ThroughputOf(log.Steps, globalBatch),
+            SamplesPerSecond: log.Segments.Count <= 1 && log.Completion is { } completion ? completion.SamplesPerSecond : ThroughputOf(log.Steps, BatchOf),
             MedianStepMs: Median(log.Steps.Select(s => s.StepMs)),
             MedianComputeMs: Median(log.Steps.Select(s => s.ComputeMs)),
             MedianTransferMs: Median(log.Steps.Select(s => s.TransferMs)),
             PeakMemoryMb: log.Steps.Count == 0 ? double.NaN : log.Steps.Max(s => double.IsNaN(s.PeakMemoryMb) ? 0 : s.PeakMemoryMb),
             FinalBSimple: NoiseScaleWindows.Final(log),
             BadLines: log.BadLines,
-            BytesPerSample: globalBatch > 0 ? Median(log.Steps.Select(s => (double)s.BytesMoved)) / globalBatch : double.NaN,
-            HandedOverPerSample: globalBatch > 0 ? Median(log.Steps.Select(s => (double)s.BytesHandedOver)) / globalBatch : double.NaN,
+            BytesPerSample: Median(log.Steps.Where(s => BatchOf(s) > 0).Select(s => (double)s.BytesMoved / BatchOf(s))),
+            HandedOverPerSample: Median(log.Steps.Where(s => BatchOf(s) > 0).Select(s => (double)s.BytesHandedOver / BatchOf(s))),
             MedianShares: MedianSharesOf(log.Steps),
             Seed: info?.Seed,
             Segments: Math.Max(1, log.Segments.Count),
-            Reduce: info?.Reduce ?? "star");
+            Reduce: info?.Reduce ?? "star",
+            BatchPolicy: info?.BatchPolicy);
     }
 
     /// <summary>
@@ -99,10 +107,10 @@ public sealed record RunRow(
         return string.Join('/', Enumerable.Range(0, width).Select(i => Median(typical.Select(p => (double)p[i])).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture)));
     }
 
-    private static double ThroughputOf(IReadOnlyList<StepPoint> steps, int globalBatch)
+    private static double ThroughputOf(IReadOnlyList<StepPoint> steps, Func<StepPoint, int> batchOf)
     {
         double ms = steps.Sum(s => s.StepMs);
-        return ms > 0 ? steps.Count * (double)globalBatch / (ms / 1000.0) : double.NaN;
+        return ms > 0 ? steps.Sum(s => (double)batchOf(s)) / (ms / 1000.0) : double.NaN;
     }
 
     public static double Median(IEnumerable<double> values)

@@ -23,7 +23,7 @@ public static class SummaryTable
         new("engine", r => r.Engine, r => r.Engine),
         new("model", r => r.Model, r => r.Model),
         new("workers", r => r.Workers.ToString(Invariant), r => r.Workers.ToString(Invariant)),
-        new("global_batch", r => r.GlobalBatch.ToString(Invariant), r => r.GlobalBatch.ToString(Invariant)),
+        new("global_batch", r => r.BatchLabel, r => r.BatchLabel),
         new("micro_batch", r => r.MicroBatch?.ToString(Invariant) ?? "", r => r.MicroBatch?.ToString(Invariant) ?? "share"),
         new("lr_scaling", r => r.LrScaling, r => r.LrScaling),
         new("peak_lr", r => Number(r.PeakLearningRate), r => Show.Number(r.PeakLearningRate, "G4")),

@@ -5,6 +5,7 @@ using BatchCluster.Analysis;
 using BatchCluster.Analysis.Logs;
 using BatchCluster.Cli.Options;
 using BatchCluster.Cli.Output;
+using BatchCluster.Core.BatchSizing;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Experiments;
 using BatchCluster.Core.Schedules;
@@ -26,10 +27,13 @@ public static class SweepCommand
     private sealed class SweepOptions
     {
         public TrainOptions Train { get; } = new(listsElsewhere: true);
-        public Option<int[]?> GlobalBatches { get; } = Opt.IntList("global-batch", "global batches [default: 128]", 1, helpName: "B[,B…]");
+        public Option<string[]?> GlobalBatches { get; } = Opt.WordList("global-batch",
+            "global batches; auto adds a run that chooses its batch (in --batch-range) [default: 128]",
+            w => w == "auto" || int.TryParse(w, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int b) && b >= 1,
+            "whole numbers of at least 1 or auto", "B[,B…]");
         public Option<int[]?> Workers { get; } = Opt.IntList("workers", "worker counts [default: 4]", 1, 1024);
         public Option<int[]?> MicroBatches { get; } = Opt.IntList("micro-batch", "micro-batches [default: the whole share]", 1, helpName: "M[,M…]");
-        public Option<string?> LrScalings { get; } = Opt.Text("lr-scaling", "LR scaling rules, of none|linear|sqrt [default: none]; --lr is the rate at --base-batch", "RULE[,RULE…]");
+        public Option<string?> LrScalings { get; } = Opt.Text("lr-scaling", "LR scaling rules, of none|linear|sqrt|adascale [default: none]; --lr is the rate at --base-batch", "RULE[,RULE…]");
         public Option<long?> Samples { get; } = Opt.Long("samples", "budget of every run in samples: ⌈N / global batch⌉ steps (or --epochs, --steps)", 1);
         public Option<int?> EvalsPerEpoch { get; } = Opt.Int("evals-per-epoch", "validations per epoch in every run [default: 1]", 1, helpName: "K");
         public Option<double?> WarmupEpochs { get; } = Opt.Number("warmup-epochs", "linear LR warm-up over W epochs in every run (instead of --warmup-steps)", 0, helpName: "W");
@@ -62,10 +66,16 @@ public static class SweepCommand
         var budget = r.GetValue(options.Samples) is long samples ? new RunBudget.Samples(samples)
             : baseConfig.Steps is long steps ? new RunBudget.Steps(steps)
             : (RunBudget)new RunBudget.Epochs(baseConfig.Epochs ?? 1);
-        int[] batches = r.List(options.GlobalBatches) ?? [baseConfig.GlobalBatch];
+        string[] batchWords = r.List(options.GlobalBatches) ?? [baseConfig.GlobalBatch.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+        int[] batches = batchWords.Where(w => w != "auto").Select(w => int.Parse(w, System.Globalization.CultureInfo.InvariantCulture)).Distinct().ToArray();
+        var adaptive = batchWords.Contains("auto") ? baseConfig.Adaptive ?? new AdaptiveBatch(BatchFlags.DefaultMin, BatchFlags.DefaultMax) : null;
+        if (adaptive is null && baseConfig.Adaptive is not null)
+            throw new UsageException("--batch-range and --adapt-every apply to the sweep's auto run: add auto to --global-batch");
         int[] workers = r.List(options.Workers) ?? [baseConfig.Workers];
         int?[] micro = r.List(options.MicroBatches)?.Select(m => (int?)m).ToArray() ?? [null];
         var scalings = ParseScalings(r.GetValue(options.LrScalings) ?? "none");
+        if (scalings.Contains(LrScaling.AdaScale) && baseConfig.Optimizer.Kind == Core.Optimizers.OptimizerKind.Adam)
+            throw new UsageException("--lr-scaling adascale is derived for SGD (with or without momentum), not adam, whose steps are normalised already; with --optimizer adam use sqrt or none");
         int? evalsPerEpoch = r.GetValue(options.EvalsPerEpoch);
         double? warmupEpochs = r.GetValue(options.WarmupEpochs);
         if (warmupEpochs is not null && r.Given(options.Train.WarmupSteps))
@@ -73,12 +83,13 @@ public static class SweepCommand
         string reportDir = r.GetValue(options.Report) ?? Path.Combine(baseConfig.RunsDirectory, "report");
 
         int trainSamples = DataSource.Load(baseConfig.Dataset, baseConfig.DataDirectory, baseConfig.ValidationSize, baseConfig.Seed).Train.Count;
-        var points = SweepGrid.Expand(baseConfig, batches, workers, micro, scalings, budget, trainSamples, evalsPerEpoch, out var impossible, warmupEpochs);
+        var points = SweepGrid.Expand(baseConfig with { Adaptive = null }, batches, workers, micro, scalings, budget, trainSamples, evalsPerEpoch,
+            out var impossible, warmupEpochs, adaptive);
         foreach (string note in impossible) Console.Out.WriteLine($"sweep: leaving out {note}");
         if (points.Count == 0) throw new UsageException("the sweep has no runnable combination; see the lines above");
 
         // The planned length of a run (the sampler drops each epoch's last partial batch).
-        long PlannedSteps(TrainingConfig c) => c.TotalSteps(trainSamples / c.GlobalBatch);
+        long PlannedSteps(TrainingConfig c) => c.TotalSteps(trainSamples / c.GlobalBatch); // an adaptive run's: at its first batch
         var completed = points.Where(p => IsCompleted(p.Config)).Select(p => p.RunId).ToHashSet();
         long totalSteps = points.Where(p => !completed.Contains(p.RunId)).Sum(p => PlannedSteps(p.Config));
         var progress = SweepProgress.ForConsole(points.Count, totalSteps);
@@ -132,7 +143,8 @@ public static class SweepCommand
         "none" => LrScaling.None,
         "linear" => LrScaling.Linear,
         "sqrt" => LrScaling.Sqrt,
-        _ => throw new UsageException($"--lr-scaling must be a comma-separated list of none|linear|sqrt, not '{text}'"),
+        "adascale" => LrScaling.AdaScale,
+        _ => throw new UsageException($"--lr-scaling must be a comma-separated list of none|linear|sqrt|adascale, not '{text}'"),
     }).Distinct().ToArray();
 
     private static string LogPathOf(TrainingConfig config) => Path.Combine(config.RunsDirectory, config.RunId!, RunLogging.EventLogFileName);

@@ -223,27 +223,38 @@ public sealed partial class TrainOptions
     {
         int? fixedBatch = Value(r, GlobalBatch) is string text ? BatchFlags.GlobalBatch(text) : 128;
         bool auto = fixedBatch is null;
+        if (GlobalBatch is null && (r.Given(BatchRange) || r.Given(AdaptEvery)))
+        {
+            // A sweep: its list says whether there is an auto run; these flags describe it.
+            var (low, high) = r.GetValue(BatchRange) is string sweepRange ? BatchFlags.Range(sweepRange) : (BatchFlags.DefaultMin, BatchFlags.DefaultMax);
+            return (128, new Core.BatchSizing.AdaptiveBatch(low, high, r.GetValue(AdaptEvery)), null, ScalingOf(Value(r, LrScaling), optimizer, auto: false, given: false));
+        }
         if (!auto && (r.Given(BatchRange) || r.Given(AdaptEvery)))
             throw new UsageException($"--{(r.Given(BatchRange) ? "batch-range" : "adapt-every")} applies to --global-batch auto only");
         var schedule = r.GetValue(BatchSchedule) is string plan ? BatchFlags.Schedule(plan) : null;
         if (auto && schedule is not null)
             throw new UsageException("give either --global-batch auto or --batch-schedule: a run's batch is chosen by goodput or follows a schedule, not both");
-        string? scalingName = Value(r, LrScaling);
-        bool scalingGiven = LrScaling is not null && r.Given(LrScaling);
-        var scaling = scalingName switch
-        {
-            "linear" => Core.Schedules.LrScaling.Linear,
-            "sqrt" => Core.Schedules.LrScaling.Sqrt,
-            "adascale" => Core.Schedules.LrScaling.AdaScale,
-            _ when auto && !scalingGiven => optimizer == "adam" ? Core.Schedules.LrScaling.Sqrt : Core.Schedules.LrScaling.AdaScale,
-            _ => Core.Schedules.LrScaling.None,
-        };
-        if (scaling == Core.Schedules.LrScaling.AdaScale && optimizer == "adam")
-            throw new UsageException("--lr-scaling adascale is derived for SGD (with or without momentum), not adam, whose steps are normalised already; with --optimizer adam use --lr-scaling sqrt or none");
+        var scaling = ScalingOf(Value(r, LrScaling), optimizer, auto, LrScaling is not null && r.Given(LrScaling));
         if (!auto) return (fixedBatch!.Value, null, schedule, scaling);
         var (min, max) = r.GetValue(BatchRange) is string range ? BatchFlags.Range(range) : (BatchFlags.DefaultMin, BatchFlags.DefaultMax);
         int initial = Math.Clamp(r.GetValue(BaseBatch) ?? LearningRateSchedule.DefaultBaseBatch, min, max);
         return (initial, new Core.BatchSizing.AdaptiveBatch(min, max, r.GetValue(AdaptEvery)), null, scaling);
+    }
+
+    /// <summary>The LR scaling named, or with auto and none named AdaScale (sqrt for Adam); AdaScale with Adam is refused.</summary>
+    private static LrScaling ScalingOf(string? name, string optimizer, bool auto, bool given)
+    {
+        var scaling = name switch
+        {
+            "linear" => Core.Schedules.LrScaling.Linear,
+            "sqrt" => Core.Schedules.LrScaling.Sqrt,
+            "adascale" => Core.Schedules.LrScaling.AdaScale,
+            _ when auto && !given => optimizer == "adam" ? Core.Schedules.LrScaling.Sqrt : Core.Schedules.LrScaling.AdaScale,
+            _ => Core.Schedules.LrScaling.None,
+        };
+        if (scaling == Core.Schedules.LrScaling.AdaScale && optimizer == "adam")
+            throw new UsageException("--lr-scaling adascale is derived for SGD (with or without momentum), not adam, whose steps are normalised already; with --optimizer adam use --lr-scaling sqrt or none");
+        return scaling;
     }
 
     [GeneratedRegex("^[A-Za-z0-9._-]+$")]

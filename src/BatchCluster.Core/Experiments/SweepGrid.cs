@@ -29,38 +29,52 @@ public static class SweepGrid
     /// <param name="microBatches">null entries mean "the whole share".</param>
     /// <param name="evalsPerEpoch">Validations per epoch (each run's eval interval follows its steps per epoch); null keeps the base config's.</param>
     /// <param name="warmupEpochs">LR warm-up length in epochs (Goyal et al. warm up over epochs, so each batch size gets its own step count); null keeps the base config's steps.</param>
+    /// <param name="adaptive">Also one run with --global-batch auto in this range per (scaling, workers, micro-batch): it starts at the
+    /// base batch held in the range, its eval interval and warm-up are counted at that batch, and a sample budget becomes epochs
+    /// (its steps are not known in advance).</param>
     public static IReadOnlyList<SweepPoint> Expand(TrainingConfig baseConfig, IReadOnlyList<int> globalBatches, IReadOnlyList<int> workers,
         IReadOnlyList<int?> microBatches, IReadOnlyList<LrScaling> scalings, RunBudget budget, int trainSamples, int? evalsPerEpoch,
-        out IReadOnlyList<string> skipped, double? warmupEpochs = null)
+        out IReadOnlyList<string> skipped, double? warmupEpochs = null, BatchSizing.AdaptiveBatch? adaptive = null)
     {
+        // The batches of the grid: numbers, then the adaptive run (null) if asked for.
+        var batches = globalBatches.Select(b => (int?)b).Concat(adaptive is null ? [] : [(int?)null]).ToList();
+        int adaptiveStart = adaptive is null ? 0 : Math.Clamp(baseConfig.BaseBatch, adaptive.Min, Math.Min(adaptive.Max, trainSamples));
         var points = new List<SweepPoint>();
         var notes = new List<string>();
         foreach (var scaling in scalings)
         foreach (int w in workers)
         foreach (int? micro in microBatches)
-        foreach (int batch in globalBatches)
+        foreach (int? point in batches)
         {
+            int batch = point ?? adaptiveStart;
+            bool auto = point is null;
             if (batch > trainSamples)
             {
                 notes.Add($"global batch {batch} is more than the {trainSamples} training samples");
                 continue;
             }
-            if (baseConfig.Engine == Engine.Actors && w > batch)
+            if (baseConfig.Engine == Engine.Actors && w > (auto ? adaptive!.Min : batch))
             {
-                notes.Add($"{w} workers at global batch {batch} (some workers would get no sample)");
+                notes.Add($"{w} workers at global batch {(auto ? $"auto {adaptive!.Min}:{adaptive.Max}" : batch)} (some workers would get no sample)");
                 continue;
             }
             int stepsPerEpoch = trainSamples / batch;
             var config = baseConfig with
             {
                 GlobalBatch = batch,
+                Adaptive = auto ? adaptive : null,
                 Workers = baseConfig.Engine == Engine.Plain ? 1 : w,
                 MicroBatch = micro,
                 LrScaling = scaling,
-                Epochs = budget is RunBudget.Epochs e ? e.Count : null,
+                Epochs = budget switch
+                {
+                    RunBudget.Epochs e => e.Count,
+                    RunBudget.Samples s when auto => (double)s.Count / trainSamples,
+                    _ => null,
+                },
                 Steps = budget switch
                 {
-                    RunBudget.Samples s => (s.Count + batch - 1) / batch,
+                    RunBudget.Samples s when !auto => (s.Count + batch - 1) / batch,
                     RunBudget.Steps s => s.Count,
                     _ => null,
                 },
@@ -84,6 +98,6 @@ public static class SweepGrid
         var canonical = config with { RunId = null, RunsDirectory = "", TensorBoardDirectory = null };
         string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(canonical))))[..8];
         string micro = config.MicroBatch is int m ? $"m{m}" : "share";
-        return $"{config.Model.Name}-b{config.GlobalBatch}-w{config.Workers}-{micro}-{config.LrScaling.ToString().ToLowerInvariant()}-{hash}";
+        return $"{config.Model.Name}-b{(config.Adaptive is null ? config.GlobalBatch : "auto")}-w{config.Workers}-{micro}-{config.LrScaling.ToString().ToLowerInvariant()}-{hash}";
     }
 }
