@@ -2,10 +2,12 @@
 # The multi-node batch-size sweep on simulated hosts (docs/experiments.md, "Across nodes"): for each
 # seed, number of worker hosts and global batch, one scripts/run-hosts.sh run of the MLP on
 # Fashion-MNIST with SGD + momentum, lr 0.05 at batch 256 scaled linearly with one epoch of linear
-# warm-up, validated ten times an epoch. Runs that already completed in --runs-dir are kept, so an
+# warm-up, validated ten times an epoch. "auto" in --global-batch adds a run that chooses its batch in 32:4096 by goodput with
+# AdaScale (docs/adaptive-batch.md): its warm-up is an epoch of scale-invariant iterations at batch 256, and it is validated
+# every 21 steps (a tenth of an epoch at 256). Runs that already completed in --runs-dir are kept, so an
 # interrupted sweep continues where it stopped. Needs root (run-hosts.sh).
 #
-#   scripts/sweep-hosts.sh [--rate 1gbit] [--hosts 1,2,4] [--global-batch 64,128,…,4096] [--seeds 1,2]
+#   scripts/sweep-hosts.sh [--rate 1gbit] [--hosts 1,2,4] [--global-batch 64,128,…,4096,auto] [--seeds 1,2]
 #                          [--epochs 4] [--runs-dir runs/across-nodes] [run-hosts or train flags…]
 #
 # Run ids: nodes-<rate>-h<hosts>-b<batch>-s<seed>, or nodes-<rate>-ring-h<hosts>-b<batch>-s<seed> with
@@ -32,7 +34,8 @@ while [ $# -gt 0 ]; do
     *) extra+=("$1"); shift ;;
   esac
 done
-for list in "$hosts" "$batches" "$seeds" "$epochs"; do
+[[ "$batches" =~ ^([1-9][0-9]*|auto)(,([1-9][0-9]*|auto))*$ ]] || { echo "sweep-hosts: '$batches' is not a comma-separated list of whole numbers or auto" >&2; exit 2; }
+for list in "$hosts" "$seeds" "$epochs"; do
   [[ "$list" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "sweep-hosts: '$list' is not a comma-separated list of whole numbers" >&2; exit 2; }
 done
 
@@ -53,12 +56,16 @@ for seed in ${seeds//,/ }; do
         continue
       fi
       rm -rf "${runs_dir:?}/$id"
-      steps_per_epoch=$((train_samples / b))
+      if [ "$b" = auto ]; then
+        batch_flags=(--global-batch auto --batch-range 32:4096 --lr-scaling adascale); steps_per_epoch=$((train_samples / 256))
+      else
+        batch_flags=(--global-batch "$b" --lr-scaling linear); steps_per_epoch=$((train_samples / b))
+      fi
       eval_every=$((steps_per_epoch / 10)); [ "$eval_every" -ge 1 ] || eval_every=1
       echo "sweep-hosts: $id" >&2
       output="$runs_dir/$id.nodes.log"   # every node's output, kept only when the run fails
       if ! "$root/scripts/run-hosts.sh" --workers "$n" --rate "$rate" --run-id "$id" --runs-dir "$runs_dir" --seed "$seed" \
-        --global-batch "$b" --optimizer momentum --lr 0.05 --base-batch 256 --lr-scaling linear --warmup-steps "$steps_per_epoch" \
+        "${batch_flags[@]}" --optimizer momentum --lr 0.05 --base-batch 256 --warmup-steps "$steps_per_epoch" \
         --epochs "$epochs" --eval-every "$eval_every" "${extra[@]}" >"$output" 2>&1; then
         echo "sweep-hosts: $id failed; its nodes' output is in $output" >&2
         exit 1

@@ -71,8 +71,17 @@ public static class RunCaptions
         int changes = log.Marks.Count(m => m.Kind == "BatchSizeChanged");
         var batches = log.Steps.Where(s => s.GlobalBatch > 0).Select(s => s.GlobalBatch).ToList();
         string range = batches.Count == 0 ? "" : $" between {batches.Min().ToString("N0", Invariant)} and {batches.Max().ToString("N0", Invariant)}";
+        var replay = new List<string>();
+        StepPoint? previous = null;
+        foreach (var step in log.Steps.Where(s => s.GlobalBatch > 0).OrderBy(s => s.Step))
+        {
+            if (previous is null || step.GlobalBatch != previous.GlobalBatch) // the first entry from step 0: it sets the starting batch
+                replay.Add($"{(previous is null ? 0 : step.Step).ToString(Invariant)}:{step.GlobalBatch.ToString(Invariant)}");
+            previous = step;
+        }
         return $"The global batch ({row.BatchLabel}: {changes} change{(changes == 1 ? "" : "s")}{range}), the noise scale B_noise it was chosen from, "
-               + "the statistical efficiency E(M) = (B_noise + M0)/(B_noise + M) of each step's batch, and AdaScale's gain r in its learning rate (docs/adaptive-batch.md).";
+               + "the statistical efficiency E(M) = (B_noise + M0)/(B_noise + M) of each step's batch, and AdaScale's gain r in its learning rate (docs/adaptive-batch.md). "
+               + $"The same batches again: --batch-schedule {string.Join(',', replay)}.";
     }
 
     public static string BSimple(RunRow row) =>
