@@ -8,7 +8,7 @@
 # interrupted sweep continues where it stopped. Needs root (run-hosts.sh).
 #
 #   scripts/sweep-hosts.sh [--rate 1gbit] [--hosts 1,2,4] [--global-batch 64,128,…,4096,auto] [--seeds 1,2]
-#                          [--epochs 4] [--runs-dir runs/across-nodes] [run-hosts or train flags…]
+#                          [--epochs 4] [--runs-dir runs/across-nodes] [--adapt-every K] [run-hosts or train flags…]
 #
 # Run ids: nodes-<rate>-h<hosts>-b<batch>-s<seed>, or nodes-<rate>-ring-h<hosts>-b<batch>-s<seed> with
 # --reduce ring (so that both topologies can share a runs directory and one report). Analyse with
@@ -22,6 +22,7 @@ batches=64,128,256,512,1024,2048,4096
 seeds=1,2
 epochs=4
 runs_dir=runs/across-nodes
+adapt_every=()
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,6 +32,7 @@ while [ $# -gt 0 ]; do
     --seeds) seeds=${2:?--seeds needs seeds such as 1,2}; shift 2 ;;
     --epochs) epochs=${2:?--epochs needs a number}; shift 2 ;;
     --runs-dir) runs_dir=${2:?--runs-dir needs a folder}; shift 2 ;;
+    --adapt-every) adapt_every=(--adapt-every "${2:?--adapt-every needs a step count}"); shift 2 ;;   # the auto runs' only
     *) extra+=("$1"); shift ;;
   esac
 done
@@ -57,7 +59,7 @@ for seed in ${seeds//,/ }; do
       fi
       rm -rf "${runs_dir:?}/$id"
       if [ "$b" = auto ]; then
-        batch_flags=(--global-batch auto --batch-range 32:4096 --lr-scaling adascale); steps_per_epoch=$((train_samples / 256))
+        batch_flags=(--global-batch auto --batch-range 32:4096 --lr-scaling adascale "${adapt_every[@]}"); steps_per_epoch=$((train_samples / 256))
       else
         batch_flags=(--global-batch "$b" --lr-scaling linear); steps_per_epoch=$((train_samples / b))
       fi

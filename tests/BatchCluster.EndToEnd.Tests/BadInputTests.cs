@@ -8,8 +8,15 @@ public sealed class BadInputTests : IDisposable
     public void Dispose() => Directory.Delete(_runs, recursive: true);
 
     [Theory]
-    [InlineData("--lr-scaling must be one of none|linear|sqrt, not 'cubic'", "--lr-scaling", "cubic")]
-    [InlineData("--global-batch must be a whole number from 1", "--global-batch", "0")]
+    [InlineData("--lr-scaling must be one of none|linear|sqrt|adascale, not 'cubic'", "--lr-scaling", "cubic")]
+    [InlineData("--global-batch takes a whole number of samples of at least 1, or 'auto' (the run chooses it), not '0'", "--global-batch", "0")]
+    [InlineData("--batch-range takes MIN:MAX with 1 ≤ MIN ≤ MAX (e.g. 32:4096), not '64'", "--global-batch", "auto", "--batch-range", "64")]
+    [InlineData("--batch-range applies to --global-batch auto only", "--batch-range", "32:64")]
+    [InlineData("--batch-schedule: its steps must rise, but 3 follows 5 in '5:64,3:128'", "--batch-schedule", "5:64,3:128")]
+    [InlineData("give either --global-batch auto or --batch-schedule", "--global-batch", "auto", "--batch-schedule", "0:64")]
+    [InlineData("--global-batch auto measures the gradient noise from two or more shares per step", "--global-batch", "auto", "--workers", "1")]
+    [InlineData("--lr-scaling adascale is derived for SGD (with or without momentum), not adam", "--lr-scaling", "adascale", "--optimizer", "adam")]
+    [InlineData("--workers 40 is more than the smallest global batch of the run, 32", "--global-batch", "auto", "--workers", "40")]
     [InlineData("--lr must be a number greater than 0", "--lr", "-0.1")]
     [InlineData("give either --steps or --epochs, not both", "--steps", "3", "--epochs", "1")]
     [InlineData("unknown flag --bogus", "--bogus", "1")]

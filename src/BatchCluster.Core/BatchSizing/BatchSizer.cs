@@ -70,7 +70,8 @@ public sealed class BatchSizer
 
     /// <summary>
     /// Decides the batch of step <paramref name="nextStep"/>: the schedule's, or — at the end of a decision window, once the noise
-    /// estimates and the current layout's throughput exist — the planner's. Returns the decision when the batch changes, else null.
+    /// estimates and the current layout's throughput exist — the planner's. Returns the decision when one was made (the planner's,
+    /// whether it changes the batch or keeps it; the schedule's when it changes it), else null.
     /// </summary>
     public BatchDecision? Next(long nextStep)
     {
@@ -87,7 +88,6 @@ public sealed class BatchSizer
         if (!_throughput.Ready || double.IsNaN(NoiseScale)) return null; // decide as soon as both exist
         _windowStart = nextStep;
         var decision = _planner.Decide(Batch, _throughput.Terms, NoiseScale);
-        if (!decision.Changed) return null;
         Batch = decision.Chosen;
         return decision;
     }

@@ -1,7 +1,11 @@
 namespace BatchCluster.Core.BatchSizing;
 
-/// <summary>What the planner concluded at a decision point: the batch to run next and the predictions behind it.</summary>
-public sealed record BatchDecision(int Current, int Chosen, double CurrentGoodput, double ChosenGoodput, double NoiseScale, ThroughputTerms Terms)
+/// <summary>
+/// What the planner concluded at a decision point: the batch to run next and the predictions behind it; <paramref name="BestOther"/>
+/// is the allowed candidate other than the current batch with the most predicted goodput (0 when there is none).
+/// </summary>
+public sealed record BatchDecision(int Current, int Chosen, double CurrentGoodput, double ChosenGoodput, double NoiseScale, ThroughputTerms Terms,
+    int BestOther = 0, double BestOtherGoodput = double.NaN)
 {
     public bool Changed => Chosen != Current;
 }
@@ -53,19 +57,20 @@ public sealed class GoodputPlanner
         long decision = ++_decisions;
         while (_left.Count > 0 && decision - _left.Peek().Decision > NoReturnWindows) _left.Dequeue();
         double currentGoodput = Goodput(terms, current, noiseScale);
-        int best = current;
-        double bestGoodput = currentGoodput;
+        int best = 0;
+        double bestGoodput = double.NegativeInfinity;
         foreach (int candidate in Candidates)
         {
-            if (candidate > current * MaxStep || candidate * MaxStep < current) continue;
+            if (candidate == current || candidate > current * MaxStep || candidate * MaxStep < current) continue;
             double goodput = Goodput(terms, candidate, noiseScale);
             if (goodput > bestGoodput && !_left.Any(l => l.Left == candidate)) (best, bestGoodput) = (candidate, goodput);
         }
-        if (best != current && bestGoodput >= currentGoodput * (1 + Hysteresis))
+        if (best == 0) return new BatchDecision(current, current, currentGoodput, currentGoodput, noiseScale, terms);
+        if (bestGoodput >= currentGoodput * (1 + Hysteresis))
         {
             _left.Enqueue((decision, current));
-            return new BatchDecision(current, best, currentGoodput, bestGoodput, noiseScale, terms);
+            return new BatchDecision(current, best, currentGoodput, bestGoodput, noiseScale, terms, best, bestGoodput);
         }
-        return new BatchDecision(current, current, currentGoodput, currentGoodput, noiseScale, terms);
+        return new BatchDecision(current, current, currentGoodput, currentGoodput, noiseScale, terms, best, bestGoodput);
     }
 }

@@ -53,6 +53,11 @@ public static class SweepGrid
                 notes.Add($"global batch {batch} is more than the {trainSamples} training samples");
                 continue;
             }
+            if (baseConfig.Engine == Engine.Actors && w == 1 && (auto || scaling == LrScaling.AdaScale))
+            {
+                notes.Add($"{(auto ? "the auto batch" : "AdaScale")} on 1 worker (one share per step gives no noise estimate)");
+                continue;
+            }
             if (baseConfig.Engine == Engine.Actors && w > (auto ? adaptive!.Min : batch))
             {
                 notes.Add($"{w} workers at global batch {(auto ? $"auto {adaptive!.Min}:{adaptive.Max}" : batch)} (some workers would get no sample)");

@@ -119,14 +119,24 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
         : log.ForContext("LrGain", f.LrGain).ForContext("BNoise", f.NoiseScale).ForContext("StatisticalEfficiency", f.Efficiency).ForContext("Tau", f.Tau);
 
     /// <summary>
-    /// The global batch changes from step <paramref name="step"/> on (docs/adaptive-batch.md): chosen by goodput (with what the
-    /// planner predicted for both batches and the terms it predicted from), or by the batch schedule (predictions NaN).
+    /// A batch decision before step <paramref name="step"/> (docs/adaptive-batch.md): <c>BatchSizeChanged</c> when the batch changes
+    /// from there on — chosen by goodput (with what the planner predicted for both batches and the terms it predicted from) or by the
+    /// batch schedule (predictions NaN) — and <c>BatchSizeKept</c> when the planner kept it (the best candidate named, with its prediction).
     /// </summary>
-    public void BatchSizeChanged(long step, BatchSizing.BatchDecision change, double oldEfficiency, double newEfficiency, double newGain, string layout) =>
-        For("BatchSizeChanged").Information(
-            "Global batch {OldBatch} → {NewBatch} from step {Step}: predicted goodput {OldGoodput:G4} → {NewGoodput:G4} (samples/s × efficiency {OldEfficiency:G3} → {NewEfficiency:G3}), B_noise {BNoise:G4}, lr gain {LrGain:G3}; step time model {FixedMs:G4} ms fixed (link {TransferMs:G4} ms) + {ComputeInterceptMs:G4} ms + {ComputeMsPerSample:G4} ms per sample, workers {Layout}",
-            change.Current, change.Chosen, step, change.CurrentGoodput, change.ChosenGoodput, oldEfficiency, newEfficiency, change.NoiseScale, newGain,
-            change.Terms.FixedMs, change.Terms.TransferMs, change.Terms.ComputeInterceptMs, change.Terms.ComputeMsPerSample, layout);
+    public void BatchSizeDecided(long step, BatchSizing.BatchDecision decision, double oldEfficiency, double newEfficiency, double newGain, string layout)
+    {
+        var terms = decision.Terms;
+        if (decision.Changed)
+            For("BatchSizeChanged").Information(
+                "Global batch {OldBatch} → {NewBatch} from step {Step}: predicted goodput {OldGoodput:G4} → {NewGoodput:G4} (samples/s × efficiency {OldEfficiency:G3} → {NewEfficiency:G3}), B_noise {BNoise:G4}, lr gain {LrGain:G3}; step time model {FixedMs:G4} ms fixed (link {TransferMs:G4} ms) + {ComputeInterceptMs:G4} ms + {ComputeMsPerSample:G4} ms per sample, workers {Layout}",
+                decision.Current, decision.Chosen, step, decision.CurrentGoodput, decision.ChosenGoodput, oldEfficiency, newEfficiency, decision.NoiseScale, newGain,
+                terms.FixedMs, terms.TransferMs, terms.ComputeInterceptMs, terms.ComputeMsPerSample, layout);
+        else
+            For("BatchSizeKept").Information(
+                "Global batch {Batch} kept at step {Step}: predicted goodput {Goodput:G4}, the best other {BestOtherBatch} {BestOtherGoodput:G4} (allowed: ×2 either way, 5 % better, not left within 3 decisions), B_noise {BNoise:G4}; step time model {FixedMs:G4} ms fixed (link {TransferMs:G4} ms) + {ComputeInterceptMs:G4} ms + {ComputeMsPerSample:G4} ms per sample, workers {Layout}",
+                decision.Current, step, decision.CurrentGoodput, decision.BestOther, decision.BestOtherGoodput, decision.NoiseScale,
+                terms.FixedMs, terms.TransferMs, terms.ComputeInterceptMs, terms.ComputeMsPerSample, layout);
+    }
 
     /// <summary>A ring of worker processes was formed (docs/architecture.md, "The ring"): the first, or a new one after the members changed or a fault.</summary>
     /// <param name="members">Worker ids in ring order: each sends to the next, the last to the first.</param>

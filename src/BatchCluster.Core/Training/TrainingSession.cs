@@ -145,9 +145,9 @@ public sealed class TrainingSession
     {
         NextStep++;
         bool last = _config.Steps is long steps && NextStep >= steps; // no decision for a step that will not run
-        if (!last && _sizing.Next(NextStep) is { } change)
-            _events.BatchSizeChanged(NextStep, change, _sizing.StatisticalEfficiency(change.Current), _sizing.StatisticalEfficiency(change.Chosen),
-                _sizing.GainAt(change.Chosen), _sizing.Throughput.Layout);
+        if (!last && _sizing.Next(NextStep) is { } decision)
+            _events.BatchSizeDecided(NextStep, decision, _sizing.StatisticalEfficiency(decision.Current), _sizing.StatisticalEfficiency(decision.Chosen),
+                _sizing.GainAt(decision.Chosen), _sizing.Throughput.Layout);
         _epoch = batch.Epoch;
         _offset = batch.Offset + batch.Size;
         if (_offset + _sizing.Batch > _sampler.DatasetSize)
