@@ -3,12 +3,13 @@
 # seed, number of worker hosts and global batch, one scripts/run-hosts.sh run of the MLP on
 # Fashion-MNIST with SGD + momentum, lr 0.05 at batch 256 scaled linearly with one epoch of linear
 # warm-up, validated ten times an epoch. "auto" in --global-batch adds a run that chooses its batch in 32:4096 by goodput with
-# AdaScale (docs/adaptive-batch.md): its warm-up is an epoch of scale-invariant iterations at batch 256, and it is validated
-# every 21 steps (a tenth of an epoch at 256). Runs that already completed in --runs-dir are kept, so an
+# AdaScale (docs/adaptive-batch.md; --auto-scaling linear: by the linear rule, run ids ending -linear-s<seed>): its warm-up is an
+# epoch of scale-invariant iterations at batch 256, and it is validated every 21 steps (a tenth of an epoch at 256). Runs that already completed in --runs-dir are kept, so an
 # interrupted sweep continues where it stopped. Needs root (run-hosts.sh).
 #
 #   scripts/sweep-hosts.sh [--rate 1gbit] [--hosts 1,2,4] [--global-batch 64,128,…,4096,auto] [--seeds 1,2]
-#                          [--epochs 4] [--runs-dir runs/across-nodes] [--adapt-every K] [run-hosts or train flags…]
+#                          [--epochs 4] [--runs-dir runs/across-nodes] [--adapt-every K] [--auto-scaling adascale|linear|…]
+#                          [run-hosts or train flags…]
 #
 # Run ids: nodes-<rate>-h<hosts>-b<batch>-s<seed>, or nodes-<rate>-ring-h<hosts>-b<batch>-s<seed> with
 # --reduce ring (so that both topologies can share a runs directory and one report). Analyse with
@@ -23,6 +24,7 @@ seeds=1,2
 epochs=4
 runs_dir=runs/across-nodes
 adapt_every=()
+auto_scaling=adascale
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
     --epochs) epochs=${2:?--epochs needs a number}; shift 2 ;;
     --runs-dir) runs_dir=${2:?--runs-dir needs a folder}; shift 2 ;;
     --adapt-every) adapt_every=(--adapt-every "${2:?--adapt-every needs a step count}"); shift 2 ;;   # the auto runs' only
+    --auto-scaling) auto_scaling=${2:?--auto-scaling needs an LR scaling rule}; shift 2 ;;                # the auto runs' LR rule
     *) extra+=("$1"); shift ;;
   esac
 done
@@ -53,13 +56,14 @@ for seed in ${seeds//,/ }; do
   for n in ${hosts//,/ }; do
     for b in ${batches//,/ }; do
       id="nodes-$rate$topology-h$n-b$b-s$seed"
+      if [ "$b" = auto ] && [ "$auto_scaling" != adascale ]; then id="nodes-$rate$topology-h$n-b$b-$auto_scaling-s$seed"; fi
       if grep -qs '"EventType":"RunCompleted"' "$runs_dir/$id/events.clef"; then
         echo "sweep-hosts: $id already completed" >&2
         continue
       fi
       rm -rf "${runs_dir:?}/$id"
       if [ "$b" = auto ]; then
-        batch_flags=(--global-batch auto --batch-range 32:4096 --lr-scaling adascale "${adapt_every[@]}"); steps_per_epoch=$((train_samples / 256))
+        batch_flags=(--global-batch auto --batch-range 32:4096 --lr-scaling "$auto_scaling" "${adapt_every[@]}"); steps_per_epoch=$((train_samples / 256))
       else
         batch_flags=(--global-batch "$b" --lr-scaling linear); steps_per_epoch=$((train_samples / b))
       fi

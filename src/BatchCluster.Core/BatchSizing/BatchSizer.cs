@@ -36,8 +36,14 @@ public sealed class BatchSizer
 
     /// <summary>The batch the next step takes.</summary>
     public int Batch { get; private set; }
-    /// <summary>Scale-invariant iterations done: the sum of the gains of the applied steps (their count without AdaScale).</summary>
+    /// <summary>
+    /// Scale-invariant iterations done, in steps at the reference batch: with AdaScale the sum of the applied steps' gains; where the
+    /// batch varies without AdaScale their samples ÷ M0 (the linear rule's gain); with a fixed batch their count.
+    /// </summary>
     public double Tau { get; private set; }
+
+    /// <summary>Where the learning-rate schedule (its warm-up) stands at step <paramref name="step"/>: τ where the gain or the batch varies, else the step.</summary>
+    public double ScheduleProgress(long step) => AdaScale || Varies ? Tau : step;
     /// <summary>Whether the batch can differ between steps (adaptive or scheduled).</summary>
     public bool Varies => _config.Adaptive is not null || _config.BatchSchedule is { Count: > 0 };
     public bool AdaScale => _config.LrScaling == Schedules.LrScaling.AdaScale;
@@ -45,7 +51,6 @@ public sealed class BatchSizer
     public bool EstimatesNoise => _config.NeedsNoiseEstimate;
     /// <summary>M0: the batch the learning rate was tuned for.</summary>
     public int ReferenceBatch => _config.BaseBatch;
-    public GoodputPlanner? Planner => _planner;
     public ThroughputModel Throughput => _throughput;
 
     /// <summary>B_noise from the smoothed estimates (NaN before the first).</summary>
@@ -62,7 +67,7 @@ public sealed class BatchSizer
     public void Observe(int batch, double gainUsed, IReadOnlyList<(int Size, double SumSquaredNorm)> shares, double meanGradientSquaredNorm,
         string layout, StepTiming timing)
     {
-        Tau += gainUsed;
+        Tau += AdaScale ? gainUsed : Varies ? (double)batch / ReferenceBatch : 1;
         if (EstimatesNoise)
             _noise.Update(shares, batch, meanGradientSquaredNorm, Math.Pow(SmoothingAtReference, (double)batch / ReferenceBatch));
         if (_planner is not null) _throughput.Observe(layout, batch, timing.ComputeMs, timing.StepMs, timing.TransferMs);

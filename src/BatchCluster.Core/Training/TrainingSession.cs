@@ -121,15 +121,13 @@ public sealed class TrainingSession
     public ReadOnlySpan<float> Parameters => _parameters;
     /// <summary>Epochs done: steps over steps per epoch, or where the batch varies, the sample position over the data set.</summary>
     public double EpochsDone => _sizing.Varies ? _epoch + (double)_offset / _sampler.DatasetSize : (double)NextStep / _sampler.StepsPerEpoch;
-    /// <summary>The batch the next step takes.</summary>
-    public int CurrentBatch => _sizing.Batch;
     /// <summary>Whether <see cref="TotalSteps"/> is the run's length; not where the batch varies and the length is in epochs (it is then the count at the first batch).</summary>
     public bool StepCountKnown => !(_sizing.Varies && _config.Steps is null);
     /// <summary>The fraction of the run done (by steps, or by epochs where the step count is not known).</summary>
     public double Progress => Math.Min(1, StepCountKnown ? (double)NextStep / TotalSteps : EpochsDone / (_config.Epochs ?? 1.0));
     public RunEvents Events => _events;
 
-    /// <summary>The next step's samples: <see cref="CurrentBatch"/> of them from the run's position (the same answer until it commits).</summary>
+    /// <summary>The next step's samples: as many as its batch (fixed, scheduled or chosen) from the run's position (the same answer until it commits).</summary>
     public GlobalBatch NextBatch()
     {
         int size = _sizing.Batch;
@@ -162,7 +160,7 @@ public sealed class TrainingSession
     private double LearningRateFor(GlobalBatch batch, out double gain)
     {
         gain = _sizing.GainAt(batch.Size);
-        return _schedule.At(_sizing.AdaScale ? _sizing.Tau : batch.Step, batch.Size) * gain;
+        return _schedule.At(_sizing.ScheduleProgress(batch.Step), batch.Size) * gain;
     }
 
     /// <summary>The gradient sums <see cref="Fold"/> has added for the step <see cref="_foldedStep"/>, in plan order.</summary>

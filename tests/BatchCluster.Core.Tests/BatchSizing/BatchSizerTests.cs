@@ -48,4 +48,23 @@ public class BatchSizerTests
             Assert.InRange(r, expected * 0.97, expected * 1.03);
         }
     }
+
+    /// <summary>
+    /// The warm-up of a run whose batch varies counts steps at the base batch (samples ÷ M0) under a fixed rule, τ under AdaScale,
+    /// and a fixed batch's own steps: an epoch of warm-up stays an epoch whatever batches the run takes.
+    /// </summary>
+    [Fact]
+    public void The_schedule_advances_by_samples_over_the_base_batch_where_the_batch_varies()
+    {
+        var timing = new StepTiming(1, 0, 0, 2);
+        var scheduled = new BatchSizer(new TrainingConfig { GlobalBatch = 64, BaseBatch = 64, BatchSchedule = [new(0, 256)] }, 60_000);
+        var fixedBatch = new BatchSizer(new TrainingConfig { GlobalBatch = 256, BaseBatch = 64 }, 60_000);
+        for (int step = 0; step < 3; step++)
+        {
+            scheduled.Observe(256, scheduled.GainAt(256), [], 0, "", timing);
+            fixedBatch.Observe(256, fixedBatch.GainAt(256), [], 0, "", timing);
+        }
+        Assert.Equal(12, scheduled.ScheduleProgress(3)); // three steps of 4 × M0
+        Assert.Equal(3, fixedBatch.ScheduleProgress(3));
+    }
 }

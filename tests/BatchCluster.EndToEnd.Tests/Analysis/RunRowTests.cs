@@ -48,4 +48,25 @@ public sealed class RunRowTests
         Assert.Equal("mlp(256), 2 worker nodes, lr linear", Series(star));
         Assert.Equal("mlp(256), 2 worker nodes, ring, lr linear", Series(ring));
     }
+
+    /// <summary>
+    /// A run whose batch varies (schema 12) is a series of its own, off the plots against batch size (global batch 0), and counts
+    /// its samples, epochs and throughput from each step's batch: 3 steps of 256 then 2 of 1024 are 2,816 samples.
+    /// </summary>
+    [Fact]
+    public void An_adaptive_run_is_its_own_series_and_counts_each_steps_batch()
+    {
+        var info = new RunInfo("a", 12, "actors", 4, "mlp(256)", 256, null, "adascale", 0.05, 0.05, 0, "momentum", 214, 1070, Start,
+            BatchPolicy: "auto 32:4096", TrainSamples: 55_000);
+        int[] batches = [256, 256, 256, 1024, 1024];
+        var steps = batches.Select((b, i) => Step(i, i + 1, 10) with { GlobalBatch = b }).ToArray();
+        var evaluations = new[] { new EvalPoint(4, 0.05, "validation", 0.5, 0.86, double.NaN, Start.AddSeconds(5)) };
+        var row = RunRow.From(new RunLog("events.clef", info, steps, evaluations, null, null, 0, 0), targetAccuracy: 0.85);
+        Assert.Equal(0, row.GlobalBatch);
+        Assert.Equal("auto 32:4096", row.BatchLabel);
+        Assert.Equal("mlp(256), 4 workers, lr adascale, batch auto 32:4096", row.SeriesKey);
+        Assert.Equal(256 * 3 + 1024, row.SamplesToTarget); // the steps before step 4
+        Assert.Equal(2816.0 / 55_000, row.Epochs, 9);
+        Assert.Equal(2816 / 0.05, row.SamplesPerSecond, 6); // five steps of 10 ms
+    }
 }
