@@ -57,7 +57,7 @@ public static class BenchOverheadCommand
     /// <param name="StepMs">Median step wall time; <paramref name="ComputeMs"/>, <paramref name="TransferMs"/>, <paramref name="UpdateMs"/>:
     /// medians of the step records' terms (StepTiming: the critical share's compute, its time in flight, the coordinator's update).</param>
     /// <param name="FoldMs">Median time the coordinator spent adding gradients as they arrived (not in the update, off the critical path).</param>
-    private sealed record Measurement(double SamplesPerSecond, long CoordinatorBytesPerStep, long WorkerBytesPerStep,
+    internal sealed record Measurement(double SamplesPerSecond, long CoordinatorBytesPerStep, long WorkerBytesPerStep,
         double StepMs, double ComputeMs, double TransferMs, double UpdateMs, double FoldMs)
     {
         /// <summary>What a step costs beyond the critical share's compute.</summary>
@@ -190,7 +190,7 @@ public static class BenchOverheadCommand
     }
 
     /// <summary>Samples/s over the steps after the warm-up, measured from the step records' wall times.</summary>
-    private static async Task<Measurement> MeasureInProcessAsync(TrainingConfig config, DataSplits data, float[] initial, int warmup, CancellationToken cancellation)
+    internal static async Task<Measurement> MeasureInProcessAsync(TrainingConfig config, DataSplits data, float[] initial, int warmup, CancellationToken cancellation)
     {
         TorchRuntime.Initialise(config.EffectiveThreads);
         long timedSamples = 0;

@@ -6,9 +6,7 @@ using BatchCluster.Cli.Options;
 using BatchCluster.Core.BatchSizing;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Models;
-using BatchCluster.Core.Native;
 using BatchCluster.Core.Training;
-using Serilog.Core;
 
 namespace BatchCluster.Cli.Commands;
 
@@ -54,10 +52,14 @@ public static class BenchSizingCommand
             ("plain_auto", baseConfig with { Engine = Engine.Plain, Workers = 1, Adaptive = auto, LrScaling = Core.Schedules.LrScaling.AdaScale }),
         };
         var results = kinds.ToDictionary(k => k.Key, _ => new List<(double SamplesPerSecond, double StepMs)>());
+        const int warmup = 100;
         float[] initial = ModelFactory.InitialParameters(baseConfig.Model, baseConfig.Seed);
         for (int i = 0; i < repeats; i++)
             foreach (var (key, config) in i % 2 == 0 ? kinds : kinds.Reverse())
-                results[key].Add(await MeasureAsync(config, data, initial, cancellation));
+            {
+                var measured = await BenchOverheadCommand.MeasureInProcessAsync(config, data, initial, warmup, cancellation);
+                results[key].Add((measured.SamplesPerSecond, measured.StepMs));
+            }
 
         Console.Out.WriteLine();
         Console.Out.WriteLine("| run (B 128) | samples/s (median) | min – max | median step ms |");
@@ -99,27 +101,5 @@ public static class BenchSizingCommand
             sizer.Next(step + 1);
         }
         return clock.Elapsed.TotalMicroseconds / timed;
-    }
-
-    private static async Task<(double SamplesPerSecond, double StepMs)> MeasureAsync(TrainingConfig config, DataSplits data, float[] initial, CancellationToken cancellation)
-    {
-        TorchRuntime.Initialise(config.EffectiveThreads);
-        const int warmup = 100;
-        long samples = 0;
-        var stepMs = new List<double>();
-        var clock = new Stopwatch();
-        void OnStep(StepRecord step, TrainingSession session)
-        {
-            if (step.Step + 1 == warmup) clock.Start();
-            else if (step.Step + 1 > warmup)
-            {
-                samples += step.GlobalBatch;
-                stepMs.Add(step.Timing.StepMs);
-            }
-            if (session.Finished) clock.Stop();
-        }
-        await Engines.RunAsync(config, data, initial, new RunEvents(Logger.None, "bench"), "", OnStep, cancellation);
-        stepMs.Sort();
-        return (samples / clock.Elapsed.TotalSeconds, stepMs[stepMs.Count / 2]);
     }
 }

@@ -11,8 +11,6 @@ public sealed record AdaptiveBatch(int Min, int Max, long? AdaptEvery = null)
 
     /// <summary>Steps between two decisions at <paramref name="batch"/> on <paramref name="trainSamples"/> samples.</summary>
     public long WindowAt(int batch, int trainSamples) => AdaptEvery ?? Math.Max(MinimumDefaultWindow, trainSamples / Math.Max(1, batch));
-
-    public override string ToString() => $"auto {Min}:{Max}" + (AdaptEvery is long k ? $" every {k}" : "");
 }
 
 /// <summary>One entry of a batch schedule (<c>--batch-schedule STEP:B,…</c>): from step <paramref name="Step"/> on, the global batch is <paramref name="Batch"/>.</summary>

@@ -43,10 +43,15 @@ public sealed class BatchSizer
     public double Tau { get; private set; }
 
     /// <summary>Where the learning-rate schedule (its warm-up) stands at step <paramref name="step"/>: τ where the gain or the batch varies, else the step.</summary>
-    public double ScheduleProgress(long step) => AdaScale || Varies ? Tau : step;
+    public double ScheduleProgress(long step) => Tracks ? Tau : step;
     /// <summary>Whether the batch can differ between steps (adaptive or scheduled).</summary>
     public bool Varies => _config.Adaptive is not null || _config.BatchSchedule is { Count: > 0 };
     public bool AdaScale => _config.LrScaling == Schedules.LrScaling.AdaScale;
+    /// <summary>
+    /// Whether the run has batch-sizing state beyond its step count — τ, the estimates, the batch and its offset — which its
+    /// checkpoints keep, its schedule advances by and its steps log: where the batch varies or AdaScale scales the rate.
+    /// </summary>
+    public bool Tracks => Varies || AdaScale;
     /// <summary>Whether the run needs the smoothed noise estimates (so every step must have two shares or more: TrainingConfig.NeedsNoiseEstimate).</summary>
     public bool EstimatesNoise => _config.NeedsNoiseEstimate;
     /// <summary>M0: the batch the learning rate was tuned for.</summary>

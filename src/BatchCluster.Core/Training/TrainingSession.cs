@@ -96,7 +96,7 @@ public sealed class TrainingSession
             _sizing.Restore(sizing);
             _offset = sizing.Offset;
         }
-        else if (_sizing.Varies || _sizing.AdaScale)
+        else if (_sizing.Tracks)
             throw new InvalidDataException("the checkpoint holds no batch sizing, but this run's batch varies or uses AdaScale");
         else _offset = state.IndexInEpoch * _config.GlobalBatch;
         _checkpointedStep = state.NextStep;
@@ -105,7 +105,7 @@ public sealed class TrainingSession
     /// <summary>The whole state needed to continue this run from <see cref="NextStep"/>.</summary>
     public CheckpointState Capture() => new(
         Fingerprint, NextStep, _epoch, _offset / _sizing.Batch, (float[])_parameters.Clone(), _optimizer.Export(),
-        _sizing.Varies || _sizing.AdaScale ? _sizing.Capture(_offset) : null);
+        _sizing.Tracks ? _sizing.Capture(_offset) : null);
 
     public long TotalSteps { get; }
     public int StepsPerEpoch => _sampler.StepsPerEpoch;
@@ -444,7 +444,7 @@ public sealed class TrainingSession
         double stepMs = _wall.Elapsed.TotalMilliseconds - stepStartedAtMs;
         var timing = new StepTiming(measured.ComputeMs, measured.TransferMs, updateMs, stepMs);
         _sizing.Observe(samples, gain, shareNorms, gradNorm * gradNorm, _config.Adaptive is null ? "" : LayoutOf(shares), timing);
-        var sizing = _sizing.EstimatesNoise || _sizing.Varies
+        var sizing = _sizing.Tracks
             ? new BatchSizingFigures(gain, _sizing.NoiseScale, _sizing.StatisticalEfficiency(samples), _sizing.Tau) : (BatchSizingFigures?)null;
         MovePast(batch);
         _trainingMilliseconds += stepMs;
@@ -592,9 +592,23 @@ public sealed class TrainingSession
         return summary;
     }
 
-    /// <summary>Who computed a step (its share workers, sorted): the throughput model fits each such layout apart.</summary>
-    private static string LayoutOf(IReadOnlyList<ShareTally> shares) =>
-        string.Join(',', shares.Select(s => s.Worker).Distinct().Order(StringComparer.Ordinal));
+    /// <summary>The share workers of the last step whose layout was named, in plan order, and that name.</summary>
+    private string[] _layoutWorkers = [];
+    private string _layout = "";
+
+    /// <summary>
+    /// Who computed a step (its share workers, sorted and joined): the throughput model fits each such layout apart. Named again
+    /// only when the step's workers differ from the last step's, so a step of the same workers allocates nothing.
+    /// </summary>
+    private string LayoutOf(IReadOnlyList<ShareTally> shares)
+    {
+        bool same = shares.Count == _layoutWorkers.Length;
+        for (int i = 0; same && i < shares.Count; i++) same = shares[i].Worker == _layoutWorkers[i];
+        if (same) return _layout;
+        _layoutWorkers = shares.Select(s => s.Worker).ToArray();
+        _layout = string.Join(',', _layoutWorkers.Distinct().Order(StringComparer.Ordinal));
+        return _layout;
+    }
 
     private void Remember(double loss)
     {
