@@ -694,15 +694,17 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     private OutlierCheck CheckOutliers(StepInFlight step, IReadOnlyList<WorkRound<TrainingProtocol.ShareComputed>.CompletedShare> done)
     {
         var policy = _session.Config.Outliers;
-        if (policy == OutlierPolicy.Off || done.Count < ShareOutliers.FewestShares) return OutlierCheck.None;
+        if (policy == OutlierPolicy.Off || done.Count < ShareOutliers.FewestWorkers) return OutlierCheck.None;
         Span<int> samples = done.Count <= 64 ? stackalloc int[done.Count] : new int[done.Count];
         Span<double> norms = done.Count <= 64 ? stackalloc double[done.Count] : new double[done.Count];
+        Span<int> workers = done.Count <= 64 ? stackalloc int[done.Count] : new int[done.Count];
         for (int i = 0; i < done.Count; i++)
         {
             samples[i] = done[i].Result.SampleCount;
             norms[i] = done[i].Result.GradientSumSquaredNorm;
+            workers[i] = done[i].Worker;
         }
-        if (ShareOutliers.Find(samples, norms) is not { } outliers) return OutlierCheck.None; // after a recomputation: clean, the blamed stay quarantined
+        if (ShareOutliers.Find(samples, norms, workers) is not { } outliers) return OutlierCheck.None; // after a recomputation: clean, the blamed stay quarantined
         bool recomputed = step.OutliersBlamed.Count > 0;
         var blamed = outliers.Select(o => done[o.Place].Worker).ToHashSet();
         bool reject = policy == OutlierPolicy.Quarantine && !recomputed && SomeoneElseCanCompute(blamed);

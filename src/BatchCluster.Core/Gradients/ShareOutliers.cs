@@ -25,38 +25,53 @@ public readonly record struct ShareOutlier(int Place, int Samples, double MeanGr
 /// samples beside a median share of m is allowed a factor <see cref="Factor"/> beyond both: above, up to
 /// Factor·max(1, √(m/n)) times the median; below, down to the median / (Factor·max(1, √(n/m))). Honest shares stay
 /// within a factor of about 3 of that in our runs; garbage of another scale does not. Plausible wrong values of the
-/// right scale are not caught by norms (docs/robustness.md says so). It takes three shares to have a median that one
-/// bad share cannot move; with fewer nothing is flagged.</para>
+/// right scale are not caught by norms (docs/robustness.md says so).</para>
+/// <para>The median is taken over <em>workers</em>, not shares: after a re-plan one worker may hold several shares of a
+/// step, and a bad worker with two shares among four would otherwise move the median to its own scale and have the
+/// honest shares flagged (seen in CI: the honest workers were quarantined and the bad one's 1e6× gradient applied). A
+/// worker's value is the median of its shares' means. It takes three workers to have a median that one bad worker
+/// cannot move; with fewer nothing is flagged.</para>
 /// </summary>
 public static class ShareOutliers
 {
     /// <summary>The allowance beyond honest spread (documented; see the class remarks).</summary>
     public const double Factor = 10;
 
-    /// <summary>The fewest shares a step must have for its median to outvote one bad share.</summary>
-    public const int FewestShares = 3;
+    /// <summary>The fewest distinct workers a step's shares must come from for their median to outvote one bad worker.</summary>
+    public const int FewestWorkers = 3;
 
     /// <param name="samples">Each share's sample count, in plan order.</param>
     /// <param name="sumSquaredNorms">Each share's squared L2 norm of its gradient SUM, in plan order.</param>
-    /// <returns>The outliers, in plan order; null when there are none, fewer than <see cref="FewestShares"/> shares, or a norm
-    /// is not finite (the NaN policy decides those). Nothing is allocated when there are none (it runs at every step).</returns>
-    public static List<ShareOutlier>? Find(ReadOnlySpan<int> samples, ReadOnlySpan<double> sumSquaredNorms)
+    /// <param name="workers">Each share's worker (the coordinator's key), in plan order.</param>
+    /// <returns>The outliers, in plan order; null when there are none, fewer than <see cref="FewestWorkers"/> workers, or a
+    /// norm is not finite (the NaN policy decides those). Nothing is allocated when there are none (it runs at every step).</returns>
+    public static List<ShareOutlier>? Find(ReadOnlySpan<int> samples, ReadOnlySpan<double> sumSquaredNorms, ReadOnlySpan<int> workers)
     {
         int count = samples.Length;
-        if (sumSquaredNorms.Length != count) throw new ArgumentException("one norm per share");
-        if (count < FewestShares) return null;
+        if (sumSquaredNorms.Length != count || workers.Length != count) throw new ArgumentException("one norm and one worker per share");
+        if (count < FewestWorkers) return null;
         Span<double> means = count <= 64 ? stackalloc double[count] : new double[count];
-        Span<double> sorted = count <= 64 ? stackalloc double[count] : new double[count];
+        Span<double> scratch = count <= 64 ? stackalloc double[count] : new double[count];
+        Span<double> perWorker = count <= 64 ? stackalloc double[count] : new double[count];
         for (int i = 0; i < count; i++)
         {
             double squared = sumSquaredNorms[i];
             if (samples[i] <= 0 || !double.IsFinite(squared) || squared < 0) return null;
             means[i] = Math.Sqrt(squared) / samples[i];
         }
-        means.CopyTo(sorted);
-        double median = Numerics.Statistics.MedianInPlace(sorted);
-        for (int i = 0; i < count; i++) sorted[i] = samples[i];
-        double medianSize = Numerics.Statistics.MedianInPlace(sorted);
+        int workerCount = 0;
+        for (int i = 0; i < count; i++)
+        {
+            if (workers[..i].Contains(workers[i])) continue; // counted with its first share
+            int shares = 0;
+            for (int j = i; j < count; j++)
+                if (workers[j] == workers[i]) scratch[shares++] = means[j];
+            perWorker[workerCount++] = Numerics.Statistics.MedianInPlace(scratch[..shares]);
+        }
+        if (workerCount < FewestWorkers) return null;
+        double median = Numerics.Statistics.MedianInPlace(perWorker[..workerCount]);
+        for (int i = 0; i < count; i++) scratch[i] = samples[i];
+        double medianSize = Numerics.Statistics.MedianInPlace(scratch);
         List<ShareOutlier>? found = null;
         for (int i = 0; i < count; i++)
         {
