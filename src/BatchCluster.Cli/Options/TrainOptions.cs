@@ -32,6 +32,8 @@ public sealed partial class TrainOptions
     public Option<string?> BatchSchedule { get; } = Opt.Text("batch-schedule",
         "change the global batch at these steps (a ramp, or the choices of an adaptive run replayed)", "STEP:B,…");
     public Option<int?>? MicroBatch { get; }
+    public Option<int?> BnBatch { get; } = Opt.Int("bn-batch",
+        "cnn-bn: batch norm normalises over ghost batches of K samples, the same on every layout; batches, shares and micro-batches are made of whole ghost batches (docs/batch-norm.md) [default: each worker's micro-batch]", 2, helpName: "K");
     public Option<int?>? Workers { get; }
     public Option<long?> Steps { get; } = Opt.Long("steps", "run length in optimizer steps (or --epochs) [default: 1 epoch]", 1, helpName: "S");
     public Option<double?> Epochs { get; } = Opt.Number("epochs", "run length in epochs (or --steps)", 0, minExclusive: true, helpName: "E");
@@ -103,7 +105,7 @@ public sealed partial class TrainOptions
     /// <summary>Every option this instance declares, in help order.</summary>
     public IEnumerable<Option> All => new Option?[]
     {
-        Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, BatchRange, AdaptEvery, BatchSchedule, MicroBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, WarmupSteps,
+        Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, BatchRange, AdaptEvery, BatchSchedule, MicroBatch, BnBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, WarmupSteps,
         Optimizer, Momentum, Nesterov, WeightDecay, ClipGradNorm, MaxBadSteps, Seed, Threads, Device, Engine, RunsDir, RunId, EvalEvery, Shuffle,
         TrainEvalSamples, TargetAccuracy, StepDeadline, QuarantineAfterMisses, QuarantineSeconds, QuarantineLimit, OutlierPolicy, Split, TransferPrecision, Reduce, RingChunk, CheckpointEvery, CheckpointDir, Resume, InitParams,
         ExportParams, TensorBoard,
@@ -168,6 +170,22 @@ public sealed partial class TrainOptions
         if (r.Given(RingChunk) && reduce != ReduceTopology.Ring)
             throw new UsageException("--ring-chunk applies to --reduce ring only");
 
+        int? ghost = r.GetValue(BnBatch);
+        if (ghost is int k)
+        {
+            if (model != "cnn-bn")
+                throw new UsageException($"--bn-batch applies to --model cnn-bn (the model with batch norm), not '{model}'");
+            if (reduce == ReduceTopology.Ring)
+                throw new UsageException("--bn-batch needs each share's batch-norm statistics at the coordinator, and --reduce ring keeps shares on the workers: use --reduce star");
+            var batches = adaptive is { } a ? [a.Min, a.Max] : new[] { globalBatch }.Concat(schedule?.Select(c => c.Batch) ?? []);
+            if (batches.FirstOrDefault(b => b % k != 0) is int odd and > 0)
+                throw new UsageException(adaptive is null
+                    ? $"--global-batch {odd} is not a whole number of ghost batches of --bn-batch {k}: use a multiple of {k}"
+                    : $"--batch-range {adaptive.Min}:{adaptive.Max} has an end that is not a whole number of ghost batches of --bn-batch {k}: use multiples of {k}");
+            if (Value(r, MicroBatch) is int m && m % k != 0)
+                throw new UsageException($"--micro-batch {m} is not a whole number of ghost batches of --bn-batch {k}: use a multiple of {k}");
+        }
+
         string dataset = r.GetValue(Dataset)!;
         if (dataset == "synthetic" && r.Given(DataDir))
             throw new UsageException("--data-dir applies to --dataset fashion-mnist only; the synthetic data set is generated");
@@ -182,6 +200,7 @@ public sealed partial class TrainOptions
             Adaptive = adaptive,
             BatchSchedule = schedule,
             MicroBatch = Value(r, MicroBatch),
+            BnBatch = ghost,
             Workers = engine == Core.Training.Engine.Plain ? 1 : workers,
             Steps = r.GetValue(Steps),
             Epochs = r.GetValue(Epochs),

@@ -26,7 +26,7 @@ public sealed partial class CoordinatorActor
         evaluation.AuditDeadlineMs = Now + _settings.StepDeadline.TotalMilliseconds;
         foreach (var auditor in auditors)
             _links.SendEvaluation(auditor.Handle, auditor.Key, _runId, evaluation.AuditRequestId, part: 0, evaluation.Split, audit.Rows,
-                _session.ParameterVersion, _session.Parameters);
+                _session.ParameterVersion, _session.Parameters, _session.RunningStatistics);
     }
 
     private void OnAuditAnswer(EvaluationInFlight evaluation, int worker, TrainingProtocol.EvaluationDone done)

@@ -440,7 +440,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             return;
         }
         var batch = _session.NextBatch();
-        var round = new WorkRound<TrainingProtocol.ShareComputed>(batch.SampleIds, _roster, RoundPolicy.For(_settings.StepDeadline, _roster.ReadyCount));
+        var round = new WorkRound<TrainingProtocol.ShareComputed>(batch.SampleIds, _roster, RoundPolicy.For(_settings.StepDeadline, _roster.ReadyCount),
+            _session.Config.ShareGranule);
         var step = _step = new StepInFlight(batch, round, Now);
         _links.BeginStep();
         Stepping();
@@ -600,11 +601,35 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             return $"reported impossible times (compute {result.ComputeMilliseconds} ms, handling {result.HandlingMilliseconds} ms)";
         if (result.PeakMemoryBytes < 0 || result.AllocatedBytes < 0 || result.GradientSumSquaredNorm < 0)
             return "reported a negative memory figure or squared norm";
+        if (BatchNormProblem(result) is { } batchNorm) return batchNorm;
         if (Ring || CoordinatorLinks.SharesMemoryWith(worker.Handle)) return null;
         double computed = FlatMath.SquaredNorm(result.GradientSum.Span);
         return ShareOutliers.NormAgrees(result.GradientSumSquaredNorm, computed, _session.Config.TransferPrecision)
             ? null
             : $"reported a squared gradient norm of {result.GradientSumSquaredNorm:G6} for values whose squared norm is {computed:G6}";
+    }
+
+    /// <summary>
+    /// Under --bn-batch a result carries one sum per running statistic (none otherwise); the variance sums cannot be negative,
+    /// and non-finite sums are possible only beside a non-finite gradient (the NaN policy decides those steps).
+    /// </summary>
+    private string? BatchNormProblem(TrainingProtocol.ShareComputed result)
+    {
+        int expected = _session.RunningStatistics.Length;
+        var sums = result.BatchNormSums ?? [];
+        if (sums.Length != expected)
+            return $"returned {sums.Length} batch-norm statistics where the run has {expected}";
+        if (expected == 0) return null;
+        if (double.IsFinite(result.GradientSumSquaredNorm) && !FlatMath.AllFinite(sums))
+            return "returned non-finite batch-norm statistics with a finite gradient";
+        int at = 0;
+        foreach (int channels in _session.Config.Model.NormChannels)
+        {
+            foreach (float variance in sums.AsSpan(at + channels, channels))
+                if (variance < 0) return "returned a negative batch-norm variance";
+            at += 2 * channels;
+        }
+        return null;
     }
 
     private void OnShareFailed(TrainingProtocol.ShareFailed failed)
@@ -636,7 +661,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         if (outliers == OutlierCheck.Rejected) return; // their samples are being computed again: the round completes anew
         var measured = Measure(done, extraTransferMs: 0);
         var shares = done.Select(s => new ShareGradient(s.Result.GradientSum, s.Result.SampleCount, s.Result.LossSum,
-            s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker))).ToList();
+            s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker)) { BatchNormSums = s.Result.BatchNormSums }).ToList();
         StepRecord? record;
         int[] rejected;
         try
@@ -871,7 +896,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     {
         var target = _roster.Find(send.Worker)!;
         _links.SendEvaluation(target.Handle, target.Key, _runId, evaluation.RequestId, send.Slot, evaluation.Split, send.Ids,
-            _session.ParameterVersion, _session.Parameters);
+            _session.ParameterVersion, _session.Parameters, _session.RunningStatistics);
     }
 
     private void OnEvaluationDone(TrainingProtocol.EvaluationDone done)
@@ -944,7 +969,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         var ended = new TrainingProtocol.RunEnded(_runId, Succeeded: true);
         foreach (var worker in _roster.All) worker.Handle.Tell(ended);
         TellStandbyCoordinators(ended);
-        _completion.TrySetResult(new RunResult(summary, _session.Parameters.ToArray()));
+        _completion.TrySetResult(new RunResult(summary, _session.Parameters.ToArray(),
+            _session.RunningStatistics.IsEmpty ? null : _session.RunningStatistics.ToArray()));
         Context.Stop(Self);
     }
 

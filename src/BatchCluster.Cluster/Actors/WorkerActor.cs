@@ -207,6 +207,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             try
             {
                 _replica = _settings.CreateReplica?.Invoke(model) ?? new ModelReplica(model);
+                if (accepted.Spec.BnBatch > 0) _replica.UseGhostBatches(accepted.Spec.BnBatch);
+                _ghostBatch = Math.Max(1, accepted.Spec.BnBatch);
             }
             catch (Exception cannot)
             {
@@ -248,10 +250,13 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     /// <summary>Forward/backward throughput on a few training samples, reported to the coordinator.</summary>
     private const double LiedSamplesPerSecond = 1e9;
 
+    /// <summary>The run's ghost batch (--bn-batch): the measurement's share is made of whole ones; 1 otherwise.</summary>
+    private int _ghostBatch = 1;
+
     private double MeasureSamplesPerSecond()
     {
         if (_settings.TestingMisbehaviour == Misbehaviour.SpeedLie) return LiedSamplesPerSecond;
-        var ids = Enumerable.Range(0, Math.Min(64, _data!.Train.Count)).ToArray();
+        var ids = Enumerable.Range(0, Math.Max(_ghostBatch, Math.Min(64, _data!.Train.Count) / _ghostBatch * _ghostBatch)).ToArray();
         var scratch = new float[_replica!.ParameterCount]; // never sent
         _replica.ComputeGradientSum(_data.Train, ids, ids.Length, scratch); // warm-up
         var clock = Stopwatch.StartNew();
@@ -356,7 +361,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         var result = new TrainingProtocol.ShareComputed(
             work.RunId, work.Step, work.Parameters.Version, work.ShareIndex, gradient.SampleCount, gradient.LossSum,
             gradient.GradientSum, gradient.GradientSumSquaredNorm, computeMs,
-            Stopwatch.GetElapsedTime(handlingStarted).TotalMilliseconds, PeakMemory.Bytes, allocated);
+            Stopwatch.GetElapsedTime(handlingStarted).TotalMilliseconds, PeakMemory.Bytes, allocated,
+            gradient.BatchNormSums.IsEmpty ? null : gradient.BatchNormSums.ToArray());
         try
         {
             _links.Reply(replyTo, result, gradientSum); // the buffer is no longer this worker's after this call
@@ -392,7 +398,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         EvaluationResult result;
         try
         {
-            result = ReplicaAt(request.Parameters).Evaluate(_data!.Of(request.Split), request.Rows);
+            var replica = ReplicaAt(request.Parameters);
+            if (request.RunningStatistics is { } running) replica.LoadRunningStatistics(running);
+            result = replica.Evaluate(_data!.Of(request.Split), request.Rows);
         }
         catch (Exception e)
         {

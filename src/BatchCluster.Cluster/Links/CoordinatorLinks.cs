@@ -168,11 +168,13 @@ public sealed class CoordinatorLinks : IDisposable
     }
 
     /// <summary>Sends an evaluation part with the parameters its route needs (not counted: evaluations are not steps).</summary>
+    /// <param name="runningStatistics">Under --bn-batch the batch-norm running statistics (a copy: the message owns it); empty otherwise.</param>
     public void SendEvaluation(IActorRef target, int worker, string runId, int requestId, int part, Core.Data.DataSplit split, int[] rows,
-        long version, ReadOnlySpan<float> parameters)
+        long version, ReadOnlySpan<float> parameters, ReadOnlySpan<float> runningStatistics)
     {
         var snapshot = ParametersFor(worker, target, version, parameters, count: false);
-        TensorTransport.Tell(target, new TrainingProtocol.Evaluate(runId, requestId, part, split, rows, snapshot), _owner);
+        TensorTransport.Tell(target, new TrainingProtocol.Evaluate(runId, requestId, part, split, rows, snapshot,
+            runningStatistics.IsEmpty ? null : runningStatistics.ToArray()), _owner);
     }
 
     /// <summary>

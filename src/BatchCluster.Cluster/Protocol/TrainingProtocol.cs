@@ -30,7 +30,7 @@ namespace BatchCluster.Cluster.Protocol;
 public static class TrainingProtocol
 {
     /// <summary>Bumped whenever a message's meaning or encoding changes; workers must match it.</summary>
-    public const int Version = 5;
+    public const int Version = 6;
 
     /// <summary>Parameters at one version: an array nobody writes after it was made (see above).</summary>
     public sealed record ParameterSnapshot(long Version, ReadOnlyMemory<float> Values);
@@ -47,7 +47,8 @@ public static class TrainingProtocol
     public sealed record WorkerAccepted(string RunId, RunSpec Spec, Links.DataPlaneOffer? DataPlane = null) : ITrainingMessage;
 
     /// <summary>What a worker needs to know about the run: the model and the data set to load locally.</summary>
-    public sealed record RunSpec(string Dataset, int ValidationSize, string Model, int[] HiddenSizes, long Seed);
+    /// <param name="BnBatch">The ghost batch of --bn-batch (docs/batch-norm.md); 0: batch norm over each micro-batch.</param>
+    public sealed record RunSpec(string Dataset, int ValidationSize, string Model, int[] HiddenSizes, long Seed, int BnBatch = 0);
 
     /// <summary>Coordinator → worker: refused (e.g. another protocol version); the reason says why.</summary>
     public sealed record WorkerRejected(string Reason) : ITrainingMessage;
@@ -74,22 +75,24 @@ public static class TrainingProtocol
     }
 
     /// <summary>
-    /// The gradient SUM and loss SUM over a share (see Core's ShareGradient), with what the worker
-    /// measured: forward/backward time, its whole handling time (from the complete request to the
+    /// The gradient SUM and loss SUM over a share (see Core's ShareGradient) — under --bn-batch with the sums of its ghost
+    /// batches' batch-norm statistics — with what the worker measured: forward/backward time, its whole handling time (from the complete request to the
     /// reply, so the coordinator can tell transfer from work), its process's peak memory, and the
     /// managed bytes its process allocated since its previous reply (the allocation per step).
     /// </summary>
     public sealed record ShareComputed(
         string RunId, long Step, long ParameterVersion, int ShareIndex, int SampleCount, double LossSum,
         ReadOnlyMemory<float> GradientSum, double GradientSumSquaredNorm, double ComputeMilliseconds,
-        double HandlingMilliseconds, long PeakMemoryBytes, long AllocatedBytes = 0) : ITensorMessage
+        double HandlingMilliseconds, long PeakMemoryBytes, long AllocatedBytes = 0, float[]? BatchNormSums = null) : ITensorMessage
     {
         public ReadOnlyMemory<float> Tensor => GradientSum;
         public ITensorMessage WithTensor(ReadOnlyMemory<float> tensor) => this with { GradientSum = tensor };
     }
 
     /// <summary>Evaluate rows of a split in eval mode (a part of the split; after a re-plan not necessarily one range).</summary>
-    public sealed record Evaluate(string RunId, int RequestId, int Part, DataSplit Split, int[] Rows, ParameterSnapshot Parameters)
+    /// <param name="RunningStatistics">Under --bn-batch the coordinator's batch-norm running statistics to evaluate with; null otherwise.</param>
+    public sealed record Evaluate(string RunId, int RequestId, int Part, DataSplit Split, int[] Rows, ParameterSnapshot Parameters,
+        float[]? RunningStatistics = null)
         : ITensorMessage
     {
         public ReadOnlyMemory<float> Tensor => Parameters.Values;

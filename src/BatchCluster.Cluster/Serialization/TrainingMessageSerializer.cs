@@ -114,11 +114,11 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
             case TrainingProtocol.ShareComputed m:
                 w.Write(m.RunId); w.Write(m.Step); w.Write(m.ParameterVersion); w.Write(m.ShareIndex); w.Write(m.SampleCount);
                 w.Write(m.LossSum); WriteFloats(w, m.GradientSum.Span); w.Write(m.GradientSumSquaredNorm); w.Write(m.ComputeMilliseconds);
-                w.Write(m.HandlingMilliseconds); w.Write(m.PeakMemoryBytes); w.Write(m.AllocatedBytes);
+                w.Write(m.HandlingMilliseconds); w.Write(m.PeakMemoryBytes); w.Write(m.AllocatedBytes); WriteOptionalFloats(w, m.BatchNormSums);
                 break;
             case TrainingProtocol.Evaluate m:
                 w.Write(m.RunId); w.Write(m.RequestId); w.Write(m.Part); w.Write((int)m.Split); WriteInts(w, m.Rows);
-                w.Write(m.Parameters.Version); WriteFloats(w, m.Parameters.Values.Span);
+                w.Write(m.Parameters.Version); WriteFloats(w, m.Parameters.Values.Span); WriteOptionalFloats(w, m.RunningStatistics);
                 break;
             case TrainingProtocol.EvaluationDone m:
                 w.Write(m.RunId); w.Write(m.RequestId); w.Write(m.Part); w.Write(m.ParameterVersion); w.Write(m.LossSum); w.Write(m.Correct); w.Write(m.Count);
@@ -159,16 +159,16 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
     {
         "rw" => new TrainingProtocol.RegisterWorker(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt32(), r.ReadInt32()),
         "wa" => new TrainingProtocol.WorkerAccepted(r.ReadString(),
-            new TrainingProtocol.RunSpec(r.ReadString(), r.ReadInt32(), r.ReadString(), ReadInts(r), r.ReadInt64()), ReadOffer(r)),
+            new TrainingProtocol.RunSpec(r.ReadString(), r.ReadInt32(), r.ReadString(), ReadInts(r), r.ReadInt64(), r.ReadInt32()), ReadOffer(r)),
         "wj" => new TrainingProtocol.WorkerRejected(r.ReadString()),
         "wr" => new TrainingProtocol.WorkerReady(r.ReadString(), r.ReadDouble(), r.ReadInt32()),
         "re" => new TrainingProtocol.RunEnded(r.ReadString(), r.ReadBoolean()),
         "cs" => new TrainingProtocol.ComputeShare(r.ReadString(), r.ReadInt64(), r.ReadInt32(), ReadInts(r), r.ReadInt32(),
             new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r)), r.ReadBoolean() ? (TrainingProtocol.ReduceShares)Read(r, "rs") : null),
         "sc" => new TrainingProtocol.ShareComputed(r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(),
-            r.ReadDouble(), ReadFloats(r), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64()),
+            r.ReadDouble(), ReadFloats(r), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64(), ReadOptionalFloats(r)),
         "ev" => new TrainingProtocol.Evaluate(r.ReadString(), r.ReadInt32(), r.ReadInt32(), ReadSplit(r), ReadInts(r),
-            new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r))),
+            new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r)), ReadOptionalFloats(r)),
         "ed" => new TrainingProtocol.EvaluationDone(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64()),
         "wl" => new TrainingProtocol.WorkerLeaving(r.ReadString()),
         "sf" => new TrainingProtocol.ShareFailed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadString()),
@@ -255,10 +255,28 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         return values;
     }
 
-    /// <summary>A length prefix that cannot exceed what is left in the message.</summary>
-    private static int ReadLength(BinaryReader r, int elementSize)
+    /// <summary>An array that may be absent (a -1 length).</summary>
+    private static void WriteOptionalFloats(BinaryWriter w, float[]? values)
     {
-        int length = r.ReadInt32();
+        if (values is null) w.Write(-1);
+        else WriteFloats(w, values);
+    }
+
+    private static float[]? ReadOptionalFloats(BinaryReader r)
+    {
+        int length = CheckLength(r, r.ReadInt32(), sizeof(float), absentAllowed: true);
+        if (length == -1) return null;
+        var values = new float[length];
+        r.BaseStream.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan()));
+        return values;
+    }
+
+    /// <summary>A length prefix that cannot exceed what is left in the message.</summary>
+    private static int ReadLength(BinaryReader r, int elementSize) => CheckLength(r, r.ReadInt32(), elementSize, absentAllowed: false);
+
+    private static int CheckLength(BinaryReader r, int length, int elementSize, bool absentAllowed)
+    {
+        if (absentAllowed && length == -1) return length;
         long left = r.BaseStream.Length - r.BaseStream.Position;
         if (length < 0 || (long)length * elementSize > left)
             throw new SerializationException($"array length {length} does not fit the {left} bytes left in the message");

@@ -31,7 +31,7 @@ public sealed class BatchSizer
         _config = config;
         _trainSamples = trainSamples;
         Batch = config.BatchSchedule is { Count: > 0 } schedule ? BatchChange.At(schedule, 0, config.GlobalBatch) : config.GlobalBatch;
-        if (config.Adaptive is { } adaptive) _planner = new GoodputPlanner(adaptive.Min, Math.Min(adaptive.Max, trainSamples), ReferenceBatch);
+        if (config.Adaptive is { } adaptive) _planner = new GoodputPlanner(adaptive.Min, Math.Min(adaptive.Max, trainSamples), ReferenceBatch, config.ShareGranule);
     }
 
     /// <summary>The batch the next step takes.</summary>

@@ -32,18 +32,20 @@ public sealed class GoodputPlanner
     private readonly Queue<(long Decision, int Left)> _left = new();
     private long _decisions;
 
-    public GoodputPlanner(int min, int max, int referenceBatch)
+    /// <param name="granule">Every candidate is a multiple of it (the ghost batch under --bn-batch; else 1).</param>
+    public GoodputPlanner(int min, int max, int referenceBatch, int granule = 1)
     {
         if (min < 1 || max < min) throw new ArgumentOutOfRangeException(nameof(min), $"batch range {min}:{max} is not 1 ≤ MIN ≤ MAX");
+        if (granule < 1 || min % granule != 0) throw new ArgumentOutOfRangeException(nameof(granule), $"batch range {min}:{max} does not start at a multiple of {granule}");
         _referenceBatch = referenceBatch;
         var candidates = new SortedSet<int>();
         for (int k = 0; ; k++)
         {
             double size = min * Math.Pow(2, (double)k / CandidatesPerOctave);
             if (size > max) break;
-            candidates.Add((int)Math.Round(size));
+            candidates.Add((int)Math.Round(size / granule) * granule);
         }
-        candidates.Add(max);
+        candidates.Add(max / granule * granule);
         Candidates = [.. candidates];
     }
 

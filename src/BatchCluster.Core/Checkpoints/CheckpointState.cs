@@ -9,7 +9,8 @@ namespace BatchCluster.Core.Checkpoints;
 /// of the next step is the whole sampler and RNG state. The fingerprint names the configuration
 /// that produced it; a checkpoint only continues a run with the same fingerprint. A run whose batch
 /// changes (docs/adaptive-batch.md) also keeps <see cref="Sizing"/>: its next batch, its exact sample
-/// offset, τ and the smoothed noise estimates (null for a fixed batch: the step says it all).
+/// offset, τ and the smoothed noise estimates (null for a fixed batch: the step says it all). A run with
+/// --bn-batch keeps the coordinator's batch-norm <see cref="RunningStatistics"/> (null otherwise).
 /// </summary>
 public sealed record CheckpointState(
     string ConfigFingerprint,
@@ -18,4 +19,5 @@ public sealed record CheckpointState(
     int IndexInEpoch,
     float[] Parameters,
     OptimizerState Optimizer,
-    BatchSizing.BatchSizingState? Sizing = null);
+    BatchSizing.BatchSizingState? Sizing = null,
+    float[]? RunningStatistics = null);

@@ -24,7 +24,7 @@ namespace BatchCluster.Core.Checkpoints;
 public sealed partial class CheckpointStore
 {
     public const int Keep = 3;
-    private const int FormatVersion = 2;
+    private const int FormatVersion = 3;
     private static readonly byte[] Magic = "BCCK"u8.ToArray();
 
     /// <param name="fingerprint">The configuration's <see cref="ConfigFingerprint"/>: only its files are read, written and pruned.</param>
@@ -160,13 +160,15 @@ public sealed partial class CheckpointStore
         BatchSizing.BatchSizingState? sizing = null;
         if (version >= 2 && r.ReadByte() == 1)
             sizing = new(r.ReadInt32(), r.ReadInt32(), r.ReadDouble(), new Gradients.NoiseScaleState(r.ReadDouble(), r.ReadDouble(), r.ReadDouble()), r.ReadInt64());
-        var state = new CheckpointState(fingerprint, nextStep, epoch, index, parameters, new OptimizerState(optimizer, optimizerSteps, buffers), sizing);
+        float[]? running = version >= 3 && r.ReadByte() == 1 ? ReadFloats(r) : null;
+        var state = new CheckpointState(fingerprint, nextStep, epoch, index, parameters, new OptimizerState(optimizer, optimizerSteps, buffers), sizing, running);
         if (!IsFinite(state)) throw new InvalidDataException("holds non-finite parameters or optimizer state");
         return state;
     }
 
     private static bool IsFinite(CheckpointState state) =>
-        Numerics.FlatMath.AllFinite(state.Parameters) && state.Optimizer.Buffers.All(b => Numerics.FlatMath.AllFinite(b));
+        Numerics.FlatMath.AllFinite(state.Parameters) && state.Optimizer.Buffers.All(b => Numerics.FlatMath.AllFinite(b))
+        && (state.RunningStatistics is null || Numerics.FlatMath.AllFinite(state.RunningStatistics));
 
     /// <summary>
     /// Temporary files of this configuration left by a process that was killed mid-write (their
@@ -231,6 +233,8 @@ public sealed partial class CheckpointStore
                 w.Write(sizing.Noise.Weight);
                 w.Write(sizing.WindowStart);
             }
+            w.Write((byte)(state.RunningStatistics is null ? 0 : 1));
+            if (state.RunningStatistics is { } running) WriteFloats(w, running);
         }
         return stream.ToArray();
     }

@@ -9,7 +9,7 @@ namespace BatchCluster.Core.Checkpoints;
 /// A hash of the settings that define a run's mathematics: data set and split, model, global
 /// batch (fixed, scheduled or adaptive), learning-rate rule, optimizer, clipping, seed and shuffling. Not in it: run length
 /// (a run may be extended), workers, threads, micro-batch (which change only float rounding,
-/// except with batch norm), paths and ids.
+/// except with batch norm without --bn-batch), paths and ids. The ghost batch (--bn-batch) is in it.
 /// </summary>
 public static class ConfigFingerprint
 {
@@ -24,6 +24,7 @@ public static class ConfigFingerprint
         // Appended only when set, so a fixed batch's fingerprint (and its checkpoints) stay what they were.
         if (c.Adaptive is { } adaptive) text += $"|auto {adaptive.Min}:{adaptive.Max}:{adaptive.AdaptEvery}";
         if (c.BatchSchedule is { Count: > 0 } schedule) text += "|schedule " + string.Join(',', schedule);
+        if (c.BnBatch is int ghost) text += $"|bn {ghost}";
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
     }
 

@@ -69,6 +69,7 @@ public sealed class WorkRound<TResult>
     private readonly int[] _ids;
     private readonly IWorkerPool _pool;
     private readonly RoundPolicy _policy;
+    private readonly int _granule;
     private readonly List<Slot> _slots = [];
     private readonly HashSet<int> _failed = [];
     private readonly HashSet<int> _benched = [];
@@ -79,9 +80,13 @@ public sealed class WorkRound<TResult>
     private int _waitingGeneration;
     private bool _started;
 
-    public WorkRound(int[] ids, IWorkerPool pool, RoundPolicy policy)
+    /// <param name="granule">Shares are made of whole runs of this many consecutive ids (the ghost batch under --bn-batch), and
+    /// so is every re-plan: abandoned shares hand on whole runs, in order.</param>
+    public WorkRound(int[] ids, IWorkerPool pool, RoundPolicy policy, int granule = 1)
     {
         if (ids.Length == 0) throw new ArgumentException("a round needs at least one id", nameof(ids));
+        if (granule < 1 || ids.Length % granule != 0) throw new ArgumentException($"{ids.Length} ids are not whole units of {granule}", nameof(granule));
+        _granule = granule;
         _ids = ids;
         _pool = pool;
         _policy = policy;
@@ -326,7 +331,7 @@ public sealed class WorkRound<TResult>
             _commands.Add(new WaitForWorkers(_waiting.Count));
             return;
         }
-        var plan = SharePlanner.Plan(ids, targets.Select(t => t.Capacity).ToArray());
+        var plan = SharePlanner.Plan(ids, targets.Select(t => t.Capacity).ToArray(), _granule);
         if (_slots.Count + plan.Count > _policy.MaxSlots)
         {
             Fail($"re-planned past the limit of {_policy.MaxSlots} shares in one round (workers keep failing or leaving)");

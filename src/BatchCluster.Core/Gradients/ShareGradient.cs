@@ -9,6 +9,12 @@ namespace BatchCluster.Core.Gradients;
 public sealed record ShareGradient(ReadOnlyMemory<float> GradientSum, int SampleCount, double LossSum, double GradientSumSquaredNorm,
     double ComputeMilliseconds, string Worker = "local")
 {
+    /// <summary>
+    /// Under --bn-batch: per batch-norm layer, the sums over the share's ghost batches of each channel's mean and unbiased
+    /// variance (<see cref="Models.RunningStatistics"/>'s layout); empty otherwise.
+    /// </summary>
+    public ReadOnlyMemory<float> BatchNormSums { get; init; }
+
     /// <summary>Whether the loss and every gradient value are finite (no NaN, no ±∞).</summary>
     public bool IsFinite => double.IsFinite(LossSum) && Numerics.FlatMath.AllFinite(GradientSum.Span);
 

@@ -35,6 +35,22 @@ public interface IModelReplica : IDisposable
     /// </summary>
     ShareGradient ComputeGradientSum(ImageDataSet data, ReadOnlySpan<int> sampleIds, int microBatch, float[] gradientSum);
 
+    /// <summary>Values in the model's running statistics (<see cref="RunningStatistics"/>); 0 without batch norm.</summary>
+    int RunningStatisticsLength => 0;
+
+    /// <summary>
+    /// From now on, batch norm in training normalises over ghost batches of <paramref name="size"/> samples, and each share's
+    /// result carries the sums of their statistics (<see cref="ShareGradient.BatchNormSums"/>); shares and micro-batches must be
+    /// made of whole ghost batches.
+    /// </summary>
+    void UseGhostBatches(int size) => throw new NotSupportedException($"the {Device} backend has no batch norm");
+
+    /// <summary>The running statistics evaluation uses (the coordinator's, under --bn-batch).</summary>
+    void LoadRunningStatistics(ReadOnlySpan<float> values)
+    {
+        if (values.Length != 0) throw new NotSupportedException($"the {Device} backend has no batch norm");
+    }
+
     /// <summary>Loss sum and correct count over the given rows in eval mode.</summary>
     EvaluationResult Evaluate(ImageDataSet data, ReadOnlySpan<int> rows, int batchSize = 1000);
 }

@@ -15,8 +15,9 @@ namespace BatchCluster.Core.Models;
 /// micro-batches), and evaluates. Not thread-safe: one replica belongs to one thread (TorchSharp's
 /// dispose scopes are thread-static).
 ///
-/// Inputs are pixels scaled to [0, 1] (x / 255), nothing else. With batch norm, statistics are
-/// those of each micro-batch ("ghost batch norm"): results then depend on the micro-batch size.
+/// Inputs are pixels scaled to [0, 1] (x / 255), nothing else. With batch norm, training normalises
+/// over each micro-batch (results then depend on the micro-batch and the layout), or over ghost
+/// batches of a declared size after <see cref="UseGhostBatches"/> (they do not: docs/batch-norm.md).
 /// </summary>
 public sealed class ModelReplica : IModelReplica
 {
@@ -32,12 +33,40 @@ public sealed class ModelReplica : IModelReplica
         Layout = ParameterLayout.Of(_model);
     }
 
+    private GhostBatchNorm? _ghosts;
+
     public ModelSpec Spec { get; }
     public ParameterLayout Layout { get; }
     public int ParameterCount => Layout.TotalCount;
     public string Device => "cpu";
 
     public void LoadParameters(ReadOnlySpan<float> flat) => ParameterLayout.CopyIn(_model, flat);
+
+    public int RunningStatisticsLength => RunningStatistics.Length(Spec);
+
+    public void UseGhostBatches(int size)
+    {
+        if (_model is not CnnNetwork { Norms.Count: > 0 } network)
+            throw new InvalidOperationException($"--bn-batch needs a model with batch norm; {Spec} has none");
+        _ghosts?.Dispose();
+        _ghosts = new GhostBatchNorm(size, Spec.NormChannels);
+        network.Ghosts = _ghosts;
+    }
+
+    public void LoadRunningStatistics(ReadOnlySpan<float> values)
+    {
+        if (values.Length != RunningStatisticsLength)
+            throw new ArgumentException($"{values.Length} running statistics for a model with {RunningStatisticsLength}");
+        if (values.Length == 0) return;
+        int at = 0;
+        foreach (var norm in ((CnnNetwork)_model).Norms)
+        {
+            int channels = (int)norm.num_features;
+            values.Slice(at, channels).CopyTo(ParameterLayout.FloatsOf(norm.running_mean!));
+            values.Slice(at + channels, channels).CopyTo(ParameterLayout.FloatsOf(norm.running_var!));
+            at += 2 * channels;
+        }
+    }
 
     public void CopyParametersTo(Span<float> flat) => ParameterLayout.CopyOut(_model, flat);
 
@@ -49,6 +78,12 @@ public sealed class ModelReplica : IModelReplica
     {
         if (gradientSum.Length != ParameterCount)
             throw new ArgumentException($"gradient buffer holds {gradientSum.Length} values, the model has {ParameterCount}");
+        if (_ghosts is { } ghosts)
+        {
+            if (sampleIds.Length % ghosts.Size != 0 || microBatch % ghosts.Size != 0)
+                throw new ArgumentException($"a share of {sampleIds.Length} samples in micro-batches of {microBatch} is not made of whole ghost batches of {ghosts.Size}");
+            ghosts.Reset();
+        }
         var clock = Stopwatch.StartNew();
         _model.zero_grad();
         double lossSum = 0;
@@ -63,7 +98,10 @@ public sealed class ModelReplica : IModelReplica
             lossSum += loss.item<float>();
         }
         double squaredNorm = CopyGradientsTo(gradientSum);
-        return new ShareGradient(gradientSum, sampleIds.Length, lossSum, squaredNorm, clock.Elapsed.TotalMilliseconds);
+        return new ShareGradient(gradientSum, sampleIds.Length, lossSum, squaredNorm, clock.Elapsed.TotalMilliseconds)
+        {
+            BatchNormSums = _ghosts is { } used ? Array.ConvertAll(used.Sums, v => (float)v) : ReadOnlyMemory<float>.Empty,
+        };
     }
 
     /// <summary>Loss sum and correct count over the given rows in eval mode (sums: any split of the rows adds up exactly).</summary>
@@ -145,5 +183,9 @@ public sealed class ModelReplica : IModelReplica
         return labels;
     }
 
-    public void Dispose() => _model.Dispose();
+    public void Dispose()
+    {
+        _ghosts?.Dispose();
+        _model.Dispose();
+    }
 }

@@ -14,5 +14,11 @@ public sealed record ModelSpec(string Name, IReadOnlyList<int> HiddenSizes)
 
     public bool HasBatchNorm => Name == "cnn-bn";
 
+    /// <summary>The channels of each batch-norm layer in forward order (empty without batch norm): the shape of the running statistics.</summary>
+    public IReadOnlyList<int> NormChannels => HasBatchNorm ? CnnChannels : [];
+
+    /// <summary>The CNN's conv channels (its batch-norm layers normalise these).</summary>
+    internal static readonly int[] CnnChannels = [32, 64];
+
     public override string ToString() => Name == "mlp" ? $"mlp({string.Join('-', HiddenSizes)})" : Name;
 }

@@ -56,28 +56,35 @@ internal sealed class CnnNetwork : Module<Tensor, Tensor>
 
     public CnnNetwork(int side, int classes, bool batchNorm) : base(batchNorm ? "cnn-bn" : "cnn")
     {
-        conv1 = Conv2d(1, 32, kernel_size: 3, padding: 1, bias: !batchNorm);
-        bn1 = batchNorm ? BatchNorm2d(32) : null;
-        conv2 = Conv2d(32, 64, kernel_size: 3, padding: 1, bias: !batchNorm);
-        bn2 = batchNorm ? BatchNorm2d(64) : null;
-        fc1 = Linear(64 * (side / 4) * (side / 4), 128);
+        int[] channels = ModelSpec.CnnChannels;
+        conv1 = Conv2d(1, channels[0], kernel_size: 3, padding: 1, bias: !batchNorm);
+        bn1 = batchNorm ? BatchNorm2d(channels[0]) : null;
+        conv2 = Conv2d(channels[0], channels[1], kernel_size: 3, padding: 1, bias: !batchNorm);
+        bn2 = batchNorm ? BatchNorm2d(channels[1]) : null;
+        fc1 = Linear(channels[1] * (side / 4) * (side / 4), 128);
         fc2 = Linear(128, classes);
         RegisterComponents();
     }
 
+    /// <summary>The batch-norm layers in forward order (empty without batch norm).</summary>
+    internal IReadOnlyList<BatchNorm2d> Norms => bn1 is null ? [] : [bn1, bn2!];
+
+    /// <summary>In training, normalise over ghost batches of a fixed size instead of the whole micro-batch (null: the micro-batch).</summary>
+    internal GhostBatchNorm? Ghosts { get; set; }
+
     public override Tensor forward(Tensor input)
     {
         Tensor x = input.dim() == 2 ? input.view(-1, 1, 28, 28) : input;
-        x = Block(x, conv1, bn1);
-        x = Block(x, conv2, bn2);
+        x = Block(x, conv1, bn1, 0);
+        x = Block(x, conv2, bn2, 1);
         x = functional.relu(fc1.call(x.flatten(1)));
         return fc2.call(x);
     }
 
-    private static Tensor Block(Tensor x, Conv2d conv, BatchNorm2d? norm)
+    private Tensor Block(Tensor x, Conv2d conv, BatchNorm2d? norm, int layer)
     {
         Tensor y = conv.call(x);
-        if (norm is not null) y = norm.call(y);
+        if (norm is not null) y = Ghosts is { } ghosts && training ? ghosts.Normalize(y, norm, layer) : norm.call(y);
         return functional.max_pool2d(functional.relu(y), 2);
     }
 }

@@ -4,12 +4,15 @@ namespace BatchCluster.Core.Planning;
 /// Splits a global batch into shares proportional to each worker's capacity (e.g. measured
 /// samples/s). Largest-remainder apportionment, ties to the lower worker index, so the plan is
 /// deterministic; every sample id goes to exactly one share, in order. Workers whose
-/// apportionment is 0 get no share.
+/// apportionment is 0 get no share. With a granule (the ghost batch under --bn-batch) it apportions
+/// whole runs of that many consecutive ids, so every share is made of whole ghost batches.
 /// </summary>
 public static class SharePlanner
 {
-    public static IReadOnlyList<WorkShare> Plan(ReadOnlySpan<int> sampleIds, IReadOnlyList<double> capacities)
+    public static IReadOnlyList<WorkShare> Plan(ReadOnlySpan<int> sampleIds, IReadOnlyList<double> capacities, int granule = 1)
     {
+        if (granule < 1 || sampleIds.Length % granule != 0)
+            throw new ArgumentException($"{sampleIds.Length} ids are not whole units of {granule}", nameof(granule));
         if (capacities.Count == 0) throw new ArgumentException("cannot plan a step without workers", nameof(capacities));
         double total = 0;
         foreach (double c in capacities)
@@ -18,7 +21,7 @@ public static class SharePlanner
             total += c;
         }
 
-        int n = sampleIds.Length;
+        int n = sampleIds.Length / granule; // units to apportion
         var sizes = new int[capacities.Count];
         var remainders = new double[capacities.Count];
         int assigned = 0;
@@ -50,8 +53,9 @@ public static class SharePlanner
         for (int i = 0; i < sizes.Length; i++)
         {
             if (sizes[i] == 0) continue;
-            shares.Add(new WorkShare(i, sampleIds.Slice(offset, sizes[i]).ToArray()));
-            offset += sizes[i];
+            int length = sizes[i] * granule;
+            shares.Add(new WorkShare(i, sampleIds.Slice(offset, length).ToArray()));
+            offset += length;
         }
         return shares;
     }

@@ -37,10 +37,17 @@ public static class PlainTrainer
         // gradient gives no estimate (GradientNoiseScale). The sum of the halves is the batch's, exactly as shares are.
         bool halves = config.NeedsNoiseEstimate;
         var secondHalf = halves ? new float[replica.ParameterCount] : [];
+        if (config.BnBatch is int ghost) replica.UseGhostBatches(ghost);
+        int granule = config.ShareGranule;
         var one = new ShareGradient[1];
         var two = new ShareGradient[2];
         int trainEvalCount = config.TrainEvaluationCount(data.Train.Count);
         EvaluationResult? EvaluateTrainSubset() => trainEvalCount > 0 ? replica.Evaluate(data.Train, 0, trainEvalCount) : null;
+        void LoadModel()
+        {
+            replica.LoadParameters(session.Parameters);
+            if (config.BnBatch is not null) replica.LoadRunningStatistics(session.RunningStatistics);
+        }
         long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         while (!session.Finished)
         {
@@ -50,9 +57,9 @@ public static class PlainTrainer
             double startedAt = session.NowMs;
             replica.LoadParameters(session.Parameters);
             ShareGradient[] shares;
-            if (halves && batch.Size >= 2)
+            int half = batch.Size / granule / 2 * granule; // halves of whole ghost batches
+            if (halves && half > 0)
             {
-                int half = batch.Size / 2;
                 var ids = batch.SampleIds.AsSpan();
                 two[0] = replica.ComputeGradientSum(data.Train, ids[..half], config.EffectiveMicroBatch(half), gradientSum);
                 two[1] = replica.ComputeGradientSum(data.Train, ids[half..], config.EffectiveMicroBatch(batch.Size - half), secondHalf);
@@ -73,16 +80,16 @@ public static class PlainTrainer
             if (session.Commit(batch, shares, measured, startedAt) is { } record) onStep?.Invoke(record, session);
             if (session.ValidationDue)
             {
-                replica.LoadParameters(session.Parameters);
+                LoadModel();
                 if (EvaluateTrainSubset() is { } train) session.RecordEvaluation(DataSplit.Train, train);
                 session.RecordEvaluation(DataSplit.Validation, replica.Evaluate(data.Validation, 0, data.Validation.Count));
             }
         }
-        replica.LoadParameters(session.Parameters);
+        LoadModel();
         var finalTrain = EvaluateTrainSubset();
         var validation = replica.Evaluate(data.Validation, 0, data.Validation.Count);
         var test = replica.Evaluate(data.Test, 0, data.Test.Count);
         var summary = session.Complete(finalTrain, validation, test, workers: 1, logPath);
-        return new RunResult(summary, session.Parameters.ToArray());
+        return new RunResult(summary, session.Parameters.ToArray(), config.BnBatch is null ? null : session.RunningStatistics.ToArray());
     }
 }

@@ -11,7 +11,7 @@ namespace BatchCluster.Core.Training;
 /// <param name="logFailures">Hears the event log's file fail (RunLogging wires it); null where nothing is written to disk.</param>
 public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? logFailures = null)
 {
-    public const int SchemaVersion = 12;
+    public const int SchemaVersion = 13;
     public const string EventTypeProperty = "EventType";
 
     public string RunId { get; } = runId;
@@ -24,9 +24,9 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
 
     public void RunStarted(TrainingConfig config, string engine, int workers, int parameterCount, int trainSamples, int stepsPerEpoch, long totalSteps, int threads) =>
         For("RunStarted").ForContext("SchemaVersion", SchemaVersion).ForContext("Config", config, destructureObjects: true).Information(
-            "Run {RunId} started: {Engine} engine, {Workers} workers, model {Model} with {ParameterCount} parameters, {TrainSamples} training samples, global batch {GlobalBatch}, {StepsPerEpoch} steps per epoch, {TotalSteps} steps, {Threads} torch threads, CPU kernels {CpuKernels}",
+            "Run {RunId} started: {Engine} engine, {Workers} workers, model {Model} with {ParameterCount} parameters, {TrainSamples} training samples, global batch {GlobalBatch}, {StepsPerEpoch} steps per epoch, {TotalSteps} steps, {Threads} torch threads, CPU kernels {CpuKernels}, batch norm over {Normalisation}",
             RunId, engine, workers, config.Model.ToString(), parameterCount, trainSamples, config.GlobalBatch, stepsPerEpoch, totalSteps, threads,
-            Native.MklDispatch.Kernels);
+            Native.MklDispatch.Kernels, config.Normalisation);
 
     /// <param name="transport">How its tensors travel: <c>in-process</c>, <c>data plane HOST:PORT (fp32|bf16)</c> or <c>akka</c>.</param>
     public void WorkerJoined(string workerId, string address, string device, int threads, double samplesPerSecond, int readyWorkers, string transport = "in-process") =>

@@ -47,6 +47,13 @@ public sealed record TrainingConfig
     public IReadOnlyList<BatchSizing.BatchChange>? BatchSchedule { get; init; }
     /// <summary>Largest forward/backward pass on a worker; defaults to the whole share.</summary>
     public int? MicroBatch { get; init; }
+    /// <summary>
+    /// --bn-batch: the ghost batch, the samples each batch-norm layer normalises over in training; shares and micro-batches are
+    /// then made of whole ghost batches and the step no longer depends on the layout (docs/batch-norm.md). Null: each worker's
+    /// micro-batch, as before.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public int? BnBatch { get; init; }
     public int Workers { get; init; } = 4;
     public long? Steps { get; init; }
     public double? Epochs { get; init; }
@@ -118,6 +125,15 @@ public sealed record TrainingConfig
     public const int DefaultRingChunkValues = 8 * 1024;
 
     public int EffectiveThreads => Threads ?? Math.Max(1, Environment.ProcessorCount / (Engine == Engine.Plain ? 1 : Workers));
+
+    /// <summary>The unit shares are made of: a ghost batch under --bn-batch, else one sample.</summary>
+    public int ShareGranule => BnBatch ?? 1;
+
+    /// <summary>What batch norm normalises over in training, in words (RunStarted): nothing without batch norm.</summary>
+    public string Normalisation => !Model.HasBatchNorm ? "none (no batch norm)"
+        : BnBatch is int k ? $"ghost batches of {k} samples (the same on every layout)"
+        : MicroBatch is int m ? $"each micro-batch of up to {m} samples (changes with the layout: use --bn-batch)"
+        : "each worker's whole share (changes with the layout: use --bn-batch)";
 
     /// <summary>The micro-batch for a share: the configured one, or the whole share when none is set.</summary>
     public int EffectiveMicroBatch(int shareSize) => MicroBatch is int m ? m : Math.Max(1, shareSize);

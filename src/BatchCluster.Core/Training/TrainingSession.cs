@@ -30,6 +30,10 @@ public sealed class TrainingSession
     private readonly float[] _meanGradient;
     private readonly Queue<double> _recentLosses = new();
     private readonly GradientNoiseScale _noiseScale = new();
+    /// <summary>Under --bn-batch the batch-norm running statistics, updated at every applied step from the shares' sums (Models.RunningStatistics); null otherwise.</summary>
+    private readonly float[]? _runningStatistics;
+    /// <summary>Scratch for a step's summed ghost-batch statistics (no allocation per step).</summary>
+    private readonly double[] _batchNormSums;
     /// <summary>The batch of every step and the learning-rate gain (fixed, scheduled or adaptive: docs/adaptive-batch.md).</summary>
     private readonly BatchSizer _sizing;
     /// <summary>Where the next step's samples start: the epoch and the sample offset in its order (the sampler holds no other state).</summary>
@@ -59,6 +63,8 @@ public sealed class TrainingSession
         _parameters = (float[])initialParameters.Clone();
         _meanGradient = new float[_parameters.Length];
         _optimizer = config.Optimizer.Create(_parameters.Length);
+        _runningStatistics = config.BnBatch is null ? null : Models.RunningStatistics.Initial(config.Model);
+        _batchNormSums = new double[_runningStatistics?.Length ?? 0];
         TotalSteps = config.TotalSteps(_sampler.StepsPerEpoch);
         _evalEvery = config.EvalEvery ?? _sampler.StepsPerEpoch;
         Fingerprint = ConfigFingerprint.Of(config);
@@ -99,13 +105,19 @@ public sealed class TrainingSession
         else if (_sizing.Tracks)
             throw new InvalidDataException("the checkpoint holds no batch sizing, but this run's batch varies or uses AdaScale");
         else _offset = state.IndexInEpoch * _config.GlobalBatch;
+        if (_runningStatistics is not null)
+        {
+            if (state.RunningStatistics?.Length != _runningStatistics.Length)
+                throw new InvalidDataException("the checkpoint holds no batch-norm running statistics of this model, but this run has --bn-batch");
+            state.RunningStatistics.CopyTo(_runningStatistics, 0);
+        }
         _checkpointedStep = state.NextStep;
     }
 
     /// <summary>The whole state needed to continue this run from <see cref="NextStep"/>.</summary>
     public CheckpointState Capture() => new(
         Fingerprint, NextStep, _epoch, _offset / _sizing.Batch, (float[])_parameters.Clone(), _optimizer.Export(),
-        _sizing.Tracks ? _sizing.Capture(_offset) : null);
+        _sizing.Tracks ? _sizing.Capture(_offset) : null, (float[]?)_runningStatistics?.Clone());
 
     public long TotalSteps { get; }
     public int StepsPerEpoch => _sampler.StepsPerEpoch;
@@ -119,6 +131,9 @@ public sealed class TrainingSession
     public bool TargetReached { get; private set; }
     /// <summary>The live parameters, for reading now; copy them to hand them on (they change at every commit).</summary>
     public ReadOnlySpan<float> Parameters => _parameters;
+
+    /// <summary>Under --bn-batch the batch-norm running statistics evaluation uses (Models.RunningStatistics); empty otherwise.</summary>
+    public ReadOnlySpan<float> RunningStatistics => _runningStatistics;
     /// <summary>Epochs done: steps over steps per epoch, or where the batch varies, the sample position over the data set.</summary>
     public double EpochsDone => _sizing.Varies ? _epoch + (double)_offset / _sampler.DatasetSize : (double)NextStep / _sampler.StepsPerEpoch;
     /// <summary>Whether <see cref="TotalSteps"/> is the run's length; not where the batch varies and the length is in epochs (it is then the count at the first batch).</summary>
@@ -272,7 +287,26 @@ public sealed class TrainingSession
         _optimizer.CompleteStep();
         double updateMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         if (!parametersFinite) throw NonFiniteUpdate(batch.Step, lr, gradNorm);
+        UpdateRunningStatistics(batch, sharesInPlanOrder);
         return Record(batch, tallies, samples, loss, lr, gain, gradNorm, measured, updateMs, stepStartedAtMs, foldMs);
+    }
+
+    /// <summary>
+    /// Under --bn-batch, the running statistics take one step of the average over the global batch's ghost batches; the sums
+    /// of the shares' sums do not depend on how the batch was cut (only the float rounding of their order).
+    /// </summary>
+    private void UpdateRunningStatistics(GlobalBatch batch, IReadOnlyList<ShareGradient> shares)
+    {
+        if (_runningStatistics is null) return;
+        Array.Clear(_batchNormSums);
+        foreach (var share in shares)
+        {
+            var sums = share.BatchNormSums.Span;
+            if (sums.Length != _batchNormSums.Length)
+                throw new InvalidOperationException($"step {batch.Step}: a share carries {sums.Length} batch-norm sums, the model has {_batchNormSums.Length}");
+            for (int i = 0; i < sums.Length; i++) _batchNormSums[i] += sums[i];
+        }
+        Models.RunningStatistics.Update(_runningStatistics, _batchNormSums, batch.Size / _config.BnBatch!.Value);
     }
 
     /// <summary>

@@ -98,4 +98,123 @@ public class ModelReplicaTests
         Assert.Equal(all.LossSum, split.LossSum, 3);
         Assert.InRange(all.Accuracy, 0.0, 1.0);
     }
+
+    private static (float[] Gradient, float[] Sums) Share(ModelReplica replica, int from, int count, int microBatch)
+    {
+        var share = replica.ComputeGradientSum(Data.Train, Enumerable.Range(from, count).ToArray(), microBatch, new float[replica.ParameterCount]);
+        return (share.GradientSum.ToArray(), share.BatchNormSums.ToArray());
+    }
+
+    private static double WorstRelative(float[] expected, float[] actual)
+    {
+        double scale = expected.Max(Math.Abs);
+        return expected.Zip(actual, (a, b) => Math.Abs(a - b)).Max() / scale;
+    }
+
+    private static float[] Add(float[] a, float[] b) => a.Zip(b, (x, y) => x + y).ToArray();
+
+    /// <summary>
+    /// Ghost batch norm (docs/batch-norm.md) on one replica: 64 samples with ghost batches of 16 give the same gradient sum and the
+    /// same sums of batch-norm statistics whether computed in one pass or as two shares of 32 in micro-batches of 16 (float
+    /// rounding only: 1e-4 of the largest entry, the tolerance of the micro-batch test above); without ghost batches the same
+    /// two cuts differ by far more, which is what the layout did to every batch-norm run before. A ghost batch of the whole
+    /// share is PyTorch's own batch norm.
+    /// </summary>
+    [Fact]
+    public void Ghost_batches_make_the_gradient_independent_of_how_the_batch_is_cut()
+    {
+        var spec = ModelSpec.Cnn(batchNorm: true);
+        var parameters = ModelFactory.InitialParameters(spec, 9);
+        using var plain = new ModelReplica(spec);
+        plain.LoadParameters(parameters);
+        var whole = Share(plain, 0, 64, 64);
+        var cut = Add(Share(plain, 0, 32, 32).Gradient, Share(plain, 32, 32, 32).Gradient);
+        double layoutEffect = WorstRelative(whole.Gradient, cut);
+        Assert.Empty(whole.Sums);
+
+        using var ghosts = new ModelReplica(spec);
+        ghosts.LoadParameters(parameters);
+        ghosts.UseGhostBatches(16);
+        var one = Share(ghosts, 0, 64, 64);
+        var first = Share(ghosts, 0, 32, 16);
+        var second = Share(ghosts, 32, 32, 16);
+        double ghostEffect = WorstRelative(one.Gradient, Add(first.Gradient, second.Gradient));
+        double sums = WorstRelative(one.Sums, Add(first.Sums, second.Sums));
+        Assert.Equal(RunningStatistics.Length(spec), one.Sums.Length);
+        Assert.True(ghostEffect <= 1e-4, $"ghost batches: the two cuts differ by {ghostEffect:E2} of the largest entry");
+        Assert.True(sums <= 1e-5, $"the sums of batch-norm statistics differ by {sums:E2}");
+        Assert.True(layoutEffect > 100 * ghostEffect, $"without ghost batches the cuts differ by {layoutEffect:E2}, with them by {ghostEffect:E2}");
+
+        using var wholeGhost = new ModelReplica(spec);
+        wholeGhost.LoadParameters(parameters);
+        wholeGhost.UseGhostBatches(64);
+        Assert.True(WorstRelative(whole.Gradient, Share(wholeGhost, 0, 64, 64).Gradient) <= 1e-5);
+    }
+
+    /// <summary>
+    /// The statistics a share returns are each ghost batch's per-channel mean and UNBIASED variance (PyTorch's running_var), summed:
+    /// checked against the first batch-norm layer computed by hand from the conv's output for one ghost batch.
+    /// </summary>
+    [Fact]
+    public void A_ghost_batchs_statistics_are_its_channel_means_and_unbiased_variances()
+    {
+        var spec = ModelSpec.Cnn(batchNorm: true);
+        using var replica = new ModelReplica(spec);
+        replica.LoadParameters(ModelFactory.InitialParameters(spec, 3));
+        replica.UseGhostBatches(8);
+        var sums = Share(replica, 0, 8, 8).Sums;
+        var (means, variances) = FirstConvolutionStatistics(ModelFactory.InitialParameters(spec, 3), 8);
+        for (int c = 0; c < means.Length; c++)
+        {
+            Assert.Equal(means[c], sums[c], 1e-5);
+            Assert.Equal(variances[c], sums[means.Length + c], 1e-5 * Math.Max(1, variances[c]));
+        }
+    }
+
+    /// <summary>
+    /// Per channel of the first conv (1→32, 3×3, padding 1, no bias: its weights lead the flat parameters), the mean and the
+    /// unbiased variance of its outputs over the first <paramref name="images"/> training images and all 28×28 positions.
+    /// </summary>
+    private static (double[] Means, double[] Variances) FirstConvolutionStatistics(float[] parameters, int images)
+    {
+        const int Channels = 32, Side = 28;
+        var means = new double[Channels];
+        var variances = new double[Channels];
+        for (int c = 0; c < Channels; c++)
+        {
+            var outputs = new List<double>();
+            for (int n = 0; n < images; n++)
+            {
+                var pixels = Data.Train.Image(n);
+                for (int y = 0; y < Side; y++)
+                for (int x = 0; x < Side; x++)
+                {
+                    double sum = 0;
+                    for (int dy = -1; dy <= 1; dy++)
+                    for (int dx = -1; dx <= 1; dx++)
+                    {
+                        int yy = y + dy, xx = x + dx;
+                        if (yy < 0 || yy >= Side || xx < 0 || xx >= Side) continue;
+                        sum += parameters[c * 9 + (dy + 1) * 3 + dx + 1] * (pixels[yy * Side + xx] / 255.0);
+                    }
+                    outputs.Add(sum);
+                }
+            }
+            means[c] = outputs.Average();
+            variances[c] = outputs.Sum(v => (v - means[c]) * (v - means[c])) / (outputs.Count - 1);
+        }
+        return (means, variances);
+    }
+
+    [Fact]
+    public void A_share_that_is_not_whole_ghost_batches_is_refused()
+    {
+        using var replica = new ModelReplica(ModelSpec.Cnn(batchNorm: true));
+        replica.UseGhostBatches(16);
+        Assert.Throws<ArgumentException>(() => Share(replica, 0, 24, 24));
+        Assert.Throws<ArgumentException>(() => Share(replica, 0, 32, 24));
+        Assert.Throws<ArgumentOutOfRangeException>(() => replica.UseGhostBatches(1));
+        using var mlp = new ModelReplica(ModelSpec.Mlp(16));
+        Assert.Throws<InvalidOperationException>(() => mlp.UseGhostBatches(16));
+    }
 }
