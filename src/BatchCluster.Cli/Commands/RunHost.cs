@@ -54,7 +54,11 @@ public sealed class RunHost
         OutputPaths.CheckDirectory("--runs-dir", config.RunsDirectory);
         string runDirectory = RunLogging.CheckNewRunDirectory(config.RunsDirectory, runId);
         // Checked now, not after training: a path that fails at the end would lose the run's result.
-        if (config.ExportParams is string export) OutputPaths.CheckFile("--export-params", export);
+        if (config.ExportParams is string export)
+        {
+            OutputPaths.CheckFile("--export-params", export);
+            if (config.BnBatch is not null) OutputPaths.CheckFile("--export-params", RunningStatisticsPath(export));
+        }
         if (config.TensorBoardDirectory is string tensorBoard) OutputPaths.CheckDirectory("--tensorboard", tensorBoard);
         if (config.CheckpointEvery > 0) OutputPaths.CheckDirectory("--checkpoint-dir", config.CheckpointDirectory);
         DeviceOption.Check(config.Device, config.Model);
@@ -134,7 +138,11 @@ public sealed class RunHost
         {
             var result = await engine(events, onStep);
             if (Config.ExportParams is string exportPath)
+            {
                 ParameterFile.Write(exportPath, result.FinalParameters);
+                // Under --bn-batch the model's state includes the coordinator's batch-norm running statistics (docs/batch-norm.md).
+                if (result.FinalRunningStatistics is { } running) ParameterFile.Write(RunningStatisticsPath(exportPath), running);
+            }
             return result;
         }
         catch (Exception e) when (e is not (RunEndedElsewhereException or RunInterruptedException))
@@ -164,4 +172,7 @@ public sealed class RunHost
         {
         }
     }
+
+    /// <summary>Where --export-params FILE puts the batch-norm running statistics of a --bn-batch run: FILE.running-stats (same format).</summary>
+    public static string RunningStatisticsPath(string exportPath) => exportPath + ".running-stats";
 }

@@ -88,7 +88,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
                 break;
             case TrainingProtocol.WorkerAccepted m:
                 w.Write(m.RunId); w.Write(m.Spec.Dataset); w.Write(m.Spec.ValidationSize); w.Write(m.Spec.Model);
-                WriteInts(w, m.Spec.HiddenSizes); w.Write(m.Spec.Seed);
+                WriteInts(w, m.Spec.HiddenSizes); w.Write(m.Spec.Seed); w.Write(m.Spec.BnBatch);
                 w.Write(m.DataPlane is not null);
                 if (m.DataPlane is { } offer)
                 {

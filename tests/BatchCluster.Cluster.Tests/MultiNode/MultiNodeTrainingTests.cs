@@ -89,6 +89,43 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// --bn-batch across the transport (docs/batch-norm.md): cnn-bn with ghost batches of 16 over two honest worker nodes and one
+    /// that answers NaN from the first step — quarantined, its share re-planned in whole ghost batches over the other two — ends at
+    /// the plain loop's parameters and running statistics (bounds and learning rate as in GhostBatchNormTests), and the worker
+    /// nodes' evaluations, made with the running statistics the coordinator sent (the nodes' own buffers never left their
+    /// initial 0 and 1), give the plain loop's accuracies to a few samples.
+    /// </summary>
+    [Fact]
+    public async Task Worker_nodes_with_ghost_batch_norm_give_the_plain_loops_parameters_and_running_statistics()
+    {
+        var data = FashionMnistData;
+        var config = new TrainingConfig
+        {
+            Model = ModelSpec.Cnn(batchNorm: true), GlobalBatch = 64, BnBatch = 16, Steps = 30, LearningRate = 0.002, Seed = 8,
+            EvalEvery = 0, TrainEvalSamples = 0, ValidationSize = 1000, Threads = 1, Workers = 3,
+            Quarantine = new Core.Coordination.QuarantinePolicy(BackoffMs: 600_000),
+        };
+        var plain = RunPlain(config, data);
+        var events = new EventCollector();
+        await using var cluster = await InProcessCluster.StartAsync(config, data, minWorkers: 3, events.Run("ghost-nodes"), startWorkers: 3);
+        await cluster.AddWorkerAsync();
+        await cluster.AddWorkerAsync();
+        await cluster.AddWorkerAsync(Misbehaviour.NanGradients);
+        var result = await cluster.Completion.Task.WaitAsync(RunTimeout);
+
+        double parameters = MaxAbsDifference(plain.FinalParameters, result.FinalParameters);
+        double running = MaxAbsDifference(plain.FinalRunningStatistics!, result.FinalRunningStatistics!);
+        output.WriteLine($"max |Δparam| {parameters:E2}, max |Δrunning| {running:E2}, validation {result.Summary.ValidationAccuracy:P2} (plain {plain.Summary.ValidationAccuracy:P2}), "
+                         + $"test {result.Summary.TestAccuracy:P2} (plain {plain.Summary.TestAccuracy:P2})");
+        Assert.True(parameters <= 1e-4, $"parameters differ by {parameters:E2}");
+        Assert.True(running <= 1e-5, $"running statistics differ by {running:E2}");
+        Assert.Single(events.OfType("WorkerQuarantined"));
+        Assert.All(cluster.Steps, s => Assert.All(s.Shares, n => Assert.Equal(0, n % 16)));
+        Assert.InRange(Math.Abs(result.Summary.ValidationAccuracy - plain.Summary.ValidationAccuracy), 0, 3.0 / 1000);
+        Assert.InRange(Math.Abs(result.Summary.TestAccuracy - plain.Summary.TestAccuracy), 0, 3.0 / 10_000);
+    }
+
+    /// <summary>
     /// Two worker nodes that answer wrong but finite, over TCP and the data plane: one reports four times its gradient's
     /// squared norm (which would steer the noise scale), one sends gradients a million times too large. The coordinator
     /// computes the norm of what arrived and quarantines the liar for an impossible result; under

@@ -31,7 +31,10 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
         new TrainingProtocol.ComputeShare("run-1", 42, 3, [5, 1, 9], 16, new TrainingProtocol.ParameterSnapshot(42, ReadOnlyMemory<float>.Empty),
             new TrainingProtocol.ReduceShares("run-1", 42, 42, 0, 3, 0, 2, 8192, [3], new TrainingProtocol.RingPeer("198.18.0.3", 40500, Token(4)), Token(5))),
         new TrainingProtocol.ShareComputed("run-1", 42, 42, 3, 3, 6.25, Tensor, 99.5, 1.75, 2.5, 123_456_789),
+        new TrainingProtocol.ShareComputed("run-1", 42, 42, 3, 32, 6.25, Tensor, 99.5, 1.75, 2.5, 123_456_789, 7, [0.5f, -1f, 2f, 3.25f]),
         new TrainingProtocol.Evaluate("run-1", 7, 1, DataSplit.Test, [100, 101, 7, 8], new TrainingProtocol.ParameterSnapshot(43, Tensor)),
+        new TrainingProtocol.Evaluate("run-1", 7, 1, DataSplit.Test, [100, 101], new TrainingProtocol.ParameterSnapshot(43, Tensor), [0.25f, 1.5f]),
+        new TrainingProtocol.WorkerAccepted("run-2", new TrainingProtocol.RunSpec("fashion-mnist", 5000, "cnn-bn", [], 8, BnBatch: 16)),
         new TrainingProtocol.EvaluationDone("run-1", 7, 1, 43, 12.5, 44, 50),
         new TrainingProtocol.WorkerLeaving("akka.tcp://batchcluster@10.0.0.2:4053/user/worker"),
         new TrainingProtocol.ShareFailed("run-1", 42, 3, "CUDA out of memory"),
@@ -100,8 +103,9 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
     {
         TrainingProtocol.ComputeShare m => $"{m with { SampleIds = [], Parameters = m.Parameters with { Values = default }, ThenReduce = null }} ids {string.Join(',', m.SampleIds)} "
                                            + $"{Floats(m.Parameters.Values)} then {(m.ThenReduce is { } plan ? Describe(plan) : "nothing")}",
-        TrainingProtocol.ShareComputed m => $"{m with { GradientSum = default }} {Floats(m.GradientSum)}",
-        TrainingProtocol.Evaluate m => $"{m with { Rows = [], Parameters = m.Parameters with { Values = default } }} rows {string.Join(',', m.Rows)} {Floats(m.Parameters.Values)}",
+        TrainingProtocol.ShareComputed m => $"{m with { GradientSum = default, BatchNormSums = null }} {Floats(m.GradientSum)} bn {Optional(m.BatchNormSums)}",
+        TrainingProtocol.Evaluate m => $"{m with { Rows = [], Parameters = m.Parameters with { Values = default }, RunningStatistics = null }} rows {string.Join(',', m.Rows)} "
+                                       + $"{Floats(m.Parameters.Values)} running {Optional(m.RunningStatistics)}",
         TrainingProtocol.WorkerAccepted m => $"{m.RunId} {m.Spec with { HiddenSizes = [] }} {string.Join(',', m.Spec.HiddenSizes)} "
                                              + (m.DataPlane is { } o ? $"{o with { Token = [] }} {Convert.ToHexString(o.Token)}" : "no offer"),
         TrainingProtocol.ReduceShares m => $"{m with { Slots = [], Downstream = m.Downstream with { Token = [] }, UpstreamToken = [] }} "
@@ -110,6 +114,8 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
         TensorChunk m => $"{m.TransferId} {m.Index} {Floats(m.Values)}",
         _ => message.ToString()!,
     };
+
+    private static string Optional(float[]? values) => values is null ? "none" : Floats(values);
 
     private static byte[] Token(int seed) => Enumerable.Range(seed, FrameHeader.TokenBytes).Select(i => (byte)i).ToArray();
 
