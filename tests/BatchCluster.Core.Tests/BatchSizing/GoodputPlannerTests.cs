@@ -82,4 +82,16 @@ public class GoodputPlannerTests
         var decision = planner.Decide(4096, new ThroughputTerms(0.01, 0, 0.5, 0), 100); // M* ≈ 70, far below
         Assert.Equal(2048, decision.Chosen);
     }
+
+    /// <summary>Under --bn-batch every candidate is whole ghost batches (docs/batch-norm.md), still spread geometrically over the range.</summary>
+    [Fact]
+    public void With_a_granule_every_candidate_is_a_multiple_of_it()
+    {
+        var planner = new GoodputPlanner(32, 4096, 256, granule: 32);
+        Assert.All(planner.Candidates, c => Assert.Equal(0, c % 32));
+        Assert.Equal(32, planner.Candidates[0]);
+        Assert.Equal(4096, planner.Candidates[^1]);
+        Assert.True(planner.Candidates.Count >= 20, $"{planner.Candidates.Count} candidates over 7 octaves");
+        Assert.Throws<ArgumentOutOfRangeException>(() => new GoodputPlanner(48, 4096, 256, granule: 32));
+    }
 }

@@ -34,6 +34,10 @@ public sealed class CheckpointTests : IDisposable
         var sizing = new Core.BatchSizing.BatchSizingState(96, 384, 12.5, new Core.Gradients.NoiseScaleState(0.25, 30, 0.9), 40);
         var adaptive = CheckpointStore.Read(store.Write(State(13) with { Sizing = sizing }));
         Assert.Equal(sizing, adaptive.Sizing);
+        Assert.Null(adaptive.RunningStatistics);
+
+        var ghost = CheckpointStore.Read(store.Write(State(14) with { RunningStatistics = [0.5f, -0.25f, 1.5f, 2f] }));
+        Assert.Equal(new[] { 0.5f, -0.25f, 1.5f, 2f }, ghost.RunningStatistics);
     }
 
     [Fact]
@@ -106,6 +110,38 @@ public sealed class CheckpointTests : IDisposable
         Assert.NotEqual(ConfigFingerprint.Of(config), ConfigFingerprint.Of(config with { LearningRate = 0.2 }));
         Assert.NotEqual(ConfigFingerprint.Of(config), ConfigFingerprint.Of(config with { GlobalBatch = 64 }));
         Assert.NotEqual(ConfigFingerprint.Of(config), ConfigFingerprint.Of(config with { Seed = 2 }));
+        var bn = config with { Model = ModelSpec.Cnn(batchNorm: true) };
+        Assert.NotEqual(ConfigFingerprint.Of(bn), ConfigFingerprint.Of(bn with { BnBatch = 16 }));
+        Assert.NotEqual(ConfigFingerprint.Of(bn with { BnBatch = 32 }), ConfigFingerprint.Of(bn with { BnBatch = 16 }));
+    }
+
+    /// <summary>
+    /// A --bn-batch run (docs/batch-norm.md) resumed from a checkpoint ends bitwise where the uninterrupted run ends, running
+    /// statistics included: the checkpoint keeps them (they are not derivable from the parameters).
+    /// </summary>
+    [Fact]
+    public void A_ghost_batch_norm_run_resumes_exactly_with_its_running_statistics()
+    {
+        var data = SyntheticImages.Create(seed: 5, trainCount: 320, validationCount: 32, testCount: 32);
+        var config = new TrainingConfig
+        {
+            Dataset = "synthetic", Model = ModelSpec.Cnn(batchNorm: true), GlobalBatch = 32, BnBatch = 8, Steps = 12, EvalEvery = 0,
+            TrainEvalSamples = 0, Engine = Engine.Plain, Optimizer = new OptimizerSettings(OptimizerKind.Momentum), LearningRate = 0.01,
+            CheckpointEvery = 4, CheckpointDirectory = _dir,
+        };
+        var initial = ModelFactory.InitialParameters(config.Model, config.Seed);
+        var events = new RunEvents(Logger.None, "r");
+        var uninterrupted = PlainTrainer.Run(config with { CheckpointEvery = 0 }, data, initial, events, "");
+
+        PlainTrainer.Run(config with { Steps = 10 }, data, initial, events, "");
+        var checkpoint = new CheckpointStore(_dir, ConfigFingerprint.Of(config)).LoadNewest(out _, out _);
+        Assert.Equal(8, checkpoint.NextStep);
+        Assert.Equal(RunningStatistics.Length(config.Model), checkpoint.RunningStatistics?.Length);
+        var resumed = PlainTrainer.Run(config, data, initial, events, "", resumeFrom: checkpoint);
+
+        Assert.Equal(uninterrupted.FinalParameters, resumed.FinalParameters);
+        Assert.Equal(uninterrupted.FinalRunningStatistics, resumed.FinalRunningStatistics);
+        Assert.NotEqual(RunningStatistics.Initial(config.Model), resumed.FinalRunningStatistics);
     }
 
     /// <summary>

@@ -17,12 +17,12 @@ public sealed class RoundHarness : IWorkerPool
     private readonly List<ReadyWorker> _ready = [];
     private int _nextKey;
 
-    public RoundHarness(int workers, int[] ids, double deadlineMs = 10, int? maxSlots = null)
+    public RoundHarness(int workers, int[] ids, double deadlineMs = 10, int? maxSlots = null, int granule = 1)
     {
         for (int i = 0; i < workers; i++) AddWorker(capacity: 1 + i % 3);
         Ids = ids;
         Policy = maxSlots is int m ? new RoundPolicy(deadlineMs, m) : RoundPolicy.For(TimeSpan.FromMilliseconds(deadlineMs), workers);
-        Round = new WorkRound<int[]>(ids, this, Policy);
+        Round = new WorkRound<int[]>(ids, this, Policy, granule);
     }
 
     public IReadOnlyList<ReadyWorker> Ready => _ready;

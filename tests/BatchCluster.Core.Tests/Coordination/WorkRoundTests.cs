@@ -6,6 +6,36 @@ public class WorkRoundTests
 {
     private static int[] Ids(int n) => Enumerable.Range(0, n).ToArray();
 
+    /// <summary>
+    /// Under --bn-batch (docs/batch-norm.md) a round is planned and re-planned in whole ghost batches: every share, first plan or
+    /// re-plan after a failure, a loss and a deadline, is made of whole runs of 4 ids that were 4 consecutive ids of the batch
+    /// (ids here are their own positions), so each ghost batch stays intact on one worker.
+    /// </summary>
+    [Fact]
+    public void With_a_granule_every_share_and_every_replan_is_whole_ghost_batches()
+    {
+        const int Ghost = 4;
+        var h = new RoundHarness(3, Ids(40), granule: Ghost); // 10 ghost batches over capacities 1, 2, 3
+        h.Start();
+        Assert.Equal([8, 12, 20], h.Shares.Select(s => s.Ids.Length));
+        h.Fail(h.Shares[2]);
+        h.Lose(h.Shares[1].Worker);
+        h.AddWorker(capacity: 2.5);
+        h.Round.OnWorkersChanged(h.Now);
+        h.Advance(1000);
+        foreach (var share in h.Shares.Where(s => !s.Answered && h.IsReady(s.Worker)).ToList()) h.Answer(share);
+        Assert.True(h.Shares.Count > 3, "the round re-planned");
+        foreach (var share in h.Shares)
+            for (int at = 0; at < share.Ids.Length; at += Ghost)
+            {
+                int first = share.Ids[at];
+                Assert.Equal(0, first % Ghost);
+                Assert.Equal(Enumerable.Range(first, Ghost), share.Ids.Skip(at).Take(Ghost));
+            }
+        Assert.True(h.Round.CoversIdsExactlyOnce());
+        Assert.Throws<ArgumentException>(() => new RoundHarness(2, Ids(10), granule: Ghost));
+    }
+
     [Fact]
     public void Shares_follow_capacity_and_the_round_completes_in_plan_order()
     {
