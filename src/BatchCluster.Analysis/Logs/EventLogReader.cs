@@ -167,7 +167,8 @@ public static class EventLogReader
             Seed: config.TryGetProperty("Seed", out var seed) && seed.ValueKind == JsonValueKind.Number ? seed.GetInt64() : null,
             Reduce: config.TryGetProperty("Reduce", out var reduce) ? reduce.ToString().ToLowerInvariant() : "star", // schema 8; star before
             BatchPolicy: BatchPolicyOf(config), // schema 12
-            TrainSamples: (int)OptionalNumber(e, "TrainSamples", 0));
+            TrainSamples: (int)OptionalNumber(e, "TrainSamples", 0),
+            BnBatch: config.TryGetProperty("BnBatch", out var bn) && bn.ValueKind == JsonValueKind.Number ? bn.GetInt32() : null); // schema 13
     }
 
     /// <summary>"auto MIN:MAX" for --global-batch auto, "schedule STEP:B,…" for --batch-schedule, null for a fixed batch.</summary>

@@ -8,7 +8,7 @@ public sealed record RunInfo(
     string RunId, int SchemaVersion, string Engine, int Workers, string Model, int GlobalBatch, int? MicroBatch,
     string LrScaling, double BaseLearningRate, double PeakLearningRate, int WarmupSteps, string Optimizer,
     int StepsPerEpoch, long TotalSteps, DateTimeOffset StartedAt, long? Seed = null, string Reduce = "star", string? BatchPolicy = null,
-    int TrainSamples = 0)
+    int TrainSamples = 0, int? BnBatch = null)
 {
     /// <summary>Whether the global batch may change between steps (<see cref="BatchPolicy"/> says how: "auto MIN:MAX" or "schedule …").</summary>
     public bool BatchVaries => BatchPolicy is not null;

@@ -50,7 +50,8 @@ public static class RunPage
             ("median step", $"{Show.Number(row.MedianStepMs, "F2")} ms (compute {Show.Number(row.MedianComputeMs, "F2")}, transfer {Show.Number(row.MedianTransferMs, "F2")})"),
             ("peak memory", $"{Show.Number(row.PeakMemoryMb, "F0")} MiB"),
             ("model · engine", $"{row.Model} · {row.Engine}, {row.Workers} worker{(row.Workers == 1 ? "" : "s")}"),
-            ("global batch · micro-batch", $"{row.GlobalBatch} · {(row.MicroBatch is int m ? m.ToString(Invariant) : "the share")}"),
+            ("global batch · micro-batch", $"{row.GlobalBatch} · {(row.MicroBatch is int m ? m.ToString(Invariant) : "the share")}"
+                                           + (row.BnBatch is int bn ? $" · batch norm over ghost batches of {bn.ToString(Invariant)}" : "")),
             ("steps · epochs", $"{row.Steps:N0} of {log.Info?.TotalSteps.ToString("N0", Invariant) ?? "?"} · {Show.Number(row.Epochs, "F2")}"),
             ("peak learning rate · scaling", $"{Show.Number(row.PeakLearningRate, "G4")} · {row.LrScaling}"),
             ("B_simple (last epoch)", Show.Number(row.FinalBSimple, "N0")),

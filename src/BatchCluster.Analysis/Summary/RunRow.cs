@@ -22,7 +22,7 @@ public sealed record RunRow(
     double TrainAccuracy, double GeneralizationGap, long? StepsToTarget, long? SamplesToTarget, double SecondsToTarget,
     double SamplesPerSecond, double MedianStepMs, double MedianComputeMs, double MedianTransferMs, double PeakMemoryMb,
     double FinalBSimple, int BadLines, double BytesPerSample = double.NaN, string MedianShares = "", long? Seed = null, int Segments = 1,
-    string Reduce = "star", double HandedOverPerSample = double.NaN, string? BatchPolicy = null)
+    string Reduce = "star", double HandedOverPerSample = double.NaN, string? BatchPolicy = null, int? BnBatch = null)
 {
     /// <summary>The batch as tables show it: the number, or for a run whose batch varies its policy ("auto 32:2048"; <see cref="GlobalBatch"/> is then 0, so plots against batch size leave it out).</summary>
     public string BatchLabel => BatchPolicy ?? GlobalBatch.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -32,10 +32,10 @@ public sealed record RunRow(
     /// series in plots against batch size. Runs of the multi-node cluster (engine "cluster") say
     /// "worker nodes", so that they group by host count apart from the local simulated cluster,
     /// and ", ring" when they reduced by ring, so that the two topologies are series of their own; a run whose batch varies
-    /// (adaptive or scheduled) is a series of its own too ("batch auto 32:2048").
+    /// (adaptive or scheduled) is a series of its own too ("batch auto 32:2048"), and so is each ghost batch of batch norm ("bn 32").
     /// </summary>
     public string SeriesKey =>
-        $"{Model}, {Workers} worker{(Engine == "cluster" ? " node" : "")}{(Workers == 1 ? "" : "s")}{(Reduce == "ring" ? ", ring" : "")}, lr {LrScaling}{(MicroBatch is int m ? $", micro {m}" : "")}{(BatchPolicy is string p ? $", batch {p}" : "")}";
+        $"{Model}, {Workers} worker{(Engine == "cluster" ? " node" : "")}{(Workers == 1 ? "" : "s")}{(Reduce == "ring" ? ", ring" : "")}, lr {LrScaling}{(MicroBatch is int m ? $", micro {m}" : "")}{(BnBatch is int bn ? $", bn {bn}" : "")}{(BatchPolicy is string p ? $", batch {p}" : "")}";
 
     public string Label => BatchPolicy is null ? $"B {GlobalBatch}, {SeriesKey}" : SeriesKey;
 
@@ -91,7 +91,8 @@ public sealed record RunRow(
             Seed: info?.Seed,
             Segments: Math.Max(1, log.Segments.Count),
             Reduce: info?.Reduce ?? "star",
-            BatchPolicy: info?.BatchPolicy);
+            BatchPolicy: info?.BatchPolicy,
+            BnBatch: info?.BnBatch);
     }
 
     /// <summary>

@@ -25,6 +25,7 @@ public static class SummaryTable
         new("workers", r => r.Workers.ToString(Invariant), r => r.Workers.ToString(Invariant)),
         new("global_batch", r => r.BatchLabel, r => r.BatchLabel),
         new("micro_batch", r => r.MicroBatch?.ToString(Invariant) ?? "", r => r.MicroBatch?.ToString(Invariant) ?? "share"),
+        new("bn_batch", r => r.BnBatch?.ToString(Invariant) ?? "", r => r.BnBatch?.ToString(Invariant) ?? "–"),
         new("lr_scaling", r => r.LrScaling, r => r.LrScaling),
         new("peak_lr", r => Number(r.PeakLearningRate), r => Show.Number(r.PeakLearningRate, "G4")),
         new("steps", r => r.Steps.ToString(Invariant), r => r.Steps.ToString(Invariant)),

@@ -49,6 +49,17 @@ public sealed class RunRowTests
         Assert.Equal("mlp(256), 2 worker nodes, ring, lr linear", Series(ring));
     }
 
+    /// <summary>Each ghost batch of batch norm (schema 13, docs/batch-norm.md) is a series of its own: it is a variable of the experiment.</summary>
+    [Fact]
+    public void Each_ghost_batch_is_a_series_of_its_own()
+    {
+        var micro = new RunInfo("m", 13, "plain", 1, "cnn-bn", 512, null, "linear", 0.02, 0.08, 0, "momentum", 107, 1000, Start);
+        var ghost = micro with { RunId = "g", BnBatch = 32 };
+        string Series(RunInfo info) => RunRow.From(new RunLog("events.clef", info, [Step(0, 1)], [], null, null, 0, 0), targetAccuracy: null).SeriesKey;
+        Assert.Equal("cnn-bn, 1 worker, lr linear", Series(micro));
+        Assert.Equal("cnn-bn, 1 worker, lr linear, bn 32", Series(ghost));
+    }
+
     /// <summary>
     /// A run whose batch varies (schema 12) is a series of its own, off the plots against batch size (global batch 0), and counts
     /// its samples, epochs and throughput from each step's batch: 3 steps of 256 then 2 of 1024 are 2,816 samples.
