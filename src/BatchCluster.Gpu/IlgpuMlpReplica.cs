@@ -107,7 +107,7 @@ public sealed class IlgpuMlpReplica : IModelReplica
         return new ShareGradient(gradientSum, sampleIds.Length, lossSum, squaredNorm, clock.Elapsed.TotalMilliseconds);
     }
 
-    public EvaluationResult Evaluate(ImageDataSet data, ReadOnlySpan<int> rows, int batchSize = 1000)
+    public EvaluationResult Evaluate(ImageDataSet data, ReadOnlySpan<int> rows, int batchSize = 256)
     {
         var result = EvaluationResult.Empty;
         for (int offset = 0; offset < rows.Length; offset += batchSize)

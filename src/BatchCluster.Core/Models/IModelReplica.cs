@@ -52,12 +52,12 @@ public interface IModelReplica : IDisposable
     }
 
     /// <summary>Loss sum and correct count over the given rows in eval mode.</summary>
-    EvaluationResult Evaluate(ImageDataSet data, ReadOnlySpan<int> rows, int batchSize = 1000);
+    EvaluationResult Evaluate(ImageDataSet data, ReadOnlySpan<int> rows, int batchSize = 256);
 }
 
 public static class ModelReplicaExtensions
 {
     /// <summary>Loss sum and correct count over samples [start, start + count) in eval mode, on any backend.</summary>
-    public static EvaluationResult Evaluate(this IModelReplica replica, ImageDataSet data, int start, int count, int batchSize = 1000) =>
+    public static EvaluationResult Evaluate(this IModelReplica replica, ImageDataSet data, int start, int count, int batchSize = 256) =>
         replica.Evaluate(data, Enumerable.Range(start, count).ToArray(), batchSize);
 }

@@ -105,7 +105,9 @@ public sealed class ModelReplica : IModelReplica
     }
 
     /// <summary>Loss sum and correct count over the given rows in eval mode (sums: any split of the rows adds up exactly).</summary>
-    public EvaluationResult Evaluate(ImageDataSet data, ReadOnlySpan<int> rows, int batchSize = 1000)
+    /// <remarks>256 rows per pass by default: on this machine a CNN's evaluation of 15,000 images took 45–49 s at 1,000 rows
+    /// per pass (its activations are ~100 MB a layer) and 18–20 s at 256; the MLP's is the same at either.</remarks>
+    public EvaluationResult Evaluate(ImageDataSet data, ReadOnlySpan<int> rows, int batchSize = 256)
     {
         _model.eval();
         try
