@@ -13,7 +13,8 @@ namespace BatchCluster.Cli.Commands;
 /// batch norm over each micro-batch (the behaviour without --bn-batch): the share's forward and backward on real Fashion-MNIST,
 /// (a) batch norm over micro-batches of M, (b) ghost batches of K = M at micro-batch M (the same normalisation, plus the
 /// statistics read back per ghost batch), (c) ghost batches of K in one pass over the whole share (K-sample slices normalised one
-/// by one and joined), and (d) batch norm over the whole share in one pass, for scale. Kinds alternate, the median of the repeats is reported. The coordinator's side — one update of 192
+/// by one and joined), and (d) batch norm over the whole share in one pass, for scale. Kinds run in warmed blocks, the median of
+/// the repeats is reported. The coordinator's side — one update of 192
 /// running statistics per step — is not measurable beside a share.
 /// </summary>
 public static class BenchBatchNormCommand
@@ -52,10 +53,15 @@ public static class BenchBatchNormCommand
             ("whole", "batch norm over the whole share in one pass", () => micro.ComputeGradientSum(data.Train, ids, share, gradient).ComputeMilliseconds),
         };
         var times = kinds.ToDictionary(k => k.Key, _ => new List<double>());
-        foreach (var kind in kinds) for (int i = 0; i < 3; i++) kind.Time(); // warm-up
-        for (int i = 0; i < repeats; i++)
-            foreach (var kind in i % 2 == 0 ? kinds : kinds.Reverse())
-                times[kind.Key].Add(kind.Time());
+        // In blocks, each warmed up: a pass of another shape right before makes libtorch re-plan its kernels and re-allocate its
+        // activations (interleaving kinds share by share measured whole-share passes 2-3x slower and erratic). Two rounds of
+        // blocks, the second in reverse order, so drift favours no kind.
+        for (int round = 0; round < 2; round++)
+            foreach (var kind in round == 0 ? kinds : kinds.Reverse())
+            {
+                for (int i = 0; i < 3; i++) kind.Time();
+                for (int i = 0; i < (repeats + 1) / 2; i++) times[kind.Key].Add(kind.Time());
+            }
 
         Console.Out.WriteLine($"bench bn: a cnn-bn share of {share} samples, {Environment.ProcessorCount} torch threads, median of {repeats}");
         Console.Out.WriteLine("| kind | median ms | min – max | against (a) |");

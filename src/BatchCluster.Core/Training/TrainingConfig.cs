@@ -137,15 +137,16 @@ public sealed record TrainingConfig
 
     /// <summary>
     /// The micro-batch for a share: the configured one, or the whole share when none is set — under --bn-batch, whole ghost
-    /// batches of at least <see cref="GhostPassSamples"/> samples instead (the result does not depend on it there, and a pass of a
-    /// whole 128-sample share with four ghost batches measured 3.3× slower than four passes of 32: docs/batch-norm.md).
+    /// batches of about <see cref="GhostPassSamples"/> samples instead (the result does not depend on it there; measured in the
+    /// ghost-batch grid, a step of cnn-bn computed 512 samples in one pass in 610 ms and in passes of 64 in 164 ms, 128 in one pass
+    /// in 32 ms and in passes of 32 in 51 ms: docs/batch-norm.md).
     /// </summary>
     public int EffectiveMicroBatch(int shareSize) => MicroBatch is int m ? m
         : BnBatch is int k ? Math.Min(Math.Max(1, shareSize), k * Math.Max(1, GhostPassSamples / k))
         : Math.Max(1, shareSize);
 
-    /// <summary>The fewest samples a pass of whole ghost batches takes when --micro-batch is not given (bench bn: 32 passes well here).</summary>
-    public const int GhostPassSamples = 32;
+    /// <summary>The samples of a pass of whole ghost batches when --micro-batch is not given (at least one ghost batch).</summary>
+    public const int GhostPassSamples = 128;
 
     /// <summary>Samples of the fixed training subset evaluated with every validation (0: none).</summary>
     public int TrainEvaluationCount(int trainSamples) => Math.Clamp(TrainEvalSamples, 0, trainSamples);
