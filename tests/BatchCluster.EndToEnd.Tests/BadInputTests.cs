@@ -19,6 +19,7 @@ public sealed class BadInputTests : IDisposable
     [InlineData("--bn-batch applies to --model cnn-bn (the model with batch norm), not 'mlp'", "--bn-batch", "16")]
     [InlineData("--global-batch 100 is not a whole number of ghost batches of --bn-batch 16: use a multiple of 16", "--model", "cnn-bn", "--bn-batch", "16", "--global-batch", "100")]
     [InlineData("--micro-batch 24 is not a whole number of ghost batches of --bn-batch 16", "--model", "cnn-bn", "--bn-batch", "16", "--micro-batch", "24")]
+    [InlineData("--batch-schedule's batch 100 is not a whole number of ghost batches of --bn-batch 16", "--model", "cnn-bn", "--bn-batch", "16", "--batch-schedule", "0:64,5:100")]
     [InlineData("--batch-range 32:100 has an end that is not a whole number of ghost batches of --bn-batch 16", "--model", "cnn-bn", "--bn-batch", "16", "--global-batch", "auto", "--batch-range", "32:100")]
     [InlineData("--bn-batch must be a whole number from 2", "--model", "cnn-bn", "--bn-batch", "1")]
     [InlineData("--workers 40 is more than the smallest global batch of the run, 32", "--global-batch", "auto", "--workers", "40")]

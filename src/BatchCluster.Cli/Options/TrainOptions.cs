@@ -179,9 +179,10 @@ public sealed partial class TrainOptions
                 throw new UsageException("--bn-batch needs each share's batch-norm statistics at the coordinator, and --reduce ring keeps shares on the workers: use --reduce star");
             var batches = adaptive is { } a ? [a.Min, a.Max] : new[] { globalBatch }.Concat(schedule?.Select(c => c.Batch) ?? []);
             if (batches.FirstOrDefault(b => b % k != 0) is int odd and > 0)
-                throw new UsageException(adaptive is null
-                    ? $"--global-batch {odd} is not a whole number of ghost batches of --bn-batch {k}: use a multiple of {k}"
-                    : $"--batch-range {adaptive.Min}:{adaptive.Max} has an end that is not a whole number of ghost batches of --bn-batch {k}: use multiples of {k}");
+                throw new UsageException(
+                    adaptive is not null ? $"--batch-range {adaptive.Min}:{adaptive.Max} has an end that is not a whole number of ghost batches of --bn-batch {k}: use multiples of {k}"
+                    : odd != globalBatch ? $"--batch-schedule's batch {odd} is not a whole number of ghost batches of --bn-batch {k}: use multiples of {k}"
+                    : $"--global-batch {odd} is not a whole number of ghost batches of --bn-batch {k}: use a multiple of {k}");
             if (Value(r, MicroBatch) is int m && m % k != 0)
                 throw new UsageException($"--micro-batch {m} is not a whole number of ghost batches of --bn-batch {k}: use a multiple of {k}");
         }

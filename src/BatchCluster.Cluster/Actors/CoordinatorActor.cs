@@ -622,14 +622,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         if (expected == 0) return null;
         if (double.IsFinite(result.GradientSumSquaredNorm) && !FlatMath.AllFinite(sums))
             return "returned non-finite batch-norm statistics with a finite gradient";
-        int at = 0;
-        foreach (int channels in _session.Config.Model.NormChannels)
-        {
-            foreach (float variance in sums.AsSpan(at + channels, channels))
-                if (variance < 0) return "returned a negative batch-norm variance";
-            at += 2 * channels;
-        }
-        return null;
+        return RunningStatistics.VariancesNonNegative(_session.Config.Model, sums) ? null : "returned a negative batch-norm variance";
     }
 
     private void OnShareFailed(TrainingProtocol.ShareFailed failed)

@@ -362,7 +362,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             work.RunId, work.Step, work.Parameters.Version, work.ShareIndex, gradient.SampleCount, gradient.LossSum,
             gradient.GradientSum, gradient.GradientSumSquaredNorm, computeMs,
             Stopwatch.GetElapsedTime(handlingStarted).TotalMilliseconds, PeakMemory.Bytes, allocated,
-            gradient.BatchNormSums.IsEmpty ? null : gradient.BatchNormSums.ToArray());
+            gradient.BatchNormSums);
         try
         {
             _links.Reply(replyTo, result, gradientSum); // the buffer is no longer this worker's after this call

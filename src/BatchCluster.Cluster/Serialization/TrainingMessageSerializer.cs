@@ -248,9 +248,11 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         w.Write(MemoryMarshal.AsBytes(values));
     }
 
-    private static float[] ReadFloats(BinaryReader r)
+    private static float[] ReadFloats(BinaryReader r) => ReadFloats(r, ReadLength(r, sizeof(float)));
+
+    private static float[] ReadFloats(BinaryReader r, int length)
     {
-        var values = new float[ReadLength(r, sizeof(float))];
+        var values = new float[length];
         r.BaseStream.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan()));
         return values;
     }
@@ -265,10 +267,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
     private static float[]? ReadOptionalFloats(BinaryReader r)
     {
         int length = CheckLength(r, r.ReadInt32(), sizeof(float), absentAllowed: true);
-        if (length == -1) return null;
-        var values = new float[length];
-        r.BaseStream.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan()));
-        return values;
+        return length == -1 ? null : ReadFloats(r, length);
     }
 
     /// <summary>A length prefix that cannot exceed what is left in the message.</summary>

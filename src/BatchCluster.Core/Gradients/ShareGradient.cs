@@ -11,9 +11,9 @@ public sealed record ShareGradient(ReadOnlyMemory<float> GradientSum, int Sample
 {
     /// <summary>
     /// Under --bn-batch: per batch-norm layer, the sums over the share's ghost batches of each channel's mean and unbiased
-    /// variance (<see cref="Models.RunningStatistics"/>'s layout); empty otherwise.
+    /// variance (<see cref="Models.RunningStatistics"/>'s layout), an array the result owns; null otherwise.
     /// </summary>
-    public ReadOnlyMemory<float> BatchNormSums { get; init; }
+    public float[]? BatchNormSums { get; init; }
 
     /// <summary>Whether the loss and every gradient value are finite (no NaN, no ±∞).</summary>
     public bool IsFinite => double.IsFinite(LossSum) && Numerics.FlatMath.AllFinite(GradientSum.Span);

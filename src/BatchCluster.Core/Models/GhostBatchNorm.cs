@@ -13,26 +13,19 @@ namespace BatchCluster.Core.Models;
 /// </summary>
 internal sealed class GhostBatchNorm : IDisposable
 {
-    private readonly int[] _offsets;
-    private readonly int[] _channels;
+    /// <summary>Per layer, where its sums sit in <see cref="Sums"/> (RunningStatistics.Layers).</summary>
+    private readonly IReadOnlyList<(int At, int Channels)> _layers;
     /// <summary>Per layer: batch_norm writes the ghost batch's mean and unbiased variance here (momentum 1 replaces the old value).</summary>
     private readonly Tensor[] _means, _variances;
 
-    public GhostBatchNorm(int size, IReadOnlyList<int> channels)
+    public GhostBatchNorm(int size, IReadOnlyList<(int At, int Channels)> layers)
     {
         if (size < 2) throw new ArgumentOutOfRangeException(nameof(size), $"a ghost batch of {size} has no variance; use 2 or more");
         Size = size;
-        _channels = [.. channels];
-        _offsets = new int[_channels.Length];
-        int offset = 0;
-        for (int l = 0; l < _channels.Length; l++)
-        {
-            _offsets[l] = offset;
-            offset += 2 * _channels[l];
-        }
-        Sums = new double[offset];
-        _means = _channels.Select(c => zeros(c)).ToArray();
-        _variances = _channels.Select(c => ones(c)).ToArray();
+        _layers = layers;
+        Sums = new double[layers.Sum(l => 2 * l.Channels)];
+        _means = layers.Select(l => zeros(l.Channels)).ToArray();
+        _variances = layers.Select(l => ones(l.Channels)).ToArray();
     }
 
     /// <summary>Samples per ghost batch.</summary>
@@ -43,12 +36,10 @@ internal sealed class GhostBatchNorm : IDisposable
 
     public void Reset() => Array.Clear(Sums);
 
+    /// <summary>A pass of whole ghost batches (ModelReplica checks the share and the micro-batch).</summary>
     public Tensor Normalize(Tensor x, BatchNorm2d norm, int layer)
     {
-        long samples = x.shape[0];
-        if (samples % Size != 0)
-            throw new ArgumentException($"a micro-batch of {samples} samples is not made of whole ghost batches of {Size}");
-        int ghosts = (int)(samples / Size);
+        int ghosts = (int)(x.shape[0] / Size);
         if (ghosts == 1) return One(x, norm, layer);
         var parts = new Tensor[ghosts];
         for (int g = 0; g < ghosts; g++) parts[g] = One(x.narrow(0, g * Size, Size), norm, layer);
@@ -60,7 +51,7 @@ internal sealed class GhostBatchNorm : IDisposable
         var y = nn.functional.batch_norm(ghost, _means[layer], _variances[layer], norm.weight, norm.bias, training: true, momentum: 1.0, eps: norm.eps);
         var means = ParameterLayout.FloatsOf(_means[layer]);
         var variances = ParameterLayout.FloatsOf(_variances[layer]);
-        int at = _offsets[layer], channels = _channels[layer];
+        var (at, channels) = _layers[layer];
         for (int c = 0; c < channels; c++)
         {
             Sums[at + c] += means[c];

@@ -35,9 +35,6 @@ public interface IModelReplica : IDisposable
     /// </summary>
     ShareGradient ComputeGradientSum(ImageDataSet data, ReadOnlySpan<int> sampleIds, int microBatch, float[] gradientSum);
 
-    /// <summary>Values in the model's running statistics (<see cref="RunningStatistics"/>); 0 without batch norm.</summary>
-    int RunningStatisticsLength => 0;
-
     /// <summary>
     /// From now on, batch norm in training normalises over ghost batches of <paramref name="size"/> samples, and each share's
     /// result carries the sums of their statistics (<see cref="ShareGradient.BatchNormSums"/>); shares and micro-batches must be

@@ -42,29 +42,27 @@ public sealed class ModelReplica : IModelReplica
 
     public void LoadParameters(ReadOnlySpan<float> flat) => ParameterLayout.CopyIn(_model, flat);
 
-    public int RunningStatisticsLength => RunningStatistics.Length(Spec);
-
     public void UseGhostBatches(int size)
     {
         if (_model is not CnnNetwork { Norms.Count: > 0 } network)
             throw new InvalidOperationException($"--bn-batch needs a model with batch norm; {Spec} has none");
         _ghosts?.Dispose();
-        _ghosts = new GhostBatchNorm(size, Spec.NormChannels);
+        _ghosts = new GhostBatchNorm(size, RunningStatistics.Layers(Spec));
         network.Ghosts = _ghosts;
     }
 
     public void LoadRunningStatistics(ReadOnlySpan<float> values)
     {
-        if (values.Length != RunningStatisticsLength)
-            throw new ArgumentException($"{values.Length} running statistics for a model with {RunningStatisticsLength}");
+        if (values.Length != RunningStatistics.Length(Spec))
+            throw new ArgumentException($"{values.Length} running statistics for a model with {RunningStatistics.Length(Spec)}");
         if (values.Length == 0) return;
-        int at = 0;
-        foreach (var norm in ((CnnNetwork)_model).Norms)
+        var norms = ((CnnNetwork)_model).Norms;
+        var layers = RunningStatistics.Layers(Spec);
+        for (int l = 0; l < layers.Count; l++)
         {
-            int channels = (int)norm.num_features;
-            values.Slice(at, channels).CopyTo(ParameterLayout.FloatsOf(norm.running_mean!));
-            values.Slice(at + channels, channels).CopyTo(ParameterLayout.FloatsOf(norm.running_var!));
-            at += 2 * channels;
+            var (at, channels) = layers[l];
+            values.Slice(at, channels).CopyTo(ParameterLayout.FloatsOf(norms[l].running_mean!));
+            values.Slice(at + channels, channels).CopyTo(ParameterLayout.FloatsOf(norms[l].running_var!));
         }
     }
 
@@ -100,7 +98,7 @@ public sealed class ModelReplica : IModelReplica
         double squaredNorm = CopyGradientsTo(gradientSum);
         return new ShareGradient(gradientSum, sampleIds.Length, lossSum, squaredNorm, clock.Elapsed.TotalMilliseconds)
         {
-            BatchNormSums = _ghosts is { } used ? Array.ConvertAll(used.Sums, v => (float)v) : ReadOnlyMemory<float>.Empty,
+            BatchNormSums = _ghosts is { } used ? Array.ConvertAll(used.Sums, v => (float)v) : null, // a fresh array: the result owns it
         };
     }
 

@@ -16,17 +16,34 @@ public static class RunningStatistics
     /// <summary>Values in the vector: a mean and a variance per channel of every batch-norm layer (0 without batch norm).</summary>
     public static int Length(ModelSpec spec) => 2 * spec.NormChannels.Sum();
 
+    /// <summary>Per batch-norm layer in forward order: where its means start (its variances follow them) and its channel count.</summary>
+    public static IReadOnlyList<(int At, int Channels)> Layers(ModelSpec spec)
+    {
+        var layers = new List<(int, int)>(spec.NormChannels.Count);
+        int at = 0;
+        foreach (int channels in spec.NormChannels)
+        {
+            layers.Add((at, channels));
+            at += 2 * channels;
+        }
+        return layers;
+    }
+
     /// <summary>Before the first step: means 0, variances 1 (as PyTorch initialises its buffers).</summary>
     public static float[] Initial(ModelSpec spec)
     {
         var values = new float[Length(spec)];
-        int at = 0;
-        foreach (int channels in spec.NormChannels)
-        {
-            values.AsSpan(at + channels, channels).Fill(1f);
-            at += 2 * channels;
-        }
+        foreach (var (at, channels) in Layers(spec)) values.AsSpan(at + channels, channels).Fill(1f);
         return values;
+    }
+
+    /// <summary>Whether every variance in <paramref name="values"/> (this layout) is at least 0.</summary>
+    public static bool VariancesNonNegative(ModelSpec spec, ReadOnlySpan<float> values)
+    {
+        foreach (var (at, channels) in Layers(spec))
+            foreach (float variance in values.Slice(at + channels, channels))
+                if (variance < 0) return false;
+        return true;
     }
 
     /// <summary>One step's update from the sums over its <paramref name="ghostBatches"/> ghost batches.</summary>

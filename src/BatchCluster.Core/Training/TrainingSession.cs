@@ -301,7 +301,7 @@ public sealed class TrainingSession
         Array.Clear(_batchNormSums);
         foreach (var share in shares)
         {
-            var sums = share.BatchNormSums.Span;
+            var sums = share.BatchNormSums ?? [];
             if (sums.Length != _batchNormSums.Length)
                 throw new InvalidOperationException($"step {batch.Step}: a share carries {sums.Length} batch-norm sums, the model has {_batchNormSums.Length}");
             for (int i = 0; i < sums.Length; i++) _batchNormSums[i] += sums[i];

@@ -102,7 +102,7 @@ public class ModelReplicaTests
     private static (float[] Gradient, float[] Sums) Share(ModelReplica replica, int from, int count, int microBatch)
     {
         var share = replica.ComputeGradientSum(Data.Train, Enumerable.Range(from, count).ToArray(), microBatch, new float[replica.ParameterCount]);
-        return (share.GradientSum.ToArray(), share.BatchNormSums.ToArray());
+        return (share.GradientSum.ToArray(), share.BatchNormSums ?? []);
     }
 
     private static double WorstRelative(float[] expected, float[] actual)
