@@ -24,6 +24,8 @@ public sealed class BadInputTests : IDisposable
     [InlineData("--bn-batch must be a whole number from 2", "--model", "cnn-bn", "--bn-batch", "1")]
     [InlineData("--workers 40 is more than the smallest global batch of the run, 32", "--global-batch", "auto", "--workers", "40")]
     [InlineData("--lr must be a number greater than 0", "--lr", "-0.1")]
+    [InlineData("--metrics-host needs --metrics-port P", "--metrics-host", "0.0.0.0")]
+    [InlineData("--metrics-port must be a whole number from 1 to 65535, not '0'", "--metrics-port", "0")]
     [InlineData("give either --steps or --epochs, not both", "--steps", "3", "--epochs", "1")]
     [InlineData("unknown flag --bogus", "--bogus", "1")]
     [InlineData("--engine must be one of actors|plain, not 'gpu'", "--engine", "gpu")]
@@ -83,6 +85,25 @@ public sealed class BadInputTests : IDisposable
         string[] runsDir = flags.Contains("coordinator") ? ["--runs-dir", _runs] : []; // a worker writes no runs
         AssertRefused(CliProcess.Run(["node", .. runsDir, .. flags]), expected);
         Assert.Empty(Directory.GetFileSystemEntries(_runs));
+    }
+
+    /// <summary>A metrics port another process holds: refused before the run writes anything, the port named.</summary>
+    [Fact]
+    public void A_metrics_port_in_use_is_refused_in_one_sentence()
+    {
+        var holder = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, NodeProcess.FreePort());
+        holder.Start();
+        try
+        {
+            int port = ((System.Net.IPEndPoint)holder.LocalEndpoint).Port;
+            AssertRefused(CliProcess.Run(["train", "--runs-dir", _runs, "--dataset", "synthetic", "--metrics-port", port.ToString()]),
+                $"--metrics-port {port} cannot listen on 127.0.0.1");
+            Assert.Empty(Directory.GetFileSystemEntries(_runs));
+        }
+        finally
+        {
+            holder.Stop();
+        }
     }
 
     [Fact]

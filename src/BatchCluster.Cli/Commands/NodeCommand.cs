@@ -59,12 +59,13 @@ public static class NodeCommand
             "(worker) FOR TESTS AND THE CHAOS RUN: act as a bad member would — NaN gradients, never answer, lie about speed, fake evaluations, gradients 1e6 too large, or a lied gradient norm",
             "nan|silent|speed-lie|fake-eval|huge|norm-lie");
         public TrainOptions Train { get; } = new(withEngine: false);
+        public MetricsOptions Metrics { get; } = new();
 
         public Option[] CoordinatorOnly => [StartWorkers, MinWorkers, LocalWorkers, TensorTransport, DataPort, Standby];
         public Option[] WorkerOnly => [TestingSlowdown, TestingRingFault, TestingMisbehave];
 
         public IEnumerable<Option> All => new Option[] { Role, Host, Port, SeedNodes, JoinTimeout, TlsCert, TlsCa, Insecure }
-            .Concat(CoordinatorOnly).Concat(WorkerOnly).Concat(Train.All);
+            .Concat(CoordinatorOnly).Concat(WorkerOnly).Concat(Metrics.All).Concat(Train.All);
     }
 
     public static Command Create()
@@ -102,8 +103,13 @@ public static class NodeCommand
         return others.FirstOrDefault(Given) is { } misplaced ? $"{misplaced.Name} does not apply to --role {role} (see 'batchcluster node --help')" : null;
     }
 
-    private static Task<int> RunAsync(NodeOptions options, ParseResult r, CancellationToken cancellation) =>
-        r.GetValue(options.Role) == ClusterBootstrap.CoordinatorRole ? RunCoordinatorAsync(options, r, cancellation) : RunWorkerAsync(options, r, cancellation);
+    private static async Task<int> RunAsync(NodeOptions options, ParseResult r, CancellationToken cancellation)
+    {
+        using var metrics = options.Metrics.Start(r, r.GetValue(options.Role)!);
+        return r.GetValue(options.Role) == ClusterBootstrap.CoordinatorRole
+            ? await RunCoordinatorAsync(options, r, cancellation)
+            : await RunWorkerAsync(options, r, cancellation);
+    }
 
     private sealed record Endpoint(string Host, int Port, IReadOnlyList<NodeAddress> Seeds, TimeSpan JoinTimeout, ClusterTls? Tls);
 
@@ -124,7 +130,7 @@ public static class NodeCommand
         }
         var timeout = TimeSpan.FromSeconds(r.GetValue(options.JoinTimeout) ?? 30);
         var tls = ReadTls(options, r);
-        if (tls is null && !IsLoopback(host))
+        if (tls is null && !ClusterBootstrap.IsLoopback(host))
         {
             // Secure by default (docs/security.md): without TLS Akka takes "down this node" from anyone who reaches the port.
             const string whatAnyoneCanDo = "any process that reaches it can join the cluster, read the model, send it gradients and down its nodes";
@@ -144,9 +150,6 @@ public static class NodeCommand
             throw new UsageException($"BATCHCLUSTER_PORT must be a whole number from 0 to 65535, not '{text}'; fix or unset it");
         return port;
     }
-
-    private static bool IsLoopback(string host) =>
-        host == "localhost" || (System.Net.IPAddress.TryParse(host, out var address) && System.Net.IPAddress.IsLoopback(address));
 
     /// <summary>The node's TLS identity from --tls-cert/--tls-ca (or their variables), or null when neither is given.</summary>
     private static ClusterTls? ReadTls(NodeOptions options, ParseResult r)

@@ -9,9 +9,16 @@ public static class TrainCommand
     public static Command Create()
     {
         var options = new TrainOptions();
+        var metrics = new MetricsOptions();
         var command = new Command("train", "one training run: the local simulated cluster of worker actors, or the single-process reference loop (--engine plain)");
         options.AddTo(command);
-        command.SetAction((r, cancellation) => RunAsync(options.ToConfig(r), cancellation));
+        foreach (var option in metrics.All) command.Options.Add(option);
+        command.SetAction(async (r, cancellation) =>
+        {
+            var config = options.ToConfig(r);
+            using var endpoint = metrics.Start(r, "train");
+            return await RunAsync(config, cancellation);
+        });
         return command;
     }
 

@@ -338,6 +338,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             return;
         }
         double computeMs = gradient.ComputeMilliseconds * Math.Max(1, _settings.TestingSlowdown);
+        TrainingMetrics.ShareComputed(gradient.SampleCount, computeMs);
         switch (_settings.TestingMisbehaviour)
         {
             case Misbehaviour.NanGradients:

@@ -41,6 +41,10 @@ public static class ClusterBootstrap
     public static bool IsHostName(string host) =>
         host.Length is > 0 and <= 253 && host.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or ':');
 
+    /// <summary>Whether only this machine can reach <paramref name="host"/> (localhost, 127.0.0.0/8, ::1).</summary>
+    public static bool IsLoopback(string host) =>
+        host == "localhost" || (System.Net.IPAddress.TryParse(host, out var address) && System.Net.IPAddress.IsLoopback(address));
+
     /// <summary>Starts the node's actor system, which binds <paramref name="host"/>:<paramref name="port"/> before it returns.</summary>
     /// <exception cref="NodeBindException">The address cannot be bound (in use, or not this machine's).</exception>
     public static ActorSystem Start(string role, string host, int port, ClusterTls? tls = null)

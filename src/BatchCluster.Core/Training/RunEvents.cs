@@ -1,3 +1,4 @@
+using BatchCluster.Core.Diagnostics;
 using Serilog;
 using Serilog.Events;
 
@@ -22,20 +23,29 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
     private ILogger For(string eventType) =>
         logger.ForContext(EventTypeProperty, eventType).ForContext("RunId", RunId);
 
-    public void RunStarted(TrainingConfig config, string engine, int workers, int parameterCount, int trainSamples, int stepsPerEpoch, long totalSteps, int threads) =>
+    public void RunStarted(TrainingConfig config, string engine, int workers, int parameterCount, int trainSamples, int stepsPerEpoch, long totalSteps, int threads)
+    {
+        TrainingMetrics.RunStarted();
         For("RunStarted").ForContext("SchemaVersion", SchemaVersion).ForContext("Config", config, destructureObjects: true).Information(
             "Run {RunId} started: {Engine} engine, {Workers} workers, model {Model} with {ParameterCount} parameters, {TrainSamples} training samples, global batch {GlobalBatch}, {StepsPerEpoch} steps per epoch, {TotalSteps} steps, {Threads} torch threads, CPU kernels {CpuKernels}, batch norm over {Normalisation}",
             RunId, engine, workers, config.Model.ToString(), parameterCount, trainSamples, config.GlobalBatch, stepsPerEpoch, totalSteps, threads,
             Native.MklDispatch.Kernels, config.Normalisation);
+    }
 
     /// <param name="transport">How its tensors travel: <c>in-process</c>, <c>data plane HOST:PORT (fp32|bf16)</c> or <c>akka</c>.</param>
-    public void WorkerJoined(string workerId, string address, string device, int threads, double samplesPerSecond, int readyWorkers, string transport = "in-process") =>
+    public void WorkerJoined(string workerId, string address, string device, int threads, double samplesPerSecond, int readyWorkers, string transport = "in-process")
+    {
+        TrainingMetrics.WorkersChanged(readyWorkers);
         For("WorkerJoined").Information(
             "Worker {WorkerId} joined from {WorkerAddress}: {Device}, {Threads} torch threads, {MeasuredSamplesPerSecond:F0} samples/s measured, tensors {Transport}; {ReadyWorkers} workers ready",
             workerId, address, device, threads, samplesPerSecond, transport, readyWorkers);
+    }
 
-    public void WorkerLeft(string workerId, string reason, int readyWorkers) =>
+    public void WorkerLeft(string workerId, string reason, int readyWorkers)
+    {
+        TrainingMetrics.WorkersChanged(readyWorkers);
         For("WorkerLeft").Warning("Worker {WorkerId} left ({Reason}); {ReadyWorkers} workers ready", workerId, reason, readyWorkers);
+    }
 
     /// <summary>
     /// A worker is held out of the work for misbehaving (docs/robustness.md, "Quarantine"). It is named by what the
@@ -43,19 +53,25 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
     /// it chose for itself (given too, as a claim).
     /// </summary>
     /// <param name="nth">Which quarantine of this worker it is; after the limit the worker is expelled instead (WorkerLeft).</param>
-    public void WorkerQuarantined(long step, int workerKey, string actorAddress, string claimedId, string reason, int nth, int limit, double seconds) =>
+    public void WorkerQuarantined(long step, int workerKey, string actorAddress, string claimedId, string reason, int nth, int limit, double seconds)
+    {
+        TrainingMetrics.Quarantined();
         For("WorkerQuarantined").Warning(
             "Worker #{WorkerKey} at {ActorAddress} (calls itself {ClaimedId}) quarantined at step {Step} for {QuarantineSeconds:G3} s, quarantine {Nth} of {QuarantineLimit}: {Reason}",
             workerKey, actorAddress, claimedId, step, seconds, nth, limit, reason);
+    }
 
     /// <summary>
     /// A quarantined worker gets work again from the next round: its back-off has passed, or it was pardoned (the shares
     /// it was blamed for were as bad when others computed them: the fault followed the model, and the quarantine does not count).
     /// </summary>
-    public void WorkerReleased(long step, int workerKey, string actorAddress, int readyWorkers, bool pardoned) =>
+    public void WorkerReleased(long step, int workerKey, string actorAddress, int readyWorkers, bool pardoned)
+    {
+        TrainingMetrics.WorkersChanged(readyWorkers);
         For("WorkerReleased").Information(
             "Worker #{WorkerKey} at {ActorAddress} released from quarantine at step {Step} ({Why}); {ReadyWorkers} workers ready",
             workerKey, actorAddress, step, pardoned ? "pardoned: the fault followed the model" : "its back-off passed", readyWorkers);
+    }
 
     /// <summary>
     /// A worker reported a compute time its round trip, as the coordinator timed it, cannot contain: a claimed speed
@@ -88,16 +104,25 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
             "The {Split} evaluation after step {Step}: its {AuditRows} audit rows were answered differently by {Workers} ({Correct} correct), with no majority; the evaluation stands as computed",
             split, step, rows, workers, correct);
 
-    public void StepReplanned(long step, string lostWorker, string reason, int[] movedSampleIds, string[] newWorkers) =>
+    public void StepReplanned(long step, string lostWorker, string reason, int[] movedSampleIds, string[] newWorkers)
+    {
+        TrainingMetrics.Replanned();
         For("StepReplanned").Warning(
             "Step {Step}: {MovedCount} samples of {LostWorker} ({Reason}) re-planned onto {NewWorkers}; moved ids {MovedSampleIds}",
             step, movedSampleIds.Length, lostWorker, reason, newWorkers, movedSampleIds);
+    }
 
-    public void StallReport(long step, string[] lateWorkers, double deadlineSeconds) =>
+    public void StallReport(long step, string[] lateWorkers, double deadlineSeconds)
+    {
+        TrainingMetrics.Stalled();
         For("StallReport").Warning("Step {Step} missed its {DeadlineSeconds} s deadline; still waiting for {LateWorkers}", step, deadlineSeconds, lateWorkers);
+    }
 
-    public void RunPaused(long step, int readyWorkers, int minWorkers) =>
+    public void RunPaused(long step, int readyWorkers, int minWorkers)
+    {
+        TrainingMetrics.WorkersChanged(readyWorkers);
         For("RunPaused").Warning("Run paused before step {Step}: {ReadyWorkers} workers ready, at least {MinWorkers} needed; waiting for workers", step, readyWorkers, minWorkers);
+    }
 
     public void RunResumed(long step, int readyWorkers) =>
         For("RunResumed").Information("Run resumed at step {Step} with {ReadyWorkers} workers", step, readyWorkers);
@@ -105,7 +130,9 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
     public void ResultDropped(long step, int shareIndex, string worker, string reason) =>
         For("ResultDropped").Warning("Dropped a result for step {Step} share {ShareIndex} from {Worker}: {Reason}", step, shareIndex, worker, reason);
 
-    public void StepCompleted(StepRecord step) =>
+    public void StepCompleted(StepRecord step)
+    {
+        TrainingMetrics.StepCompleted(step);
         WithSizing(step.WorkerLinkBytes is long busiest ? For("StepCompleted").ForContext("WorkerLinkBytes", busiest) : For("StepCompleted"), step.Sizing)
             .ForContext("FoldMs", step.FoldMs)
             .ForContext("PeakMemoryMbByNode", step.PeakMemoryMbByNode, destructureObjects: true)
@@ -114,6 +141,7 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
             step.Step, step.Epoch, step.Loss, step.LearningRate, step.GradNorm, step.GlobalBatch, step.Shares, step.ShareWorkers ?? [], step.ShareSamplesPerSecond ?? [], step.Timing.StepMs,
             step.Timing.ComputeMs, step.Timing.TransferMs, step.Timing.UpdateMs, step.Timing.WaitMs, step.SamplesPerSecond, step.BytesMoved,
             step.BytesHandedOver, step.PeakMemoryMb, step.ParameterVersion, step.NoiseScale.BSimple, step.NoiseScale.GradSquared, step.NoiseScale.TraceSigma);
+    }
 
     private static ILogger WithSizing(ILogger log, BatchSizingFigures? sizing) => sizing is not { } f ? log
         : log.ForContext("LrGain", f.LrGain).ForContext("BNoise", f.NoiseScale).ForContext("StatisticalEfficiency", f.Efficiency).ForContext("Tau", f.Tau);
@@ -151,14 +179,18 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
 
     /// <summary>A step that was not applied: its loss or mean gradient holds a NaN or an infinity.</summary>
     /// <param name="workers">Whose shares held non-finite values (empty when only their sum overflowed).</param>
-    public void NonFiniteGradient(long step, string[] workers, double loss, double gradNorm, int badStepsInARow, int maxBadSteps) =>
+    public void NonFiniteGradient(long step, string[] workers, double loss, double gradNorm, int badStepsInARow, int maxBadSteps)
+    {
+        TrainingMetrics.StepSkipped();
         For("NonFiniteGradient").Warning(
             "Step {Step} skipped: loss {Loss:G4}, grad norm {GradNorm:G4} are not finite (shares of {NonFiniteWorkers}); {BadStepsInARow} of at most {MaxBadSteps} such steps in a row",
             step, loss, gradNorm, workers, badStepsInARow, maxBadSteps);
+    }
 
     /// <param name="trainAccuracy">On validation events: the training subset's accuracy at the same step (NaN when not measured).</param>
     public void EvalCompleted(long step, double epoch, string split, Models.EvaluationResult result, double trainAccuracy)
     {
+        if (split == "validation") TrainingMetrics.Validated(result.Accuracy);
         var log = For("EvalCompleted");
         if (double.IsNaN(trainAccuracy))
             log.Information(
@@ -180,8 +212,11 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
             "Run {RunId} completed: {Steps} steps, validation accuracy {ValAccuracy:P2}, test accuracy {TestAccuracy:P2}, {SamplesPerSecond:F0} samples/s, {WallSeconds:F1} s",
             RunId, summary.Steps, summary.ValidationAccuracy, summary.TestAccuracy, summary.SamplesPerSecond, wallSeconds);
 
-    public void CheckpointWritten(long step, string path, long bytes, double milliseconds) =>
+    public void CheckpointWritten(long step, string path, long bytes, double milliseconds)
+    {
+        TrainingMetrics.CheckpointWritten();
         For("CheckpointWritten").Information("Checkpoint before step {Step} written to {CheckpointPath} ({Bytes} bytes, {Milliseconds:F1} ms)", step, path, bytes, milliseconds);
+    }
 
     public void ResumedFromCheckpoint(long step, int epoch, int indexInEpoch, string path, IReadOnlyList<string> skippedDamaged) =>
         For("ResumedFromCheckpoint").Information(

@@ -1,0 +1,43 @@
+using BatchCluster.Cli.Options;
+using BatchCluster.Core.Diagnostics;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+
+namespace BatchCluster.Cli.Output;
+
+/// <summary>
+/// The node's Prometheus scrape endpoint (<c>--metrics-port</c>): the OpenTelemetry SDK listens to
+/// <see cref="TrainingMetrics"/>' Meter and serves <c>http://HOST:PORT/metrics</c> in Prometheus' text format
+/// (docs/monitoring.md; why this exporter: docs/decisions.md). Disposing it stops the listener.
+/// </summary>
+public static class MetricsEndpoint
+{
+    public const string Path = "/metrics";
+
+    /// <param name="host">An address of this machine, or 0.0.0.0 (or *) for every address.</param>
+    /// <param name="role">What this process is (train, coordinator, worker): target_info's <c>batchcluster_role</c>.</param>
+    public static IDisposable Start(string host, int port, string role)
+    {
+        // HttpListener matches the request's Host header against the prefix: "+" takes any host name on every address.
+        string listenerHost = host is "0.0.0.0" or "*" ? "+" : host;
+        try
+        {
+            return Sdk.CreateMeterProviderBuilder()
+                .SetResourceBuilder(ResourceBuilder.CreateEmpty().AddService("batchcluster", serviceVersion: TrainingMetrics.Version)
+                    .AddAttributes([new("batchcluster.role", role)]))
+                .AddMeter(TrainingMetrics.MeterName)
+                .AddPrometheusHttpListener(o =>
+                {
+                    o.Host = listenerHost;
+                    o.Port = port;
+                    o.ScrapeEndpointPath = Path;
+                })
+                .Build();
+        }
+        catch (Exception e) when (e is System.Net.HttpListenerException or System.Net.Sockets.SocketException or InvalidOperationException)
+        {
+            throw new UsageException($"--metrics-port {port} cannot listen on {host} ({e.Message}); choose a free port or another --metrics-host");
+        }
+    }
+}
