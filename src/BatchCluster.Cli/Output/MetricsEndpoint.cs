@@ -19,8 +19,8 @@ public static class MetricsEndpoint
     /// <param name="role">What this process is (train, coordinator, worker): target_info's <c>batchcluster_role</c>.</param>
     public static IDisposable Start(string host, int port, string role)
     {
-        // HttpListener matches the request's Host header against the prefix: "+" takes any host name on every address.
-        string listenerHost = host is "0.0.0.0" or "*" ? "+" : host;
+        // HttpListener matches the request's Host header against its prefix: "+" takes any host name on every address.
+        bool wildcard = host is "0.0.0.0" or "*";
         try
         {
             return Sdk.CreateMeterProviderBuilder()
@@ -29,15 +29,22 @@ public static class MetricsEndpoint
                 .AddMeter(TrainingMetrics.MeterName)
                 .AddPrometheusHttpListener(o =>
                 {
-                    o.Host = listenerHost;
+                    o.Host = wildcard ? "localhost" : host;
                     o.Port = port;
+                    // The exporter parses its prefix as a URI, which a wildcard host is not: every address is set on the listener itself.
+                    if (wildcard)
+                        o.ConfigureHttpListener = (_, listener) =>
+                        {
+                            listener.Prefixes.Clear();
+                            listener.Prefixes.Add($"http://+:{port}/");
+                        };
                     o.ScrapeEndpointPath = Path;
                 })
                 .Build();
         }
         catch (Exception e) when (e is System.Net.HttpListenerException or System.Net.Sockets.SocketException or InvalidOperationException)
         {
-            throw new UsageException($"--metrics-port {port} cannot listen on {host} ({e.Message}); choose a free port or another --metrics-host");
+            throw new UsageException($"--metrics-port {port} cannot listen on {host} ({(e.InnerException ?? e).Message}); choose a free port or another --metrics-host");
         }
     }
 }
