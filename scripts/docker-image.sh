@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the BatchCluster container image and prints its size.
 #
-# Usage: scripts/docker-image.sh [--from debootstrap|registry] [--tag NAME]
+# Usage: scripts/docker-image.sh [--from debootstrap|registry] [--tag NAME] [--with-prometheus]
 #   --from debootstrap (default): needs no image registry. A Debian 12 base image is made once with
 #       `debootstrap --variant=minbase` from Debian's package archive and imported (batchcluster-base:bookworm;
 #       reused when present: delete it with `docker rmi batchcluster-base:bookworm` to make it afresh), the tool
@@ -10,6 +10,9 @@
 #   --from registry: the multi-stage Dockerfile at the top (Microsoft's SDK and runtime-deps images; give other
 #       bases with BATCHCLUSTER_SDK_IMAGE / BATCHCLUSTER_BASE_IMAGE).
 #   --tag NAME: the image's name [default: batchcluster:latest, which docker-compose.yml runs].
+#   --with-prometheus: also make batchcluster-prometheus:local, Debian's Prometheus server (apt-get install prometheus;
+#       one binary that needs only libc) on the same base, for the compose file's metrics profile where prom/prometheus
+#       cannot be pulled: BATCHCLUSTER_PROMETHEUS_IMAGE=batchcluster-prometheus:local docker compose --profile metrics up -d
 # Environment: BATCHCLUSTER_DEBIAN_MIRROR, the archive debootstrap reads [default: debootstrap's own].
 # docs/decisions.md ("Container base image") says why; README "Containers" how to run it.
 set -euo pipefail
@@ -17,10 +20,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 from=debootstrap
 tag=batchcluster:latest
 base=batchcluster-base:bookworm
+with_prometheus=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --from) from=${2:?--from takes debootstrap or registry}; shift 2 ;;
     --tag) tag=${2:?--tag takes an image name}; shift 2 ;;
+    --with-prometheus) with_prometheus=true; shift ;;
     *) echo "docker-image.sh: unknown argument '$1' (usage: scripts/docker-image.sh [--from debootstrap|registry] [--tag NAME])" >&2; exit 2 ;;
   esac
 done
@@ -61,6 +66,18 @@ else
   dotnet publish "$root/src/BatchCluster.Cli/BatchCluster.Cli.csproj" -c Release -r linux-x64 --self-contained -o "$context/app" -nologo -v quiet >&2
   # The legacy builder: Debian's docker.io has no buildx, and this single-stage build needs nothing of BuildKit.
   DOCKER_BUILDKIT=0 docker build -q -t "$tag" --build-arg "BASE_IMAGE=$base" "$context" >/dev/null
+fi
+
+if [ "$with_prometheus" = true ]; then
+  [ -x /usr/bin/prometheus ] || { echo "docker-image.sh: --with-prometheus copies Debian's Prometheus server, which is missing: apt-get install -y prometheus" >&2; exit 1; }
+  docker image inspect "$base" >/dev/null 2>&1 || { echo "docker-image.sh: --with-prometheus builds on $base: run without --from registry once to make it" >&2; exit 1; }
+  context="$root/artifacts/prometheus-image"
+  rm -rf "$context"
+  mkdir -p "$context"
+  cp /usr/bin/prometheus "$context/prometheus"
+  printf 'FROM %s\nCOPY prometheus /bin/prometheus\nWORKDIR /prometheus\nENTRYPOINT ["/bin/prometheus"]\n' "$base" > "$context/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q -t batchcluster-prometheus:local "$context" >/dev/null
+  echo "batchcluster-prometheus:local: $(($(docker image inspect -f '{{.Size}}' batchcluster-prometheus:local) / 1000000)) MB"
 fi
 
 # It starts: the tool answers inside the image (a missing library would fail here, not in the first run).

@@ -5,8 +5,8 @@
 #   - openssl, with which scripts/make-test-certs.sh makes a cluster's TLS certificates (docs/security.md)
 #   - iproute2 (ip, tc), with which scripts/sim-hosts.sh makes simulated hosts with shaped links
 #   - g++ and patchelf, only where the system libstdc++ is too old for TorchSharp (docs/decisions.md)
-#   - any further Debian packages named as arguments (scripts/test.sh asks for docker-compose,
-#     whose 'config' command validates docker-compose.yml in the tests)
+#   - any further Debian packages named as arguments (scripts/test.sh asks for Docker, debootstrap and Prometheus
+#     for the container and monitoring tests)
 # The .NET SDK itself is a precondition (see README).
 set -euo pipefail
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 
-namespace BatchCluster.EndToEnd.Tests.Containers;
+namespace BatchCluster.Container.Tests;
 
 /// <summary>
 /// The README's container commands, run as written (README "Containers"), with docker-compose.yml as it is: the image that

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace BatchCluster.EndToEnd.Tests.Containers;
+namespace BatchCluster.Container.Tests;
 
 /// <summary>
 /// A Docker engine for the container tests, and the image they run. Where none answers and this process is root, it starts
