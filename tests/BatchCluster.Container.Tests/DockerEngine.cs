@@ -74,26 +74,11 @@ public sealed class DockerFactAttribute : FactAttribute
     }
 }
 
-/// <summary>Runs a program to its end and collects what it printed.</summary>
+/// <summary>Runs a program to its end (ScriptProcess, with a limit and variables) and finds programs on PATH.</summary>
 public static class Shell
 {
-    public static CliProcess.Outcome Run(string program, IEnumerable<string> args, TimeSpan timeout, IReadOnlyDictionary<string, string>? environment = null,
-        string? workingDirectory = null)
-    {
-        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in args) start.ArgumentList.Add(a);
-        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
-        if (workingDirectory is not null) start.WorkingDirectory = workingDirectory;
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{program} {string.Join(' ', args)} did not finish within {timeout}");
-        }
-        return new CliProcess.Outcome(process.ExitCode, stdout.Result, stderr.Result);
-    }
+    public static CliProcess.Outcome Run(string program, IEnumerable<string> args, TimeSpan timeout, IReadOnlyDictionary<string, string>? environment = null) =>
+        ScriptProcess.Run(program, args, timeout, environment);
 
     public static bool Exists(string program) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => d.Length > 0 && File.Exists(Path.Combine(d, program)));
