@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
     --from) from=${2:?--from takes debootstrap or registry}; shift 2 ;;
     --tag) tag=${2:?--tag takes an image name}; shift 2 ;;
     --with-prometheus) with_prometheus=true; shift ;;
-    *) echo "docker-image.sh: unknown argument '$1' (usage: scripts/docker-image.sh [--from debootstrap|registry] [--tag NAME])" >&2; exit 2 ;;
+    *) echo "docker-image.sh: unknown argument '$1' (usage: scripts/docker-image.sh [--from debootstrap|registry] [--tag NAME] [--with-prometheus])" >&2; exit 2 ;;
   esac
 done
 case "$from" in debootstrap|registry) ;; *) echo "docker-image.sh: --from takes debootstrap or registry, not '$from'" >&2; exit 2 ;; esac

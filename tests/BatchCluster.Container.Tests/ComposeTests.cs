@@ -112,6 +112,73 @@ public sealed class ComposeTests : IDisposable
         Assert.Empty(Lines(Shell.Run("docker", ["volume", "ls", "-q", "--filter", label], Timeout).StdOut));
     }
 
+    /// <summary>
+    /// The README's monitoring commands: the metrics profile's Prometheus (the image --with-prometheus makes from Debian's
+    /// package, as the README says where prom/prometheus cannot be pulled) finds the coordinator and both worker containers
+    /// through the compose network's DNS (cluster-config/prometheus.yml), scrapes all three, and the step counter it stores
+    /// grows while the run goes on. Queried where the README points a user: the published port on 127.0.0.1.
+    /// </summary>
+    [DockerFact]
+    public async Task The_metrics_profile_scrapes_every_node_of_the_compose_cluster()
+    {
+        Assert.Contains("batchcluster-prometheus:local", _engine.ImageBuildOutput);
+        string runs = Directory.CreateDirectory(Path.Combine(_dir, "runs")).FullName;
+        int port = FreePort();
+        var environment = new Dictionary<string, string>
+        {
+            ["BATCHCLUSTER_RUNS"] = runs,
+            // Long enough to outlast the test; the test ends it with down.
+            ["BATCHCLUSTER_TRAIN"] = $"{Training} --steps 100000 --run-id metrics",
+            ["BATCHCLUSTER_WORKER"] = "--threads 1 --testing-slowdown 5",
+            ["BATCHCLUSTER_PROMETHEUS_IMAGE"] = "batchcluster-prometheus:local",
+            ["BATCHCLUSTER_PROMETHEUS_PORT"] = port.ToString(),
+        };
+        var up = Compose(environment, "up", "-d", "--scale", "worker=2", "coordinator", "worker");
+        Assert.True(up.ExitCode == 0, up.StdErr);
+        var prometheus = Compose(environment, "--profile", "metrics", "up", "-d", "prometheus");
+        Assert.True(prometheus.ExitCode == 0, prometheus.StdErr);
+
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        async Task<double?> Query(string promql)
+        {
+            try
+            {
+                string body = await client.GetStringAsync($"http://127.0.0.1:{port}/api/v1/query?query={Uri.EscapeDataString(promql)}");
+                var result = JsonDocument.Parse(body).RootElement.GetProperty("data").GetProperty("result");
+                return result.GetArrayLength() == 0 ? null : double.Parse(result[0].GetProperty("value")[1].GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+            }
+            catch (HttpRequestException) { return null; } // Prometheus is still starting
+        }
+        async Task<double> WaitFor(string promql, Func<double, bool> good, string what)
+        {
+            var clock = Stopwatch.StartNew();
+            while (true)
+            {
+                if (await Query(promql) is double value && good(value)) return value;
+                Assert.True(clock.Elapsed < Timeout, $"Prometheus never saw {what} ({promql} = {await Query(promql)})");
+                await Task.Delay(500); // polling another process's scrapes (every 2 s)
+            }
+        }
+        await WaitFor("count(up{job=\"batchcluster\"} == 1)", v => v == 3, "three nodes up");
+        await WaitFor("count(batchcluster_worker_share_duration_seconds_count > 0)", v => v == 2, "both workers' shares");
+        double steps = await WaitFor("sum(batchcluster_steps_total)", v => v > 0, "a step");
+        await WaitFor("sum(batchcluster_steps_total)", v => v > steps, "the step counter grow");
+        Assert.Equal(2, await Query("max(batchcluster_workers_ready)"));
+
+        var down = Compose(environment, "--profile", "metrics", "down", "-v");
+        Assert.True(down.ExitCode == 0, down.StdErr);
+        Assert.Empty(Lines(Shell.Run("docker", ["ps", "-aq", "--filter", $"label=com.docker.compose.project={_project}"], Timeout).StdOut));
+    }
+
+    private static int FreePort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
     [DockerFact]
     public void The_train_service_runs_the_local_cluster_exactly()
     {

@@ -5,8 +5,8 @@ namespace BatchCluster.Container.Tests;
 /// <summary>
 /// A Docker engine for the container tests, and the image they run. Where none answers and this process is root, it starts
 /// Debian's <c>dockerd</c> itself (its default bridge in the benchmarking range 198.18.0.0/15, no iptables rules) and stops
-/// that one when the tests are done; an engine that was already running is used and left running. The image is built once
-/// per test run with <c>scripts/docker-image.sh</c> (which reuses the debootstrap base image when present).
+/// that one when the tests are done; an engine that was already running is used and left running. The images are built once
+/// per test run with <c>scripts/docker-image.sh --with-prometheus</c> (which reuses the debootstrap base image when present).
 /// </summary>
 public sealed class DockerEngine : IDisposable
 {
@@ -37,7 +37,7 @@ public sealed class DockerEngine : IDisposable
                 Thread.Sleep(200); // polling another process's readiness
             }
         }
-        var build = Shell.Run(Path.Combine(CliProcess.RepositoryRoot(), "scripts", "docker-image.sh"), [], TimeSpan.FromMinutes(10));
+        var build = Shell.Run(Path.Combine(CliProcess.RepositoryRoot(), "scripts", "docker-image.sh"), ["--with-prometheus"], TimeSpan.FromMinutes(10));
         if (build.ExitCode != 0) throw new InvalidOperationException($"scripts/docker-image.sh failed: {build.StdErr}");
         ImageBuildOutput = build.StdOut.Trim();
     }

@@ -190,7 +190,9 @@ public static class BenchOverheadCommand
     }
 
     /// <summary>Samples/s over the steps after the warm-up, measured from the step records' wall times.</summary>
-    internal static async Task<Measurement> MeasureInProcessAsync(TrainingConfig config, DataSplits data, float[] initial, int warmup, CancellationToken cancellation)
+    /// <param name="observe">Sees every step's record (the bench metrics command keeps one as a representative step).</param>
+    internal static async Task<Measurement> MeasureInProcessAsync(TrainingConfig config, DataSplits data, float[] initial, int warmup, CancellationToken cancellation,
+        Action<StepRecord>? observe = null)
     {
         TorchRuntime.Initialise(config.EffectiveThreads);
         long timedSamples = 0;
@@ -199,6 +201,7 @@ public static class BenchOverheadCommand
         var clock = new Stopwatch();
         void OnStep(StepRecord step, TrainingSession session)
         {
+            observe?.Invoke(step);
             if (step.Step + 1 == warmup) clock.Start(); // time from the end of the last warm-up step
             else if (step.Step + 1 > warmup)
             {
