@@ -1,8 +1,9 @@
-namespace BatchCluster.EndToEnd.Tests;
+namespace BatchCluster.Gpu.Tests;
 
 /// <summary>
 /// scripts/gpu-check.sh, as CI can run it: it publishes the self-contained check (under 64 MiB with the data set, so a
-/// lent GPU machine can take it) and runs the small version on ILGPU's CPU accelerator, every check passing.
+/// lent GPU machine can take it) and runs the small version on ILGPU's CPU accelerator, every check passing. Here rather
+/// than among the end-to-end tests because its minutes (a trimmed publish) then run beside theirs.
 /// </summary>
 public sealed class GpuCheckScriptTests
 {
