@@ -56,8 +56,8 @@ public static class NodeCommand
             "(worker) FOR TESTS: in the ring reduction of step S, kill (SIGKILL) or stop (SIGSTOP) this process mid reduce-scatter or mid all-gather",
             "kill|stop@reduce|gather@S");
         public Option<string?> TestingMisbehave { get; } = Opt.Text("testing-misbehave",
-            "(worker) FOR TESTS AND THE CHAOS RUN: act as a bad member would — NaN gradients, never answer, lie about speed, fake evaluations, gradients 1e6 too large, or a lied gradient norm",
-            "nan|silent|speed-lie|fake-eval|huge|norm-lie");
+            "(worker) FOR TESTS AND THE CHAOS RUN: act as a bad member would — NaN gradients, never answer, lie about speed, fake evaluations, gradients 1e6 too large, a lied gradient norm, or answers larger than any node's frame limit",
+            "nan|silent|speed-lie|fake-eval|huge|norm-lie|oversized-frames");
         public TrainOptions Train { get; } = new(withEngine: false);
         public MetricsOptions Metrics { get; } = new();
 
@@ -172,11 +172,14 @@ public static class NodeCommand
     private static string? NonEmpty(string? text) => string.IsNullOrEmpty(text) ? null : text;
 
     /// <summary>Starts the node's actor system: it listens from here on (before anything is written for the run).</summary>
-    private static Akka.Actor.ActorSystem StartNode(string role, Endpoint endpoint)
+    private static Akka.Actor.ActorSystem StartNode(string role, Endpoint endpoint, Misbehaviour misbehaviour = Misbehaviour.None)
     {
         try
         {
-            return ClusterBootstrap.Start(role, endpoint.Host, endpoint.Port, endpoint.Tls);
+            // A bad member that sends oversized frames raises its own limit, so that the frames leave it and reach the coordinator.
+            var overrides = misbehaviour == Misbehaviour.OversizedFrames
+                ? Akka.Configuration.ConfigurationFactory.ParseString("akka.remote.dot-netty.tcp.maximum-frame-size = 64 MiB") : null;
+            return ClusterBootstrap.Start(role, endpoint.Host, endpoint.Port, endpoint.Tls, overrides);
         }
         catch (NodeBindException e)
         {
@@ -317,7 +320,8 @@ public static class NodeCommand
         "fake-eval" => Misbehaviour.FakeEvaluation,
         "huge" => Misbehaviour.HugeGradients,
         "norm-lie" => Misbehaviour.NormLie,
-        _ => throw new UsageException($"--testing-misbehave takes nan, silent, speed-lie, fake-eval, huge or norm-lie, not '{text}'"),
+        "oversized-frames" => Misbehaviour.OversizedFrames,
+        _ => throw new UsageException($"--testing-misbehave takes nan, silent, speed-lie, fake-eval, huge, norm-lie or oversized-frames, not '{text}'"),
     };
 
     private static async Task<int> RunWorkerAsync(NodeOptions options, ParseResult r, CancellationToken cancellation)
@@ -351,7 +355,7 @@ public static class NodeCommand
                 Akka.Actor.ActorSystem system;
                 try
                 {
-                    system = await JoinAsync(StartNode(ClusterBootstrap.WorkerRole, endpoint), endpoint, cancellation);
+                    system = await JoinAsync(StartNode(ClusterBootstrap.WorkerRole, endpoint, misbehaviour), endpoint, cancellation);
                 }
                 catch (OperationCanceledException)
                 {

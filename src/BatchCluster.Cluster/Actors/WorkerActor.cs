@@ -41,6 +41,11 @@ public enum Misbehaviour
     FakeEvaluation,
     /// <summary>Sends finite gradients a million times too large (and the squared norm that goes with them).</summary>
     HugeGradients,
+    /// <summary>
+    /// From its first share on, sends the coordinator a message larger than any node's frame limit four times a second
+    /// (its own limit raised to send them) and answers no share: the coordinator's node drops the connection on each one.
+    /// </summary>
+    OversizedFrames,
     /// <summary>Sends honest gradients but reports four times their squared norm (which steers the noise scale).</summary>
     NormLie,
 }
@@ -62,6 +67,9 @@ public enum Misbehaviour
 public sealed class WorkerActor : ReceiveActor, IWithTimers
 {
     public const string DispatcherId = "batchcluster.worker-dispatcher";
+
+    /// <summary>What <see cref="Misbehaviour.OversizedFrames"/> sends: above every node's 4 MiB frame limit (cluster.hocon).</summary>
+    public const int OversizedFrameBytes = 6 << 20;
     private static readonly TimeSpan RegisterInterval = TimeSpan.FromSeconds(2);
 
     private readonly IActorRef _coordinatorEntry;
@@ -69,6 +77,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly TaskCompletionSource<bool>? _runEnded;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly WorkerLinks _links;
+    /// <summary>The oversized-frames misbehaviour's repeating send (tests only).</summary>
+    private ICancelable? _oversizedFlood;
     /// <summary>Messages from strangers, counted and logged at most once a minute per sender (a flood costs neither memory nor disk).</summary>
     private readonly Core.Coordination.IgnoredMessages _ignored = new();
     private readonly long _startedAt = Stopwatch.GetTimestamp();
@@ -171,6 +181,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        _oversizedFlood?.Cancel();
         _links.Dispose();
         _replica?.Dispose();
         // Stopped without RunEnded (a crash, which the stopping supervision turns into a stop): the
@@ -313,6 +324,16 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private void OnComputeShare(TrainingProtocol.ComputeShare work)
     {
         if (_settings.TestingMisbehaviour == Misbehaviour.Silent) return;
+        if (_settings.TestingMisbehaviour == Misbehaviour.OversizedFrames)
+        {
+            // From the first share on, four times a second: the link to the coordinator is kept broken, not broken once.
+            if (_oversizedFlood is null)
+            {
+                var oversized = new TrainingProtocol.ShareFailed(work.RunId, work.Step, work.ShareIndex, new string('x', OversizedFrameBytes));
+                _oversizedFlood = Context.System.Scheduler.ScheduleTellRepeatedlyCancelable(TimeSpan.Zero, TimeSpan.FromMilliseconds(250), Sender, oversized, Self);
+            }
+            return;
+        }
         if (work.ThenReduce is { } plan) OnReduceShares(plan); // waits here until this worker's shares of the step are computed
         if (_links.ParametersReady(work.Parameters)) Compute(work, Sender);
         else Defer(work, Sender);

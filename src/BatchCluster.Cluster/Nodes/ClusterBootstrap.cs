@@ -47,9 +47,11 @@ public static class ClusterBootstrap
 
     /// <summary>Starts the node's actor system, which binds <paramref name="host"/>:<paramref name="port"/> before it returns.</summary>
     /// <exception cref="NodeBindException">The address cannot be bound (in use, or not this machine's).</exception>
-    public static ActorSystem Start(string role, string host, int port, ClusterTls? tls = null)
+    /// <param name="overrides">Settings that win over the files' (tests: a bad member's own frame limit).</param>
+    public static ActorSystem Start(string role, string host, int port, ClusterTls? tls = null, Config? overrides = null)
     {
         var config = ConfigFor(role, host, port, tls);
+        if (overrides is not null) config = overrides.WithFallback(config);
         try
         {
             if (tls is null) return ActorSystem.Create(SystemName, config);
@@ -93,10 +95,16 @@ public static class ClusterBootstrap
         }
     }
 
-    /// <summary>Hosts the run (its <see cref="Actors.RunSupervisor"/>) as a cluster singleton on the coordinator role.</summary>
-    public static IActorRef StartCoordinatorSingleton(ActorSystem system, Props coordinator) =>
-        system.ActorOf(ClusterSingletonManager.Props(coordinator, PoisonPill.Instance,
+    /// <summary>
+    /// Hosts the run (its <see cref="Actors.RunSupervisor"/>) as a cluster singleton on the coordinator role, beside the
+    /// rule that downs a worker unreachable for long (<see cref="UnreachableWorkerDowning"/>; it acts where the singleton runs).
+    /// </summary>
+    public static IActorRef StartCoordinatorSingleton(ActorSystem system, Props coordinator)
+    {
+        system.ActorOf(UnreachableWorkerDowning.Props(), UnreachableWorkerDowning.Name);
+        return system.ActorOf(ClusterSingletonManager.Props(coordinator, PoisonPill.Instance,
             ClusterSingletonManagerSettings.Create(system).WithRole(CoordinatorRole)), SingletonManagerName);
+    }
 
     /// <summary>The way every worker reaches the coordinator, wherever the singleton currently lives.</summary>
     public static IActorRef CoordinatorProxy(ActorSystem system) =>
