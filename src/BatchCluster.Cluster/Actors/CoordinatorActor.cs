@@ -141,15 +141,20 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        if (_settings.WatchClusterMembership)
-            Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterMembership.SubscriptionInitialStateMode.InitialStateAsEvents,
-                typeof(ClusterMembership.UnreachableMember), typeof(ClusterMembership.ReachableMember), typeof(ClusterMembership.MemberRemoved));
+        if (!_settings.WatchClusterMembership) return;
+        Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterMembership.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(ClusterMembership.UnreachableMember), typeof(ClusterMembership.ReachableMember), typeof(ClusterMembership.MemberRemoved));
+        Context.System.EventStream.Subscribe(Self, typeof(Akka.Remote.DisassociatedEvent));
     }
 
     protected override void PostStop()
     {
         _step?.Ring?.Abort();
-        if (_settings.WatchClusterMembership) Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        if (_settings.WatchClusterMembership)
+        {
+            Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+            Context.System.EventStream.Unsubscribe(Self, typeof(Akka.Remote.DisassociatedEvent));
+        }
         _links.Dispose();
     }
 
@@ -255,6 +260,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<Terminated>(t => LoseWorker(_roster.Find(t.ActorRef), "stopped", downNode: true));
         Receive<ClusterMembership.UnreachableMember>(m => OnUnreachable(m.Member.Address));
         Receive<ClusterMembership.ReachableMember>(m => OnReachable(m.Member.Address));
+        Receive<Akka.Remote.DisassociatedEvent>(e => OnDisassociated(e.RemoteAddress));
         Receive<ClusterMembership.MemberRemoved>(m =>
         {
             _unreachable.Remove(m.Member.Address);
@@ -388,6 +394,18 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         var member = cluster.State.Members.FirstOrDefault(m => m.Address.Equals(address));
         if (member is null || member.HasRole(Nodes.ClusterBootstrap.CoordinatorRole) || address.Equals(cluster.SelfAddress)) return;
         cluster.Down(address);
+    }
+
+    /// <summary>
+    /// The remoting connection to a worker's node dropped (its process died, or our transport refused a frame of it larger
+    /// than the limit): whatever was in flight either way is lost, so its share is re-planned now, not at the step deadline.
+    /// The worker is not downed here: it registers again when it finds its data connection closed, and a node that stays
+    /// unreachable is downed by <see cref="Nodes.UnreachableWorkerDowning"/>.
+    /// </summary>
+    private void OnDisassociated(Address address)
+    {
+        foreach (var entry in _roster.All.Where(e => e.Handle.Path.Address.Equals(address) && !CoordinatorLinks.SharesMemoryWith(e.Handle)).ToList())
+            LoseWorker(entry, "its connection dropped");
     }
 
     private void OnUnreachable(Address address)

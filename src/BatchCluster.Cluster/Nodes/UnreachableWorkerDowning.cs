@@ -59,10 +59,13 @@ public sealed class UnreachableWorkerDowning : ReceiveActor, IWithTimers
         Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromMilliseconds(500));
     }
 
-    /// <summary>Whether this node is the oldest Up coordinator-role member: where the singleton runs.</summary>
+    /// <summary>
+    /// Whether this node is the oldest coordinator-role member: where the singleton runs. Leaving counts: a coordinator
+    /// node leaves the cluster when its run has ended, and a bad member must not take it down on its way out either.
+    /// </summary>
     private static bool HostsTheCoordinator(Akka.Cluster.Cluster cluster)
     {
-        var oldest = cluster.State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(ClusterBootstrap.CoordinatorRole))
+        var oldest = cluster.State.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving or MemberStatus.Exiting && m.HasRole(ClusterBootstrap.CoordinatorRole))
             .OrderBy(m => m, Member.AgeOrdering).FirstOrDefault();
         return oldest is not null && oldest.UniqueAddress == cluster.SelfUniqueAddress;
     }
