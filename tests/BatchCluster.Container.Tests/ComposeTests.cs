@@ -123,7 +123,7 @@ public sealed class ComposeTests : IDisposable
     {
         Assert.Contains("batchcluster-prometheus:local", _engine.ImageBuildOutput);
         string runs = Directory.CreateDirectory(Path.Combine(_dir, "runs")).FullName;
-        int port = FreePort();
+        int port = NodeProcess.FreePort();
         var environment = new Dictionary<string, string>
         {
             ["BATCHCLUSTER_RUNS"] = runs,
@@ -168,15 +168,6 @@ public sealed class ComposeTests : IDisposable
         var down = Compose(environment, "--profile", "metrics", "down", "-v");
         Assert.True(down.ExitCode == 0, down.StdErr);
         Assert.Empty(Lines(Shell.Run("docker", ["ps", "-aq", "--filter", $"label=com.docker.compose.project={_project}"], Timeout).StdOut));
-    }
-
-    private static int FreePort()
-    {
-        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 
     [DockerFact]
