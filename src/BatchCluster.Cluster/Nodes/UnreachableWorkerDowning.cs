@@ -65,7 +65,7 @@ public sealed class UnreachableWorkerDowning : ReceiveActor, IWithTimers
     /// </summary>
     private static bool HostsTheCoordinator(Akka.Cluster.Cluster cluster)
     {
-        var oldest = cluster.State.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving or MemberStatus.Exiting && m.HasRole(ClusterBootstrap.CoordinatorRole))
+        var oldest = cluster.State.Members.Where(m => (m.Status is MemberStatus.Up or MemberStatus.Leaving or MemberStatus.Exiting) && m.HasRole(ClusterBootstrap.CoordinatorRole))
             .OrderBy(m => m, Member.AgeOrdering).FirstOrDefault();
         return oldest is not null && oldest.UniqueAddress == cluster.SelfUniqueAddress;
     }
