@@ -275,7 +275,8 @@ public static class BenchOverheadCommand
             Term("StepMs"), Term("ComputeMs"), Term("TransferMs"), Term("UpdateMs"), Term("FoldMs"));
     }
 
-    private static double Median(List<double> values)
+    /// <summary>The median (0 for none); the bench commands' one definition.</summary>
+    internal static double Median(IReadOnlyCollection<double> values)
     {
         if (values.Count == 0) return 0;
         var sorted = values.Order().ToArray();
