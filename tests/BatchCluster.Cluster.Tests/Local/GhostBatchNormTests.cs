@@ -33,7 +33,9 @@ public class GhostBatchNormTests(ITestOutputHelper output)
     [Fact]
     public async Task Ghost_batch_norm_gives_the_plain_loops_parameters_and_running_statistics_on_every_layout()
     {
-        var data = FashionMnistData;
+        // The first 2,000 test images: the test only compares evaluations of the same images across layouts, and a CNN's
+        // pass over all 10,000 took most of the test's time (3 runs × ~10 s).
+        var data = FashionMnistData with { Test = FashionMnistData.Test.Slice("test", 0, 2000) };
         var plain = RunPlain(Config, data);
         Assert.NotNull(plain.FinalRunningStatistics);
         var initial = RunningStatistics.Initial(Config.Model);
@@ -55,7 +57,7 @@ public class GhostBatchNormTests(ITestOutputHelper output)
             Assert.True(parameters <= 1e-4, $"{name}: parameters differ by {parameters:E2}");
             Assert.True(running <= 1e-5, $"{name}: running statistics differ by {running:E2}");
             Assert.InRange(Math.Abs(result.Summary.ValidationAccuracy - plain.Summary.ValidationAccuracy), 0, 3.0 / 1000);
-            Assert.InRange(Math.Abs(result.Summary.TestAccuracy - plain.Summary.TestAccuracy), 0, 3.0 / 10_000);
+            Assert.InRange(Math.Abs(result.Summary.TestAccuracy - plain.Summary.TestAccuracy), 0, 3.0 / 2000);
             if (workers is not null) Assert.NotEmpty(events.OfType("StepReplanned"));
         }
 

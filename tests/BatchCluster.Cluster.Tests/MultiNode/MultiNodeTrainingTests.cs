@@ -98,7 +98,8 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
     [Fact]
     public async Task Worker_nodes_with_ghost_batch_norm_give_the_plain_loops_parameters_and_running_statistics()
     {
-        var data = FashionMnistData;
+        // The first 2,000 test images (the same on every node): a CNN's pass over all 10,000 was most of this test's time.
+        var data = FashionMnistData with { Test = FashionMnistData.Test.Slice("test", 0, 2000) };
         var config = new TrainingConfig
         {
             Model = ModelSpec.Cnn(batchNorm: true), GlobalBatch = 64, BnBatch = 16, Steps = 30, LearningRate = 0.002, Seed = 8,
@@ -122,7 +123,7 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
         Assert.Single(events.OfType("WorkerQuarantined"));
         Assert.All(cluster.Steps, s => Assert.All(s.Shares, n => Assert.Equal(0, n % 16)));
         Assert.InRange(Math.Abs(result.Summary.ValidationAccuracy - plain.Summary.ValidationAccuracy), 0, 3.0 / 1000);
-        Assert.InRange(Math.Abs(result.Summary.TestAccuracy - plain.Summary.TestAccuracy), 0, 3.0 / 10_000);
+        Assert.InRange(Math.Abs(result.Summary.TestAccuracy - plain.Summary.TestAccuracy), 0, 3.0 / 2000);
     }
 
     /// <summary>

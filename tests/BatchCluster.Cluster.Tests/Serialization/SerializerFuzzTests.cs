@@ -1,6 +1,3 @@
-using Akka.Actor;
-using Akka.TestKit.Xunit2;
-using BatchCluster.Cluster.Nodes;
 using BatchCluster.Cluster.Protocol;
 using BatchCluster.Cluster.Serialization;
 using SerializationException = System.Runtime.Serialization.SerializationException;
@@ -13,11 +10,11 @@ namespace BatchCluster.Cluster.Tests.Serialization;
 /// connection; any other exception tears the connection down), and never allocates much more than
 /// the message's own size, whatever lengths it declares.
 /// </summary>
-public sealed class SerializerFuzzTests() : TestKit(ClusterBootstrap.ConfigFor(ClusterBootstrap.WorkerRole, "127.0.0.1", 0))
+public sealed class SerializerFuzzTests(ConfiguredSerialization configured) : IClassFixture<ConfiguredSerialization>
 {
     private const int Seed = 20261128;
 
-    private TrainingMessageSerializer Serializer => (TrainingMessageSerializer)Sys.Serialization.FindSerializerForType(typeof(TrainingProtocol.RunEnded));
+    private TrainingMessageSerializer Serializer => configured.Serializer;
 
     /// <summary>Reads <paramref name="bytes"/>; asserts the outcome is a message or a SerializationException, and the allocation is bounded.</summary>
     private void ReadsSafely(byte[] bytes, string manifest, ref int refused)

@@ -1,6 +1,3 @@
-using Akka.Actor;
-using Akka.TestKit.Xunit2;
-using BatchCluster.Cluster.Nodes;
 using BatchCluster.Cluster.Protocol;
 using BatchCluster.Cluster.Serialization;
 using BatchCluster.Cluster.Links;
@@ -10,7 +7,7 @@ using SerializationException = System.Runtime.Serialization.SerializationExcepti
 namespace BatchCluster.Cluster.Tests.Serialization;
 
 /// <summary>Every message of the protocol survives our serializer, which Akka picks for it by configuration.</summary>
-public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigFor(ClusterBootstrap.WorkerRole, "127.0.0.1", 0))
+public class TrainingMessageSerializerTests(ConfiguredSerialization configured) : IClassFixture<ConfiguredSerialization>
 {
     private static readonly float[] Tensor = Enumerable.Range(0, 1000).Select(i => i * 0.5f - 7f).ToArray();
 
@@ -47,7 +44,7 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
     [MemberData(nameof(Messages))]
     public void Round_trips_through_the_configured_serializer(ITrainingMessage message)
     {
-        var serializer = Sys.Serialization.FindSerializerFor(message);
+        var serializer = configured.System.Serialization.FindSerializerFor(message);
         Assert.IsType<TrainingMessageSerializer>(serializer);
         var typed = (TrainingMessageSerializer)serializer;
         var bytes = typed.ToBinary(message);
@@ -58,44 +55,11 @@ public class TrainingMessageSerializerTests() : TestKit(ClusterBootstrap.ConfigF
     [Fact]
     public void An_unknown_manifest_is_a_serialization_exception()
     {
-        var serializer = (TrainingMessageSerializer)Sys.Serialization.FindSerializerForType(typeof(TrainingProtocol.RunEnded));
+        var serializer = configured.Serializer;
         Assert.Throws<SerializationException>(() => serializer.FromBinary([1, 2, 3], "zz"));
         // A truncated message as well: Akka then drops that message and keeps the connection.
         var bytes = serializer.ToBinary(new TrainingProtocol.ComputeShare("r", 1, 0, [1, 2], 2, new TrainingProtocol.ParameterSnapshot(1, Tensor)));
         Assert.Throws<SerializationException>(() => serializer.FromBinary(bytes[..^10], "cs"));
-    }
-
-    /// <summary>A tensor far larger than the 4 MiB frame crosses a real remote connection in chunks and arrives intact.</summary>
-    [Fact]
-    public async Task A_tensor_larger_than_the_frame_size_arrives_intact_across_nodes()
-    {
-        var big = Enumerable.Range(0, 3_000_000).Select(i => (float)Math.Sin(i)).ToArray(); // 12 MB
-        using var receiver = ClusterBootstrap.Start(ClusterBootstrap.WorkerRole, "127.0.0.1", 0);
-        var arrived = new TaskCompletionSource<TrainingProtocol.ShareComputed>();
-        receiver.ActorOf(Props.Create(() => new ReassemblingReceiver(arrived)), "receiver");
-        var address = ((ExtendedActorSystem)receiver).Provider.DefaultAddress;
-        var remote = await Sys.ActorSelection($"{address}/user/receiver").ResolveOne(TimeSpan.FromSeconds(10));
-
-        var message = new TrainingProtocol.ShareComputed("run", 5, 5, 2, 64, 3.5, big, 1, 2, 3, 4);
-        TensorTransport.Tell(remote, message, TestActor);
-        var received = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(60));
-        Assert.Equal(big, received.GradientSum.ToArray());
-        Assert.Equal(message with { GradientSum = ReadOnlyMemory<float>.Empty }, received with { GradientSum = ReadOnlyMemory<float>.Empty });
-        await receiver.Terminate();
-    }
-
-    private sealed class ReassemblingReceiver : ReceiveActor
-    {
-        public ReassemblingReceiver(TaskCompletionSource<TrainingProtocol.ShareComputed> arrived)
-        {
-            var reassembly = new TensorReassembly { ExpectedLength = 3_000_000 };
-            Receive<TensorTransferStart>(start => reassembly.Begin(Sender.Path.ToString(), start));
-            Receive<TensorChunk>(chunk =>
-            {
-                if (reassembly.Add(Sender.Path.ToString(), chunk) is TrainingProtocol.ShareComputed complete) arrived.TrySetResult(complete);
-            });
-            Receive<TrainingProtocol.ShareComputed>(whole => arrived.TrySetResult(whole));
-        }
     }
 
     /// <summary>Records compare arrays and memories by reference; compare their contents instead.</summary>
