@@ -124,6 +124,10 @@ public sealed class BadMemberProcessTests : IDisposable
 
         var events = File.ReadAllLines(Path.Combine(_dir, "runs", runId, "events.clef")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         var steps = events.Where(e => e.TryGetProperty("EventType", out var t) && t.GetString() == "StepCompleted").ToList();
+        // The decision is in the run's record, not only on the console: one worker node downed, the bad member's.
+        var downed = Assert.Single(events, e => e.TryGetProperty("EventType", out var t) && t.GetString() == "WorkerNodeDowned");
+        Assert.Equal(4, downed.GetProperty("UnreachableSeconds").GetDouble());
+        Assert.StartsWith("akka.tcp://batchcluster@127.0.0.1:", downed.GetProperty("NodeAddress").GetString());
         Assert.Equal(Enumerable.Range(0, 200), steps.Select(e => e.GetProperty("Step").GetInt32()));
         // Not vacuous: the run went on well past the bad member's first broken link — its 4 s unreachable, the downing, and
         // the resolver's 8 s stable-after in which the coordinator would have been downed.

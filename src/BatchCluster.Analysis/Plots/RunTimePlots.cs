@@ -37,6 +37,7 @@ public static class RunTimePlots
     [
         ("WorkerJoined", "worker joined", Colors.SeaGreen),
         ("WorkerLeft", "worker left", Colors.FireBrick),
+        ("WorkerNodeDowned", "worker node downed", Colors.Maroon),
         ("StepReplanned", "share re-planned", Colors.DarkOrange),
         ("StallReport", "stall", Colors.GoldenRod),
         ("RunPaused", "paused", Colors.Purple),

@@ -145,6 +145,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterMembership.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterMembership.UnreachableMember), typeof(ClusterMembership.ReachableMember), typeof(ClusterMembership.MemberRemoved));
         Context.System.EventStream.Subscribe(Self, typeof(Akka.Remote.DisassociatedEvent));
+        Context.System.EventStream.Subscribe(Self, typeof(Nodes.UnreachableWorkerDowning.WorkerNodeDowned));
     }
 
     protected override void PostStop()
@@ -154,6 +155,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         {
             Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
             Context.System.EventStream.Unsubscribe(Self, typeof(Akka.Remote.DisassociatedEvent));
+            Context.System.EventStream.Unsubscribe(Self, typeof(Nodes.UnreachableWorkerDowning.WorkerNodeDowned));
         }
         _links.Dispose();
     }
@@ -261,6 +263,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<ClusterMembership.UnreachableMember>(m => OnUnreachable(m.Member.Address));
         Receive<ClusterMembership.ReachableMember>(m => OnReachable(m.Member.Address));
         Receive<Akka.Remote.DisassociatedEvent>(e => OnDisassociated(e.RemoteAddress));
+        Receive<Nodes.UnreachableWorkerDowning.WorkerNodeDowned>(d => _session.Events.WorkerNodeDowned(_session.NextStep, d.Node.ToString(), d.UnreachableSeconds));
         Receive<ClusterMembership.MemberRemoved>(m =>
         {
             _unreachable.Remove(m.Member.Address);

@@ -17,6 +17,12 @@ public sealed class UnreachableWorkerDowning : ReceiveActor, IWithTimers
 
     public const string Name = "unreachable-worker-downing";
 
+    /// <summary>
+    /// Published on the node's event stream when this rule downs a worker node, so the coordinator of the run (on the same
+    /// node: the rule acts only there) records the decision in the run's event log (<c>WorkerNodeDowned</c>).
+    /// </summary>
+    public sealed record WorkerNodeDowned(Address Node, double UnreachableSeconds);
+
     public ITimerScheduler Timers { get; set; } = null!;
 
     private sealed class Tick
@@ -51,6 +57,7 @@ public sealed class UnreachableWorkerDowning : ReceiveActor, IWithTimers
             {
                 log.Warning("Worker node {0} has been unreachable for {1} s while the rest of the cluster answers: downing it (it may join again), " +
                     "so that a link it broke cannot take the coordinator down with it", worker.Address, After.TotalSeconds);
+                Context.System.EventStream.Publish(new WorkerNodeDowned(worker.Address, After.TotalSeconds));
                 cluster.Down(worker.Address);
             }
         });

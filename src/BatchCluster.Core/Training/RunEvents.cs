@@ -12,7 +12,7 @@ namespace BatchCluster.Core.Training;
 /// <param name="logFailures">Hears the event log's file fail (RunLogging wires it); null where nothing is written to disk.</param>
 public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? logFailures = null)
 {
-    public const int SchemaVersion = 13;
+    public const int SchemaVersion = 14;
     public const string EventTypeProperty = "EventType";
 
     public string RunId { get; } = runId;
@@ -46,6 +46,15 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
         TrainingMetrics.WorkersChanged(readyWorkers);
         For("WorkerLeft").Warning("Worker {WorkerId} left ({Reason}); {ReadyWorkers} workers ready", workerId, reason, readyWorkers);
     }
+
+    /// <summary>
+    /// The coordinator's node downed a worker node that stayed unreachable while the rest of the cluster answered
+    /// (docs/robustness.md, "Broken links"): a decision about the node, logged beside the <c>WorkerLeft</c> of its workers.
+    /// </summary>
+    public void WorkerNodeDowned(long step, string nodeAddress, double unreachableSeconds) =>
+        For("WorkerNodeDowned").Warning(
+            "Worker node {NodeAddress} downed before step {Step}: unreachable for {UnreachableSeconds} s while the rest of the cluster answered (a link it broke must not take the coordinator down with it)",
+            nodeAddress, step, unreachableSeconds);
 
     /// <summary>
     /// A worker is held out of the work for misbehaving (docs/robustness.md, "Quarantine"). It is named by what the
