@@ -83,9 +83,5 @@ public static class BenchBatchNormCommand
         return 0;
     }
 
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted[sorted.Count / 2];
-    }
+    private static double Median(IEnumerable<double> values) => Core.Numerics.Statistics.Median(values);
 }

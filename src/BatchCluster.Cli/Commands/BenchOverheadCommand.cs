@@ -276,10 +276,6 @@ public static class BenchOverheadCommand
     }
 
     /// <summary>The median (0 for none); the bench commands' one definition.</summary>
-    internal static double Median(IReadOnlyCollection<double> values)
-    {
-        if (values.Count == 0) return 0;
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
+    /// <summary>The median, 0 where there is nothing (a figure a JSON report can hold).</summary>
+    internal static double Median(IReadOnlyCollection<double> values) => values.Count == 0 ? 0 : Core.Numerics.Statistics.Median(values);
 }
