@@ -57,8 +57,10 @@ public static class BenchOverheadCommand
     /// <param name="StepMs">Median step wall time; <paramref name="ComputeMs"/>, <paramref name="TransferMs"/>, <paramref name="UpdateMs"/>:
     /// medians of the step records' terms (StepTiming: the critical share's compute, its time in flight, the coordinator's update).</param>
     /// <param name="FoldMs">Median time the coordinator spent adding gradients as they arrived (not in the update, off the critical path).</param>
+    /// <param name="CpuMsPerStep">In-process layouts: the process's CPU time (all threads, user + system) per timed step — the work a step
+    /// costs, which a shared machine's drift moves far less than its wall time; NaN for layouts of several processes.</param>
     internal sealed record Measurement(double SamplesPerSecond, long CoordinatorBytesPerStep, long WorkerBytesPerStep,
-        double StepMs, double ComputeMs, double TransferMs, double UpdateMs, double FoldMs)
+        double StepMs, double ComputeMs, double TransferMs, double UpdateMs, double FoldMs, double CpuMsPerStep = double.NaN)
     {
         /// <summary>What a step costs beyond the critical share's compute.</summary>
         public double FixedMs => Math.Max(0, StepMs - ComputeMs);
@@ -117,8 +119,8 @@ public static class BenchOverheadCommand
         Console.Out.WriteLine();
         Console.Out.WriteLine("Fixed cost: median step − median compute of the critical share; in flight: its time to and from the worker beyond the worker's handling; update: the coordinator's average and optimizer step after the last result (in brackets: the adding of earlier results as they arrived, off the critical path); rest: what is left (the workers' parameter load and gradient copy, dispatch, bookkeeping).");
         Console.Out.WriteLine();
-        Console.Out.WriteLine("| global batch | layout | samples/s (median) | min – max | ratio to plain | ratio to local 2 workers | step ms | compute ms | fixed ms | in flight ms | update ms (+ added as results arrived) | rest ms | coordinator process, bytes allocated per step | worker process, bytes per step |");
-        Console.Out.WriteLine("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        Console.Out.WriteLine("| global batch | layout | samples/s (median) | min – max | ratio to plain | ratio to local 2 workers | step ms | compute ms | fixed ms | in flight ms | update ms (+ added as results arrived) | rest ms | CPU ms per step (cores busy) | coordinator process, bytes allocated per step | worker process, bytes per step |");
+        Console.Out.WriteLine("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         var json = new Dictionary<string, object> { ["model"] = modelName };
         foreach (int batch in batches)
         {
@@ -156,8 +158,13 @@ public static class BenchOverheadCommand
                 double Term(Func<Measurement, double> term) => Median(results[layout].Select(term).ToList());
                 double stepMs = Term(m => m.StepMs), computeMs = Term(m => m.ComputeMs), fixedMs = Term(m => m.FixedMs),
                     transferMs = Term(m => m.TransferMs), updateMs = Term(m => m.UpdateMs), restMs = Term(m => m.RestMs), foldMs = Term(m => m.FoldMs);
+                // Cores busy: CPU time per step over wall time per step (timed steps / samples/s), e.g. 2.0 = both cores of this machine.
+                double cpuMs = layout.Kind == Kind.InProcess ? Term(m => m.CpuMsPerStep) : double.NaN;
+                double coresBusy = cpuMs / (batch / Median(values) * 1000);
+                string cpu = double.IsFinite(cpuMs) ? string.Create(CultureInfo.InvariantCulture, $"{cpuMs:F2} ({coresBusy:F2})") : "–";
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {batch} | {layout.Name} | {Median(values):F0} | {values.Min():F0} – {values.Max():F0} | {toPlain:F3} | {toLocal2:F3} | {stepMs:F2} | {computeMs:F2} | {fixedMs:F2} | {transferMs:F2} | {updateMs:F2} (+{foldMs:F2}) | {restMs:F2} | {coordinatorBytes:N0} | {workerBytes} |"));
+                    $"| {batch} | {layout.Name} | {Median(values):F0} | {values.Min():F0} – {values.Max():F0} | {toPlain:F3} | {toLocal2:F3} | {stepMs:F2} | {computeMs:F2} | {fixedMs:F2} | {transferMs:F2} | {updateMs:F2} (+{foldMs:F2}) | {restMs:F2} | {cpu} | {coordinatorBytes:N0} | {workerBytes} |"));
+                if (double.IsFinite(cpuMs)) json[$"{layout.Key}_cpu_ms_per_step_b{batch}"] = Math.Round(cpuMs, 3);
                 json[$"{layout.Key}_samples_per_s_b{batch}"] = Math.Round(Median(values));
                 json[$"{layout.Key}_vs_local2_b{batch}"] = Math.Round(toLocal2, 3);
                 json[$"{layout.Key}_vs_plain_b{batch}"] = Math.Round(toPlain, 3);
@@ -199,24 +206,33 @@ public static class BenchOverheadCommand
         var allocations = new List<double>();
         var timings = new List<StepRecord>();
         var clock = new Stopwatch();
+        TimeSpan cpuAtStart = TimeSpan.Zero, cpuAtEnd = TimeSpan.Zero;
         void OnStep(StepRecord step, TrainingSession session)
         {
             observe?.Invoke(step);
-            if (step.Step + 1 == warmup) clock.Start(); // time from the end of the last warm-up step
+            if (step.Step + 1 == warmup)
+            {
+                clock.Start(); // time from the end of the last warm-up step
+                cpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
+            }
             else if (step.Step + 1 > warmup)
             {
                 timedSamples += step.GlobalBatch;
                 timings.Add(step);
                 if (step.AllocatedBytesByNode is { Count: > 0 } allocated) allocations.Add(allocated.Values.Sum());
             }
-            if (session.Finished) clock.Stop();
+            if (session.Finished)
+            {
+                clock.Stop();
+                cpuAtEnd = Process.GetCurrentProcess().TotalProcessorTime;
+            }
         }
         var events = new RunEvents(Logger.None, "bench");
         await Engines.RunAsync(config, data, initial, events, "", OnStep, cancellation);
         return new Measurement(timedSamples / clock.Elapsed.TotalSeconds, (long)Median(allocations), 0,
             Median(timings.Select(t => t.Timing.StepMs).ToList()), Median(timings.Select(t => t.Timing.ComputeMs).ToList()),
             Median(timings.Select(t => t.Timing.TransferMs).ToList()), Median(timings.Select(t => t.Timing.UpdateMs).ToList()),
-            Median(timings.Select(t => t.FoldMs).ToList()));
+            Median(timings.Select(t => t.FoldMs).ToList()), (cpuAtEnd - cpuAtStart).TotalMilliseconds / Math.Max(1, timings.Count));
     }
 
     /// <summary>
