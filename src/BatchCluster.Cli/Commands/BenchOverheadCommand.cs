@@ -291,7 +291,6 @@ public static class BenchOverheadCommand
             Term("StepMs"), Term("ComputeMs"), Term("TransferMs"), Term("UpdateMs"), Term("FoldMs"));
     }
 
-    /// <summary>The median (0 for none); the bench commands' one definition.</summary>
-    /// <summary>The median, 0 where there is nothing (a figure a JSON report can hold).</summary>
+    /// <summary>The median of the finite values, 0 where there is nothing (a figure a JSON report can hold).</summary>
     internal static double Median(IReadOnlyCollection<double> values) => values.Count == 0 ? 0 : Core.Numerics.Statistics.Median(values);
 }
