@@ -201,7 +201,7 @@ public static class EventLogReader
         string? detail = type switch
         {
             "WorkerJoined" => $"{Text(e, "WorkerId")} ready ({OptionalNumber(e, "ReadyWorkers", 0):F0} ready)",
-            "WorkerNodeDowned" => $"worker node {Text(e, "NodeAddress")} downed: unreachable for {OptionalNumber(e, "UnreachableSeconds"):G3} s while the rest of the cluster answered",
+            "WorkerNodeDowned" => $"worker node {Text(e, "NodeAddress")} downed: {Text(e, "Reason")}",
             "WorkerLeft" => $"{Text(e, "WorkerId")}: {Text(e, "Reason")} ({OptionalNumber(e, "ReadyWorkers", 0):F0} ready)",
             "StepReplanned" => $"{OptionalNumber(e, "MovedCount", 0):F0} samples of {Text(e, "LostWorker")} moved ({Text(e, "Reason")})",
             "StallReport" => $"late after {OptionalNumber(e, "DeadlineSeconds"):G3} s: {string.Join(", ", ArrayOf<string>(e, "LateWorkers", StringItem) ?? [])}",

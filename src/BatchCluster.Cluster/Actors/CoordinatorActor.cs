@@ -263,7 +263,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<ClusterMembership.UnreachableMember>(m => OnUnreachable(m.Member.Address));
         Receive<ClusterMembership.ReachableMember>(m => OnReachable(m.Member.Address));
         Receive<Akka.Remote.DisassociatedEvent>(e => OnDisassociated(e.RemoteAddress));
-        Receive<Nodes.UnreachableWorkerDowning.WorkerNodeDowned>(d => _session.Events.WorkerNodeDowned(_session.NextStep, d.Node.ToString(), d.UnreachableSeconds));
+        Receive<Nodes.UnreachableWorkerDowning.WorkerNodeDowned>(d => _session.Events.WorkerNodeDowned(_session.NextStep, d.Node.ToString(), d.Reason));
         Receive<ClusterMembership.MemberRemoved>(m =>
         {
             _unreachable.Remove(m.Member.Address);

@@ -7,8 +7,8 @@ namespace BatchCluster.Cluster.Nodes;
 
 /// <summary>
 /// On every coordinator-role node; acts only where the coordinator singleton lives (the oldest coordinator-role member):
-/// downs a worker that <see cref="UnreachableWorkerRule{TMember}"/> says is due. Fed by the cluster's reachability events,
-/// checked twice a second.
+/// downs a worker that <see cref="UnreachableWorkerRule{TMember}"/> says is due. Fed by the cluster's reachability events
+/// and this node's dropped remoting connections (a member already down is not counted again), checked twice a second.
 /// </summary>
 public sealed class UnreachableWorkerDowning : ReceiveActor, IWithTimers
 {
@@ -21,7 +21,7 @@ public sealed class UnreachableWorkerDowning : ReceiveActor, IWithTimers
     /// Published on the node's event stream when this rule downs a worker node, so the coordinator of the run (on the same
     /// node: the rule acts only there) records the decision in the run's event log (<c>WorkerNodeDowned</c>).
     /// </summary>
-    public sealed record WorkerNodeDowned(Address Node, double UnreachableSeconds);
+    public sealed record WorkerNodeDowned(Address Node, string Reason);
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -44,7 +44,15 @@ public sealed class UnreachableWorkerDowning : ReceiveActor, IWithTimers
         {
             if (e.Member.HasRole(ClusterBootstrap.WorkerRole)) rule.Unreachable(e.Member, Now());
         });
-        Receive<ClusterEvent.ReachableMember>(e => rule.Forget(e.Member));
+        Receive<ClusterEvent.ReachableMember>(e => rule.Reachable(e.Member));
+        Receive<Akka.Remote.DisassociatedEvent>(e =>
+        {
+            if (cluster.State.Members.FirstOrDefault(m => m.Address.Equals(e.RemoteAddress) && m.HasRole(ClusterBootstrap.WorkerRole) && m.Status != MemberStatus.Down) is { } worker)
+            {
+                int drops = rule.Dropped(worker, Now());
+                log.Warning("The connection to worker node {0} dropped ({1} within {2} s)", worker.Address, drops, UnreachableWorkerRule<Member>.DropWindow.TotalSeconds);
+            }
+        });
         Receive<ClusterEvent.MemberRemoved>(e => rule.Forget(e.Member));
         Receive<ClusterEvent.MemberDowned>(e => rule.Forget(e.Member));
         Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
@@ -53,16 +61,17 @@ public sealed class UnreachableWorkerDowning : ReceiveActor, IWithTimers
             if (rule.Watched.Count == 0 || !HostsTheCoordinator(cluster)) return;
             var state = cluster.State;
             int reachableOthers = state.Members.Count(m => m.UniqueAddress != cluster.SelfUniqueAddress && !state.Unreachable.Contains(m));
-            foreach (var worker in rule.Due(Now(), reachableOthers))
+            foreach (var (worker, reason) in rule.Due(Now(), reachableOthers))
             {
-                log.Warning("Worker node {0} has been unreachable for {1} s while the rest of the cluster answers: downing it (it may join again), " +
-                    "so that a link it broke cannot take the coordinator down with it", worker.Address, After.TotalSeconds);
-                Context.System.EventStream.Publish(new WorkerNodeDowned(worker.Address, After.TotalSeconds));
+                log.Warning("Worker node {0}: {1}, while the rest of the cluster answers: downing it (it may join again), " +
+                    "so that a link it broke cannot take the coordinator down with it", worker.Address, reason);
+                Context.System.EventStream.Publish(new WorkerNodeDowned(worker.Address, reason));
                 cluster.Down(worker.Address);
             }
         });
         cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.IReachabilityEvent), typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.MemberDowned));
+        Context.System.EventStream.Subscribe(Self, typeof(Akka.Remote.DisassociatedEvent));
         Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromMilliseconds(500));
     }
 
@@ -77,5 +86,9 @@ public sealed class UnreachableWorkerDowning : ReceiveActor, IWithTimers
         return oldest is not null && oldest.UniqueAddress == cluster.SelfUniqueAddress;
     }
 
-    protected override void PostStop() => Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+    protected override void PostStop()
+    {
+        Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        Context.System.EventStream.Unsubscribe(Self, typeof(Akka.Remote.DisassociatedEvent));
+    }
 }

@@ -51,10 +51,11 @@ public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? lo
     /// The coordinator's node downed a worker node that stayed unreachable while the rest of the cluster answered
     /// (docs/robustness.md, "Broken links"): a decision about the node, logged beside the <c>WorkerLeft</c> of its workers.
     /// </summary>
-    public void WorkerNodeDowned(long step, string nodeAddress, double unreachableSeconds) =>
+    /// <param name="reason">What the rule saw: unreachable for 4 s, or its connection dropped 3 times within 10 s.</param>
+    public void WorkerNodeDowned(long step, string nodeAddress, string reason) =>
         For("WorkerNodeDowned").Warning(
-            "Worker node {NodeAddress} downed before step {Step}: unreachable for {UnreachableSeconds} s while the rest of the cluster answered (a link it broke must not take the coordinator down with it)",
-            nodeAddress, step, unreachableSeconds);
+            "Worker node {NodeAddress} downed before step {Step}: {Reason} while the rest of the cluster answered (a link it broke must not take the coordinator down with it)",
+            nodeAddress, step, reason);
 
     /// <summary>
     /// A worker is held out of the work for misbehaving (docs/robustness.md, "Quarantine"). It is named by what the

@@ -89,14 +89,14 @@ public sealed class EventLogReaderTests(TinyRuns runs) : IDisposable
         lines.Insert(firstStep + 2, $$"""{"@t":"{{at}}","EventType":"WorkerReleased","Step":4,"WorkerKey":3,"ActorAddress":"{{actor}}","Why":"its back-off passed","ReadyWorkers":2}""");
         lines.Insert(firstStep + 3, $$"""{"@t":"{{at}}","EventType":"SpeedClaimIgnored","Step":5,"WorkerKey":4,"ActorAddress":"{{actor}}","ClaimedSamplesPerSecond":1e9,"DeliveredSamplesPerSecond":20000,"ClaimFactor":100}""");
         lines.Insert(firstStep + 4, $$"""{"@t":"{{at}}","EventType":"ShareOutlier","Step":6,"Place":2,"Samples":40,"WorkerKey":4,"ActorAddress":"{{actor}}","MeanGradientNorm":1e6,"MedianMeanGradientNorm":1,"Ratio":1e6,"Allowed":10,"Action":"averaged in as computed (--outlier-policy log)"}""");
-        lines.Insert(firstStep + 5, $$"""{"@t":"{{at}}","EventType":"WorkerNodeDowned","Step":7,"NodeAddress":"akka.tcp://batchcluster@10.0.0.7:4054","UnreachableSeconds":4}""");
+        lines.Insert(firstStep + 5, $$"""{"@t":"{{at}}","EventType":"WorkerNodeDowned","Step":7,"NodeAddress":"akka.tcp://batchcluster@10.0.0.7:4054","Reason":"its connection dropped 3 times within 10 s"}""");
         string path = Path.Combine(_dir, "events.clef");
         File.WriteAllLines(path, lines);
 
         var marks = EventLogReader.Read(path).Marks.Where(m => m.Kind is "WorkerQuarantined" or "WorkerReleased" or "SpeedClaimIgnored" or "ShareOutlier" or "WorkerNodeDowned").ToList();
         Assert.Equal(["WorkerQuarantined", "WorkerReleased", "SpeedClaimIgnored", "ShareOutlier", "WorkerNodeDowned"], marks.Select(m => m.Kind));
         Assert.Equal([1L, 4L, 5L, 6L, 7L], marks.Select(m => m.Step!.Value));
-        Assert.Equal("worker node akka.tcp://batchcluster@10.0.0.7:4054 downed: unreachable for 4 s while the rest of the cluster answered", marks[4].Detail);
+        Assert.Equal("worker node akka.tcp://batchcluster@10.0.0.7:4054 downed: its connection dropped 3 times within 10 s", marks[4].Detail);
         Assert.Equal($"worker #3 at {actor} quarantined for 10 s (1 of 3): missed 1 step deadline(s) of 2 s in a row", marks[0].Detail);
         Assert.Equal($"worker #3 at {actor} released (its back-off passed)", marks[1].Detail);
         Assert.Equal($"worker #4 at {actor} claims 1E+09 samples/s, delivers 2E+04", marks[2].Detail);
