@@ -5,6 +5,7 @@ using System.Text.Json;
 using BatchCluster.Cli.Options;
 using BatchCluster.Core.Data;
 using BatchCluster.Core.Models;
+using static BatchCluster.Core.Numerics.Statistics;
 
 namespace BatchCluster.Cli.Commands;
 
@@ -82,6 +83,4 @@ public static class BenchBatchNormCommand
         Console.Out.WriteLine(JsonSerializer.Serialize(json));
         return 0;
     }
-
-    private static double Median(IEnumerable<double> values) => Core.Numerics.Statistics.Median(values);
 }

@@ -8,6 +8,7 @@ using BatchCluster.Core.Data;
 using BatchCluster.Core.Diagnostics;
 using BatchCluster.Core.Models;
 using BatchCluster.Core.Training;
+using static BatchCluster.Core.Numerics.Statistics;
 
 namespace BatchCluster.Cli.Commands;
 
@@ -161,6 +162,4 @@ public static class BenchMetricsCommand
         catch (OperationCanceledException) { }
         return answered;
     }
-
-    private static double Median(IEnumerable<double> values) => BenchOverheadCommand.Median(values.ToList());
 }

@@ -12,6 +12,7 @@ using BatchCluster.Cluster;
 using BatchCluster.Cluster.Links;
 using BatchCluster.Cluster.Protocol;
 using BatchCluster.Core.Training;
+using static BatchCluster.Core.Numerics.Statistics;
 
 namespace BatchCluster.Cli.Commands;
 
@@ -300,6 +301,4 @@ public static class BenchTransportCommand
             }
         }
     }
-
-    private static double Median(List<double> values) => Core.Numerics.Statistics.Median(values);
 }
