@@ -113,7 +113,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     private EvaluationInFlight? _evaluation;
     private int _nextRequestId;
     private double? _armedDeadlineMs;
-    private long _allocatedAtLastCommit = GC.GetTotalAllocatedBytes(precise: true);
+    /// <summary>This process's managed allocation per commit (in one process: its workers' too).</summary>
+    private readonly AllocationMeter _allocation = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -815,9 +816,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         }
         // The coordinator's own node too (in one process it is the workers' node as well).
         peakByNode[_selfAddress] = PeakMemory.Megabytes;
-        long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
-        allocatedByNode[_selfAddress] = allocatedNow - _allocatedAtLastCommit; // in one process: the workers' too
-        _allocatedAtLastCommit = allocatedNow;
+        allocatedByNode[_selfAddress] = _allocation.Report(); // in one process: the workers' too
         var critical = done.MaxBy(s => s.ArrivedAtMs)!;
         double transferMs = Math.Max(0, critical.ArrivedAtMs - critical.SentAtMs - critical.Result.HandlingMilliseconds) + extraTransferMs;
         return new StepMeasurements(critical.Result.ComputeMilliseconds, transferMs, _links.StepBytes, peakByNode, allocatedByNode,

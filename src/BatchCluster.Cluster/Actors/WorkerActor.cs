@@ -90,8 +90,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private IActorRef? _acceptedBy;
     private DataSplits? _data;
     private IModelReplica? _replica;
-    /// <summary>This process's managed allocation total at the previous reply (for the per-step figure).</summary>
-    private long _allocatedAtLastReply = GC.GetTotalAllocatedBytes(precise: true);
+    /// <summary>This process's managed allocation per reply, for a coordinator in another process (one in this process counts its own).</summary>
+    private AllocationMeter? _allocation;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -377,9 +377,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
                 gradient = gradient with { GradientSumSquaredNorm = gradient.GradientSumSquaredNorm * 4 };
                 break;
         }
-        long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
-        long allocated = allocatedNow - _allocatedAtLastReply;
-        _allocatedAtLastReply = allocatedNow;
+        // Read only for a coordinator elsewhere: one in this process ignores it (its own figure holds this worker's), and each
+        // exact read stops every thread of the process (AllocationMeter).
+        long allocated = replyTo.Path.Address.HasLocalScope ? 0 : (_allocation ??= new AllocationMeter()).Report();
         var result = new TrainingProtocol.ShareComputed(
             work.RunId, work.Step, work.Parameters.Version, work.ShareIndex, gradient.SampleCount, gradient.LossSum,
             gradient.GradientSum, gradient.GradientSumSquaredNorm, computeMs,

@@ -48,7 +48,7 @@ public static class PlainTrainer
             replica.LoadParameters(session.Parameters);
             if (config.BnBatch is not null) replica.LoadRunningStatistics(session.RunningStatistics);
         }
-        long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+        var allocation = new AllocationMeter();
         while (!session.Finished)
         {
             // Between steps the state is exactly the last commit: checkpoint it and end the log cleanly.
@@ -73,10 +73,8 @@ public static class PlainTrainer
             double computeMs = 0;
             foreach (var share in shares) computeMs += share.ComputeMilliseconds; // one after the other
             // One process, nothing sent: no transfer, no bytes moved.
-            long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
             var measured = new StepMeasurements(computeMs, 0, 0, new Dictionary<string, double> { ["local"] = PeakMemory.Megabytes },
-                new Dictionary<string, long> { ["local"] = allocatedNow - allocatedBefore });
-            allocatedBefore = allocatedNow;
+                new Dictionary<string, long> { ["local"] = allocation.Report() });
             if (session.Commit(batch, shares, measured, startedAt) is { } record) onStep?.Invoke(record, session);
             if (session.ValidationDue)
             {
