@@ -53,7 +53,9 @@ public enum Misbehaviour
 /// <summary>
 /// Registers with the coordinator, then holds the data set and one model replica and computes
 /// share gradients and evaluations on request. It runs on a pinned dispatcher (a thread of its
-/// own), so its blocking TorchSharp work never occupies the threads the coordinator and Akka run on.
+/// own; in a local cluster with more CPU workers than cores, one of a pool of one thread per core:
+/// <see cref="Local.LocalCluster.AkkaConfigFor"/>), so its blocking TorchSharp work never occupies
+/// the threads the coordinator and Akka run on.
 /// Until accepted it re-registers every few seconds (the coordinator may not be up yet, or may
 /// have moved); if the coordinator it registered with dies, it registers again. A coordinator
 /// may accept it again at any time (e.g. when its node is reachable again): it then only reports

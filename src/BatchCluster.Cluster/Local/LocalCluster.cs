@@ -18,6 +18,26 @@ public static class LocalCluster
 {
     public static Config AkkaConfig { get; } = ClusterConfigFiles.Load("common.hocon");
 
+    /// <summary>
+    /// The actor system's settings for <paramref name="workers"/> workers computing on <paramref name="device"/> with
+    /// <paramref name="cores"/> cores. Each worker normally has a thread of its own (common.hocon); with more TorchSharp CPU
+    /// workers than cores they share one thread per core instead: each thread then computes its workers' shares one after the
+    /// other rather than the kernel slicing 4 threads over 2 cores (measured with 4 workers on 2 cores: 8–10 % less CPU per
+    /// step, docs/performance.md). A share is one message, so a worker's TorchSharp scopes never cross threads. Devices keep
+    /// their own threads (a GPU context is bound to the thread that made it).
+    /// </summary>
+    public static Config AkkaConfigFor(int workers, string device, int cores)
+    {
+        if (device != "cpu" || workers <= cores) return AkkaConfig;
+        return ConfigurationFactory.ParseString($$"""
+            batchcluster.worker-dispatcher {
+              type = ForkJoinDispatcher
+              throughput = 1
+              dedicated-thread-pool { thread-count = {{cores}} }
+            }
+            """).WithFallback(AkkaConfig);
+    }
+
     /// <summary>Makes the props of worker <c>index</c> from the coordinator's entry and the worker settings (tests inject faults here).</summary>
     public delegate Props WorkerFactory(int index, IActorRef coordinator, WorkerSettings settings);
 
@@ -29,7 +49,7 @@ public static class LocalCluster
         Core.Checkpoints.CheckpointState? resumeFrom = null, WorkerFactory? workers = null)
     {
         if (config.Workers <= 0) throw new ArgumentOutOfRangeException(nameof(config), $"workers {config.Workers} must be positive");
-        var system = ActorSystem.Create("batchcluster-local", AkkaConfig);
+        var system = ActorSystem.Create("batchcluster-local", AkkaConfigFor(config.Workers, config.Device, Environment.ProcessorCount));
         try
         {
             var completion = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
