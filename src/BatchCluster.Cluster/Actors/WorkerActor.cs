@@ -93,7 +93,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private DataSplits? _data;
     private IModelReplica? _replica;
     /// <summary>This process's managed allocation per reply, for a coordinator in another process (one in this process counts its own).</summary>
-    private AllocationMeter? _allocation;
+    private readonly AllocationMeter _allocation = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -381,7 +381,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         }
         // Read only for a coordinator elsewhere: one in this process ignores it (its own figure holds this worker's), and each
         // exact read stops every thread of the process (AllocationMeter).
-        long allocated = replyTo.Path.Address.HasLocalScope ? 0 : (_allocation ??= new AllocationMeter()).Report();
+        long allocated = replyTo.Path.Address.HasLocalScope ? 0 : _allocation.Report();
         var result = new TrainingProtocol.ShareComputed(
             work.RunId, work.Step, work.Parameters.Version, work.ShareIndex, gradient.SampleCount, gradient.LossSum,
             gradient.GradientSum, gradient.GradientSumSquaredNorm, computeMs,

@@ -53,6 +53,13 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
         Assert.Equal(3, result.Summary.Workers);
         Assert.Equal(3, events.OfType("WorkerJoined").Count());
         Assert.All(cluster.Steps, s => Assert.Equal(3, s.Shares.Length));
+        // Every step says what each node allocated: the coordinator's and each worker node's own report (an exact count at a
+        // node's first report and every 16th, the window's mean between: AllocationMeter), never a node left out or zero.
+        Assert.All(cluster.Steps, s =>
+        {
+            Assert.Equal(4, s.AllocatedBytesByNode!.Count);
+            Assert.All(s.AllocatedBytesByNode.Values, bytes => Assert.True(bytes > 0, $"step {s.Step}: {bytes} bytes"));
+        });
     }
 
     /// <summary>
