@@ -22,7 +22,7 @@ public static class LocalCluster
     /// The actor system's settings for <paramref name="workers"/> workers computing on <paramref name="device"/> with
     /// <paramref name="cores"/> cores. Each worker normally has a thread of its own (common.hocon); with more TorchSharp CPU
     /// workers than cores they share one thread per core instead: each thread then computes its workers' shares one after the
-    /// other rather than the kernel slicing 4 threads over 2 cores (measured with 4 workers on 2 cores: 8–10 % less CPU per
+    /// other rather than the kernel slicing 4 threads over 2 cores (measured with 4 workers on 2 cores: ~8 % less CPU per
     /// step, docs/performance.md). A share is one message, so a worker's TorchSharp scopes never cross threads. Devices keep
     /// their own threads (a GPU context is bound to the thread that made it).
     /// </summary>
