@@ -168,6 +168,7 @@ public sealed class BadInputTests : IDisposable
         AssertRefused(CliProcess.Run(["train", "--runs-dir", "/proc/batchcluster-runs", .. common]), "--runs-dir /proc/batchcluster-runs is not writable");
         AssertRefused(CliProcess.Run(["train", "--runs-dir", _runs, "--tensorboard", file, .. common]), $"--tensorboard {file} is a file");
         AssertRefused(CliProcess.Run(["train", "--runs-dir", _runs, "--export-params", _runs, .. common]), $"--export-params {_runs} is a directory");
+        AssertRefused(CliProcess.Run(["train", "--runs-dir", _runs, "--trace-steps", _runs, .. common]), $"--trace-steps {_runs} is a directory; name a file inside it (e.g. {Path.Combine(_runs, "trace.json")})");
         AssertRefused(CliProcess.Run("analyze", _runs, "--out", file), $"--out {file} is a file, not a directory");
         AssertRefused(CliProcess.Run("probe", "--dataset", "synthetic", "--out", file), $"--out {file} is a file, not a directory");
         Assert.Equal([file], Directory.GetFileSystemEntries(_runs)); // nothing else was written

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using BatchCluster.Cli.Options;
+using BatchCluster.Core.Diagnostics;
 
 namespace BatchCluster.Cli.Commands;
 
@@ -10,16 +11,39 @@ public static class TrainCommand
     {
         var options = new TrainOptions();
         var metrics = new MetricsOptions();
+        var traceSteps = Opt.Text("trace-steps", "write a timeline of every step's phases on every thread to FILE (Chrome trace JSON: open it in ui.perfetto.dev or chrome://tracing; docs/performance.md)", "FILE");
         var command = new Command("train", "one training run: the local simulated cluster of worker actors, or the single-process reference loop (--engine plain)");
         options.AddTo(command);
         foreach (var option in metrics.All) command.Options.Add(option);
+        command.Options.Add(traceSteps);
         command.SetAction(async (r, cancellation) =>
         {
             var config = options.ToConfig(r);
-            using var endpoint = metrics.Start(r, "train");
-            return await RunAsync(config, cancellation);
+            string? tracePath = r.GetValue(traceSteps);
+            if (tracePath is not null)
+            {
+                OutputPaths.CheckFile("--trace-steps", tracePath, exampleName: "trace.json");
+                StepTrace.Start();
+            }
+            try
+            {
+                using var endpoint = metrics.Start(r, "train");
+                return await RunAsync(config, cancellation);
+            }
+            finally
+            {
+                if (tracePath is not null) WriteTrace(tracePath);
+            }
         });
         return command;
+    }
+
+    /// <summary>Written whatever the run's end: a failed or interrupted run's timeline is the one worth reading.</summary>
+    private static void WriteTrace(string tracePath)
+    {
+        var (written, dropped) = StepTrace.StopAndWrite(tracePath);
+        Console.Error.WriteLine($"batchcluster: step trace: {written} spans in {Path.GetFullPath(tracePath)}"
+                                + (dropped > 0 ? $" ({dropped} more not kept: the trace holds the first {written})" : ""));
     }
 
     private static Task<int> RunAsync(Core.Training.TrainingConfig config, CancellationToken cancellation)

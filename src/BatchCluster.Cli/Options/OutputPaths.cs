@@ -18,11 +18,12 @@ public static class OutputPaths
     }
 
     /// <summary>A file the command will write (its directory must exist).</summary>
-    public static void CheckFile(string flag, string path)
+    /// <param name="exampleName">A file name the refusal of a directory suggests.</param>
+    public static void CheckFile(string flag, string path, string exampleName = "params.bin")
     {
         string full = Path.GetFullPath(path);
         if (Directory.Exists(full))
-            throw new UsageException($"{flag} {path} is a directory; name a file inside it (e.g. {Path.Combine(path, "params.bin")})");
+            throw new UsageException($"{flag} {path} is a directory; name a file inside it (e.g. {Path.Combine(path, exampleName)})");
         string parent = Path.GetDirectoryName(full) ?? full;
         if (!Directory.Exists(parent))
             throw new UsageException($"{flag}: directory {parent} does not exist; create it first");

@@ -469,7 +469,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Stepping();
         var commands = round.Start(Now);
         if (Ring && round.State == RoundState.Running) PlanReduction(step, commands);
-        ApplyStep(commands);
+        using (StepTrace.Time(StepPhase.SendShares, batch.Step)) ApplyStep(commands);
     }
 
     private void ApplyStep(IReadOnlyList<RoundCommand> commands)
@@ -603,7 +603,8 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
     private void FoldArrived(StepInFlight step)
     {
         while (step.Round.NextInPlanOrder(ref step.FoldCursor) is { } arrived)
-            _session.Fold(step.Batch, arrived.GradientSum, step.Folded++);
+            using (StepTrace.Time(StepPhase.Fold, step.Batch.Step))
+                _session.Fold(step.Batch, arrived.GradientSum, step.Folded++);
     }
 
     /// <summary>

@@ -349,8 +349,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         ShareGradient gradient;
         try
         {
-            var replica = ReplicaAt(work.Parameters);
-            gradient = replica.ComputeGradientSum(_data!.Train, work.SampleIds, work.MicroBatch, gradientSum);
+            IModelReplica replica;
+            using (StepTrace.Time(StepPhase.LoadParameters, work.Step)) replica = ReplicaAt(work.Parameters);
+            using (StepTrace.Time(StepPhase.Compute, work.Step)) gradient = replica.ComputeGradientSum(_data!.Train, work.SampleIds, work.MicroBatch, gradientSum);
             if (_settings.TestingSlowdown > 1) WaitPrecisely(TimeSpan.FromMilliseconds(gradient.ComputeMilliseconds * (_settings.TestingSlowdown - 1)));
         }
         catch (Exception e)
@@ -389,7 +390,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             gradient.BatchNormSums);
         try
         {
-            _links.Reply(replyTo, result, gradientSum); // the buffer is no longer this worker's after this call
+            using (StepTrace.Time(StepPhase.Reply, work.Step)) _links.Reply(replyTo, result, gradientSum); // the buffer is no longer this worker's after this call
         }
         catch (IOException e)
         {

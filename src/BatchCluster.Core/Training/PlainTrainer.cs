@@ -55,7 +55,8 @@ public static class PlainTrainer
             if (cancellation.IsCancellationRequested) throw session.Interrupt("stop requested");
             var batch = session.NextBatch();
             double startedAt = session.NowMs;
-            replica.LoadParameters(session.Parameters);
+            using (StepTrace.Time(StepPhase.LoadParameters, batch.Step)) replica.LoadParameters(session.Parameters);
+            var computing = StepTrace.Time(StepPhase.Compute, batch.Step);
             ShareGradient[] shares;
             int half = batch.Size / granule / 2 * granule; // halves of whole ghost batches
             if (halves && half > 0)
@@ -70,6 +71,7 @@ public static class PlainTrainer
                 one[0] = replica.ComputeGradientSum(data.Train, batch.SampleIds, config.EffectiveMicroBatch(batch.Size), gradientSum);
                 shares = one;
             }
+            computing.Dispose();
             double computeMs = 0;
             foreach (var share in shares) computeMs += share.ComputeMilliseconds; // one after the other
             // One process, nothing sent: no transfer, no bytes moved.

@@ -19,7 +19,7 @@ public readonly record struct StepTiming(double ComputeMs, double TransferMs, do
 /// resident memory in MiB (keyed by node address).
 /// </summary>
 /// <param name="BytesMoved">Tensor payload bytes that crossed a process boundary through the coordinator's link, both directions.</param>
-/// <param name="AllocatedBytesByNode">Managed bytes each node allocated since its previous report (GC.GetTotalAllocatedBytes deltas; null where not measured).</param>
+/// <param name="AllocatedBytesByNode">Managed bytes each node allocated per report (its <see cref="Diagnostics.AllocationMeter"/>: exact over windows of 16 reports; null where not measured).</param>
 /// <param name="WorkerLinkBytes">Tensor payload bytes through the busiest worker's link, both directions (null where not measured).</param>
 /// <param name="BytesHandedOver">Tensor payload bytes handed to workers of the coordinator's own process and back: arrays passed by
 /// reference, nothing copied or sent (kept apart from <paramref name="BytesMoved"/>, which is what crossed a process boundary).</param>

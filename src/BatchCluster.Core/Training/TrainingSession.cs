@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BatchCluster.Core.Diagnostics;
 using BatchCluster.Core.BatchSizing;
 using BatchCluster.Core.Checkpoints;
 using BatchCluster.Core.Data;
@@ -258,6 +259,7 @@ public sealed class TrainingSession
     {
         rejectedShares = [];
         CheckNext(batch);
+        using var span = StepTrace.Time(StepPhase.Commit, batch.Step);
         long started = Stopwatch.GetTimestamp();
         int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient, out double meanSquaredNorm, FoldedPrefix(batch, sharesInPlanOrder, out double foldMs));
         if (samples != batch.Size)
@@ -472,6 +474,7 @@ public sealed class TrainingSession
     private StepRecord Record(GlobalBatch batch, IReadOnlyList<ShareTally> shares, int samples, double loss, double lr, double gain, double gradNorm,
         StepMeasurements measured, double updateMs, double stepStartedAtMs, double foldMs = 0)
     {
+        using var span = StepTrace.Time(StepPhase.Record, batch.Step);
         var shareNorms = shares.Select(s => (s.SampleCount, s.GradientSumSquaredNorm)).ToList();
         var noise = _noiseScale.Update(shareNorms, samples, gradNorm * gradNorm);
         Remember(loss);
