@@ -38,12 +38,22 @@ public static class TrainCommand
         return command;
     }
 
-    /// <summary>Written whatever the run's end: a failed or interrupted run's timeline is the one worth reading.</summary>
+    /// <summary>
+    /// Written whatever the run's end: a failed or interrupted run's timeline is the one worth reading. A trace that cannot
+    /// be written (the disk filled during the run) is a warning: the run's own outcome and exit code stand.
+    /// </summary>
     private static void WriteTrace(string tracePath)
     {
-        var (written, dropped) = StepTrace.StopAndWrite(tracePath);
-        Console.Error.WriteLine($"batchcluster: step trace: {written} spans in {Path.GetFullPath(tracePath)}"
-                                + (dropped > 0 ? $" ({dropped} more not kept: the trace holds the first {written})" : ""));
+        try
+        {
+            var (written, dropped) = StepTrace.StopAndWrite(tracePath);
+            Console.Error.WriteLine($"batchcluster: step trace: {written} spans in {Path.GetFullPath(tracePath)}"
+                                    + (dropped > 0 ? $" ({dropped} more not kept: the trace holds the first {written})" : ""));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"batchcluster: warning: the step trace could not be written to {Path.GetFullPath(tracePath)} ({e.Message.TrimEnd('.')}); the run itself is unaffected");
+        }
     }
 
     private static Task<int> RunAsync(Core.Training.TrainingConfig config, CancellationToken cancellation)

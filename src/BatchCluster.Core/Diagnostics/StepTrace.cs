@@ -92,7 +92,8 @@ public static class StepTrace
     }
 
     /// <summary>Stops recording and writes what was recorded to <paramref name="path"/>; returns the spans written and dropped.</summary>
-    /// <remarks>Call it once the traced work is over: a span still open then is not written.</remarks>
+    /// <remarks>Call it once the traced work is over: a span still open then is not written. The recording stops even when
+    /// the file cannot be written (the exception says why).</remarks>
     public static (int Written, int Dropped) StopAndWrite(string path)
     {
         var recording = _recording ?? throw new InvalidOperationException("no step trace is being recorded");

@@ -77,4 +77,16 @@ public sealed class StepTraceTests : IDisposable
         Assert.Equal([0L, 1L], steps); // the first ones
         Assert.Throws<InvalidOperationException>(() => StepTrace.StopAndWrite(_path));
     }
+
+    [Fact]
+    public void A_trace_that_cannot_be_written_still_stops_the_recording()
+    {
+        StepTrace.Start();
+        using (StepTrace.Time(StepPhase.Compute, 0)) { }
+        string gone = Path.Combine(Path.GetTempPath(), $"step-trace-missing-{Guid.NewGuid():N}", "trace.json");
+        Assert.Throws<DirectoryNotFoundException>(() => StepTrace.StopAndWrite(gone));
+        Assert.False(StepTrace.Enabled);
+        StepTrace.Start(); // a new recording may begin
+        Assert.Equal((0, 0), StepTrace.StopAndWrite(_path));
+    }
 }
