@@ -291,6 +291,6 @@ public static class BenchOverheadCommand
             Term("StepMs"), Term("ComputeMs"), Term("TransferMs"), Term("UpdateMs"), Term("FoldMs"));
     }
 
-    /// <summary>The median of the finite values, 0 where there is nothing (a figure a JSON report can hold).</summary>
+    /// <summary>The median of the finite values (Core's Statistics.Median), but 0 for no values at all (a figure a JSON report can hold).</summary>
     internal static double Median(IReadOnlyCollection<double> values) => values.Count == 0 ? 0 : Core.Numerics.Statistics.Median(values);
 }

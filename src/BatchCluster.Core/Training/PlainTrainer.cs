@@ -56,22 +56,23 @@ public static class PlainTrainer
             var batch = session.NextBatch();
             double startedAt = session.NowMs;
             using (StepTrace.Time(StepPhase.LoadParameters, batch.Step)) replica.LoadParameters(session.Parameters);
-            var computing = StepTrace.Time(StepPhase.Compute, batch.Step);
             ShareGradient[] shares;
             int half = batch.Size / granule / 2 * granule; // halves of whole ghost batches
-            if (halves && half > 0)
+            using (StepTrace.Time(StepPhase.Compute, batch.Step))
             {
-                var ids = batch.SampleIds.AsSpan();
-                two[0] = replica.ComputeGradientSum(data.Train, ids[..half], config.EffectiveMicroBatch(half), gradientSum);
-                two[1] = replica.ComputeGradientSum(data.Train, ids[half..], config.EffectiveMicroBatch(batch.Size - half), secondHalf);
-                shares = two;
+                if (halves && half > 0)
+                {
+                    var ids = batch.SampleIds.AsSpan();
+                    two[0] = replica.ComputeGradientSum(data.Train, ids[..half], config.EffectiveMicroBatch(half), gradientSum);
+                    two[1] = replica.ComputeGradientSum(data.Train, ids[half..], config.EffectiveMicroBatch(batch.Size - half), secondHalf);
+                    shares = two;
+                }
+                else
+                {
+                    one[0] = replica.ComputeGradientSum(data.Train, batch.SampleIds, config.EffectiveMicroBatch(batch.Size), gradientSum);
+                    shares = one;
+                }
             }
-            else
-            {
-                one[0] = replica.ComputeGradientSum(data.Train, batch.SampleIds, config.EffectiveMicroBatch(batch.Size), gradientSum);
-                shares = one;
-            }
-            computing.Dispose();
             double computeMs = 0;
             foreach (var share in shares) computeMs += share.ComputeMilliseconds; // one after the other
             // One process, nothing sent: no transfer, no bytes moved.

@@ -1,8 +1,8 @@
 using System.Diagnostics;
-using BatchCluster.Core.Diagnostics;
 using BatchCluster.Core.BatchSizing;
 using BatchCluster.Core.Checkpoints;
 using BatchCluster.Core.Data;
+using BatchCluster.Core.Diagnostics;
 using BatchCluster.Core.Gradients;
 using BatchCluster.Core.Models;
 using BatchCluster.Core.Numerics;
