@@ -288,6 +288,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         Receive<TrainingProtocol.EvaluationDone>(OnEvaluationDone);
         Receive<TrainingProtocol.EvaluationFailed>(OnEvaluationFailed);
         Receive<GradientArrived>(OnGradientArrived);
+        Receive<MessageArrived>(OnMessageArrived);
         Receive<DataConnectionLost>(OnDataConnectionLost);
         Receive<ShardArrived>(OnShardArrived);
         Receive<TrainingProtocol.ReductionFailed>(OnReductionFailed);
@@ -563,6 +564,15 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         var worker = _roster.Find(arrived.WorkerKey);
         bool current = step is not null && worker is not null && arrived.Header.Step == step.Batch.Step && arrived.Header.Version == _session.ParameterVersion;
         if (_links.OnGradient(arrived, current) is { } whole) AcceptShare(step!, worker!, whole);
+    }
+
+    /// <summary>
+    /// A result that came on a worker's data connection (a message frame): handled as if it came through Akka from the
+    /// worker that connection authenticated, so every check a result meets applies to it unchanged.
+    /// </summary>
+    private void OnMessageArrived(MessageArrived arrived)
+    {
+        if (_roster.Find(arrived.WorkerKey) is { } worker && _links.IsCurrent(arrived)) Self.Tell(arrived.Message, worker.Handle);
     }
 
     private void OnDataConnectionLost(DataConnectionLost lost)

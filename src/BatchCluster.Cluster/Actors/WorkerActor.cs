@@ -235,7 +235,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             _runId = accepted.RunId;
             _links.StartRun(_runId, _replica.ParameterCount);
         }
-        if (!_links.Connect(accepted.DataPlane))
+        if (!_links.Connect(accepted.DataPlane, Sender))
         {
             StartRegistering();
             return;

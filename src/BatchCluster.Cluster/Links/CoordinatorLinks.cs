@@ -122,7 +122,7 @@ public sealed class CoordinatorLinks : IDisposable
             var owner = _owner;
             var run = new DataPlaneRun(FrameHeader.TagOf(_settings.RunId), _settings.ParameterCount, _settings.Precision);
             _dataPlane = new DataPlaneServer(_settings.Host, _settings.DataPort, run, arrived => owner.Tell(arrived), lost => owner.Tell(lost), _settings.Tls,
-                _settings.Ring ? shard => owner.Tell(shard) : null);
+                _settings.Ring ? shard => owner.Tell(shard) : null, _settings.Ring ? null : message => owner.Tell(message));
             _log.Info("Data plane listening on {0}:{1} ({2}, {3})", _dataPlane.Host, _dataPlane.Port, run.Precision, _settings.Tls is null ? "plain TCP" : "TLS");
         }
         return new DataPlaneOffer(_dataPlane.Host, _dataPlane.Port, _dataPlane.Expect(worker), _settings.Precision, _settings.Ring);
@@ -164,8 +164,15 @@ public sealed class CoordinatorLinks : IDisposable
     {
         Count(worker, sizeof(int) * (long)ids.Length);
         var snapshot = ParametersFor(worker, target, version, parameters, count: true);
-        TensorTransport.Tell(target, new TrainingProtocol.ComputeShare(runId, step, slot, ids, microBatch, snapshot, thenReduce), _owner);
+        var share = new TrainingProtocol.ComputeShare(runId, step, slot, ids, microBatch, snapshot, thenReduce);
+        // In a star run over the data plane the request follows its parameters on the worker's connection: one reader
+        // thread delivers both. Without a connection ParametersFor has reported it; a connection that closed since reports itself.
+        if (RouteOf(worker) == TensorRoute.DataPlane && !_settings.Ring) _dataPlane?.SendMessage(worker, share);
+        else TensorTransport.Tell(target, share, _owner);
     }
+
+    /// <summary>Whether a message from the data plane came on the worker's live connection (one that was replaced or closed since is moot).</summary>
+    public bool IsCurrent(MessageArrived arrived) => _dataPlane?.IsCurrent(arrived.WorkerKey, arrived.ConnectionId) == true;
 
     /// <summary>Sends an evaluation part with the parameters its route needs (not counted: evaluations are not steps).</summary>
     /// <param name="runningStatistics">Under --bn-batch the batch-norm running statistics (a copy: the message owns it); empty otherwise.</param>

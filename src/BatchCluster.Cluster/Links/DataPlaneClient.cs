@@ -15,8 +15,9 @@ public sealed class DataPlaneClient : IDisposable
     private static long _nextId;
 
     private readonly TensorStream _tensors;
-    private static readonly FrameKind[] FromCoordinator = [FrameKind.Parameters, FrameKind.UpdatedShard];
+    private readonly FrameKind[] _fromCoordinator;
     private readonly Action<ParametersArrived> _onParameters;
+    private readonly Action<Protocol.ITrainingMessage>? _onMessage;
     private readonly object _writing = new();
     /// <summary>Where updated shard chunks go (the ring member); set once the worker joins a ring run.</summary>
     public Action<UpdateArrived>? OnUpdate { get; set; }
@@ -26,9 +27,12 @@ public sealed class DataPlaneClient : IDisposable
     public long Id { get; } = Interlocked.Increment(ref _nextId);
     public DataPlaneOffer Offer { get; }
 
-    private DataPlaneClient(Stream stream, DataPlaneOffer offer, DataPlaneRun run, Action<ParametersArrived> onParameters, Action<string> onLost)
+    private DataPlaneClient(Stream stream, DataPlaneOffer offer, DataPlaneRun run, Action<ParametersArrived> onParameters, Action<string> onLost,
+        Action<Protocol.ITrainingMessage>? onMessage)
     {
         Offer = offer;
+        _onMessage = onMessage;
+        _fromCoordinator = onMessage is null ? [FrameKind.Parameters, FrameKind.UpdatedShard] : [FrameKind.Parameters, FrameKind.UpdatedShard, FrameKind.Message];
         _tensors = new TensorStream(stream, run);
         _onParameters = onParameters;
         _onLost = onLost;
@@ -37,12 +41,13 @@ public sealed class DataPlaneClient : IDisposable
     /// <summary>Connects and authenticates (blocking, at most about 10 s), then starts reading parameters.</summary>
     /// <exception cref="IOException">The coordinator's data plane could not be reached or refused the token.</exception>
     /// <param name="tls">When given, the connection is TLS with this node's certificate, and the coordinator's must chain to the cluster's authority.</param>
+    /// <param name="onMessage">Where requests sent as message frames go (<see cref="MessageFrames.FromCoordinator"/>); null refuses message frames.</param>
     public static DataPlaneClient Connect(DataPlaneOffer offer, DataPlaneRun run, Action<ParametersArrived> onParameters, Action<string> onLost,
-        Security.ClusterTls? tls = null)
+        Security.ClusterTls? tls = null, Action<Protocol.ITrainingMessage>? onMessage = null)
     {
         var stream = TokenHandshake.Connect(offer.Host, offer.Port, offer.Token, run, tls, ConnectTimeout, "the data connection",
             $"the coordinator at {offer.Host}:{offer.Port} closed the data connection: it did not accept this worker's token");
-        var client = new DataPlaneClient(stream, offer, run, onParameters, onLost);
+        var client = new DataPlaneClient(stream, offer, run, onParameters, onLost, onMessage);
         new Thread(client.ReadLoop) { IsBackground = true, Name = "data-plane reader" }.Start();
         return client;
     }
@@ -55,6 +60,22 @@ public sealed class DataPlaneClient : IDisposable
     /// <summary>Sends a ring member's frame to the coordinator (a shard norm, or a chunk of its reduced shard); blocking, like <see cref="SendGradient"/>.</summary>
     /// <exception cref="IOException">The connection is broken (it is then closed and reported).</exception>
     public void SendShard(FrameHeader header, ReadOnlySpan<float> values) => Send(header, values, $"a {header.Kind} frame");
+
+    /// <summary>Sends a message (a share's result) behind what this worker sent before on the connection; blocking, like <see cref="SendGradient"/>.</summary>
+    /// <exception cref="IOException">The connection is broken (it is then closed and reported).</exception>
+    public void SendMessage(Protocol.ITrainingMessage message)
+    {
+        var payload = MessageFrames.Encode(message);
+        try
+        {
+            lock (_writing) _tensors.WriteMessage(new FrameHeader(FrameKind.Message, Offer.Precision, 0, 0, 0, -1, 0, 0), payload);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException)
+        {
+            Close($"sending failed: {e.Message}");
+            throw new IOException($"the data connection broke while sending a message: {e.Message}", e);
+        }
+    }
 
     private void Send(FrameHeader header, ReadOnlySpan<float> values, string what)
     {
@@ -69,7 +90,9 @@ public sealed class DataPlaneClient : IDisposable
         }
     }
 
-    private void ReadLoop() => Close(_tensors.ReadUntilClosed(FromCoordinator, Deliver, "the coordinator"));
+    private void ReadLoop() => Close(_tensors.ReadUntilClosed(_fromCoordinator, Deliver, "the coordinator", DeliverMessage));
+
+    private void DeliverMessage(FrameHeader header, byte[] payload) => _onMessage!(MessageFrames.Decode(payload, MessageFrames.FromCoordinator));
 
     private void Deliver(FrameHeader header, float[] values)
     {

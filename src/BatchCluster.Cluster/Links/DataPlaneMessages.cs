@@ -24,6 +24,9 @@ public sealed record ParametersArrived(long ConnectionId, long Version, float[] 
 /// <summary>A gradient sum that arrived on a worker's data connection; the receiver owns <see cref="Values"/> (a pooled buffer).</summary>
 public sealed record GradientArrived(int WorkerKey, long ConnectionId, FrameHeader Header, float[] Values);
 
+/// <summary>A share's result message that arrived on a worker's data connection (a message frame) rather than through Akka.Remote.</summary>
+public sealed record MessageArrived(int WorkerKey, long ConnectionId, Protocol.ITrainingMessage Message);
+
 /// <summary>
 /// A ring member's frame on its data connection: a shard norm (no values; <see cref="FrameHeader.Scalar"/>)
 /// or a chunk of its reduced shard. The receiver owns <see cref="Values"/> (a pooled buffer, empty for a norm).

@@ -13,6 +13,7 @@ namespace BatchCluster.Cluster.Links;
 /// token that is expected right now is closed. After that the coordinator sends parameters (each
 /// version once per connection, the same encoded bytes for every worker) and receives gradient
 /// sums; in a ring reduction it receives shard norms and reduced shards and sends updated shards.
+/// With a message handler, the step's messages travel here too (<see cref="FrameKind.Message"/>).
 /// Every frame is checked against the run (<see cref="DataPlaneRun"/>) before a payload byte is
 /// read. Writes are queued per connection and never block the caller; a connection with more than
 /// <see cref="MaxQueuedBytes"/> unsent is stalled and is dropped. Whatever breaks a connection is
@@ -22,7 +23,7 @@ public sealed class DataPlaneServer : IDisposable
 {
     /// <summary>Unsent bytes per connection beyond which it is stalled: four whole models (a worker that reads nothing while the coordinator goes on).</summary>
     public long MaxQueuedBytes => 4L * (FrameHeader.Size + (long)_run.ParameterCount * FrameHeader.BytesPerValue(_run.Precision));
-    private static readonly FrameKind[] FromWorkers = [FrameKind.GradientSum, FrameKind.ShardNorm, FrameKind.ReducedShard];
+    private readonly FrameKind[] _fromWorkers;
     /// <summary>Connections that have not yet shown a valid token; more are closed at once.</summary>
     private const int MaxUnauthenticated = 32;
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
@@ -32,6 +33,7 @@ public sealed class DataPlaneServer : IDisposable
     private readonly DataPlaneRun _run;
     private readonly Action<GradientArrived> _onGradient;
     private readonly Action<ShardArrived>? _onShard;
+    private readonly Action<MessageArrived>? _onMessage;
     private readonly Action<DataConnectionLost> _onLost;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<int, byte[]> _tokens = new();
@@ -42,9 +44,14 @@ public sealed class DataPlaneServer : IDisposable
 
     /// <param name="tls">When given, every connection is TLS: the worker must show a certificate of the cluster's authority before its token is read.</param>
     /// <param name="onShard">Where ring frames (shard norms, reduced shards) go; null refuses them (a star run).</param>
+    /// <param name="onMessage">Where results sent as message frames go (<see cref="MessageFrames.FromWorkers"/>); null refuses message frames.</param>
     public DataPlaneServer(string host, int port, DataPlaneRun run, Action<GradientArrived> onGradient, Action<DataConnectionLost> onLost,
-        Security.ClusterTls? tls = null, Action<ShardArrived>? onShard = null)
+        Security.ClusterTls? tls = null, Action<ShardArrived>? onShard = null, Action<MessageArrived>? onMessage = null)
     {
+        _onMessage = onMessage;
+        _fromWorkers = onMessage is null
+            ? [FrameKind.GradientSum, FrameKind.ShardNorm, FrameKind.ReducedShard]
+            : [FrameKind.GradientSum, FrameKind.ShardNorm, FrameKind.ReducedShard, FrameKind.Message];
         _tls = tls;
         _run = run;
         _onGradient = onGradient;
@@ -99,6 +106,18 @@ public sealed class DataPlaneServer : IDisposable
         if (!connection.Enqueue(frame)) return ParameterSend.NoConnection;
         connection.ParameterVersion = version;
         return ParameterSend.Queued;
+    }
+
+    /// <summary>
+    /// Queues a message for the worker behind whatever is queued for it (the parameters its request needs come first, on
+    /// the same connection, so they are there when the request is).
+    /// </summary>
+    /// <returns>false when the worker has no live connection.</returns>
+    public bool SendMessage(int workerKey, Protocol.ITrainingMessage message)
+    {
+        if (!_connections.TryGetValue(workerKey, out var connection)) return false;
+        var header = new FrameHeader(FrameKind.Message, _run.Precision, _run.RunTag, 0, 0, -1, 0, 0);
+        return connection.Enqueue(OutgoingFrame.Message(header, MessageFrames.Encode(message)));
     }
 
     /// <summary>The ring carried <paramref name="version"/> to the worker (its all-gather): a request at that version sends no parameters.</summary>
@@ -220,7 +239,10 @@ public sealed class DataPlaneServer : IDisposable
             while (reader.TryRead(out var left)) left.Release(); // queued when it closed
         }
 
-        private void ReadLoop() => Close(_tensors.ReadUntilClosed(FromWorkers, Deliver, "the worker"));
+        private void ReadLoop() => Close(_tensors.ReadUntilClosed(server._fromWorkers, Deliver, "the worker", DeliverMessage));
+
+        private void DeliverMessage(FrameHeader header, byte[] payload) =>
+            server._onMessage!(new MessageArrived(workerKey, Id, MessageFrames.Decode(payload, MessageFrames.FromWorkers)));
 
         private void Deliver(FrameHeader header, float[] values)
         {

@@ -23,6 +23,14 @@ public enum FrameKind : byte
     UpdatedShard = 7,
     /// <summary>Ring member → its downstream neighbour: one chunk of a reduce-scatter (<see cref="FrameHeader.Slot"/> 0) or all-gather (1) round.</summary>
     RingChunk = 8,
+    /// <summary>
+    /// A training-protocol message on the data connection instead of Akka.Remote (coordinator → worker: ComputeShare;
+    /// worker → coordinator: ShareComputed), so that a message and its tensor reach the receiver through one reader
+    /// thread, one wake-up per direction. Payload: the manifest's length (one byte), the manifest (ASCII), the message's
+    /// bytes (<see cref="Serialization.TrainingMessageSerializer"/>); <see cref="FrameHeader.Count"/> is the payload's
+    /// length in bytes, at most <see cref="FrameHeader.MaxMessageBytes"/>.
+    /// </summary>
+    Message = 9,
 }
 
 /// <summary>
@@ -38,7 +46,9 @@ public readonly record struct FrameHeader(
 {
     public const int Size = 64;
     public const uint Magic = 0x50444342; // "BCDP" read as a little-endian uint
-    public const ushort Format = 2;
+    public const ushort Format = 3;
+    /// <summary>The largest message frame's payload: Akka.Remote's frame limit (cluster.hocon), which the same message would meet there.</summary>
+    public const int MaxMessageBytes = 4 << 20;
     /// <summary>Bytes of the token in a Hello frame.</summary>
     public const int TokenBytes = 32;
 
@@ -54,6 +64,7 @@ public readonly record struct FrameHeader(
     {
         FrameKind.Hello => TokenBytes,
         FrameKind.HelloAccepted or FrameKind.ShardNorm => 0,
+        FrameKind.Message => Count,
         _ => Count * BytesPerValue(Precision),
     };
 
@@ -125,6 +136,11 @@ public readonly record struct FrameHeader(
         if (header.Kind is FrameKind.HelloAccepted or FrameKind.ShardNorm)
         {
             if (header.Count != 0) throw new InvalidDataException($"a {header.Kind} frame declares {header.Count} values; it carries none");
+        }
+        else if (header.Kind == FrameKind.Message)
+        {
+            if (header.Count <= 0 || header.Count > MaxMessageBytes)
+                throw new InvalidDataException($"a message frame declares {header.Count} bytes; a message has 1 to {MaxMessageBytes}");
         }
         else if (IsRanged(header.Kind))
         {

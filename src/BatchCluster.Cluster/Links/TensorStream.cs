@@ -60,11 +60,26 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
     public (FrameHeader Header, float[] Values) Read(ReadOnlySpan<FrameKind> kinds)
     {
         var header = ReadHeader(kinds);
+        return (header, ReadValues(header));
+    }
+
+    /// <summary>The payload of a message frame (its length checked by <see cref="FrameHeader.Read(ReadOnlySpan{byte}, ReadOnlySpan{FrameKind}, ulong, int, TransferPrecision)"/>), checksum checked.</summary>
+    private byte[] ReadMessagePayload(FrameHeader header)
+    {
+        var payload = new byte[header.Count];
+        Stream.ReadExactly(payload);
+        if (FramePayload.Checksum(payload) != header.Checksum)
+            throw new InvalidDataException($"the payload of a message frame (step {header.Step}) fails its checksum");
+        return payload;
+    }
+
+    private float[] ReadValues(FrameHeader header)
+    {
         var values = TensorBuffers.Rent(header.Count);
         try
         {
             ReadPayload(header, values);
-            return (header, values);
+            return values;
         }
         catch
         {
@@ -79,14 +94,21 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
     /// reader threads.
     /// </summary>
     /// <returns>Why reading stopped, for the connection's loss report.</returns>
-    public string ReadUntilClosed(FrameKind[] kinds, Action<FrameHeader, float[]> deliver, string peer)
+    /// <param name="deliverMessage">Where message frames go (their payload, checked against its checksum); they must be among <paramref name="kinds"/>.</param>
+    public string ReadUntilClosed(FrameKind[] kinds, Action<FrameHeader, float[]> deliver, string peer, Action<FrameHeader, byte[]>? deliverMessage = null)
     {
         try
         {
             while (true)
             {
-                var (header, values) = Read(kinds);
-                deliver(header, values);
+                var header = ReadHeader(kinds);
+                if (header.Kind == FrameKind.Message)
+                {
+                    var payload = ReadMessagePayload(header);
+                    (deliverMessage ?? throw new InvalidDataException("a message frame where none is read"))(header, payload);
+                    continue;
+                }
+                deliver(header, ReadValues(header));
             }
         }
         catch (EndOfStreamException)
@@ -113,5 +135,15 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
         FramePayload.Encode(values, Run.Precision, payload);
         (header with { RunTag = Run.RunTag, Precision = Run.Precision, Count = values.Length, Checksum = FramePayload.Checksum(payload) }).Write(_frameOut);
         Stream.Write(_frameOut, 0, FrameHeader.Size + payloadBytes);
+    }
+
+    /// <summary>Writes one message frame (<see cref="FrameKind.Message"/>) from the caller's thread, as <see cref="Write"/> does a tensor.</summary>
+    public void WriteMessage(FrameHeader header, ReadOnlySpan<byte> payload)
+    {
+        if (_frameOut.Length < FrameHeader.Size + payload.Length) _frameOut = new byte[FrameHeader.Size + payload.Length];
+        payload.CopyTo(_frameOut.AsSpan(FrameHeader.Size));
+        (header with { Kind = FrameKind.Message, RunTag = Run.RunTag, Precision = Run.Precision, Count = payload.Length, Checksum = FramePayload.Checksum(payload) })
+            .Write(_frameOut);
+        Stream.Write(_frameOut, 0, FrameHeader.Size + payload.Length);
     }
 }

@@ -24,6 +24,8 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
 
     private readonly TensorReassembly _reassembly = new();
     private DataPlaneClient? _dataPlane;
+    /// <summary>The coordinator whose data plane <see cref="_dataPlane"/> reaches: results to it go there as message frames (star runs).</summary>
+    private IActorRef? _dataPlaneCoordinator;
     private int _parameterCount;
     private string _runId = "";
     /// <summary>The version whose parameters the replica holds (−1: none).</summary>
@@ -48,9 +50,13 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
         _loadedVersion = -1;
     }
 
-    /// <summary>Opens the offered data connection (or closes the current one when there is no offer).</summary>
+    /// <summary>
+    /// Opens the offered data connection (or closes the current one when there is no offer). In a star run the
+    /// coordinator's requests arrive on it too (message frames): they reach the owner as if from <paramref name="coordinator"/>,
+    /// the one whose data plane authenticated this connection.
+    /// </summary>
     /// <returns>false when the offered data plane cannot be reached (the caller registers again).</returns>
-    public bool Connect(DataPlaneOffer? offer)
+    public bool Connect(DataPlaneOffer? offer, IActorRef coordinator)
     {
         if (offer is null)
         {
@@ -65,9 +71,11 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
         long id = 0;
         try
         {
-            var client = DataPlaneClient.Connect(offer, run, arrived => self.Tell(arrived), reason => self.Tell(new Broken(id, reason)), tls);
+            var client = DataPlaneClient.Connect(offer, run, arrived => self.Tell(arrived), reason => self.Tell(new Broken(id, reason)), tls,
+                offer.Ring ? null : message => self.Tell(message, coordinator));
             id = client.Id;
             _dataPlane = client;
+            _dataPlaneCoordinator = coordinator;
             _loadedVersion = -1; // the coordinator sends every version again on a new connection
             return true;
         }
@@ -242,7 +250,8 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
 
     /// <summary>
     /// Sends a share's result to <paramref name="replyTo"/>: over the data plane the gradient goes
-    /// on the data connection first and the message follows with an empty tensor; otherwise the
+    /// on the data connection first and the message follows with an empty tensor (in a star run on
+    /// the same connection, a message frame; in a ring through Akka); otherwise the
     /// message carries it; in a ring run the gradient stays here until the step's reduction. Either
     /// way <paramref name="gradientBuffer"/> (a pooled buffer holding the result's gradient) is no
     /// longer the caller's after the call: the data plane's copy returns it to the pool at once, a
@@ -277,6 +286,11 @@ public sealed class WorkerLinks(IActorRef owner, Security.ClusterTls? tls, ILogg
                 TensorBuffers.Return(gradientBuffer);
             }
             result = result with { GradientSum = ReadOnlyMemory<float>.Empty };
+            if (!dataPlane.Offer.Ring && replyTo.Equals(_dataPlaneCoordinator))
+            {
+                dataPlane.SendMessage(result); // right behind its gradient: one reader thread delivers both
+                return;
+            }
         }
         TensorTransport.Tell(replyTo, result, owner);
     }

@@ -25,12 +25,15 @@ namespace BatchCluster.Cluster.Protocol;
 /// <see cref="ShareComputed"/> travel on the data plane (DataPlane/), not in the messages: the
 /// message then carries an empty tensor, and the parameters of a version are sent to a worker
 /// once, before its first request at that version. Frames on the data plane are encoded into
-/// buffers the connection owns, so the rule above holds there as well.</para>
+/// buffers the connection owns, so the rule above holds there as well. In a star run the step's
+/// two messages, <see cref="ComputeShare"/> and <see cref="ShareComputed"/>, travel on the data
+/// connection as well, each right behind its tensor (message frames, docs/architecture.md): one
+/// reader thread delivers both, where Akka.Remote's threads would wake the receiver a second time.</para>
 /// </summary>
 public static class TrainingProtocol
 {
     /// <summary>Bumped whenever a message's meaning or encoding changes; workers must match it.</summary>
-    public const int Version = 6;
+    public const int Version = 7;
 
     /// <summary>Parameters at one version: an array nobody writes after it was made (see above).</summary>
     public sealed record ParameterSnapshot(long Version, ReadOnlyMemory<float> Values);

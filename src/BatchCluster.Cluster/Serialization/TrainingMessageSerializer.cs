@@ -20,7 +20,10 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
 
     public override int Identifier => SerializerId;
 
-    public override string Manifest(object o) => o switch
+    public override string Manifest(object o) => ManifestOf(o);
+
+    /// <summary>The short, stable name of a message's type on the wire.</summary>
+    public static string ManifestOf(object o) => o switch
     {
         TrainingProtocol.RegisterWorker => "rw",
         TrainingProtocol.WorkerAccepted => "wa",
@@ -49,7 +52,12 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
     /// </summary>
     [ThreadStatic] private static MemoryStream? _scratch;
 
-    public override byte[] ToBinary(object obj)
+    public override byte[] ToBinary(object obj) => Encode(obj);
+
+    public override object FromBinary(byte[] bytes, string manifest) => Decode(bytes, manifest);
+
+    /// <summary>A message's bytes (without its manifest), as Akka.Remote and the data plane's message frames carry them.</summary>
+    public static byte[] Encode(object obj)
     {
         var stream = _scratch ??= new MemoryStream(4096);
         stream.SetLength(0);
@@ -60,7 +68,9 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         return bytes;
     }
 
-    public override object FromBinary(byte[] bytes, string manifest)
+    /// <summary>Reads a message of <paramref name="manifest"/> from a peer's bytes.</summary>
+    /// <exception cref="SerializationException">Bytes that are not a whole, well-formed message of that manifest.</exception>
+    public static object Decode(byte[] bytes, string manifest)
     {
         using var r = new BinaryReader(new MemoryStream(bytes));
         try
@@ -79,7 +89,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         }
     }
 
-    private void Write(BinaryWriter w, object obj)
+    private static void Write(BinaryWriter w, object obj)
     {
         switch (obj)
         {
@@ -145,7 +155,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
                 break;
             case TensorTransferStart m:
                 w.Write(m.TransferId); w.Write(m.TotalLength); w.Write(m.ChunkCount);
-                w.Write(Manifest(m.Message)); Write(w, m.Message);
+                w.Write(ManifestOf(m.Message)); Write(w, m.Message);
                 break;
             case TensorChunk m:
                 w.Write(m.TransferId); w.Write(m.Index); WriteFloats(w, m.Values);
@@ -155,7 +165,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         }
     }
 
-    private object Read(BinaryReader r, string manifest) => manifest switch
+    private static object Read(BinaryReader r, string manifest) => manifest switch
     {
         "rw" => new TrainingProtocol.RegisterWorker(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt32(), r.ReadInt32()),
         "wa" => new TrainingProtocol.WorkerAccepted(r.ReadString(),
@@ -182,7 +192,7 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         _ => throw new SerializationException($"unknown manifest '{manifest}' for the training protocol (a peer of another version?)"),
     };
 
-    private TensorTransferStart ReadTransferStart(BinaryReader r)
+    private static TensorTransferStart ReadTransferStart(BinaryReader r)
     {
         long id = r.ReadInt64();
         int total = r.ReadInt32();

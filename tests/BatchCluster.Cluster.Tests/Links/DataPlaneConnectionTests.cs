@@ -165,6 +165,60 @@ public sealed class DataPlaneConnectionTests : IDisposable
     }
 
     [Fact]
+    public void Messages_travel_right_behind_their_tensors_both_ways()
+    {
+        const int count = 1000;
+        var atWorker = new BlockingCollection<object>(); // parameters and requests, in the order they arrive
+        var atCoordinator = new BlockingCollection<object>();
+        var run = new DataPlaneRun(FrameHeader.TagOf("run"), count, TransferPrecision.Fp32);
+        var server = new DataPlaneServer("127.0.0.1", 0, run, atCoordinator.Add, _lost.Add, onMessage: atCoordinator.Add);
+        _owned.Add(server);
+        var client = DataPlaneClient.Connect(new DataPlaneOffer(server.Host, server.Port, server.Expect(WorkerKey), TransferPrecision.Fp32), run,
+            atWorker.Add, _ => { }, onMessage: atWorker.Add);
+        _owned.Add(client);
+
+        var values = Tensor(count, 1);
+        var share = new Protocol.TrainingProtocol.ComputeShare("run", 5, 1, [3, 4], 2, new Protocol.TrainingProtocol.ParameterSnapshot(5, ReadOnlyMemory<float>.Empty));
+        Assert.Equal(ParameterSend.Queued, server.SendParameters(WorkerKey, 5, values));
+        Assert.True(server.SendMessage(WorkerKey, share));
+        Assert.True(atWorker.TryTake(out var first, Wait));
+        Assert.Equal(values, Assert.IsType<ParametersArrived>(first).Values);
+        Assert.True(atWorker.TryTake(out var second, Wait));
+        Assert.Equal([3, 4], Assert.IsType<Protocol.TrainingProtocol.ComputeShare>(second).SampleIds);
+
+        client.SendGradient(5, 5, 1, values);
+        client.SendMessage(new Protocol.TrainingProtocol.ShareComputed("run", 5, 5, 1, 2, 0.5, ReadOnlyMemory<float>.Empty, 1, 1, 1, 0));
+        Assert.True(atCoordinator.TryTake(out var gradient, Wait));
+        Assert.Equal(values, Assert.IsType<GradientArrived>(gradient).Values);
+        Assert.True(atCoordinator.TryTake(out var result, Wait));
+        var arrived = Assert.IsType<MessageArrived>(result);
+        Assert.Equal(WorkerKey, arrived.WorkerKey); // whose connection it came on: the sender the coordinator credits
+        Assert.Equal(1, Assert.IsType<Protocol.TrainingProtocol.ShareComputed>(arrived.Message).ShareIndex);
+        Assert.Empty(_lost);
+    }
+
+    [Theory]
+    [InlineData(true, "a 'cs' message frame where only 'sc' may come")]
+    [InlineData(false, "a Message frame where a GradientSum or ShardNorm or ReducedShard frame was due")]
+    public void A_worker_that_sends_a_message_the_coordinator_does_not_take_loses_its_connection(bool messagesOn, string reason)
+    {
+        var messages = new BlockingCollection<MessageArrived>();
+        var run = new DataPlaneRun(FrameHeader.TagOf("run"), 10, TransferPrecision.Fp32);
+        var server = new DataPlaneServer("127.0.0.1", 0, run, _gradients.Add, _lost.Add, onMessage: messagesOn ? messages.Add : null);
+        _owned.Add(server);
+        using var peer = Authenticated(server);
+        var payload = MessageFrames.Encode(new Protocol.TrainingProtocol.ComputeShare("run", 1, 0, [1], 1,
+            new Protocol.TrainingProtocol.ParameterSnapshot(1, ReadOnlyMemory<float>.Empty)));
+        var frame = new byte[FrameHeader.Size];
+        new FrameHeader(FrameKind.Message, TransferPrecision.Fp32, run.RunTag, 0, 0, -1, payload.Length, FramePayload.Checksum(payload)).Write(frame);
+        peer.Write(frame);
+        peer.Write(payload);
+        Assert.True(_lost.TryTake(out var lost, Wait));
+        Assert.Contains(reason, lost.Reason);
+        Assert.Empty(messages);
+    }
+
+    [Fact]
     public void A_connection_the_coordinator_closes_is_reported_to_the_worker()
     {
         var server = Server(10);

@@ -48,6 +48,19 @@ public class FrameHeaderTests
         Assert.Contains(message, e.Message);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    [InlineData(FrameHeader.MaxMessageBytes + 1)]
+    public void A_message_frame_declares_one_byte_to_the_limit_before_anything_is_allocated(int count)
+    {
+        var message = new FrameHeader(FrameKind.Message, TransferPrecision.Fp32, Run, 0, 0, -1, count, 0);
+        var e = Assert.Throws<InvalidDataException>(() => FrameHeader.Read(Bytes(message), FrameKind.Message, Run, 1000, TransferPrecision.Fp32));
+        Assert.Contains($"a message frame declares {count} bytes", e.Message);
+        var largest = message with { Count = FrameHeader.MaxMessageBytes };
+        Assert.Equal(FrameHeader.MaxMessageBytes, FrameHeader.Read(Bytes(largest), FrameKind.Message, Run, 1000, TransferPrecision.Fp32).PayloadBytes);
+    }
+
     [Fact]
     public void Fp32_payloads_are_bitwise_the_values()
     {

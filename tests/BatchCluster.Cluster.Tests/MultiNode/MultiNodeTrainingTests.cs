@@ -324,10 +324,11 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
             coordinator.Tell(new TrainingProtocol.RegisterWorker("never-answers", "test", "cpu", 1, TrainingProtocol.Version));
             Receive<TrainingProtocol.WorkerAccepted>(accepted =>
             {
-                // Opens its data connection like a worker (so it is not lost for lacking one), then never reads from it.
+                // Opens its data connection like a worker (so it is not lost for lacking one) and takes its requests there, then never answers.
                 if (accepted.DataPlane is { } offer)
                     _dataPlane = DataPlaneClient.Connect(offer, new DataPlaneRun(FrameHeader.TagOf(accepted.RunId), MlpParameterCount, offer.Precision),
-                        arrived => { TensorBuffers.Return(arrived.Values); holdsAShare.TrySetResult(); }, _ => { });
+                        arrived => { TensorBuffers.Return(arrived.Values); holdsAShare.TrySetResult(); }, _ => { },
+                        onMessage: _ => holdsAShare.TrySetResult());
                 Sender.Tell(new TrainingProtocol.WorkerReady("never-answers", 1));
             });
             Receive<TensorTransferStart>(_ => { });
