@@ -25,8 +25,9 @@ public sealed record CoordinatorLinkSettings(string RunId, int ParameterCount, T
 /// <summary>
 /// The coordinator's end of every tensor route (docs/architecture.md, "Tensor routes"): it lends
 /// parameter snapshots to in-process workers, sends work with the parameters each route needs,
-/// reassembles chunked Akka transfers, joins the two halves of a data-plane result (the message
-/// over Akka, the gradient over the data plane, in either order), returns every gradient buffer
+/// reassembles chunked Akka transfers, joins the two halves of a data-plane result (the gradient
+/// and the message, in either order: in a star run both on the data connection, the message as a
+/// frame of its own; in a ring the message over Akka), returns every gradient buffer
 /// to the pool, and counts the tensor bytes of a step. The actor sees only whole results and
 /// keeps what is its own: phases, rounds and membership. In a ring run it also carries the ring's
 /// frames at the coordinator: shard norms and reduced shards in (<see cref="ShardArrived"/>),
