@@ -69,7 +69,7 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
         var payload = new byte[header.Count];
         Stream.ReadExactly(payload);
         if (FramePayload.Checksum(payload) != header.Checksum)
-            throw new InvalidDataException($"the payload of a message frame (step {header.Step}) fails its checksum");
+            throw new InvalidDataException("the payload of a message frame fails its checksum");
         return payload;
     }
 

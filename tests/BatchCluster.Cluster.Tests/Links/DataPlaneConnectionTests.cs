@@ -198,9 +198,10 @@ public sealed class DataPlaneConnectionTests : IDisposable
     }
 
     [Theory]
-    [InlineData(true, "a 'cs' message frame where only 'sc' may come")]
-    [InlineData(false, "a Message frame where a GradientSum or ShardNorm or ReducedShard frame was due")]
-    public void A_worker_that_sends_a_message_the_coordinator_does_not_take_loses_its_connection(bool messagesOn, string reason)
+    [InlineData(true, false, "a 'cs' message frame where only 'sc' may come")]
+    [InlineData(true, true, "the payload of a message frame fails its checksum")]
+    [InlineData(false, false, "a Message frame where a GradientSum or ShardNorm or ReducedShard frame was due")]
+    public void A_worker_that_sends_a_message_the_coordinator_does_not_take_loses_its_connection(bool messagesOn, bool corrupted, string reason)
     {
         var messages = new BlockingCollection<MessageArrived>();
         var run = new DataPlaneRun(FrameHeader.TagOf("run"), 10, TransferPrecision.Fp32);
@@ -211,6 +212,7 @@ public sealed class DataPlaneConnectionTests : IDisposable
             new Protocol.TrainingProtocol.ParameterSnapshot(1, ReadOnlyMemory<float>.Empty)));
         var frame = new byte[FrameHeader.Size];
         new FrameHeader(FrameKind.Message, TransferPrecision.Fp32, run.RunTag, 0, 0, -1, payload.Length, FramePayload.Checksum(payload)).Write(frame);
+        if (corrupted) payload[^1] ^= 0x01;
         peer.Write(frame);
         peer.Write(payload);
         Assert.True(_lost.TryTake(out var lost, Wait));
