@@ -58,6 +58,33 @@ public sealed class WorkerLinksRouteTests() : TestKit(Cluster.Local.LocalCluster
         }
     }
 
+    /// <summary>
+    /// The request comes on the data connection, a skipped step's notice through Akka: they are not ordered with each other,
+    /// so a request at the version after a skip can arrive before the skip does. It waits, and runs when the skip says its
+    /// parameters are the ones already here.
+    /// </summary>
+    [Fact]
+    public void A_request_that_overtakes_the_skip_of_its_version_waits_for_it_and_then_runs()
+    {
+        var (server, links, _) = Connected(ring: false);
+        using (server)
+        using (links)
+        {
+            Assert.Equal(ParameterSend.Queued, server.SendParameters(WorkerKey, 4, new float[Count]));
+            var arrived = ExpectMsg<ParametersArrived>(Wait);
+            Assert.Empty(links.OnParametersArrived(arrived));
+
+            var atVersion5 = new TrainingProtocol.ParameterSnapshot(5, ReadOnlyMemory<float>.Empty);
+            Assert.False(links.ParametersReady(atVersion5)); // step 4 was skipped, but the worker does not know yet
+            int runs = 0;
+            links.Defer(5, () => runs++);
+            var due = links.Skipped(new TrainingProtocol.StepSkipped("run", 4, 5));
+            foreach (var run in due) run();
+            Assert.Equal(1, runs);
+            Assert.True(links.ParametersReady(atVersion5));
+        }
+    }
+
     [Fact]
     public void In_a_ring_run_the_result_message_goes_through_akka()
     {
