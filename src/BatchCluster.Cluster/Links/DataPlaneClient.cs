@@ -65,15 +65,14 @@ public sealed class DataPlaneClient : IDisposable
     /// <exception cref="IOException">The connection is broken (it is then closed and reported).</exception>
     public void SendMessage(Protocol.ITrainingMessage message)
     {
-        var payload = MessageFrames.Encode(message);
+        var frame = MessageFrames.Frame(_tensors.Run, message);
         try
         {
-            lock (_writing) _tensors.WriteMessage(new FrameHeader(FrameKind.Message, Offer.Precision, 0, 0, 0, -1, 0, 0), payload);
+            lock (_writing) _tensors.Stream.Write(frame);
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException)
+        catch (Exception e) when (IsBreak(e))
         {
-            Close($"sending failed: {e.Message}");
-            throw new IOException($"the data connection broke while sending a message: {e.Message}", e);
+            throw Broke(e, "a message");
         }
     }
 
@@ -83,11 +82,19 @@ public sealed class DataPlaneClient : IDisposable
         {
             lock (_writing) _tensors.Write(header, values);
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException)
+        catch (Exception e) when (IsBreak(e))
         {
-            Close($"sending failed: {e.Message}");
-            throw new IOException($"the data connection broke while sending {what}: {e.Message}", e);
+            throw Broke(e, what);
         }
+    }
+
+    private static bool IsBreak(Exception e) => e is IOException or ObjectDisposedException or SocketException;
+
+    /// <summary>A write failed: the connection is closed (and reported), and the caller gets why.</summary>
+    private IOException Broke(Exception e, string what)
+    {
+        Close($"sending failed: {e.Message}");
+        return new IOException($"the data connection broke while sending {what}: {e.Message}", e);
     }
 
     private void ReadLoop() => Close(_tensors.ReadUntilClosed(_fromCoordinator, Deliver, "the coordinator", DeliverMessage));

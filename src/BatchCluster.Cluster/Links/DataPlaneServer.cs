@@ -116,8 +116,7 @@ public sealed class DataPlaneServer : IDisposable
     public bool SendMessage(int workerKey, Protocol.ITrainingMessage message)
     {
         if (!_connections.TryGetValue(workerKey, out var connection)) return false;
-        var header = new FrameHeader(FrameKind.Message, _run.Precision, _run.RunTag, 0, 0, -1, 0, 0);
-        return connection.Enqueue(OutgoingFrame.Message(header, MessageFrames.Encode(message)));
+        return connection.Enqueue(OutgoingFrame.Raw(MessageFrames.Frame(_run, message)));
     }
 
     /// <summary>The ring carried <paramref name="version"/> to the worker (its all-gather): a request at that version sends no parameters.</summary>

@@ -5,10 +5,10 @@ using SerializationException = System.Runtime.Serialization.SerializationExcepti
 namespace BatchCluster.Cluster.Links;
 
 /// <summary>
-/// The payload of a message frame (<see cref="FrameKind.Message"/>): the message's manifest, one byte of length and its
-/// ASCII, then the message as <see cref="TrainingMessageSerializer"/> writes it for Akka.Remote. Each end reads only the
-/// messages that may come its way (<see cref="FromCoordinator"/>, <see cref="FromWorkers"/>): anything else, or bytes that
-/// are not a whole message, is a broken connection, as a corrupted tensor frame is.
+/// Message frames (<see cref="FrameKind.Message"/>), made and read in this one place. The payload: the message's manifest,
+/// one byte of length and its ASCII, then the message as <see cref="TrainingMessageSerializer"/> writes it for Akka.Remote.
+/// Each end reads only the messages that may come its way (<see cref="FromCoordinator"/>, <see cref="FromWorkers"/>):
+/// anything else, or bytes that are not a whole message, is a broken connection, as a corrupted tensor frame is.
 /// </summary>
 public static class MessageFrames
 {
@@ -17,17 +17,22 @@ public static class MessageFrames
     /// <summary>What the coordinator accepts on a worker's data connection: a share's result.</summary>
     public static readonly IReadOnlySet<string> FromWorkers = new HashSet<string> { "sc" };
 
-    public static byte[] Encode(ITrainingMessage message)
+    /// <summary>The whole frame, header and payload, ready to write: the message's bytes are copied once, into it.</summary>
+    public static byte[] Frame(DataPlaneRun run, ITrainingMessage message)
     {
         string manifest = TrainingMessageSerializer.ManifestOf(message);
         byte[] body = TrainingMessageSerializer.Encode(message);
-        var payload = new byte[1 + manifest.Length + body.Length];
+        int payloadBytes = 1 + manifest.Length + body.Length;
+        var frame = new byte[FrameHeader.Size + payloadBytes];
+        var payload = frame.AsSpan(FrameHeader.Size);
         payload[0] = (byte)manifest.Length;
-        System.Text.Encoding.ASCII.GetBytes(manifest, payload.AsSpan(1));
-        body.CopyTo(payload, 1 + manifest.Length);
-        return payload;
+        System.Text.Encoding.ASCII.GetBytes(manifest, payload[1..]);
+        body.CopyTo(payload[(1 + manifest.Length)..]);
+        new FrameHeader(FrameKind.Message, run.Precision, run.RunTag, 0, 0, -1, payloadBytes, FramePayload.Checksum(payload)).Write(frame);
+        return frame;
     }
 
+    /// <summary>Reads the message of a frame's payload (its size and checksum already checked by <see cref="TensorStream"/>).</summary>
     /// <exception cref="InvalidDataException">A message not in <paramref name="allowed"/>, or bytes that are not one.</exception>
     public static ITrainingMessage Decode(byte[] payload, IReadOnlySet<string> allowed)
     {
@@ -37,7 +42,7 @@ public static class MessageFrames
         if (!allowed.Contains(manifest)) throw new InvalidDataException($"a '{manifest}' message frame where only {string.Join(" or ", allowed.Select(m => $"'{m}'"))} may come");
         try
         {
-            return (ITrainingMessage)TrainingMessageSerializer.Decode(payload[(1 + length)..], manifest);
+            return (ITrainingMessage)TrainingMessageSerializer.Decode(payload, 1 + length, manifest);
         }
         catch (SerializationException e)
         {

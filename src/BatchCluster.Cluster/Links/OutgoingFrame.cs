@@ -36,15 +36,6 @@ public sealed class OutgoingFrame
         return new OutgoingFrame(bytes);
     }
 
-    /// <summary>A message frame (<see cref="FrameKind.Message"/>) around <paramref name="payload"/> (<see cref="MessageFrames"/>); not pooled.</summary>
-    public static OutgoingFrame Message(FrameHeader header, byte[] payload)
-    {
-        var bytes = new byte[FrameHeader.Size + payload.Length];
-        (header with { Kind = FrameKind.Message, Count = payload.Length, Checksum = FramePayload.Checksum(payload) }).Write(bytes);
-        payload.CopyTo(bytes, FrameHeader.Size);
-        return Raw(bytes);
-    }
-
     /// <summary>A small control frame (no pooling): e.g. HelloAccepted.</summary>
     public static OutgoingFrame Raw(byte[] bytes) => new(bytes) { _pooled = false };
 

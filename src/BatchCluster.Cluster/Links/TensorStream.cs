@@ -136,14 +136,4 @@ public sealed class TensorStream(Stream stream, DataPlaneRun run)
         (header with { RunTag = Run.RunTag, Precision = Run.Precision, Count = values.Length, Checksum = FramePayload.Checksum(payload) }).Write(_frameOut);
         Stream.Write(_frameOut, 0, FrameHeader.Size + payloadBytes);
     }
-
-    /// <summary>Writes one message frame (<see cref="FrameKind.Message"/>) from the caller's thread, as <see cref="Write"/> does a tensor.</summary>
-    public void WriteMessage(FrameHeader header, ReadOnlySpan<byte> payload)
-    {
-        if (_frameOut.Length < FrameHeader.Size + payload.Length) _frameOut = new byte[FrameHeader.Size + payload.Length];
-        payload.CopyTo(_frameOut.AsSpan(FrameHeader.Size));
-        (header with { Kind = FrameKind.Message, RunTag = Run.RunTag, Precision = Run.Precision, Count = payload.Length, Checksum = FramePayload.Checksum(payload) })
-            .Write(_frameOut);
-        Stream.Write(_frameOut, 0, FrameHeader.Size + payload.Length);
-    }
 }

@@ -70,9 +70,12 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
 
     /// <summary>Reads a message of <paramref name="manifest"/> from a peer's bytes.</summary>
     /// <exception cref="SerializationException">Bytes that are not a whole, well-formed message of that manifest.</exception>
-    public static object Decode(byte[] bytes, string manifest)
+    public static object Decode(byte[] bytes, string manifest) => Decode(bytes, 0, manifest);
+
+    /// <summary>As <see cref="Decode(byte[], string)"/>, for a message that starts at <paramref name="offset"/> and runs to the end of <paramref name="bytes"/>.</summary>
+    public static object Decode(byte[] bytes, int offset, string manifest)
     {
-        using var r = new BinaryReader(new MemoryStream(bytes));
+        using var r = new BinaryReader(new MemoryStream(bytes, offset, bytes.Length - offset));
         try
         {
             return Read(r, manifest);

@@ -208,13 +208,10 @@ public sealed class DataPlaneConnectionTests : IDisposable
         var server = new DataPlaneServer("127.0.0.1", 0, run, _gradients.Add, _lost.Add, onMessage: messagesOn ? messages.Add : null);
         _owned.Add(server);
         using var peer = Authenticated(server);
-        var payload = MessageFrames.Encode(new Protocol.TrainingProtocol.ComputeShare("run", 1, 0, [1], 1,
+        var frame = MessageFrames.Frame(run, new Protocol.TrainingProtocol.ComputeShare("run", 1, 0, [1], 1,
             new Protocol.TrainingProtocol.ParameterSnapshot(1, ReadOnlyMemory<float>.Empty)));
-        var frame = new byte[FrameHeader.Size];
-        new FrameHeader(FrameKind.Message, TransferPrecision.Fp32, run.RunTag, 0, 0, -1, payload.Length, FramePayload.Checksum(payload)).Write(frame);
-        if (corrupted) payload[^1] ^= 0x01;
+        if (corrupted) frame[^1] ^= 0x01;
         peer.Write(frame);
-        peer.Write(payload);
         Assert.True(_lost.TryTake(out var lost, Wait));
         Assert.Contains(reason, lost.Reason);
         Assert.Empty(messages);

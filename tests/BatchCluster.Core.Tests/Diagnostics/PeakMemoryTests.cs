@@ -3,11 +3,8 @@ using BatchCluster.Core.Diagnostics;
 
 namespace BatchCluster.Core.Tests.Diagnostics;
 
-/// <summary>Runs alone: it reads the whole process's resident memory, which tests running beside it (models, data sets) grow by tens of MiB.</summary>
-[CollectionDefinition(nameof(PeakMemoryTests), DisableParallelization = true)]
-public sealed class PeakMemoryCollection;
-
-[Collection(nameof(PeakMemoryTests))]
+/// <summary>Runs alone (<see cref="ProcessWideCollection"/>): it reads the whole process's resident memory, which tests beside it grow by tens of MiB.</summary>
+[Collection(ProcessWideCollection.Name)]
 public sealed class PeakMemoryTests
 {
     [Fact]

@@ -3,11 +3,8 @@ using BatchCluster.Core.Diagnostics;
 
 namespace BatchCluster.Core.Tests.Diagnostics;
 
-/// <summary>Runs alone: a trace records the spans of every thread of the process, so tests training beside it would add theirs.</summary>
-[CollectionDefinition(nameof(StepTraceTests), DisableParallelization = true)]
-public sealed class StepTraceCollection;
-
-[Collection(nameof(StepTraceTests))]
+/// <summary>Runs alone (<see cref="ProcessWideCollection"/>): a trace records the spans of every thread of the process.</summary>
+[Collection(ProcessWideCollection.Name)]
 public sealed class StepTraceTests : IDisposable
 {
     private readonly string _path = Path.Combine(Path.GetTempPath(), $"step-trace-{Guid.NewGuid():N}.json");
