@@ -70,9 +70,9 @@ public static class Program
 
     public static RootCommand CreateRoot()
     {
-        var bench = new Command("bench", "benchmarks: overhead, transport, scale, links, flood, sizing, bn, metrics (docs/performance.md, docs/robustness.md)")
+        var bench = new Command("bench", "benchmarks: overhead, transport, scale, links, flood, sizing, bn, metrics, noise (docs/performance.md, docs/robustness.md)")
         {
-            BenchOverheadCommand.Create(), BenchTransportCommand.Create(), BenchScaleCommand.Create(), BenchLinksCommand.Create(), BenchFloodCommand.Create(), BenchSizingCommand.Create(), BenchBatchNormCommand.Create(), BenchMetricsCommand.Create(), BenchTransportCommand.CreatePeer(),
+            BenchOverheadCommand.Create(), BenchTransportCommand.Create(), BenchScaleCommand.Create(), BenchLinksCommand.Create(), BenchFloodCommand.Create(), BenchSizingCommand.Create(), BenchBatchNormCommand.Create(), BenchMetricsCommand.Create(), BenchNoiseCommand.Create(), BenchTransportCommand.CreatePeer(),
         };
         return new RootCommand("BatchCluster: data-parallel training on Akka.NET, to test the effects of batch size across nodes")
         {
