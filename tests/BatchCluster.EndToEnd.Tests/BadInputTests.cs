@@ -87,6 +87,14 @@ public sealed class BadInputTests : IDisposable
         Assert.Empty(Directory.GetFileSystemEntries(_runs));
     }
 
+    /// <summary>bench noise checks what it can before it trains (the split) and what needs the data right after loading it.</summary>
+    [Theory]
+    [InlineData("--global-batch 250 does not split into --shares 4 equal shares: use a multiple of 4", "--global-batch", "250")]
+    [InlineData("--batches 2000 of --batch-size 32 need 64000 images; the population has 50904", "--batches", "2000")]
+    [InlineData("--curvature-samples 40000 is over half the 55000 training images: use at most 27500", "--curvature-samples", "40000")]
+    public void Bad_bench_noise_flags_are_refused_clearly(string expected, params string[] flags) =>
+        AssertRefused(CliProcess.Run(["bench", "noise", .. flags]), expected);
+
     /// <summary>A metrics port another process holds: refused before the run writes anything, the port named.</summary>
     [Fact]
     public void A_metrics_port_in_use_is_refused_in_one_sentence()
