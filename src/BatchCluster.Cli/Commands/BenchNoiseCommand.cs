@@ -71,7 +71,7 @@ public static class BenchNoiseCommand
         string windowHeads = string.Concat(windows.Select(w => $" mean of ‖G_t‖² over {w} steps | ‖mean of G_t‖² | tr Σ ÷ that |"));
         Console.Out.WriteLine($"| after step | ‖G‖² | tr Σ (± se) | B_simple | B_simple, the run's estimator | GᵀHG/‖G‖² | tr(HΣ)/tr Σ | B_noise = tr(HΣ)/GᵀHG (± se) | B_noise ÷ B_simple |{windowHeads}");
         Console.Out.WriteLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + string.Concat(windows.Select(_ => " ---: | ---: | ---: |")));
-        var points = new List<Dictionary<string, object>>();
+        var points = new List<Dictionary<string, object?>>();
         using var replica = new ModelReplica(ModelSpec.Mlp());
         var sum = new float[replica.ParameterCount];
         foreach (int step in atSteps)
@@ -86,6 +86,10 @@ public static class BenchNoiseCommand
             double estimator = estTrace / estG2;
             // B_noise's standard error from tr(HΣ)'s alone: GᵀHG is one product along a direction known to high precision.
             double bNoiseError = measured.TraceHSigmaStandardError / measured.GradientCurvature;
+            // Where the loss curves down along G (early in training it can), tr(HΣ)/GᵀHG is no noise scale: say so instead of a negative one.
+            string bNoiseCells = measured.GradientCurvature > 0
+                ? string.Create(CultureInfo.InvariantCulture, $"{measured.BNoise:F0} (± {bNoiseError:F0}) | {measured.BNoise / measured.BSimple:F2}")
+                : "none: GᵀHG ≤ 0 | –";
             // The full gradients of the steps after this one, for how much of the gradient persists over W steps.
             var following = new List<float[]>();
             for (int t = step; t < step + longest; t++)
@@ -99,13 +103,15 @@ public static class BenchNoiseCommand
             string windowCells = string.Concat(persistence.Select(p => string.Create(CultureInfo.InvariantCulture,
                 $" {p.MeanOfSquares:G4} | {p.SquareOfMean:G4} | {measured.TraceSigma / p.SquareOfMean:F0} |")));
             Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {step} | {measured.GradSquared:G4} | {measured.TraceSigma:G4} (± {measured.TraceSigmaStandardError:G2}) | {measured.BSimple:F0} | {estimator:F0} | {measured.CurvatureOfGradient:G4} | {measured.CurvatureOfNoise:G4} | {measured.BNoise:F0} (± {bNoiseError:F0}) | {measured.BNoise / measured.BSimple:F2} |{windowCells}"));
-            var point = new Dictionary<string, object>
+                $"| {step} | {measured.GradSquared:G4} | {measured.TraceSigma:G4} (± {measured.TraceSigmaStandardError:G2}) | {measured.BSimple:F0} | {estimator:F0} | {measured.CurvatureOfGradient:G4} | {measured.CurvatureOfNoise:G4} | {bNoiseCells} |{windowCells}"));
+            var point = new Dictionary<string, object?>
             {
                 ["step"] = step, ["grad_squared"] = measured.GradSquared, ["trace_sigma"] = measured.TraceSigma,
                 ["b_simple"] = Math.Round(measured.BSimple, 2), ["b_simple_estimator"] = Math.Round(estimator, 2),
                 ["curvature_of_gradient"] = measured.CurvatureOfGradient, ["curvature_of_noise"] = measured.CurvatureOfNoise,
-                ["b_noise"] = Math.Round(measured.BNoise, 2), ["b_noise_se"] = Math.Round(bNoiseError, 2),
+                ["gradient_curvature"] = measured.GradientCurvature, ["trace_h_sigma"] = measured.TraceHSigma,
+                ["b_noise"] = measured.GradientCurvature > 0 ? Math.Round(measured.BNoise, 2) : null, // none where GᵀHG ≤ 0
+                ["b_noise_se"] = measured.GradientCurvature > 0 ? Math.Round(bNoiseError, 2) : null,
             };
             for (int i = 0; i < windows.Length; i++)
             {
