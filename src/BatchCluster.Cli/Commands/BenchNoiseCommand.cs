@@ -73,7 +73,6 @@ public static class BenchNoiseCommand
         Console.Out.WriteLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + string.Concat(windows.Select(_ => " ---: | ---: | ---: |")));
         var points = new List<Dictionary<string, object?>>();
         using var replica = new ModelReplica(ModelSpec.Mlp());
-        var sum = new float[replica.ParameterCount];
         foreach (int step in atSteps)
         {
             float[] parameters = parametersAt[step];

@@ -72,7 +72,7 @@ public static class NoiseScaleProbe
     /// <summary>
     /// B_simple as a run's estimator reads it (<see cref="GradientNoiseScale"/>): global batches of <paramref name="globalBatch"/>
     /// samples cut into <paramref name="shares"/> equal shares, the two-batch-size estimates of |G|² and tr Σ averaged over
-    /// <paramref name="count"/> batches (not smoothed: the mean is what the smoothing tends to), and their ratio.
+    /// <paramref name="count"/> batches (not smoothed: the mean is what the smoothing tends to); B_simple is their ratio.
     /// </summary>
     /// <param name="gradientSum">Writes the sum of the per-sample gradients over the given samples into the buffer.</param>
     public static (double GradSquared, double TraceSigma) SharesEstimate(int[] population, int globalBatch, int shares, int count, long seed,
