@@ -17,11 +17,11 @@ public static class TrainingFixtures
 
     public static RunEvents SilentEvents(string runId = "test") => new(Logger.None, runId);
 
-    public static RunResult RunPlain(TrainingConfig config, DataSplits data, int threads = 1)
+    public static RunResult RunPlain(TrainingConfig config, DataSplits data, int threads = 1, Action<StepRecord, TrainingSession>? onStep = null)
     {
         TorchRuntime.Initialise(threads);
         var initial = ModelFactory.InitialParameters(config.Model, config.Seed);
-        return PlainTrainer.Run(config with { Engine = Engine.Plain }, data, initial, SilentEvents(), "");
+        return PlainTrainer.Run(config with { Engine = Engine.Plain }, data, initial, SilentEvents(), "", onStep);
     }
 
     public static Task<RunResult> RunLocalAsync(TrainingConfig config, DataSplits data, int threads = 1,

@@ -96,4 +96,42 @@ public sealed class AdaptiveBatchProcessTests : IDisposable
             foreach (var w in workers) w.Dispose();
         }
     }
+
+    /// <summary>
+    /// A cluster of one worker process with AdaScale: its one share per step is computed in two halves whose squared norms travel
+    /// back in the result (TrainingProtocol.HalfNorms, the data plane's message frame), so every step has a noise estimate and the
+    /// rate its gain — the same halves, estimates, gains and parameters as the plain loop's (which cuts its batch the same way),
+    /// up to float rounding.
+    /// </summary>
+    [Fact]
+    public async Task One_worker_process_estimates_the_noise_from_its_shares_halves()
+    {
+        string[] Flags(string runId) =>
+        [
+            "--dataset", "synthetic", "--steps", "30", "--global-batch", "64", "--base-batch", "16", "--lr-scaling", "adascale",
+            "--optimizer", "momentum", "--lr", "0.02", "--eval-every", "0", "--train-eval-samples", "0",
+            "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", runId, "--export-params", Path.Combine(_dir, runId + ".f32"),
+        ];
+        var reference = CliProcess.Run(["train", "--engine", "plain", .. Flags("plain")]);
+        Assert.True(reference.ExitCode == 0, reference.StdErr);
+        int port = NodeProcess.FreePort();
+        using var coordinator = new NodeProcess(["node", "--role", "coordinator", "--port", port.ToString(), "--start-workers", "1", .. Flags("one")]);
+        using var worker = new NodeProcess("node", "--role", "worker", "--seed-nodes", $"127.0.0.1:{port}", "--threads", "1");
+        Assert.Equal(0, await coordinator.WaitForExitAsync(Timeout));
+
+        List<JsonElement> Steps(string runId) => File.ReadAllLines(Path.Combine(_dir, "runs", runId, "events.clef"))
+            .Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(e => e.TryGetProperty("EventType", out var t) && t.GetString() == "StepCompleted").ToList();
+        var one = Steps("one");
+        Assert.Equal(30, one.Count);
+        Assert.All(one, e => Assert.True(double.IsFinite(e.GetProperty("TraceSigmaEstimate").GetDouble()), $"step {e.GetProperty("Step")} has no noise estimate"));
+        Assert.Contains(one, e => e.GetProperty("LrGain").GetDouble() > 1.01);
+        // The same gains up to float rounding: the two processes' kernels run on different thread counts (measured ~1e-8 apart;
+        // a gain without the halves' estimate is 1, and halves cut elsewhere give gains that differ in the second digit).
+        var plainGains = Steps("plain").Select(e => e.GetProperty("LrGain").GetDouble()).ToList();
+        Assert.Equal(plainGains.Count, one.Count);
+        for (int i = 0; i < one.Count; i++) Assert.Equal(plainGains[i], one[i].GetProperty("LrGain").GetDouble(), 1e-5);
+        double worst = CliProcess.MaxAbsDifference(Path.Combine(_dir, "plain.f32"), Path.Combine(_dir, "one.f32"));
+        Assert.True(worst <= 1e-4, $"the one-worker cluster differs from the plain loop by {worst:E2}");
+    }
 }

@@ -14,7 +14,6 @@ public sealed class BadInputTests : IDisposable
     [InlineData("--batch-range applies to --global-batch auto only", "--batch-range", "32:64")]
     [InlineData("--batch-schedule: its steps must rise, but 3 follows 5 in '5:64,3:128'", "--batch-schedule", "5:64,3:128")]
     [InlineData("give either --global-batch auto or --batch-schedule", "--global-batch", "auto", "--batch-schedule", "0:64")]
-    [InlineData("--global-batch auto measures the gradient noise from two or more shares per step", "--global-batch", "auto", "--workers", "1")]
     [InlineData("--lr-scaling adascale is derived for SGD (with or without momentum), not adam", "--lr-scaling", "adascale", "--optimizer", "adam")]
     [InlineData("--bn-batch applies to --model cnn-bn (the model with batch norm), not 'mlp'", "--bn-batch", "16")]
     [InlineData("--global-batch 100 is not a whole number of ghost batches of --bn-batch 16: use a multiple of 16", "--model", "cnn-bn", "--bn-batch", "16", "--global-batch", "100")]

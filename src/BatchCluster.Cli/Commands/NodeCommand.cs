@@ -56,8 +56,8 @@ public static class NodeCommand
             "(worker) FOR TESTS: in the ring reduction of step S, kill (SIGKILL) or stop (SIGSTOP) this process mid reduce-scatter or mid all-gather",
             "kill|stop@reduce|gather@S");
         public Option<string?> TestingMisbehave { get; } = Opt.Text("testing-misbehave",
-            "(worker) FOR TESTS AND THE CHAOS RUN: act as a bad member would — NaN gradients, never answer, lie about speed, fake evaluations, gradients 1e6 too large, a lied gradient norm, or answers larger than any node's frame limit",
-            "nan|silent|speed-lie|fake-eval|huge|norm-lie|oversized-frames");
+            "(worker) FOR TESTS AND THE CHAOS RUN: act as a bad member would — NaN gradients, never answer, lie about speed, fake evaluations, gradients 1e6 too large, a lied gradient norm or half-share norm, or answers larger than any node's frame limit",
+            "nan|silent|speed-lie|fake-eval|huge|norm-lie|half-norm-lie|oversized-frames");
         public TrainOptions Train { get; } = new(withEngine: false);
         public MetricsOptions Metrics { get; } = new();
 
@@ -320,8 +320,9 @@ public static class NodeCommand
         "fake-eval" => Misbehaviour.FakeEvaluation,
         "huge" => Misbehaviour.HugeGradients,
         "norm-lie" => Misbehaviour.NormLie,
+        "half-norm-lie" => Misbehaviour.HalfNormLie,
         "oversized-frames" => Misbehaviour.OversizedFrames,
-        _ => throw new UsageException($"--testing-misbehave takes nan, silent, speed-lie, fake-eval, huge, norm-lie or oversized-frames, not '{text}'"),
+        _ => throw new UsageException($"--testing-misbehave takes nan, silent, speed-lie, fake-eval, huge, norm-lie, half-norm-lie or oversized-frames, not '{text}'"),
     };
 
     private static async Task<int> RunWorkerAsync(NodeOptions options, ParseResult r, CancellationToken cancellation)

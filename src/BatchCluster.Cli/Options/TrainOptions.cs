@@ -145,8 +145,6 @@ public sealed partial class TrainOptions
             throw new UsageException($"--micro-batch {micro} is larger than --global-batch {globalBatch}, so it would never split a share; use at most {globalBatch}, or drop it to compute each share whole");
         int workers = Value(r, Workers) ?? 4;
         var engine = Value(r, Engine) == "plain" ? Core.Training.Engine.Plain : Core.Training.Engine.Actors;
-        if (engine == Core.Training.Engine.Actors && Workers is not null && workers == 1 && (adaptive is not null || scaling == Core.Schedules.LrScaling.AdaScale))
-            throw new UsageException($"{(adaptive is not null ? "--global-batch auto" : "--lr-scaling adascale")} measures the gradient noise from two or more shares per step, and one worker computes one: use --workers 2 or more, or --engine plain (which computes each batch as two halves)");
         if (engine == Core.Training.Engine.Actors && Workers is not null && r.Given(Workers) && workers > smallestBatch)
             throw new UsageException(adaptive is null && schedule is null
                 ? $"--workers {workers} is more than --global-batch {globalBatch}: some workers would never get a sample; use at most {globalBatch} workers"

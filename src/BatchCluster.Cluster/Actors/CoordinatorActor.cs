@@ -495,8 +495,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
                 plans.RemoveAt(at);
                 break;
             }
+        // A share that is the whole batch gives no noise estimate by itself: where the run needs one, it is computed as two halves.
+        int halfAt = _session.Config.NeedsNoiseEstimate && !Ring && send.Ids.Length == step.Batch.Size
+            ? ShareHalves.FirstHalf(send.Ids.Length, _session.Config.ShareGranule) : 0;
         _links.SendShare(target.Handle, target.Key, _runId, step.Batch.Step, send.Slot, send.Ids, _session.Config.EffectiveMicroBatch(send.Ids.Length),
-            _session.ParameterVersion, _session.Parameters, plan);
+            _session.ParameterVersion, _session.Parameters, plan, halfAt);
     }
 
     /// <summary>
@@ -634,6 +637,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             return $"reported impossible times (compute {result.ComputeMilliseconds} ms, handling {result.HandlingMilliseconds} ms)";
         if (result.PeakMemoryBytes < 0 || result.AllocatedBytes < 0 || result.GradientSumSquaredNorm < 0)
             return "reported a negative memory figure or squared norm";
+        if (result.Halves is { } halves && double.IsFinite(result.GradientSumSquaredNorm)
+            && (halves.FirstSize <= 0 || halves.FirstSize != ShareHalves.FirstHalf(result.SampleCount, _session.Config.ShareGranule)
+                || !ShareHalves.Consistent(halves.FirstSquaredNorm, halves.SecondSquaredNorm, result.GradientSumSquaredNorm)))
+            return $"reported halves ({halves.FirstSize} samples, squared norms {halves.FirstSquaredNorm:G6} and {halves.SecondSquaredNorm:G6}) "
+                   + $"that no two parts of {result.SampleCount} samples with a sum of squared norm {result.GradientSumSquaredNorm:G6} can have";
         if (BatchNormProblem(result) is { } batchNorm) return batchNorm;
         if (Ring || CoordinatorLinks.SharesMemoryWith(worker.Handle)) return null;
         double computed = FlatMath.SquaredNorm(result.GradientSum.Span);
@@ -687,7 +695,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
         if (outliers == OutlierCheck.Rejected) return; // their samples are being computed again: the round completes anew
         var measured = Measure(done, extraTransferMs: 0);
         var shares = done.Select(s => new ShareGradient(s.Result.GradientSum, s.Result.SampleCount, s.Result.LossSum,
-            s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker)) { BatchNormSums = s.Result.BatchNormSums }).ToList();
+            s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker))
+        {
+            BatchNormSums = s.Result.BatchNormSums,
+            Halves = s.Result.Halves is { } h && done.Count == 1 ? ShareHalves.AsShares(s.Result.SampleCount, h.FirstSize, h.FirstSquaredNorm, h.SecondSquaredNorm) : null,
+        }).ToList();
         StepRecord? record;
         int[] rejected;
         try

@@ -48,6 +48,8 @@ public enum Misbehaviour
     OversizedFrames,
     /// <summary>Sends honest gradients but reports four times their squared norm (which steers the noise scale).</summary>
     NormLie,
+    /// <summary>Where asked for a share's halves, reports a hundred times the first half's squared norm (which would steer the noise scale of a one-worker run).</summary>
+    HalfNormLie,
 }
 
 /// <summary>
@@ -351,7 +353,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         {
             IModelReplica replica;
             using (StepTrace.Time(StepPhase.LoadParameters, work.Step)) replica = ReplicaAt(work.Parameters);
-            using (StepTrace.Time(StepPhase.Compute, work.Step)) gradient = replica.ComputeGradientSum(_data!.Train, work.SampleIds, work.MicroBatch, gradientSum);
+            using (StepTrace.Time(StepPhase.Compute, work.Step))
+                gradient = work.HalfAt > 0 && work.HalfAt < work.SampleIds.Length
+                    ? ComputeInHalves(replica, work, gradientSum)
+                    : replica.ComputeGradientSum(_data!.Train, work.SampleIds, work.MicroBatch, gradientSum);
             if (_settings.TestingSlowdown > 1) WaitPrecisely(TimeSpan.FromMilliseconds(gradient.ComputeMilliseconds * (_settings.TestingSlowdown - 1)));
         }
         catch (Exception e)
@@ -379,6 +384,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             case Misbehaviour.NormLie:
                 gradient = gradient with { GradientSumSquaredNorm = gradient.GradientSumSquaredNorm * 4 };
                 break;
+            case Misbehaviour.HalfNormLie when gradient.Halves is [var firstHalf, var secondHalf]:
+                gradient = gradient with { Halves = [(firstHalf.Size, firstHalf.SumSquaredNorm * 100), secondHalf] };
+                break;
         }
         // Read only for a coordinator elsewhere: one in this process ignores it (its own figure holds this worker's), and each
         // exact read stops every thread of the process (AllocationMeter).
@@ -387,7 +395,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             work.RunId, work.Step, work.Parameters.Version, work.ShareIndex, gradient.SampleCount, gradient.LossSum,
             gradient.GradientSum, gradient.GradientSumSquaredNorm, computeMs,
             Stopwatch.GetElapsedTime(handlingStarted).TotalMilliseconds, PeakMemory.Bytes, allocated,
-            gradient.BatchNormSums);
+            gradient.BatchNormSums, gradient.Halves is [var a, var b] ? new TrainingProtocol.HalfNorms(a.Size, a.SumSquaredNorm, b.SumSquaredNorm) : null);
         try
         {
             using (StepTrace.Time(StepPhase.Reply, work.Step)) _links.Reply(replyTo, result, gradientSum); // the buffer is no longer this worker's after this call
@@ -396,6 +404,36 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         {
             _log.Error(e, "Share {0} of step {1}: sending the result failed", work.ShareIndex, work.Step);
             replyTo.Tell(new TrainingProtocol.ShareFailed(work.RunId, work.Step, work.ShareIndex, e.Message));
+        }
+    }
+
+    /// <summary>
+    /// A share that is the whole step's batch, computed as two halves for the noise estimate (<see cref="ShareHalves"/>): the first
+    /// <c>HalfAt</c> samples into the result's buffer, the rest into a second one that is then added in, each half's squared norm
+    /// kept. The sum is the share's gradient as two shares would add up at the coordinator (the plain loop's halves, in its order).
+    /// </summary>
+    private ShareGradient ComputeInHalves(IModelReplica replica, TrainingProtocol.ComputeShare work, float[] gradientSum)
+    {
+        int count = work.SampleIds.Length, at = work.HalfAt;
+        var ids = work.SampleIds.AsSpan();
+        var rest = TensorBuffers.Rent(gradientSum.Length);
+        try
+        {
+            var first = replica.ComputeGradientSum(_data!.Train, ids[..at], Math.Min(work.MicroBatch, at), gradientSum);
+            var second = replica.ComputeGradientSum(_data.Train, ids[at..], Math.Min(work.MicroBatch, count - at), rest);
+            FlatMath.AddInPlace(gradientSum, rest);
+            float[]? batchNormSums = first.BatchNormSums;
+            if (batchNormSums is not null && second.BatchNormSums is { } more) FlatMath.AddInPlace(batchNormSums, more);
+            return new ShareGradient(gradientSum, count, first.LossSum + second.LossSum, FlatMath.SquaredNorm(gradientSum),
+                first.ComputeMilliseconds + second.ComputeMilliseconds)
+            {
+                BatchNormSums = batchNormSums,
+                Halves = ShareHalves.AsShares(count, at, first.GradientSumSquaredNorm, second.GradientSumSquaredNorm),
+            };
+        }
+        finally
+        {
+            TensorBuffers.Return(rest);
         }
     }
 

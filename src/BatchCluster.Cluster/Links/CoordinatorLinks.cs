@@ -161,11 +161,11 @@ public sealed class CoordinatorLinks : IDisposable
 
     /// <summary>Sends a share of <paramref name="step"/> with the parameters its route needs; counts ids and parameters.</summary>
     public void SendShare(IActorRef target, int worker, string runId, long step, int slot, int[] ids, int microBatch, long version, ReadOnlySpan<float> parameters,
-        TrainingProtocol.ReduceShares? thenReduce = null)
+        TrainingProtocol.ReduceShares? thenReduce = null, int halfAt = 0)
     {
         Count(worker, sizeof(int) * (long)ids.Length);
         var snapshot = ParametersFor(worker, target, version, parameters, count: true);
-        var share = new TrainingProtocol.ComputeShare(runId, step, slot, ids, microBatch, snapshot, thenReduce);
+        var share = new TrainingProtocol.ComputeShare(runId, step, slot, ids, microBatch, snapshot, thenReduce, halfAt);
         // In a star run over the data plane the request follows its parameters on the worker's connection: one reader
         // thread delivers both. Without a connection ParametersFor has reported it; a connection that closed since reports itself.
         if (RouteOf(worker) == TensorRoute.DataPlane && !_settings.Ring) _dataPlane?.SendMessage(worker, share);

@@ -33,7 +33,7 @@ namespace BatchCluster.Cluster.Protocol;
 public static class TrainingProtocol
 {
     /// <summary>Bumped whenever a message's meaning or encoding changes; workers must match it.</summary>
-    public const int Version = 7;
+    public const int Version = 8;
 
     /// <summary>Parameters at one version: an array nobody writes after it was made (see above).</summary>
     public sealed record ParameterSnapshot(long Version, ReadOnlyMemory<float> Values);
@@ -69,8 +69,10 @@ public static class TrainingProtocol
     /// <summary>Compute the gradient sum of <paramref name="SampleIds"/> at parameters version <c>Parameters.Version</c>.</summary>
     /// <param name="ThenReduce">In a ring run, on a worker's first share of a step: the step's ring as planned when it started,
     /// to reduce as soon as this worker's shares of it are computed (one message fewer per worker and step than sending it apart).</param>
+    /// <param name="HalfAt">Where a share that is a whole step's batch is cut in two for the noise estimate (<c>ShareHalves</c>):
+    /// the worker computes the first <c>HalfAt</c> samples and the rest apart and reports both halves' squared norms; 0: whole.</param>
     public sealed record ComputeShare(string RunId, long Step, int ShareIndex, int[] SampleIds, int MicroBatch, ParameterSnapshot Parameters,
-        ReduceShares? ThenReduce = null)
+        ReduceShares? ThenReduce = null, int HalfAt = 0)
         : ITensorMessage
     {
         public ReadOnlyMemory<float> Tensor => Parameters.Values;
@@ -86,11 +88,15 @@ public static class TrainingProtocol
     public sealed record ShareComputed(
         string RunId, long Step, long ParameterVersion, int ShareIndex, int SampleCount, double LossSum,
         ReadOnlyMemory<float> GradientSum, double GradientSumSquaredNorm, double ComputeMilliseconds,
-        double HandlingMilliseconds, long PeakMemoryBytes, long AllocatedBytes = 0, float[]? BatchNormSums = null) : ITensorMessage
+        double HandlingMilliseconds, long PeakMemoryBytes, long AllocatedBytes = 0, float[]? BatchNormSums = null,
+        HalfNorms? Halves = null) : ITensorMessage
     {
         public ReadOnlyMemory<float> Tensor => GradientSum;
         public ITensorMessage WithTensor(ReadOnlyMemory<float> tensor) => this with { GradientSum = tensor };
     }
+
+    /// <summary>The squared norms of a share's two gradient halves, when <see cref="ComputeShare.HalfAt"/> asked for them.</summary>
+    public sealed record HalfNorms(int FirstSize, double FirstSquaredNorm, double SecondSquaredNorm);
 
     /// <summary>Evaluate rows of a split in eval mode (a part of the split; after a re-plan not necessarily one range).</summary>
     /// <param name="RunningStatistics">Under --bn-batch the coordinator's batch-norm running statistics to evaluate with; null otherwise.</param>

@@ -123,11 +123,14 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
                 w.Write(m.Parameters.Version); WriteFloats(w, m.Parameters.Values.Span);
                 w.Write(m.ThenReduce is not null);
                 if (m.ThenReduce is { } plan) Write(w, plan);
+                w.Write(m.HalfAt);
                 break;
             case TrainingProtocol.ShareComputed m:
                 w.Write(m.RunId); w.Write(m.Step); w.Write(m.ParameterVersion); w.Write(m.ShareIndex); w.Write(m.SampleCount);
                 w.Write(m.LossSum); WriteFloats(w, m.GradientSum.Span); w.Write(m.GradientSumSquaredNorm); w.Write(m.ComputeMilliseconds);
                 w.Write(m.HandlingMilliseconds); w.Write(m.PeakMemoryBytes); w.Write(m.AllocatedBytes); WriteOptionalFloats(w, m.BatchNormSums);
+                w.Write(m.Halves is not null);
+                if (m.Halves is { } halves) { w.Write(halves.FirstSize); w.Write(halves.FirstSquaredNorm); w.Write(halves.SecondSquaredNorm); }
                 break;
             case TrainingProtocol.Evaluate m:
                 w.Write(m.RunId); w.Write(m.RequestId); w.Write(m.Part); w.Write((int)m.Split); WriteInts(w, m.Rows);
@@ -177,9 +180,11 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
         "wr" => new TrainingProtocol.WorkerReady(r.ReadString(), r.ReadDouble(), r.ReadInt32()),
         "re" => new TrainingProtocol.RunEnded(r.ReadString(), r.ReadBoolean()),
         "cs" => new TrainingProtocol.ComputeShare(r.ReadString(), r.ReadInt64(), r.ReadInt32(), ReadInts(r), r.ReadInt32(),
-            new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r)), r.ReadBoolean() ? (TrainingProtocol.ReduceShares)Read(r, "rs") : null),
+            new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r)), r.ReadBoolean() ? (TrainingProtocol.ReduceShares)Read(r, "rs") : null,
+            r.ReadInt32()),
         "sc" => new TrainingProtocol.ShareComputed(r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(),
-            r.ReadDouble(), ReadFloats(r), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64(), ReadOptionalFloats(r)),
+            r.ReadDouble(), ReadFloats(r), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64(), ReadOptionalFloats(r),
+            r.ReadBoolean() ? new TrainingProtocol.HalfNorms(r.ReadInt32(), r.ReadDouble(), r.ReadDouble()) : null),
         "ev" => new TrainingProtocol.Evaluate(r.ReadString(), r.ReadInt32(), r.ReadInt32(), ReadSplit(r), ReadInts(r),
             new TrainingProtocol.ParameterSnapshot(r.ReadInt64(), ReadFloats(r)), ReadOptionalFloats(r)),
         "ed" => new TrainingProtocol.EvaluationDone(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64()),

@@ -19,7 +19,8 @@ public readonly record struct NoiseScaleState(double EmaGradSquared, double EmaT
 ///   tr Σ ≈ (|G_b|² − |G_B|²) / (1/b − 1/B),
 /// averaged over the step's shares. Single estimates are noisy and may be negative, so
 /// B_simple is the ratio of exponential moving averages (decay <see cref="Decay"/>), not the
-/// average of ratios. A step with a single share (one worker) gives no estimate.
+/// average of ratios. A step with a single share gives no estimate by itself: a run that needs one computes such a share
+/// as two halves (ShareHalves) and passes the halves here as its shares.
 /// </summary>
 public sealed class GradientNoiseScale(double decay = GradientNoiseScale.DefaultDecay)
 {

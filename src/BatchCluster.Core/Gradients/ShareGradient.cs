@@ -15,9 +15,15 @@ public sealed record ShareGradient(ReadOnlyMemory<float> GradientSum, int Sample
     /// </summary>
     public float[]? BatchNormSums { get; init; }
 
+    /// <summary>
+    /// Where the share was computed as two halves for the noise estimate (<see cref="ShareHalves"/>): each half's size and the
+    /// squared norm of its gradient sum; null otherwise.
+    /// </summary>
+    public (int Size, double SumSquaredNorm)[]? Halves { get; init; }
+
     /// <summary>Whether the loss and every gradient value are finite (no NaN, no ±∞).</summary>
     public bool IsFinite => double.IsFinite(LossSum) && Numerics.FlatMath.AllFinite(GradientSum.Span);
 
     /// <summary>Everything but the values, with finiteness as the caller knows it (a finite sum of all shares proves each finite; else <see cref="IsFinite"/>).</summary>
-    public ShareTally Tally(bool finite) => new(SampleCount, LossSum, GradientSumSquaredNorm, ComputeMilliseconds, Worker, finite);
+    public ShareTally Tally(bool finite) => new(SampleCount, LossSum, GradientSumSquaredNorm, ComputeMilliseconds, Worker, finite, Halves);
 }

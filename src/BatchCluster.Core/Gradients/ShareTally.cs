@@ -8,7 +8,9 @@ namespace BatchCluster.Core.Gradients;
 /// (from the values where the coordinator holds them, else from the loss and the squared norm,
 /// which in double is finite exactly when every float value is: FlatMath.SquaredNorm).
 /// </summary>
-public sealed record ShareTally(int SampleCount, double LossSum, double GradientSumSquaredNorm, double ComputeMilliseconds, string Worker, bool Finite)
+/// <param name="Halves">The share's two halves (size, squared norm of the gradient sum) where it was computed so for the noise estimate.</param>
+public sealed record ShareTally(int SampleCount, double LossSum, double GradientSumSquaredNorm, double ComputeMilliseconds, string Worker, bool Finite,
+    IReadOnlyList<(int Size, double SumSquaredNorm)>? Halves = null)
 {
     /// <summary>A share reduced outside the coordinator: finite when its loss and squared norm are.</summary>
     public static ShareTally Reduced(int sampleCount, double lossSum, double gradientSumSquaredNorm, double computeMilliseconds, string worker) =>

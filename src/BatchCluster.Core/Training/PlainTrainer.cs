@@ -57,7 +57,7 @@ public static class PlainTrainer
             double startedAt = session.NowMs;
             using (StepTrace.Time(StepPhase.LoadParameters, batch.Step)) replica.LoadParameters(session.Parameters);
             ShareGradient[] shares;
-            int half = batch.Size / granule / 2 * granule; // halves of whole ghost batches
+            int half = ShareHalves.FirstHalf(batch.Size, granule); // halves of whole ghost batches
             using (StepTrace.Time(StepPhase.Compute, batch.Step))
             {
                 if (halves && half > 0)

@@ -475,7 +475,8 @@ public sealed class TrainingSession
         StepMeasurements measured, double updateMs, double stepStartedAtMs, double foldMs = 0)
     {
         using var span = StepTrace.Time(StepPhase.Record, batch.Step);
-        var shareNorms = shares.Select(s => (s.SampleCount, s.GradientSumSquaredNorm)).ToList();
+        // A step of one share computed as two halves (ShareHalves) gives its noise estimate from the halves.
+        var shareNorms = shares is [{ Halves: { } halves }] ? halves.ToList() : shares.Select(s => (s.SampleCount, s.GradientSumSquaredNorm)).ToList();
         var noise = _noiseScale.Update(shareNorms, samples, gradNorm * gradNorm);
         Remember(loss);
         double stepMs = _wall.Elapsed.TotalMilliseconds - stepStartedAtMs;

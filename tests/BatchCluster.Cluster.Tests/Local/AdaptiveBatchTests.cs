@@ -43,4 +43,34 @@ public class AdaptiveBatchTests(ITestOutputHelper output)
         Assert.True(d <= 1e-4, $"the plain loop fed the same batches differs by {d:E2}");
         Assert.True(MaxAbsDifference(ModelFactory.InitialParameters(config.Model, config.Seed), plain.FinalParameters) > 1e-2);
     }
+
+    /// <summary>
+    /// One worker computes each step as one share, which alone gives no noise estimate; where the run needs one (AdaScale here,
+    /// --global-batch auto the same) the coordinator asks for the share in two halves with their norms (ShareHalves), cut as the
+    /// plain loop cuts its batch. So a one-worker cluster with AdaScale estimates the noise on every step and ends at the plain
+    /// loop's parameters: the same halves give the same estimates, the same gains, and the same sums (within the 1e-4 of
+    /// LocalClusterTrainingTests; measured 0). Fails if the halves are not asked for (no estimate: every gain 1, the plain loop's
+    /// are not) or cut elsewhere (other estimates, other rates).
+    /// </summary>
+    [Fact]
+    public async Task One_worker_estimates_the_noise_from_its_shares_halves_as_the_plain_loop_does()
+    {
+        var data = FashionMnistData;
+        var config = new TrainingConfig
+        {
+            Model = ModelSpec.Mlp(), GlobalBatch = 512, BaseBatch = 128, LrScaling = Core.Schedules.LrScaling.AdaScale,
+            Steps = 30, Workers = 1, LearningRate = 0.05, Seed = 5, EvalEvery = 0, TrainEvalSamples = 0,
+        };
+        var cluster = new List<StepRecord>();
+        var local = await RunLocalAsync(config, data, onStep: (step, _) => cluster.Add(step));
+        var plainSteps = new List<StepRecord>();
+        var plain = RunPlain(config with { Engine = Engine.Plain }, data, onStep: (step, _) => plainSteps.Add(step));
+
+        Assert.All(cluster, step => Assert.True(double.IsFinite(step.NoiseScale.TraceSigma), $"step {step.Step} has no noise estimate"));
+        Assert.Contains(cluster, step => step.Sizing is { LrGain: > 1.01 });
+        Assert.Equal(plainSteps.Select(s => s.Sizing!.Value.LrGain), cluster.Select(s => s.Sizing!.Value.LrGain));
+        double d = MaxAbsDifference(plain.FinalParameters, local.FinalParameters);
+        output.WriteLine($"max |Δparam| after 30 steps: {d:E2}; gains {string.Join(", ", cluster.Select(s => s.Sizing!.Value.LrGain.ToString("F3")))}");
+        Assert.True(d <= 1e-4, $"the one-worker cluster differs from the plain loop by {d:E2}");
+    }
 }

@@ -172,6 +172,28 @@ public class MultiNodeTrainingTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A run with AdaScale whose only worker node, asked for its share's two halves (one share per step gives no noise estimate
+    /// otherwise), reports a first half a hundred times its squared norm: no two halves of that sum can have those norms, so the
+    /// result is refused before the estimate or the rate reads it. With no other worker to compute the share, the run stops with
+    /// RunFailed naming the reason, no step applied (a lone worker is the whole cluster: there is nothing to recover with).
+    /// </summary>
+    [Fact]
+    public async Task A_lone_worker_node_that_lies_about_its_shares_halves_stops_the_run_before_they_steer_the_rate()
+    {
+        var data = FashionMnistData;
+        var config = Sgd(12) with { LrScaling = Core.Schedules.LrScaling.AdaScale, BaseBatch = 32 };
+        var events = new EventCollector();
+        await using var cluster = await InProcessCluster.StartAsync(config, data, minWorkers: 1, events.Run("half-liar"), startWorkers: 1);
+        await cluster.AddWorkerAsync(Misbehaviour.HalfNormLie);
+        var failure = await Assert.ThrowsAsync<RunFailedException>(() => cluster.Completion.Task.WaitAsync(RunTimeout));
+
+        output.WriteLine(failure.Message);
+        Assert.Contains("reported halves (64 samples", failure.Message);
+        Assert.Contains("that no two parts of 128 samples", failure.Message);
+        Assert.Empty(cluster.Steps);
+    }
+
+    /// <summary>
     /// The mixed layout of <c>node --role coordinator --local-workers 1</c> plus a worker node: one
     /// worker shares arrays with the coordinator, the other gets its tensors over the data plane;
     /// together they reach the plain loop's parameters, and the log says which path each took.
