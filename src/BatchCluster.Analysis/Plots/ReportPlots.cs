@@ -303,7 +303,7 @@ public static class ReportPlots
             line.MarkerSize = 4;
             all.AddRange(curve.Select(p => p.BSimple));
         }
-        if (all.Count == 0) plot.Add.Annotation("no run logged B_simple (it needs two or more shares per step: more than one worker)");
+        if (all.Count == 0) plot.Add.Annotation("no run logged B_simple (it needs two or more shares per step, or a run that estimates the noise: auto or adascale)");
         else PlotAxes.Log10(plot.Axes.Left, all.Min(), all.Max());
         Finish(plot, "gradient noise scale B_simple = mean(tr Σ) / mean(|G|²) per quarter epoch", "epoch", "B_simple (samples, log scale)", Alignment.LowerRight);
         return Save(plot, outDir, "b_simple_over_training.png");
