@@ -45,10 +45,12 @@ public sealed class ClusterProcessTests : IDisposable
             var stepEvents = events.Where(e => Type(e) == "StepCompleted").ToList();
             Assert.Equal(Enumerable.Range(0, steps), stepEvents.Select(e => e.GetProperty("Step").GetInt32()));
             Assert.All(stepEvents, e => Assert.Equal(96, e.GetProperty("Shares").EnumerateArray().Sum(x => x.GetInt32())));
-            // The dead process's data connection breaks at once: the coordinator loses the worker on that,
-            // long before the failure detector would (it re-plans the share the worker held, if any).
+            // The dead process's connections break at once — its data connection and its remoting connection, whichever the
+            // coordinator hears of first (a CI run saw each) — and the coordinator loses the worker on that, long before the
+            // failure detector would call it unreachable (it re-plans the share the worker held, if any).
             var left = events.Single(e => Type(e) == "WorkerLeft");
-            Assert.StartsWith("data connection lost", left.GetProperty("Reason").GetString());
+            string reason = left.GetProperty("Reason").GetString()!;
+            Assert.True(reason.StartsWith("data connection lost") || reason == "its connection dropped", $"the worker was lost for '{reason}'");
             // The survivors finish and leave cleanly.
             Assert.Equal(0, await workers[0].WaitForExitAsync(Timeout));
             Assert.Equal(0, await workers[2].WaitForExitAsync(Timeout));
