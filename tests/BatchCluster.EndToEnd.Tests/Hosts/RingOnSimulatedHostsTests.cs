@@ -49,7 +49,9 @@ public sealed class RingOnSimulatedHostsTests : IDisposable
             var steps = events.Where(e => Type(e) == "StepCompleted").ToList();
             Assert.Equal(Enumerable.Range(0, Steps), steps.Select(e => e.GetProperty("Step").GetInt32()));
             Assert.All(steps, e => Assert.Equal(GlobalBatch, e.GetProperty("Shares").EnumerateArray().Sum(x => x.GetInt32())));
-            Assert.StartsWith("data connection lost", events.Single(e => Type(e) == "WorkerLeft").GetProperty("Reason").GetString());
+            // Lost at once on a broken connection — the data plane's or remoting's, whichever the coordinator hears of first.
+            string reason = events.Single(e => Type(e) == "WorkerLeft").GetProperty("Reason").GetString()!;
+            Assert.True(reason.StartsWith("data connection lost") || reason == "its connection dropped", $"the worker was lost for '{reason}'");
             Assert.Equal(4, steps[1].GetProperty("Shares").GetArrayLength());
             Assert.Equal(3, steps[^1].GetProperty("Shares").GetArrayLength());
             // The ring's members are the hosts' own addresses, in registration order.
