@@ -698,7 +698,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers
             s.Result.GradientSumSquaredNorm, s.Result.ComputeMilliseconds, _roster.NameOf(s.Worker))
         {
             BatchNormSums = s.Result.BatchNormSums,
-            Halves = s.Result.Halves is { } h && done.Count == 1 ? ShareHalves.AsShares(s.Result.SampleCount, h.FirstSize, h.FirstSquaredNorm, h.SecondSquaredNorm) : null,
+            Halves = s.Result.Halves is { } h ? ShareHalves.AsShares(s.Result.SampleCount, h.FirstSize, h.FirstSquaredNorm, h.SecondSquaredNorm) : null,
         }).ToList();
         StepRecord? record;
         int[] rejected;

@@ -17,18 +17,15 @@ public static class MessageFrames
     /// <summary>What the coordinator accepts on a worker's data connection: a share's result.</summary>
     public static readonly IReadOnlySet<string> FromWorkers = new HashSet<string> { "sc" };
 
-    /// <summary>The whole frame, header and payload, ready to write: the message's bytes are copied once, into it.</summary>
+    /// <summary>The whole frame, header and payload, ready to write: the serializer writes the message straight behind room for the header and manifest, one array.</summary>
     public static byte[] Frame(DataPlaneRun run, ITrainingMessage message)
     {
         string manifest = TrainingMessageSerializer.ManifestOf(message);
-        byte[] body = TrainingMessageSerializer.Encode(message);
-        int payloadBytes = 1 + manifest.Length + body.Length;
-        var frame = new byte[FrameHeader.Size + payloadBytes];
+        var frame = TrainingMessageSerializer.Encode(message, reserve: FrameHeader.Size + 1 + manifest.Length);
         var payload = frame.AsSpan(FrameHeader.Size);
         payload[0] = (byte)manifest.Length;
         System.Text.Encoding.ASCII.GetBytes(manifest, payload[1..]);
-        body.CopyTo(payload[(1 + manifest.Length)..]);
-        new FrameHeader(FrameKind.Message, run.Precision, run.RunTag, 0, 0, -1, payloadBytes, FramePayload.Checksum(payload)).Write(frame);
+        new FrameHeader(FrameKind.Message, run.Precision, run.RunTag, 0, 0, -1, payload.Length, FramePayload.Checksum(payload)).Write(frame);
         return frame;
     }
 

@@ -57,10 +57,14 @@ public sealed class TrainingMessageSerializer(ExtendedActorSystem system) : Seri
     public override object FromBinary(byte[] bytes, string manifest) => Decode(bytes, manifest);
 
     /// <summary>A message's bytes (without its manifest), as Akka.Remote and the data plane's message frames carry them.</summary>
-    public static byte[] Encode(object obj)
+    /// <param name="reserve">Zero bytes left in front of the message for the caller's own header (a message frame's), so the
+    /// message is copied once, into the array returned.</param>
+    public static byte[] Encode(object obj, int reserve = 0)
     {
         var stream = _scratch ??= new MemoryStream(4096);
-        stream.SetLength(0);
+        stream.SetLength(reserve);
+        stream.Position = reserve;
+        if (reserve > 0) stream.GetBuffer().AsSpan(0, reserve).Clear();
         using (var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
             Write(w, obj);
         var bytes = stream.ToArray();

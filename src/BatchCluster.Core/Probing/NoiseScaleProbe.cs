@@ -137,8 +137,7 @@ public static class NoiseScaleProbe
     public static void MeanGradient(Models.IModelReplica replica, Data.ImageDataSet data, ReadOnlySpan<int> samples, float[] into, int microBatch = 512)
     {
         replica.ComputeGradientSum(data, samples, Math.Min(microBatch, samples.Length), into);
-        float scale = 1f / samples.Length;
-        for (int i = 0; i < into.Length; i++) into[i] *= scale;
+        FlatMath.ScaleInPlace(into, 1f / samples.Length);
     }
 
     /// <summary>
