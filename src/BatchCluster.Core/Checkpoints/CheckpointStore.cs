@@ -47,6 +47,18 @@ public sealed partial class CheckpointStore
     /// <returns>The path written.</returns>
     public string Write(CheckpointState state)
     {
+        using var prepared = Prepare(state);
+        prepared.Commit();
+        return prepared.Path;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="state"/> to a temporary file and flushes it to disk; the file takes its name (and older ones
+    /// are pruned) only at <see cref="PreparedCheckpoint.Commit"/>, and disposing an uncommitted one deletes it. Between the
+    /// two the session logs CheckpointWritten, so no checkpoint is ever on disk that the event log does not name.
+    /// </summary>
+    public PreparedCheckpoint Prepare(CheckpointState state)
+    {
         if (state.ConfigFingerprint != Fingerprint)
             throw new ArgumentException($"a checkpoint of fingerprint {state.ConfigFingerprint} does not belong in the store of {Fingerprint}", nameof(state));
         if (!IsFinite(state))
@@ -57,22 +69,48 @@ public sealed partial class CheckpointStore
         string temp = path + $".{Environment.ProcessId}.tmp";
         try
         {
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                byte[] body = Encode(state);
-                stream.Write(body);
-                stream.Write(SHA256.HashData(body));
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
+            using var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None);
+            byte[] body = Encode(state);
+            stream.Write(body);
+            stream.Write(SHA256.HashData(body));
+            stream.Flush(flushToDisk: true);
+            return new PreparedCheckpoint(this, state.NextStep, path, temp, stream.Length);
         }
-        finally
+        catch
         {
             if (File.Exists(temp)) File.Delete(temp);
+            throw;
         }
-        // Keep the newest Keep at or below this step; never touch a newer file (another run's) or this one.
-        foreach (string old in Files().Where(f => StepOf(f) < state.NextStep).Skip(Keep - 1)) File.Delete(old);
-        return path;
+    }
+
+    /// <summary>A checkpoint on disk under its temporary name (<see cref="Prepare"/>).</summary>
+    public sealed class PreparedCheckpoint : IDisposable
+    {
+        private readonly CheckpointStore _store;
+        private readonly long _step;
+        private readonly string _temp;
+        private bool _committed;
+
+        internal PreparedCheckpoint(CheckpointStore store, long step, string path, string temp, long bytes) =>
+            (_store, _step, Path, _temp, Bytes) = (store, step, path, temp, bytes);
+
+        /// <summary>The name it takes at <see cref="Commit"/>.</summary>
+        public string Path { get; }
+        public long Bytes { get; }
+
+        /// <summary>Renames the file over its final name, then keeps the newest <see cref="Keep"/> at or below its step.</summary>
+        public void Commit()
+        {
+            File.Move(_temp, Path, overwrite: true);
+            _committed = true;
+            // Never touch a newer file (another run's) or this one.
+            foreach (string old in _store.Files().Where(f => StepOf(f) < _step).Skip(Keep - 1)) File.Delete(old);
+        }
+
+        public void Dispose()
+        {
+            if (!_committed && File.Exists(_temp)) File.Delete(_temp);
+        }
     }
 
     /// <summary>This configuration's checkpoint files, newest first.</summary>

@@ -551,10 +551,14 @@ public sealed class TrainingSession
     private string WriteCheckpoint(CheckpointStore store)
     {
         var clock = Stopwatch.StartNew();
-        string path = store.Write(Capture());
+        using var prepared = store.Prepare(Capture());
+        // Logged before the file takes its name: a process killed in between leaves an event naming a file that never
+        // appeared (a resume takes the previous checkpoint, logged as well), never a checkpoint the log does not name —
+        // a resumed run is joined to the run it continues by that event (RunStitcher).
+        _events.CheckpointWritten(NextStep, prepared.Path, prepared.Bytes, clock.Elapsed.TotalMilliseconds);
+        prepared.Commit();
         _checkpointedStep = NextStep;
-        _events.CheckpointWritten(NextStep, path, new FileInfo(path).Length, clock.Elapsed.TotalMilliseconds);
-        return path;
+        return prepared.Path;
     }
 
     /// <summary>The newest intact checkpoint of this run's configuration, or null (also when checkpoints are off).</summary>

@@ -205,6 +205,45 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(uninterrupted.FinalParameters, resumed.FinalParameters);
     }
 
+    /// <summary>
+    /// A resumed run is joined to the run it continues by the CheckpointWritten of the checkpoint it started from, so no
+    /// checkpoint may appear on disk before its event is logged (a run killed in between used to leave one the log did
+    /// not name: CheckpointResumeTests failed on it once). The sink sees each event as it is written.
+    /// </summary>
+    [Fact]
+    public void A_checkpoint_is_logged_before_it_takes_its_name()
+    {
+        var data = SyntheticImages.Create(seed: 5, trainCount: 320, validationCount: 32, testCount: 32);
+        var config = new TrainingConfig
+        {
+            Dataset = "synthetic", Model = ModelSpec.Mlp(32), GlobalBatch = 32, Steps = 12, EvalEvery = 0, TrainEvalSamples = 0,
+            Engine = Engine.Plain, Optimizer = new OptimizerSettings(OptimizerKind.Momentum), LearningRate = 0.05,
+            CheckpointEvery = 4, CheckpointDirectory = _dir,
+        };
+        var seen = new List<(string Path, bool Existed, long Bytes)>();
+        var sink = new CheckpointEventSink(seen);
+        var logger = new Serilog.LoggerConfiguration().WriteTo.Sink(sink).CreateLogger();
+        PlainTrainer.Run(config, data, ModelFactory.InitialParameters(config.Model, config.Seed), new RunEvents(logger, "r"), "");
+
+        Assert.Equal(3, seen.Count);
+        Assert.All(seen, e => Assert.False(e.Existed, $"{e.Path} was on disk before its CheckpointWritten"));
+        Assert.All(seen, e => Assert.Equal(new FileInfo(e.Path).Length, e.Bytes));
+        Assert.Empty(Directory.GetFiles(_dir, "*.tmp"));
+    }
+
+    private sealed class CheckpointEventSink(List<(string, bool, long)> seen) : Serilog.Core.ILogEventSink
+    {
+        public void Emit(Serilog.Events.LogEvent e)
+        {
+            if (e.Properties.TryGetValue(RunEvents.EventTypeProperty, out var type) && type.ToString() == "\"CheckpointWritten\"")
+            {
+                string path = (string)((Serilog.Events.ScalarValue)e.Properties["CheckpointPath"]).Value!;
+                long bytes = Convert.ToInt64(((Serilog.Events.ScalarValue)e.Properties["Bytes"]).Value);
+                seen.Add((path, File.Exists(path), bytes));
+            }
+        }
+    }
+
     /// <summary>The audit found NaN checkpoints written and resumed at lr 1e300: neither may happen.</summary>
     [Fact]
     public void Non_finite_parameters_are_never_written_nor_resumed()
