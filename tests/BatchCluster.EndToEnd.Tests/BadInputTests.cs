@@ -12,6 +12,8 @@ public sealed class BadInputTests : IDisposable
     [InlineData("--global-batch takes a whole number of samples of at least 1, or 'auto' (the run chooses it), not '0'", "--global-batch", "0")]
     [InlineData("--batch-range takes MIN:MAX with 1 ≤ MIN ≤ MAX (e.g. 32:4096), not '64'", "--global-batch", "auto", "--batch-range", "64")]
     [InlineData("--batch-range applies to --global-batch auto only", "--batch-range", "32:64")]
+    [InlineData("--noise-window applies where the run estimates the gradient noise: --global-batch auto or --lr-scaling adascale", "--noise-window", "5")]
+    [InlineData("--noise-window must be", "--global-batch", "auto", "--noise-window", "-1")]
     [InlineData("--batch-schedule: its steps must rise, but 3 follows 5 in '5:64,3:128'", "--batch-schedule", "5:64,3:128")]
     [InlineData("give either --global-batch auto or --batch-schedule", "--global-batch", "auto", "--batch-schedule", "0:64")]
     [InlineData("--lr-scaling adascale is derived for SGD (with or without momentum), not adam", "--lr-scaling", "adascale", "--optimizer", "adam")]

@@ -12,7 +12,8 @@ namespace BatchCluster.Cli.Commands;
 
 /// <summary>
 /// <c>batchcluster bench sizing</c>: what choosing the batch costs a step (docs/adaptive-batch.md, "Cost"). First the bookkeeping
-/// alone — the batch-scaled noise estimates, the throughput model and a decision window, as the session does them after every step
+/// alone — the batch-scaled noise estimates, the persistent gradient's window (one pass adding the step's mean gradient; its norm when a window
+/// closes), the throughput model and a decision window, as the session does them after every step
 /// of four shares — in microseconds per step; then whole runs at global batch 128 on the local cluster (4 workers) and the plain
 /// loop, each fixed against the same run with --global-batch auto held at 128 (range 128:128: the planner decides, nothing
 /// changes) and, for the plain loop, the two halves an estimating run computes. Runs alternate so drift favours neither.
@@ -35,7 +36,7 @@ public static class BenchSizingCommand
         int repeats = r.GetValue(Repeats) ?? 3;
         double bookkeepingUs = Bookkeeping();
         Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"bench sizing: the bookkeeping of an adaptive step (4 shares, noise estimates, throughput model, a decision every 100 steps): {bookkeepingUs:F2} µs per step"));
+            $"bench sizing: the bookkeeping of an adaptive step (4 shares, noise estimates, the persistent gradient's window, throughput model, a decision every 100 steps): {bookkeepingUs:F2} µs per step"));
 
         var data = DataSource.Load("fashion-mnist", FashionMnist.DefaultDirectory, FashionMnist.DefaultValidationSize, 1);
         var baseConfig = new TrainingConfig
@@ -84,10 +85,13 @@ public static class BenchSizingCommand
     private static double Bookkeeping()
     {
         var config = new TrainingConfig { GlobalBatch = 128, BaseBatch = 128, Adaptive = new AdaptiveBatch(32, 4096, AdaptEvery: 100), LrScaling = Core.Schedules.LrScaling.AdaScale };
-        var sizer = new BatchSizer(config, 55_000);
+        int parameters = ModelFactory.InitialParameters(ModelSpec.Mlp(), 1).Length;
+        var sizer = new BatchSizer(config, 55_000, parameters);
+        var meanGradient = new float[parameters]; // what the session adds to the persistent gradient's window after every applied step
+        for (int i = 0; i < meanGradient.Length; i++) meanGradient[i] = 1e-4f * (i % 7 - 3);
         string[] workers = ["akka://batchcluster-local/user/worker-0", "akka://batchcluster-local/user/worker-1", "akka://batchcluster-local/user/worker-2", "akka://batchcluster-local/user/worker-3"];
         var rng = new Random(1);
-        const int warmup = 20_000, timed = 200_000;
+        const int warmup = 2_000, timed = 20_000;
         var clock = new Stopwatch();
         for (long step = 0; step < warmup + timed; step++)
         {
@@ -97,6 +101,7 @@ public static class BenchSizingCommand
             var shares = new List<(int, double)>(4);
             for (int s = 0; s < 4; s++) shares.Add((share, share * share * (1 + 100.0 / share) * (1 + 0.1 * rng.NextDouble())));
             string layout = string.Join(',', workers.Order(StringComparer.Ordinal));
+            sizer.Persistent?.Add(0, meanGradient, 1f);
             sizer.Observe(batch, sizer.GainAt(batch), shares, 1 + 100.0 / batch, layout, new StepTiming(0.5 + 0.003 * batch, 0.2, 0.1, 1.5 + 0.003 * batch));
             sizer.Next(step + 1);
         }

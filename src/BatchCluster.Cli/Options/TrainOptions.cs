@@ -41,6 +41,9 @@ public sealed partial class TrainOptions
     public Option<double?> Lr { get; } = Opt.Number("lr", "base learning rate [default: 0.1]", 0, float.MaxValue, minExclusive: true);
     public Option<string>? LrScaling { get; }
     public Option<int?> BaseBatch { get; } = Opt.Int("base-batch", "reference batch of the scaling rule [default: 256]", 1, helpName: "B0");
+    public Option<double?> NoiseWindow { get; } = Opt.Number("noise-window",
+        $"with --global-batch auto or --lr-scaling adascale: the noise scale's signal is the gradient's mean over windows of T steps at --base-batch (docs/adaptive-batch.md); 0: each step's own gradient, B_simple [default: {TrainingConfig.DefaultNoiseWindow}]",
+        0, 1e6, helpName: "T");
     public Option<int?> WarmupSteps { get; } = Opt.Int("warmup-steps", "linear warm-up to the peak lr over W steps [default: 0]", 0, helpName: "W");
     public Option<string> Optimizer { get; } = Opt.Choice("optimizer", "optimizer (PyTorch semantics)", "sgd", "sgd", "momentum", "adam");
     public Option<double?> Momentum { get; } = Opt.Number("momentum", "momentum of --optimizer momentum [default: 0.9]", 0, 1, helpName: "μ");
@@ -105,7 +108,7 @@ public sealed partial class TrainOptions
     /// <summary>Every option this instance declares, in help order.</summary>
     public IEnumerable<Option> All => new Option?[]
     {
-        Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, BatchRange, AdaptEvery, BatchSchedule, MicroBatch, BnBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, WarmupSteps,
+        Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, BatchRange, AdaptEvery, BatchSchedule, MicroBatch, BnBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, NoiseWindow, WarmupSteps,
         Optimizer, Momentum, Nesterov, WeightDecay, ClipGradNorm, MaxBadSteps, Seed, Threads, Device, Engine, RunsDir, RunId, EvalEvery, Shuffle,
         TrainEvalSamples, TargetAccuracy, StepDeadline, QuarantineAfterMisses, QuarantineSeconds, QuarantineLimit, OutlierPolicy, Split, TransferPrecision, Reduce, RingChunk, CheckpointEvery, CheckpointDir, Resume, InitParams,
         ExportParams, TensorBoard,
@@ -160,6 +163,10 @@ public sealed partial class TrainOptions
             Nesterov: Opt.AsBool(r.GetValue(Nesterov)) ?? false,
             WeightDecay: r.GetValue(WeightDecay) ?? 0);
 
+        // A sweep (no --global-batch of its own) may hold an auto run among its batches: there the flag describes it.
+        if (r.Given(NoiseWindow) && GlobalBatch is not null && adaptive is null && scaling != Core.Schedules.LrScaling.AdaScale)
+            throw new UsageException("--noise-window applies where the run estimates the gradient noise: --global-batch auto or --lr-scaling adascale");
+
         string? runId = r.GetValue(RunId);
         if (runId is not null && (!RunIdPattern().IsMatch(runId) || runId.Trim('.').Length == 0))
             throw new UsageException($"--run-id may hold only letters, digits, '.', '_' and '-', and not only dots (it names a directory inside --runs-dir), not '{runId}'");
@@ -207,6 +214,7 @@ public sealed partial class TrainOptions
             LrScaling = scaling,
             BaseBatch = r.GetValue(BaseBatch) ?? LearningRateSchedule.DefaultBaseBatch,
             WarmupSteps = r.GetValue(WarmupSteps) ?? 0,
+            NoiseWindow = r.GetValue(NoiseWindow),
             Optimizer = optimizer,
             ClipGradNorm = r.GetValue(ClipGradNorm) ?? 0,
             MaxBadSteps = r.GetValue(MaxBadSteps) ?? 3,

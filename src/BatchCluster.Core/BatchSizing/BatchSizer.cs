@@ -5,7 +5,8 @@ namespace BatchCluster.Core.BatchSizing;
 
 /// <summary>What a checkpoint keeps of a run's batch sizing: the batch of the next step, the sample offset in its epoch, the
 /// scale-invariant iterations done (τ), the smoothed noise estimates and where the current decision window began.</summary>
-public sealed record BatchSizingState(int Batch, int Offset, double Tau, NoiseScaleState Noise, long WindowStart);
+/// <param name="Persistent">The signal that persists (--noise-window), its open window included; null with --noise-window 0.</param>
+public sealed record BatchSizingState(int Batch, int Offset, double Tau, NoiseScaleState Noise, long WindowStart, PersistentGradientState? Persistent = null);
 
 /// <summary>
 /// The global batch of every step and what the learning rate makes of it (docs/adaptive-batch.md): fixed (--global-batch B), from
@@ -22,15 +23,19 @@ public sealed class BatchSizer
     private readonly TrainingConfig _config;
     private readonly int _trainSamples;
     private readonly GradientNoiseScale _noise = new(SmoothingAtReference);
+    private readonly PersistentGradient? _persistent;
     private readonly GoodputPlanner? _planner;
     private readonly ThroughputModel _throughput = new();
     private long _windowStart;
 
-    public BatchSizer(TrainingConfig config, int trainSamples)
+    /// <param name="parameterCount">The model's size: the persistent signal's window sums the step gradients (where the run estimates the noise).</param>
+    public BatchSizer(TrainingConfig config, int trainSamples, int parameterCount)
     {
         _config = config;
         _trainSamples = trainSamples;
         Batch = config.BatchSchedule is { Count: > 0 } schedule ? BatchChange.At(schedule, 0, config.GlobalBatch) : config.GlobalBatch;
+        if (config.NeedsNoiseEstimate && config.EffectiveNoiseWindow > 0)
+            _persistent = new PersistentGradient(parameterCount, config.EffectiveNoiseWindow, config.BaseBatch);
         if (config.Adaptive is { } adaptive) _planner = new GoodputPlanner(adaptive.Min, Math.Min(adaptive.Max, trainSamples), ReferenceBatch, config.ShareGranule);
     }
 
@@ -58,11 +63,23 @@ public sealed class BatchSizer
     public int ReferenceBatch => _config.BaseBatch;
     public ThroughputModel Throughput => _throughput;
 
-    /// <summary>B_noise from the smoothed estimates (NaN before the first).</summary>
-    public double NoiseScale => Efficiency.NoiseScale(_noise.SmoothedGradSquared, _noise.SmoothedTraceSigma);
+    /// <summary>
+    /// Where the run estimates the noise with a window (--noise-window &gt; 0): the engine adds each applied step's mean gradient
+    /// to it before the step is observed. Null otherwise.
+    /// </summary>
+    public PersistentGradient? Persistent => _persistent;
+
+    /// <summary>
+    /// The signal ‖G‖² the noise scale and AdaScale's gain divide by: the smoothed mean gradient over windows (--noise-window)
+    /// once a window has closed, else (and with --noise-window 0) the smoothed squared norm of each step's gradient.
+    /// </summary>
+    public double Signal => _persistent?.SmoothedSignal is double persistent && double.IsFinite(persistent) ? persistent : _noise.SmoothedGradSquared;
+
+    /// <summary>B_noise = tr Σ / <see cref="Signal"/> from the smoothed estimates (NaN before the first).</summary>
+    public double NoiseScale => Efficiency.NoiseScale(Signal, _noise.SmoothedTraceSigma);
 
     /// <summary>The AdaScale gain a step of <paramref name="batch"/> samples gets now (1 without AdaScale).</summary>
-    public double GainAt(int batch) => AdaScale ? Efficiency.AdaScaleGain(batch, ReferenceBatch, _noise.SmoothedGradSquared, _noise.SmoothedTraceSigma) : 1;
+    public double GainAt(int batch) => AdaScale ? Efficiency.AdaScaleGain(batch, ReferenceBatch, Signal, _noise.SmoothedTraceSigma) : 1;
 
     public double StatisticalEfficiency(int batch) => Efficiency.Statistical(batch, ReferenceBatch, NoiseScale);
 
@@ -72,9 +89,13 @@ public sealed class BatchSizer
     public void Observe(int batch, double gainUsed, IReadOnlyList<(int Size, double SumSquaredNorm)> shares, double meanGradientSquaredNorm,
         string layout, StepTiming timing)
     {
-        Tau += AdaScale ? gainUsed : Varies ? (double)batch / ReferenceBatch : 1;
+        double progress = AdaScale ? gainUsed : Varies ? (double)batch / ReferenceBatch : 1;
+        Tau += progress;
         if (EstimatesNoise)
+        {
             _noise.Update(shares, batch, meanGradientSquaredNorm, Math.Pow(SmoothingAtReference, (double)batch / ReferenceBatch));
+            _persistent?.StepDone(batch, progress, _noise.SmoothedTraceSigma);
+        }
         if (_planner is not null) _throughput.Observe(layout, batch, timing.ComputeMs, timing.StepMs, timing.TransferMs);
     }
 
@@ -102,13 +123,15 @@ public sealed class BatchSizer
         return decision;
     }
 
-    public BatchSizingState Capture(int offset) => new(Batch, offset, Tau, _noise.State, _windowStart);
+    public BatchSizingState Capture(int offset) => new(Batch, offset, Tau, _noise.State, _windowStart, _persistent?.State);
 
     public void Restore(BatchSizingState state)
     {
         Batch = state.Batch;
         Tau = state.Tau;
         _noise.Restore(state.Noise);
+        if (_persistent is not null)
+            _persistent.Restore(state.Persistent ?? throw new InvalidDataException("the checkpoint holds no window of the persistent gradient, but this run estimates the noise with one"));
         _windowStart = state.WindowStart;
     }
 }

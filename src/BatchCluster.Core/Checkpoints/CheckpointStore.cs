@@ -19,12 +19,15 @@ namespace BatchCluster.Core.Checkpoints;
 /// (string), optimizer step count (int64), buffers (int32 k, then k × (int32 n, n float32)),
 /// from version 2 the batch sizing (byte 0 = none, or 1 then batch (int32), sample offset in the
 /// epoch (int32), τ (double), the noise averages (3 doubles), window start (int64); version 1 files,
-/// which have none, are fixed-batch runs and still read), then the 32-byte SHA-256 of everything before it.
+/// which have none, are fixed-batch runs and still read), from version 3 the batch-norm running statistics (byte 0 = none, or 1
+/// then int32 n, n float32), from version 4 in the batch sizing the persistent gradient (byte 0 = none, or 1 then its window's sum
+/// (int32 n, n float32), steps (int32), noise, progress, samples, smoothed signal, weight (5 doubles)), then the 32-byte SHA-256 of
+/// everything before it.
 /// </summary>
 public sealed partial class CheckpointStore
 {
     public const int Keep = 3;
-    private const int FormatVersion = 3;
+    private const int FormatVersion = 4;
     private static readonly byte[] Magic = "BCCK"u8.ToArray();
 
     /// <param name="fingerprint">The configuration's <see cref="ConfigFingerprint"/>: only its files are read, written and pruned.</param>
@@ -197,7 +200,11 @@ public sealed partial class CheckpointStore
         for (int i = 0; i < buffers.Length; i++) buffers[i] = ReadFloats(r);
         BatchSizing.BatchSizingState? sizing = null;
         if (version >= 2 && r.ReadByte() == 1)
+        {
             sizing = new(r.ReadInt32(), r.ReadInt32(), r.ReadDouble(), new Gradients.NoiseScaleState(r.ReadDouble(), r.ReadDouble(), r.ReadDouble()), r.ReadInt64());
+            if (version >= 4 && r.ReadByte() == 1)
+                sizing = sizing with { Persistent = new(ReadFloats(r), r.ReadInt32(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble()) };
+        }
         float[]? running = version >= 3 && r.ReadByte() == 1 ? ReadFloats(r) : null;
         var state = new CheckpointState(fingerprint, nextStep, epoch, index, parameters, new OptimizerState(optimizer, optimizerSteps, buffers), sizing, running);
         if (!IsFinite(state)) throw new InvalidDataException("holds non-finite parameters or optimizer state");
@@ -270,6 +277,17 @@ public sealed partial class CheckpointStore
                 w.Write(sizing.Noise.EmaTraceSigma);
                 w.Write(sizing.Noise.Weight);
                 w.Write(sizing.WindowStart);
+                w.Write((byte)(sizing.Persistent is null ? 0 : 1));
+                if (sizing.Persistent is { } persistent)
+                {
+                    WriteFloats(w, persistent.WindowSum);
+                    w.Write(persistent.Steps);
+                    w.Write(persistent.Noise);
+                    w.Write(persistent.Progress);
+                    w.Write(persistent.Samples);
+                    w.Write(persistent.EmaSignal);
+                    w.Write(persistent.Weight);
+                }
             }
             w.Write((byte)(state.RunningStatistics is null ? 0 : 1));
             if (state.RunningStatistics is { } running) WriteFloats(w, running);

@@ -25,6 +25,7 @@ public static class ConfigFingerprint
         if (c.Adaptive is { } adaptive) text += $"|auto {adaptive.Min}:{adaptive.Max}:{adaptive.AdaptEvery}";
         if (c.BatchSchedule is { Count: > 0 } schedule) text += "|schedule " + string.Join(',', schedule);
         if (c.BnBatch is int ghost) text += $"|bn {ghost}";
+        if (c.NeedsNoiseEstimate) text += $"|noise-window {R(c.EffectiveNoiseWindow)}";
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
     }
 

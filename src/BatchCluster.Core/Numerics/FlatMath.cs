@@ -56,6 +56,15 @@ public static class FlatMath
             Store(Load(y, i) * vs, y, i);
     }
 
+    /// <summary>y ← y + x · s (a multiply, then an add: no fused multiply-add)</summary>
+    public static void MultiplyAddInPlace(Span<float> y, ReadOnlySpan<float> x, float s)
+    {
+        CheckLengths(y.Length, x.Length);
+        var vs = new Vector<float>(s);
+        for (int i = 0; i < y.Length; i += Width)
+            Store(Load(y, i) + Load(x, i) * vs, y, i);
+    }
+
     /// <summary>Elements per vector.</summary>
     public static int Width => Vector<float>.Count;
 

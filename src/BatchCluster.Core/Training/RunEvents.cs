@@ -12,7 +12,7 @@ namespace BatchCluster.Core.Training;
 /// <param name="logFailures">Hears the event log's file fail (RunLogging wires it); null where nothing is written to disk.</param>
 public sealed class RunEvents(ILogger logger, string runId, EventLogFailures? logFailures = null)
 {
-    public const int SchemaVersion = 15;
+    public const int SchemaVersion = 16;
     public const string EventTypeProperty = "EventType";
 
     public string RunId { get; } = runId;

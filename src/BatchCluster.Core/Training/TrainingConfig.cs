@@ -45,6 +45,16 @@ public sealed record TrainingConfig
     /// <summary>--batch-schedule: the batch changes at these steps (ascending; a replay of an adaptive run's choices, or a batch ramp).</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<BatchSizing.BatchChange>? BatchSchedule { get; init; }
+    /// <summary>
+    /// --noise-window: where the run estimates the gradient noise (auto, AdaScale), the signal ‖G‖² is the gradient's mean over
+    /// windows of this many steps at the reference batch (τ; Gradients.PersistentGradient); 0: each step's own gradient
+    /// (B_simple). Null: <see cref="DefaultNoiseWindow"/>.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public double? NoiseWindow { get; init; }
+    /// <summary>The momentum's horizon 1/(1 − 0.9): the span over which the measured noise scale matched the steps to a target (docs/adaptive-batch.md).</summary>
+    public const double DefaultNoiseWindow = 10;
+    public double EffectiveNoiseWindow => NoiseWindow ?? DefaultNoiseWindow;
     /// <summary>Largest forward/backward pass on a worker; defaults to the whole share.</summary>
     public int? MicroBatch { get; init; }
     /// <summary>

@@ -59,9 +59,9 @@ public sealed class TrainingSession
         _config = config;
         _events = events;
         _sampler = new EpochSampler(trainSamples, config.GlobalBatch, config.Seed, config.Shuffle);
-        _sizing = new BatchSizer(config, trainSamples);
         _schedule = config.Schedule;
         _parameters = (float[])initialParameters.Clone();
+        _sizing = new BatchSizer(config, trainSamples, _parameters.Length);
         _meanGradient = new float[_parameters.Length];
         _optimizer = config.Optimizer.Create(_parameters.Length);
         _runningStatistics = config.BnBatch is null ? null : Models.RunningStatistics.Initial(config.Model);
@@ -289,6 +289,7 @@ public sealed class TrainingSession
         _optimizer.CompleteStep();
         double updateMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         if (!parametersFinite) throw NonFiniteUpdate(batch.Step, lr, gradNorm);
+        _sizing.Persistent?.Add(0, _meanGradient, 1f);
         UpdateRunningStatistics(batch, sharesInPlanOrder);
         return Record(batch, tallies, samples, loss, lr, gain, gradNorm, measured, updateMs, stepStartedAtMs, foldMs);
     }
@@ -407,6 +408,7 @@ public sealed class TrainingSession
             _applied.Add(new ModelRangeApplied(offset, length));
             AppliedValues += length;
             bool finite = _session._optimizer.UpdateRange(offset, parameters, gradientSums, (float)LearningRate, new GradientScale(_samples, _clip));
+            _session._sizing.Persistent?.Add(offset, gradientSums, 1f / _samples);
             _updateMs += Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             if (!finite) throw _session.NonFiniteUpdate(Step, LearningRate, GradNorm);
             return parameters;
@@ -434,6 +436,7 @@ public sealed class TrainingSession
 
     private float[]? _parametersBackup;
     private float[][]? _stateBackup;
+    private float[]? _windowBackup; // the persistent gradient's window sum (BatchSizer.Persistent), which a ring's ranges add to
 
     /// <summary>Copies a range of the parameters and the optimizer state aside, before a sharded commit writes it.</summary>
     private void BackUp(int offset, int length)
@@ -443,6 +446,11 @@ public sealed class TrainingSession
         _stateBackup ??= state.Select(b => new float[b.Length]).ToArray();
         _parameters.AsSpan(offset, length).CopyTo(_parametersBackup.AsSpan(offset, length));
         for (int i = 0; i < state.Count; i++) state[i].AsSpan(offset, length).CopyTo(_stateBackup[i].AsSpan(offset, length));
+        if (_sizing.Persistent is { } persistent)
+        {
+            _windowBackup ??= new float[_parameters.Length];
+            persistent.Range(offset, length).CopyTo(_windowBackup.AsSpan(offset, length));
+        }
     }
 
     private void Restore(int offset, int length)
@@ -450,6 +458,7 @@ public sealed class TrainingSession
         _parametersBackup.AsSpan(offset, length).CopyTo(_parameters.AsSpan(offset, length));
         var state = _optimizer.StateBuffers;
         for (int i = 0; i < state.Count; i++) _stateBackup![i].AsSpan(offset, length).CopyTo(state[i].AsSpan(offset, length));
+        if (_sizing.Persistent is { } persistent) _windowBackup.AsSpan(offset, length).CopyTo(persistent.Range(offset, length));
     }
 
     private void CheckNext(GlobalBatch batch)

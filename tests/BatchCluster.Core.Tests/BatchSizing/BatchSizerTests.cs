@@ -19,8 +19,9 @@ public class BatchSizerTests
     {
         const int dims = 100;
         const double g2 = 4, trace = dims;
-        var config = new TrainingConfig { GlobalBatch = 64, BaseBatch = 64, LrScaling = Core.Schedules.LrScaling.AdaScale };
-        var sizer = new BatchSizer(config, trainSamples: 60_000);
+        // --noise-window 0: each step's own gradient is the signal (the window's estimate: PersistentGradientTests).
+        var config = new TrainingConfig { GlobalBatch = 64, BaseBatch = 64, LrScaling = Core.Schedules.LrScaling.AdaScale, NoiseWindow = 0 };
+        var sizer = new BatchSizer(config, trainSamples: 60_000, parameterCount: 8);
         var rng = new SplitMix64(21);
         double Normal() => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
         var sum = new double[dims];
@@ -57,8 +58,8 @@ public class BatchSizerTests
     public void The_schedule_advances_by_samples_over_the_base_batch_where_the_batch_varies()
     {
         var timing = new StepTiming(1, 0, 0, 2);
-        var scheduled = new BatchSizer(new TrainingConfig { GlobalBatch = 64, BaseBatch = 64, BatchSchedule = [new(0, 256)] }, 60_000);
-        var fixedBatch = new BatchSizer(new TrainingConfig { GlobalBatch = 256, BaseBatch = 64 }, 60_000);
+        var scheduled = new BatchSizer(new TrainingConfig { GlobalBatch = 64, BaseBatch = 64, BatchSchedule = [new(0, 256)] }, 60_000, 8);
+        var fixedBatch = new BatchSizer(new TrainingConfig { GlobalBatch = 256, BaseBatch = 64 }, 60_000, 8);
         for (int step = 0; step < 3; step++)
         {
             scheduled.Observe(256, scheduled.GainAt(256), [], 0, "", timing);

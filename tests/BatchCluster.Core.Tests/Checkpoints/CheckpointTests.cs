@@ -36,6 +36,11 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(sizing, adaptive.Sizing);
         Assert.Null(adaptive.RunningStatistics);
 
+        var window = new Core.Gradients.PersistentGradientState([0.5f, -1.5f, 3f], 3, 0.125, 7.5, 2048, 0.0625, 0.75);
+        var windowed = CheckpointStore.Read(store.Write(State(15) with { Sizing = sizing with { Persistent = window } })).Sizing!.Persistent!;
+        Assert.Equal(window.WindowSum, windowed.WindowSum);
+        Assert.Equal(window with { WindowSum = windowed.WindowSum }, windowed);
+
         var ghost = CheckpointStore.Read(store.Write(State(14) with { RunningStatistics = [0.5f, -0.25f, 1.5f, 2f] }));
         Assert.Equal(new[] { 0.5f, -0.25f, 1.5f, 2f }, ghost.RunningStatistics);
     }
