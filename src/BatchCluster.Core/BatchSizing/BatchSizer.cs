@@ -35,7 +35,7 @@ public sealed class BatchSizer
         _trainSamples = trainSamples;
         Batch = config.BatchSchedule is { Count: > 0 } schedule ? BatchChange.At(schedule, 0, config.GlobalBatch) : config.GlobalBatch;
         if (config.NeedsNoiseEstimate && config.EffectiveNoiseWindow > 0)
-            _persistent = new PersistentGradient(parameterCount, config.EffectiveNoiseWindow, config.BaseBatch);
+            _persistent = new PersistentGradient(parameterCount, config.EffectiveNoiseWindow);
         if (config.Adaptive is { } adaptive) _planner = new GoodputPlanner(adaptive.Min, Math.Min(adaptive.Max, trainSamples), ReferenceBatch, config.ShareGranule);
     }
 

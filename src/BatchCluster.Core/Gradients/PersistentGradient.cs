@@ -3,7 +3,7 @@ using BatchCluster.Core.Numerics;
 namespace BatchCluster.Core.Gradients;
 
 /// <summary>What a checkpoint keeps of <see cref="PersistentGradient"/>: the open window (its gradient sum, steps, noise, progress) and the smoothed signal.</summary>
-public sealed record PersistentGradientState(float[] WindowSum, int Steps, double Noise, double Progress, double Samples, double EmaSignal, double Weight);
+public sealed record PersistentGradientState(float[] WindowSum, int Steps, double Noise, double Progress, double EmaSignal, double Weight);
 
 /// <summary>
 /// The squared norm of the part of the gradient that persists (docs/adaptive-batch.md, "The signal that persists"): the step
@@ -26,32 +26,30 @@ public sealed class PersistentGradient
     private int _steps;
     private double _noise;     // Σ tr Σ / M_t over the window's steps
     private double _progress;  // τ advanced in the window
-    private double _samples;   // samples in the window
     private double _emaSignal;
     private double _weight;    // bias correction of the smoothed signal, as in GradientNoiseScale
 
     /// <param name="parameterCount">The model's size.</param>
     /// <param name="windowProgress">The window's length in steps at the reference batch (τ), &gt; 0.</param>
-    /// <param name="referenceBatch">M0: the smoothing spans a similar number of samples at any batch (<see cref="SmoothingAtReference"/> per M0 samples).</param>
-    public PersistentGradient(int parameterCount, double windowProgress, int referenceBatch)
+    public PersistentGradient(int parameterCount, double windowProgress)
     {
         if (!(windowProgress > 0)) throw new ArgumentOutOfRangeException(nameof(windowProgress), "a window spans more than 0 reference steps");
         _sum = new float[parameterCount];
         WindowProgress = windowProgress;
-        ReferenceBatch = referenceBatch;
     }
 
     /// <summary>
-    /// Smoothing of the windows' estimates per M0 samples: they span ~33 · M0 samples, about three windows. The persistent signal
-    /// falls ~50-fold over the first hundred steps (0.7 to 0.015 in the one-host experiment), and the step estimates' span of ~100 ·
-    /// M0 samples kept the early windows' large values in the average for hundreds of steps; a window's estimate is already an
-    /// average over ten reference steps.
+    /// Smoothing of the windows' estimates, per window: they span about four windows (40 reference steps of progress by default).
+    /// Per window, not per sample, because a window already spans a fixed progress and its estimate is about as noisy at any
+    /// batch; smoothing per sample (as the step estimates are, ~100 · M0 samples) kept the early windows' large values in the
+    /// average for hundreds of steps while the signal fell ~50-fold (0.7 to 0.015 over the first hundred steps of the one-host
+    /// experiment), and at 4,096 samples left two-step windows nearly unsmoothed, so that AdaScale's gain swung 2.5-fold within
+    /// ten steps.
     /// </summary>
-    public const double SmoothingAtReference = 0.97;
+    public const double SmoothingPerWindow = 0.75;
     public const int MinimumSteps = 2;
 
     public double WindowProgress { get; }
-    public int ReferenceBatch { get; }
 
     /// <summary>The smoothed ‖mean G‖² of the windows (bias-corrected); NaN before the first window closed.</summary>
     public double SmoothedSignal => _weight > 0 ? _emaSignal / _weight : double.NaN;
@@ -73,29 +71,26 @@ public sealed class PersistentGradient
     {
         _steps++;
         _progress += progress;
-        _samples += batch;
         _noise += double.IsFinite(traceSigma) ? Math.Max(0, traceSigma) / batch : double.NaN;
         if (_progress < WindowProgress || _steps < MinimumSteps) return null;
         double sumSquared = FlatMath.SquaredNorm(_sum);
         double estimate = (sumSquared - _noise) / ((double)_steps * _steps);
-        double samples = _samples;
         Array.Clear(_sum);
-        (_steps, _noise, _progress, _samples) = (0, 0, 0, 0);
+        (_steps, _noise, _progress) = (0, 0, 0);
         if (!double.IsFinite(estimate)) return null; // no tr Σ yet: this window cannot be corrected for its noise
-        double decay = Math.Pow(SmoothingAtReference, samples / ReferenceBatch);
-        _emaSignal = decay * _emaSignal + (1 - decay) * estimate;
-        _weight = decay * _weight + (1 - decay);
+        _emaSignal = SmoothingPerWindow * _emaSignal + (1 - SmoothingPerWindow) * estimate;
+        _weight = SmoothingPerWindow * _weight + (1 - SmoothingPerWindow);
         return estimate;
     }
 
-    public PersistentGradientState State => new((float[])_sum.Clone(), _steps, _noise, _progress, _samples, _emaSignal, _weight);
+    public PersistentGradientState State => new((float[])_sum.Clone(), _steps, _noise, _progress, _emaSignal, _weight);
 
     public void Restore(PersistentGradientState state)
     {
         if (state.WindowSum.Length != _sum.Length)
             throw new ArgumentException($"a persistent-gradient window of {state.WindowSum.Length} values for a model of {_sum.Length}");
         state.WindowSum.CopyTo(_sum, 0);
-        (_steps, _noise, _progress, _samples, _emaSignal, _weight) = (state.Steps, state.Noise, state.Progress, state.Samples, state.EmaSignal, state.Weight);
+        (_steps, _noise, _progress, _emaSignal, _weight) = (state.Steps, state.Noise, state.Progress, state.EmaSignal, state.Weight);
     }
 
     /// <summary>The window sum's range [offset, offset + length), for a ring commit that may be rolled back.</summary>

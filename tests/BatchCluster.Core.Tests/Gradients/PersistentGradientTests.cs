@@ -16,7 +16,7 @@ public class PersistentGradientTests
     /// whose signal includes the oscillation, reads tr Σ / (|P|² + |O|²) = 10. Two sizers see the same 3,000 steps: with the window
     /// (--noise-window 10) B_noise must read 100 and without it (0) 10, each within 20 % at every check after the first 500 steps.
     /// The spread: a window's estimate of |P|² has a standard deviation of ~0.08 (its cross term 2 P·noise over ten steps of 64
-    /// samples), the smoothing averages ~7 windows (±3 %), the smoothed tr Σ ±2 %: 20 % is over four standard deviations, while
+    /// samples), the smoothing averages ~4 windows (±4 %), the smoothed tr Σ ±2 %: 20 % is over four standard deviations, while
     /// confusing the two signals is a factor of 10.
     /// </summary>
     [Fact]
@@ -72,7 +72,7 @@ public class PersistentGradientTests
     [InlineData(20.0, 2)]
     public void A_window_spans_progress_not_steps(double gain, int stepsPerWindow)
     {
-        var persistent = new PersistentGradient(Dims, windowProgress: 10, referenceBatch: 64);
+        var persistent = new PersistentGradient(Dims, windowProgress: 10);
         var gradient = Enumerable.Repeat(0.5f, Dims).ToArray();
         var closedAt = new List<int>();
         for (int step = 1; step <= 3 * stepsPerWindow; step++)
@@ -90,7 +90,7 @@ public class PersistentGradientTests
     [Fact]
     public void A_window_without_a_noise_estimate_is_not_counted()
     {
-        var persistent = new PersistentGradient(Dims, windowProgress: 2, referenceBatch: 64);
+        var persistent = new PersistentGradient(Dims, windowProgress: 2);
         var gradient = Enumerable.Repeat(1f, Dims).ToArray();
         for (int step = 0; step < 2; step++)
         {
@@ -109,13 +109,13 @@ public class PersistentGradientTests
     {
         var rng = new SplitMix64(3);
         var steps = Enumerable.Range(0, 40).Select(_ => Enumerable.Range(0, Dims).Select(_ => (float)(rng.NextDouble() - 0.4)).ToArray()).ToList();
-        var whole = new PersistentGradient(Dims, 6, 64);
+        var whole = new PersistentGradient(Dims, 6);
         PersistentGradient? resumed = null;
         for (int t = 0; t < steps.Count; t++)
         {
             if (t == 23)
             {
-                resumed = new PersistentGradient(Dims, 6, 64);
+                resumed = new PersistentGradient(Dims, 6);
                 resumed.Restore(whole.State);
             }
             foreach (var estimator in new[] { whole, resumed }.OfType<PersistentGradient>())
@@ -129,6 +129,6 @@ public class PersistentGradientTests
         }
         Assert.Equal(whole.SmoothedSignal, resumed!.SmoothedSignal);
         Assert.True(whole.SmoothedSignal > 0);
-        Assert.Throws<ArgumentException>(() => new PersistentGradient(Dims + 1, 6, 64).Restore(whole.State));
+        Assert.Throws<ArgumentException>(() => new PersistentGradient(Dims + 1, 6).Restore(whole.State));
     }
 }

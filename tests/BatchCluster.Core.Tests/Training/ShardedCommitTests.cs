@@ -130,6 +130,38 @@ public class ShardedCommitTests
         Assert.Equal(reference.Parameters.ToArray(), broken.Parameters.ToArray());
     }
 
+    /// <summary>
+    /// A run that estimates the noise (AdaScale) adds every applied step's mean gradient to the persistent gradient's window
+    /// (docs/adaptive-batch.md): a ring adds each reduced range as it is applied, scaled by 1/B, and must end with the window the
+    /// star's whole mean gives — bitwise here, since 1/16 is exact — also when a commit broke midway and was rolled back.
+    /// </summary>
+    [Fact]
+    public void The_noise_window_adds_the_same_mean_whole_or_by_shards_and_forgets_a_rolled_back_step()
+    {
+        var config = Config(Settings("momentum")) with { LrScaling = Core.Schedules.LrScaling.AdaScale, BaseBatch = Batch };
+        var whole = Session(config);
+        var sharded = Session(config);
+        var random = new Random(4);
+        for (long step = 0; step < 13; step++)
+        {
+            var sum = SumFor(step);
+            if (step == 11)
+            {
+                var broken = sharded.BeginShardedCommit(sharded.NextBatch(), [Tally(sum)], FlatMath.SquaredNorm(sum))!;
+                broken.Apply(200, sum.AsSpan(200, 300).ToArray());
+                broken.RollBack();
+            }
+            whole.Commit(whole.NextBatch(), [new ShareGradient(sum.ToArray(), Batch, Batch * 0.7, FlatMath.SquaredNorm(sum), 1)], Measured, whole.NowMs);
+            ApplySharded(sharded, sum, random);
+        }
+        var a = whole.Capture().Sizing!.Persistent!;
+        var b = sharded.Capture().Sizing!.Persistent!;
+        Assert.Equal(3, a.Steps); // the first window closed after 10 steps at gain 1; steps 10–12 are open
+        Assert.Equal(a.Steps, b.Steps);
+        Assert.Contains(a.WindowSum, v => v != 0);
+        Assert.Equal(a.WindowSum, b.WindowSum);
+    }
+
     [Fact]
     public void Ranges_must_cover_the_model_exactly_once()
     {
