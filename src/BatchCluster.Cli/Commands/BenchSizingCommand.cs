@@ -12,11 +12,11 @@ namespace BatchCluster.Cli.Commands;
 
 /// <summary>
 /// <c>batchcluster bench sizing</c>: what choosing the batch costs a step (docs/adaptive-batch.md, "Cost"). First the bookkeeping
-/// alone — the batch-scaled noise estimates, the persistent gradient's window (one pass adding the step's mean gradient; its norm when a window
-/// closes), the throughput model and a decision window, as the session does them after every step
+/// alone — the batch-scaled noise estimates, the throughput model and a decision window, as the session does them after every step
 /// of four shares — in microseconds per step; then whole runs at global batch 128 on the local cluster (4 workers) and the plain
 /// loop, each fixed against the same run with --global-batch auto held at 128 (range 128:128: the planner decides, nothing
-/// changes) and, for the plain loop, the two halves an estimating run computes. Runs alternate so drift favours neither.
+/// changes) and, for the plain loop, the two halves an estimating run computes. The noise window's sum (adding the mean as it is
+/// averaged) is timed apart, on the average of four MLP shares with and without it. Runs alternate so drift favours neither.
 /// </summary>
 public static class BenchSizingCommand
 {
@@ -34,9 +34,9 @@ public static class BenchSizingCommand
     {
         int steps = r.GetValue(Steps) ?? 2000;
         int repeats = r.GetValue(Repeats) ?? 3;
-        double bookkeepingUs = Bookkeeping();
+        double sizerUs = Bookkeeping(), windowUs = WindowAdd(), bookkeepingUs = sizerUs + windowUs;
         Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"bench sizing: the bookkeeping of an adaptive step (4 shares, noise estimates, the persistent gradient's window, throughput model, a decision every 100 steps): {bookkeepingUs:F2} µs per step"));
+            $"bench sizing: the bookkeeping of an adaptive step: {bookkeepingUs:F2} µs per step — {sizerUs:F2} µs for the noise estimates, throughput model and a decision every 100 steps (4 shares), {windowUs:F2} µs for adding the mean to the noise window as four MLP shares are averaged"));
 
         var data = DataSource.Load("fashion-mnist", FashionMnist.DefaultDirectory, FashionMnist.DefaultValidationSize, 1);
         var baseConfig = new TrainingConfig
@@ -65,7 +65,10 @@ public static class BenchSizingCommand
         Console.Out.WriteLine();
         Console.Out.WriteLine("| run (B 128) | samples/s (median) | min – max | median step ms |");
         Console.Out.WriteLine("| --- | ---: | ---: | ---: |");
-        var json = new Dictionary<string, object> { ["sizing_us_per_step"] = Math.Round(bookkeepingUs, 3) };
+        var json = new Dictionary<string, object>
+        {
+            ["sizing_us_per_step"] = Math.Round(bookkeepingUs, 3), ["sizer_us_per_step"] = Math.Round(sizerUs, 3), ["noise_window_us_per_step"] = Math.Round(windowUs, 3),
+        };
         foreach (var (key, _) in kinds)
         {
             var speeds = results[key].Select(m => m.SamplesPerSecond).Order().ToList();
@@ -87,11 +90,9 @@ public static class BenchSizingCommand
         var config = new TrainingConfig { GlobalBatch = 128, BaseBatch = 128, Adaptive = new AdaptiveBatch(32, 4096, AdaptEvery: 100), LrScaling = Core.Schedules.LrScaling.AdaScale };
         int parameters = ModelFactory.InitialParameters(ModelSpec.Mlp(), 1).Length;
         var sizer = new BatchSizer(config, 55_000, parameters);
-        var meanGradient = new float[parameters]; // what the session adds to the persistent gradient's window after every applied step
-        for (int i = 0; i < meanGradient.Length; i++) meanGradient[i] = 1e-4f * (i % 7 - 3);
         string[] workers = ["akka://batchcluster-local/user/worker-0", "akka://batchcluster-local/user/worker-1", "akka://batchcluster-local/user/worker-2", "akka://batchcluster-local/user/worker-3"];
         var rng = new Random(1);
-        const int warmup = 2_000, timed = 20_000;
+        const int warmup = 20_000, timed = 200_000;
         var clock = new Stopwatch();
         for (long step = 0; step < warmup + timed; step++)
         {
@@ -101,10 +102,36 @@ public static class BenchSizingCommand
             var shares = new List<(int, double)>(4);
             for (int s = 0; s < 4; s++) shares.Add((share, share * share * (1 + 100.0 / share) * (1 + 0.1 * rng.NextDouble())));
             string layout = string.Join(',', workers.Order(StringComparer.Ordinal));
-            sizer.Persistent?.Add(0, meanGradient, 1f);
             sizer.Observe(batch, sizer.GainAt(batch), shares, 1 + 100.0 / batch, layout, new StepTiming(0.5 + 0.003 * batch, 0.2, 0.1, 1.5 + 0.003 * batch));
             sizer.Next(step + 1);
         }
         return clock.Elapsed.TotalMicroseconds / timed;
+    }
+
+    /// <summary>
+    /// Microseconds per step the noise window's sum adds to the coordinator's average of four MLP shares (ExactAverage with the
+    /// mean also added to the window, block by block, against without): medians of alternating rounds.
+    /// </summary>
+    private static double WindowAdd()
+    {
+        int parameters = ModelFactory.InitialParameters(ModelSpec.Mlp(), 1).Length;
+        var shares = Enumerable.Range(0, 4).Select(s =>
+            new Core.Gradients.ShareGradient(Enumerable.Range(0, parameters).Select(i => 1e-3f * ((i + s) % 11 - 5)).ToArray(), 32, 1, 1, 1)).ToList();
+        var mean = new float[parameters];
+        var window = new float[parameters];
+        var with = new List<double>();
+        var without = new List<double>();
+        var clock = new Stopwatch();
+        for (int round = 0; round < 40; round++)
+            foreach (bool add in round % 2 == 0 ? new[] { true, false } : [false, true])
+            {
+                clock.Restart();
+                for (int i = 0; i < 100; i++)
+                    Core.Gradients.ExactAverage.Compute(shares, mean, out _, 0, add ? window : default);
+                (add ? with : without).Add(clock.Elapsed.TotalMicroseconds / 100);
+            }
+        with.Sort();
+        without.Sort();
+        return Math.Max(0, with[with.Count / 2] - without[without.Count / 2]);
     }
 }

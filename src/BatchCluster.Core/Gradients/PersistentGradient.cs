@@ -75,12 +75,18 @@ public sealed class PersistentGradient
         if (_progress < WindowProgress || _steps < MinimumSteps) return null;
         double sumSquared = FlatMath.SquaredNorm(_sum);
         double estimate = (sumSquared - _noise) / ((double)_steps * _steps);
-        Array.Clear(_sum);
-        (_steps, _noise, _progress) = (0, 0, 0);
+        DiscardWindow(); // the next one starts
         if (!double.IsFinite(estimate)) return null; // no tr Σ yet: this window cannot be corrected for its noise
         _emaSignal = SmoothingPerWindow * _emaSignal + (1 - SmoothingPerWindow) * estimate;
         _weight = SmoothingPerWindow * _weight + (1 - SmoothingPerWindow);
         return estimate;
+    }
+
+    /// <summary>Forgets the open window (its sum holds a step that was not applied: a non-finite mean, added as it was averaged); the smoothed signal stays.</summary>
+    public void DiscardWindow()
+    {
+        Array.Clear(_sum);
+        (_steps, _noise, _progress) = (0, 0, 0);
     }
 
     public PersistentGradientState State => new((float[])_sum.Clone(), _steps, _noise, _progress, _emaSignal, _weight);
@@ -93,6 +99,6 @@ public sealed class PersistentGradient
         (_steps, _noise, _progress, _emaSignal, _weight) = (state.Steps, state.Noise, state.Progress, state.EmaSignal, state.Weight);
     }
 
-    /// <summary>The window sum's range [offset, offset + length), for a ring commit that may be rolled back.</summary>
+    /// <summary>The window sum's range [offset, offset + length): a star commit adds its mean there as it averages (ExactAverage), a ring commit that may be rolled back backs it up.</summary>
     public Span<float> Range(int offset, int length) => _sum.AsSpan(offset, length);
 }

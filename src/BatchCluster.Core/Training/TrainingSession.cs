@@ -261,7 +261,9 @@ public sealed class TrainingSession
         CheckNext(batch);
         using var span = StepTrace.Time(StepPhase.Commit, batch.Step);
         long started = Stopwatch.GetTimestamp();
-        int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient, out double meanSquaredNorm, FoldedPrefix(batch, sharesInPlanOrder, out double foldMs));
+        // A run with a noise window adds the mean to it in the same pass (one pass less); a step that is not applied discards the window.
+        var window = _sizing.Persistent is { } persistent ? persistent.Range(0, _meanGradient.Length) : default;
+        int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient, out double meanSquaredNorm, FoldedPrefix(batch, sharesInPlanOrder, out double foldMs), window);
         if (samples != batch.Size)
             throw new InvalidOperationException($"step {batch.Step}: shares hold {samples} samples but the global batch has {batch.Size}");
         double lossSum = 0;
@@ -273,6 +275,7 @@ public sealed class TrainingSession
         for (int i = 0; i < tallies.Length; i++) tallies[i] = sharesInPlanOrder[i].Tally(finite || sharesInPlanOrder[i].IsFinite);
         if (!finite)
         {
+            _sizing.Persistent?.DiscardWindow(); // it holds this step's non-finite mean
             var nonFinite = Enumerable.Range(0, tallies.Length).Where(i => !tallies[i].Finite).ToArray();
             if (nonFinite.Length > 0 && rejectNonFinite?.Invoke(nonFinite) == true)
             {
@@ -289,7 +292,6 @@ public sealed class TrainingSession
         _optimizer.CompleteStep();
         double updateMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         if (!parametersFinite) throw NonFiniteUpdate(batch.Step, lr, gradNorm);
-        _sizing.Persistent?.Add(0, _meanGradient, 1f);
         UpdateRunningStatistics(batch, sharesInPlanOrder);
         return Record(batch, tallies, samples, loss, lr, gain, gradNorm, measured, updateMs, stepStartedAtMs, foldMs);
     }

@@ -162,6 +162,30 @@ public class ShardedCommitTests
         Assert.Equal(a.WindowSum, b.WindowSum);
     }
 
+    /// <summary>
+    /// The star adds each step's mean to the noise window as it averages, before it knows the step is finite: a skipped step's
+    /// NaN must not stay in the window (it would read NaN for the rest of the run). The window is discarded, and the next ones
+    /// are finite and close again.
+    /// </summary>
+    [Fact]
+    public void A_skipped_non_finite_step_does_not_poison_the_noise_window()
+    {
+        var session = Session(Config(Settings("momentum")) with { LrScaling = Core.Schedules.LrScaling.AdaScale, BaseBatch = Batch });
+        void Commit(float[] sum) =>
+            session.Commit(session.NextBatch(), [new ShareGradient(sum, Batch, Batch * 0.7, FlatMath.SquaredNorm(sum), 1)], Measured, session.NowMs);
+        for (long step = 0; step < 3; step++) Commit(SumFor(step));
+        var poisoned = SumFor(3);
+        poisoned[17] = float.NaN;
+        Assert.Null(session.Commit(session.NextBatch(), [new ShareGradient(poisoned, Batch, Batch * 0.7, double.NaN, 1)], Measured, session.NowMs));
+        var afterSkip = session.Capture().Sizing!.Persistent!;
+        Assert.Equal(0, afterSkip.Steps);
+        Assert.All(afterSkip.WindowSum, v => Assert.Equal(0f, v));
+        for (long step = 4; step < 7; step++) Commit(SumFor(step));
+        var window = session.Capture().Sizing!.Persistent!;
+        Assert.Equal(3, window.Steps);
+        Assert.True(FlatMath.AllFinite(window.WindowSum) && window.WindowSum.Any(v => v != 0));
+    }
+
     [Fact]
     public void Ranges_must_cover_the_model_exactly_once()
     {
