@@ -88,8 +88,8 @@ public static class BenchSizingCommand
     private static double Bookkeeping()
     {
         var config = new TrainingConfig { GlobalBatch = 128, BaseBatch = 128, Adaptive = new AdaptiveBatch(32, 4096, AdaptEvery: 100), LrScaling = Core.Schedules.LrScaling.AdaScale };
-        int parameters = ModelFactory.InitialParameters(ModelSpec.Mlp(), 1).Length;
-        var sizer = new BatchSizer(config, 55_000, parameters);
+        var tensors = ModelFactory.LayoutOf(ModelSpec.Mlp()).Entries.Select(e => e.Count).ToList();
+        var sizer = new BatchSizer(config, 55_000, tensors.Sum(), tensors);
         string[] workers = ["akka://batchcluster-local/user/worker-0", "akka://batchcluster-local/user/worker-1", "akka://batchcluster-local/user/worker-2", "akka://batchcluster-local/user/worker-3"];
         var rng = new Random(1);
         const int warmup = 20_000, timed = 200_000;
@@ -114,11 +114,12 @@ public static class BenchSizingCommand
     /// </summary>
     private static double WindowAdd()
     {
-        int parameters = ModelFactory.InitialParameters(ModelSpec.Mlp(), 1).Length;
+        var tensors = ModelFactory.LayoutOf(ModelSpec.Mlp()).Entries.Select(e => e.Count).ToList();
+        int parameters = tensors.Sum();
         var shares = Enumerable.Range(0, 4).Select(s =>
             new Core.Gradients.ShareGradient(Enumerable.Range(0, parameters).Select(i => 1e-3f * ((i + s) % 11 - 5)).ToArray(), 32, 1, 1, 1)).ToList();
         var mean = new float[parameters];
-        var window = new float[parameters];
+        var window = new Core.Gradients.PersistentGradient(parameters, TrainingConfig.DefaultNoiseWindow, tensors, seed: 1);
         var with = new List<double>();
         var without = new List<double>();
         var clock = new Stopwatch();
@@ -127,7 +128,7 @@ public static class BenchSizingCommand
             {
                 clock.Restart();
                 for (int i = 0; i < 100; i++)
-                    Core.Gradients.ExactAverage.Compute(shares, mean, out _, 0, add ? window : default);
+                    Core.Gradients.ExactAverage.Compute(shares, mean, out _, 0, add ? window : null);
                 (add ? with : without).Add(clock.Elapsed.TotalMicroseconds / 100);
             }
         with.Sort();

@@ -29,13 +29,14 @@ public sealed class BatchSizer
     private long _windowStart;
 
     /// <param name="parameterCount">The model's size: the persistent signal's window sums the step gradients (where the run estimates the noise).</param>
-    public BatchSizer(TrainingConfig config, int trainSamples, int parameterCount)
+    /// <param name="tensorSizes">Its tensors in the flat order, which the window samples by block (null: one tensor).</param>
+    public BatchSizer(TrainingConfig config, int trainSamples, int parameterCount, IReadOnlyList<int>? tensorSizes = null)
     {
         _config = config;
         _trainSamples = trainSamples;
         Batch = config.BatchSchedule is { Count: > 0 } schedule ? BatchChange.At(schedule, 0, config.GlobalBatch) : config.GlobalBatch;
         if (config.NeedsNoiseEstimate && config.EffectiveNoiseWindow > 0)
-            _persistent = new PersistentGradient(parameterCount, config.EffectiveNoiseWindow);
+            _persistent = new PersistentGradient(parameterCount, config.EffectiveNoiseWindow, tensorSizes, config.Seed);
         if (config.Adaptive is { } adaptive) _planner = new GoodputPlanner(adaptive.Min, Math.Min(adaptive.Max, trainSamples), ReferenceBatch, config.ShareGranule);
     }
 

@@ -21,7 +21,7 @@ namespace BatchCluster.Core.Checkpoints;
 /// epoch (int32), τ (double), the noise averages (3 doubles), window start (int64); version 1 files,
 /// which have none, are fixed-batch runs and still read), from version 3 the batch-norm running statistics (byte 0 = none, or 1
 /// then int32 n, n float32), from version 4 in the batch sizing the persistent gradient (byte 0 = none, or 1 then its window's sum
-/// (int32 n, n float32), steps (int32), noise, progress, smoothed signal, weight (4 doubles)), then the 32-byte SHA-256 of
+/// (int32 n, n float32), steps (int32), noise, progress, smoothed signal, weight (4 doubles), the window's index (int64)), then the 32-byte SHA-256 of
 /// everything before it.
 /// </summary>
 public sealed partial class CheckpointStore
@@ -203,7 +203,7 @@ public sealed partial class CheckpointStore
         {
             sizing = new(r.ReadInt32(), r.ReadInt32(), r.ReadDouble(), new Gradients.NoiseScaleState(r.ReadDouble(), r.ReadDouble(), r.ReadDouble()), r.ReadInt64());
             if (version >= 4 && r.ReadByte() == 1)
-                sizing = sizing with { Persistent = new(ReadFloats(r), r.ReadInt32(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble()) };
+                sizing = sizing with { Persistent = new(ReadFloats(r), r.ReadInt32(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64()) };
         }
         float[]? running = version >= 3 && r.ReadByte() == 1 ? ReadFloats(r) : null;
         var state = new CheckpointState(fingerprint, nextStep, epoch, index, parameters, new OptimizerState(optimizer, optimizerSteps, buffers), sizing, running);
@@ -286,6 +286,7 @@ public sealed partial class CheckpointStore
                     w.Write(persistent.Progress);
                     w.Write(persistent.EmaSignal);
                     w.Write(persistent.Weight);
+                    w.Write(persistent.Window);
                 }
             }
             w.Write((byte)(state.RunningStatistics is null ? 0 : 1));

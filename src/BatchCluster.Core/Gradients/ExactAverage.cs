@@ -27,13 +27,12 @@ public static class ExactAverage
     /// <param name="meanSquaredNorm">Σ mean², in double (<see cref="FlatMath.SquaredNorm"/>): finite exactly when every value of the mean is.</param>
     /// <param name="alreadySummed">How many leading shares <paramref name="mean"/> already holds the sum of (<see cref="SumInto"/>, as they
     /// arrived); the rest are added in the same order, so the bits are those of one pass over all of them.</param>
-    /// <param name="alsoAddMeanTo">Where the mean is also added, block by block while it is in the cache (the noise window's sum,
-    /// <see cref="PersistentGradient"/>): one pass less than adding it afterwards. Empty: nowhere.</param>
+    /// <param name="alsoAddMeanTo">A noise window the mean is also added to, block by block while it is in the cache (where the
+    /// window reads: <see cref="PersistentGradient.Add"/>); null: none.</param>
     /// <returns>The samples the shares hold.</returns>
     public static int Compute(IReadOnlyList<ShareGradient> sharesInPlanOrder, Span<float> mean, out double meanSquaredNorm, int alreadySummed = 0,
-        Span<float> alsoAddMeanTo = default)
+        PersistentGradient? alsoAddMeanTo = null)
     {
-        if (!alsoAddMeanTo.IsEmpty) FlatMath.CheckLengths(alsoAddMeanTo.Length, mean.Length);
         if (sharesInPlanOrder.Count == 0) throw new ArgumentException("no shares to average", nameof(sharesInPlanOrder));
         int total = 0;
         for (int i = 0; i < sharesInPlanOrder.Count; i++)
@@ -68,7 +67,7 @@ public static class ExactAverage
                 FlatMath.DivideInPlace(block, total);
             }
             norm.AddWholeVectors(block.Slice(0, Math.Min(length, whole - start)));
-            if (!alsoAddMeanTo.IsEmpty) FlatMath.AddInPlace(alsoAddMeanTo.Slice(start, length), block);
+            alsoAddMeanTo?.Add(start, block, 1f);
         }
         meanSquaredNorm = norm.Total(mean.Slice(whole));
         return total;

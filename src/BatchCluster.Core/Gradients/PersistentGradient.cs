@@ -3,7 +3,7 @@ using BatchCluster.Core.Numerics;
 namespace BatchCluster.Core.Gradients;
 
 /// <summary>What a checkpoint keeps of <see cref="PersistentGradient"/>: the open window (its gradient sum, steps, noise, progress) and the smoothed signal.</summary>
-public sealed record PersistentGradientState(float[] WindowSum, int Steps, double Noise, double Progress, double EmaSignal, double Weight);
+public sealed record PersistentGradientState(float[] WindowSum, int Steps, double Noise, double Progress, double EmaSignal, double Weight, long Window);
 
 /// <summary>
 /// The squared norm of the part of the gradient that persists (docs/adaptive-batch.md, "The signal that persists"): the step
@@ -18,11 +18,15 @@ public sealed record PersistentGradientState(float[] WindowSum, int Steps, doubl
 /// grow without end (a prototype with the momentum buffer did: 256 → 3,444 in 300 steps). Measured in τ, a larger batch's
 /// window holds fewer steps and the estimate does not grow with the batch that it chooses. Windows are never shorter than
 /// two steps, so an oscillation of period two cancels.</para>
-/// Plain code, owned by the session's thread; its window sum is the only model-sized buffer of the estimate.
+/// <para>A window reads a random sample of the model's blocks (<see cref="WindowBlocks"/>): ‖Σ_t g_t‖² is estimated without bias
+/// from the read blocks' squared norms, each weighted by the inverse of its chance to be read, at about a sixth of the cost.</para>
+/// Plain code, owned by the session's thread; its window sum is the only model-sized buffer of the estimate (only read blocks are written).
 /// </summary>
 public sealed class PersistentGradient
 {
     private readonly float[] _sum;
+    private readonly WindowBlocks _blocks;
+    private long _window;       // windows closed or discarded: the draw of the current one
     private int _steps;
     private double _noise;     // Σ tr Σ / M_t over the window's steps
     private double _progress;  // τ advanced in the window
@@ -31,10 +35,13 @@ public sealed class PersistentGradient
 
     /// <param name="parameterCount">The model's size.</param>
     /// <param name="windowProgress">The window's length in steps at the reference batch (τ), &gt; 0.</param>
-    public PersistentGradient(int parameterCount, double windowProgress)
+    /// <param name="tensorSizes">The model's tensors in the flat order (null: one tensor): large ones are sampled by block.</param>
+    /// <param name="seed">The run's seed: which blocks a window reads.</param>
+    public PersistentGradient(int parameterCount, double windowProgress, IReadOnlyList<int>? tensorSizes = null, long seed = 0)
     {
         if (!(windowProgress > 0)) throw new ArgumentOutOfRangeException(nameof(windowProgress), "a window spans more than 0 reference steps");
         _sum = new float[parameterCount];
+        _blocks = new WindowBlocks(parameterCount, tensorSizes ?? [parameterCount], seed);
         WindowProgress = windowProgress;
     }
 
@@ -54,12 +61,22 @@ public sealed class PersistentGradient
     /// <summary>The smoothed ‖mean G‖² of the windows (bias-corrected); NaN before the first window closed.</summary>
     public double SmoothedSignal => _weight > 0 ? _emaSignal / _weight : double.NaN;
 
-    /// <summary>Adds <paramref name="scale"/> · <paramref name="values"/> to the window's gradient sum at <paramref name="offset"/> (the whole mean gradient, or a ring's range of gradient sums ÷ the batch).</summary>
+    /// <summary>
+    /// Adds <paramref name="scale"/> · <paramref name="values"/> to the window's gradient sum at <paramref name="offset"/>, where the
+    /// window reads (a block of the mean as the coordinator averages it, or a ring's range of gradient sums, scale 1/B).
+    /// </summary>
     public void Add(int offset, ReadOnlySpan<float> values, float scale)
     {
-        var target = _sum.AsSpan(offset, values.Length);
-        if (scale == 1f) FlatMath.AddInPlace(target, values);
-        else FlatMath.MultiplyAddInPlace(target, values, scale);
+        int end = offset + values.Length;
+        for (int block = offset / WindowBlocks.BlockFloats; block * WindowBlocks.BlockFloats < end; block++)
+        {
+            if (!_blocks.Reads(block)) continue;
+            int from = Math.Max(offset, block * WindowBlocks.BlockFloats), to = Math.Min(end, (block + 1) * WindowBlocks.BlockFloats);
+            var target = _sum.AsSpan(from, to - from);
+            var source = values.Slice(from - offset, to - from);
+            if (scale == 1f) FlatMath.AddInPlace(target, source);
+            else FlatMath.MultiplyAddInPlace(target, source, scale);
+        }
     }
 
     /// <summary>
@@ -73,9 +90,12 @@ public sealed class PersistentGradient
         _progress += progress;
         _noise += double.IsFinite(traceSigma) ? Math.Max(0, traceSigma) / batch : double.NaN;
         if (_progress < WindowProgress || _steps < MinimumSteps) return null;
-        double sumSquared = FlatMath.SquaredNorm(_sum);
+        double sumSquared = 0;
+        for (int block = 0; block < _blocks.Count; block++)
+            if (_blocks.Reads(block)) sumSquared += _blocks.WeightOf(block) * FlatMath.SquaredNorm(BlockOf(block));
         double estimate = (sumSquared - _noise) / ((double)_steps * _steps);
-        DiscardWindow(); // the next one starts
+        DiscardWindow(); // the next one starts, on blocks of its own
+        _blocks.Draw(++_window);
         if (!double.IsFinite(estimate)) return null; // no tr Σ yet: this window cannot be corrected for its noise
         _emaSignal = SmoothingPerWindow * _emaSignal + (1 - SmoothingPerWindow) * estimate;
         _weight = SmoothingPerWindow * _weight + (1 - SmoothingPerWindow);
@@ -85,20 +105,31 @@ public sealed class PersistentGradient
     /// <summary>Forgets the open window (its sum holds a step that was not applied: a non-finite mean, added as it was averaged); the smoothed signal stays.</summary>
     public void DiscardWindow()
     {
-        Array.Clear(_sum);
+        for (int block = 0; block < _blocks.Count; block++)
+            if (_blocks.Reads(block)) BlockOf(block).Clear();
         (_steps, _noise, _progress) = (0, 0, 0);
     }
 
-    public PersistentGradientState State => new((float[])_sum.Clone(), _steps, _noise, _progress, _emaSignal, _weight);
+    private Span<float> BlockOf(int block)
+    {
+        int start = block * WindowBlocks.BlockFloats;
+        return _sum.AsSpan(start, Math.Min(WindowBlocks.BlockFloats, _sum.Length - start));
+    }
+
+    /// <summary>Blocks the current window reads, of <see cref="WindowBlocks.Count"/>.</summary>
+    public int BlocksRead => _blocks.ReadCount;
+
+    public PersistentGradientState State => new((float[])_sum.Clone(), _steps, _noise, _progress, _emaSignal, _weight, _window);
 
     public void Restore(PersistentGradientState state)
     {
         if (state.WindowSum.Length != _sum.Length)
             throw new ArgumentException($"a persistent-gradient window of {state.WindowSum.Length} values for a model of {_sum.Length}");
         state.WindowSum.CopyTo(_sum, 0);
-        (_steps, _noise, _progress, _emaSignal, _weight) = (state.Steps, state.Noise, state.Progress, state.EmaSignal, state.Weight);
+        (_steps, _noise, _progress, _emaSignal, _weight, _window) = (state.Steps, state.Noise, state.Progress, state.EmaSignal, state.Weight, state.Window);
+        _blocks.Draw(_window);
     }
 
-    /// <summary>The window sum's range [offset, offset + length): a star commit adds its mean there as it averages (ExactAverage), a ring commit that may be rolled back backs it up.</summary>
+    /// <summary>The window sum's range [offset, offset + length), which a ring commit that may be rolled back backs up.</summary>
     public Span<float> Range(int offset, int length) => _sum.AsSpan(offset, length);
 }

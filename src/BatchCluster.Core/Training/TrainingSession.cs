@@ -61,7 +61,8 @@ public sealed class TrainingSession
         _sampler = new EpochSampler(trainSamples, config.GlobalBatch, config.Seed, config.Shuffle);
         _schedule = config.Schedule;
         _parameters = (float[])initialParameters.Clone();
-        _sizing = new BatchSizer(config, trainSamples, _parameters.Length);
+        _sizing = new BatchSizer(config, trainSamples, _parameters.Length,
+            config.NeedsNoiseEstimate && config.EffectiveNoiseWindow > 0 ? TensorSizes(config.Model, _parameters.Length) : null);
         _meanGradient = new float[_parameters.Length];
         _optimizer = config.Optimizer.Create(_parameters.Length);
         _runningStatistics = config.BnBatch is null ? null : Models.RunningStatistics.Initial(config.Model);
@@ -87,6 +88,13 @@ public sealed class TrainingSession
 
     public string Fingerprint { get; }
     public TrainingConfig Config => _config;
+
+    /// <summary>The model's tensor sizes in the flat order, for the noise window's sampling; one tensor where the parameters are not the model's (tests).</summary>
+    private static IReadOnlyList<int> TensorSizes(Models.ModelSpec model, int parameterCount)
+    {
+        var layout = Models.ModelFactory.LayoutOf(model);
+        return layout.TotalCount == parameterCount ? layout.Entries.Select(e => e.Count).ToList() : [parameterCount];
+    }
 
     private void Restore(CheckpointState state)
     {
@@ -262,8 +270,8 @@ public sealed class TrainingSession
         using var span = StepTrace.Time(StepPhase.Commit, batch.Step);
         long started = Stopwatch.GetTimestamp();
         // A run with a noise window adds the mean to it in the same pass (one pass less); a step that is not applied discards the window.
-        var window = _sizing.Persistent is { } persistent ? persistent.Range(0, _meanGradient.Length) : default;
-        int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient, out double meanSquaredNorm, FoldedPrefix(batch, sharesInPlanOrder, out double foldMs), window);
+        int samples = ExactAverage.Compute(sharesInPlanOrder, _meanGradient, out double meanSquaredNorm, FoldedPrefix(batch, sharesInPlanOrder, out double foldMs),
+            _sizing.Persistent);
         if (samples != batch.Size)
             throw new InvalidOperationException($"step {batch.Step}: shares hold {samples} samples but the global batch has {batch.Size}");
         double lossSum = 0;

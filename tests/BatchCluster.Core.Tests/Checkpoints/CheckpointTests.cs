@@ -36,7 +36,7 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(sizing, adaptive.Sizing);
         Assert.Null(adaptive.RunningStatistics);
 
-        var window = new Core.Gradients.PersistentGradientState([0.5f, -1.5f, 3f], 3, 0.125, 7.5, 0.0625, 0.75);
+        var window = new Core.Gradients.PersistentGradientState([0.5f, -1.5f, 3f], 3, 0.125, 7.5, 0.0625, 0.75, 41);
         var windowed = CheckpointStore.Read(store.Write(State(15) with { Sizing = sizing with { Persistent = window } })).Sizing!.Persistent!;
         Assert.Equal(window.WindowSum, windowed.WindowSum);
         Assert.Equal(window with { WindowSum = windowed.WindowSum }, windowed);
