@@ -101,34 +101,41 @@ public class PersistentGradientTests
     }
 
     /// <summary>
-    /// A checkpoint keeps the open window (its sum, steps, noise and progress) and the smoothed signal: restored mid-window, the
-    /// estimator continues bitwise as the uninterrupted one, and a ring's ranges added with a scale land where they belong.
+    /// A checkpoint keeps the open window (its sum, steps, noise and progress, the index its blocks are drawn by) and the smoothed
+    /// signal: restored mid-window, the estimator continues bitwise as the uninterrupted one — on a model small enough to be read
+    /// whole, and on one with a sampled tensor (18 whole blocks: 3 read a window) — and a ring's ranges, cut anywhere and added with
+    /// a scale, land where they belong.
     /// </summary>
-    [Fact]
-    public void Restored_mid_window_it_continues_exactly()
+    [Theory]
+    [InlineData(new[] { Dims })]
+    [InlineData(new[] { 36_864, 4_000, 10 })]
+    public void Restored_mid_window_it_continues_exactly(int[] tensors)
     {
+        int size = tensors.Sum();
         var rng = new SplitMix64(3);
-        var steps = Enumerable.Range(0, 40).Select(_ => Enumerable.Range(0, Dims).Select(_ => (float)(rng.NextDouble() - 0.4)).ToArray()).ToList();
-        var whole = new PersistentGradient(Dims, 6);
+        var steps = Enumerable.Range(0, 40).Select(_ => Enumerable.Range(0, size).Select(_ => (float)(rng.NextDouble() - 0.4)).ToArray()).ToList();
+        var whole = new PersistentGradient(size, 6, tensors, seed: 9);
+        Assert.Equal(tensors.Length == 1 ? 1 : 3 + 2, whole.BlocksRead);
         PersistentGradient? resumed = null;
         for (int t = 0; t < steps.Count; t++)
         {
             if (t == 23)
             {
-                resumed = new PersistentGradient(Dims, 6);
+                resumed = new PersistentGradient(size, 6, tensors, seed: 9);
                 resumed.Restore(whole.State);
             }
             foreach (var estimator in new[] { whole, resumed }.OfType<PersistentGradient>())
             {
                 // As a ring applies ranges of gradient sums of a 64-sample batch: the same values, scaled on the way in.
                 var sums = steps[t].Select(v => v * 64).ToArray();
-                estimator.Add(0, sums.AsSpan(0, 40), 1f / 64);
-                estimator.Add(40, sums.AsSpan(40), 1f / 64);
+                int cut = size / 3 + 7;
+                estimator.Add(0, sums.AsSpan(0, cut), 1f / 64);
+                estimator.Add(cut, sums.AsSpan(cut), 1f / 64);
                 estimator.StepDone(64, 1.5, 2);
             }
         }
         Assert.Equal(whole.SmoothedSignal, resumed!.SmoothedSignal);
         Assert.True(whole.SmoothedSignal > 0);
-        Assert.Throws<ArgumentException>(() => new PersistentGradient(Dims + 1, 6).Restore(whole.State));
+        Assert.Throws<ArgumentException>(() => new PersistentGradient(size + 1, 6).Restore(whole.State));
     }
 }
