@@ -181,7 +181,8 @@ public sealed class CheckpointTests : IDisposable
     /// <summary>
     /// A run whose batch changes (a schedule crossing an epoch boundary at a size that does not divide it) with AdaScale: resumed
     /// from a checkpoint it ends bitwise where the uninterrupted run ends — the checkpoint keeps the batch, the sample offset, τ
-    /// and the smoothed noise estimates the learning rate is made of.
+    /// and the smoothed noise estimates the learning rate is made of, the noise window's open sum and draw included (MLP(64): its
+    /// first layer's 24 whole blocks are sampled, 3 a window).
     /// </summary>
     [Fact]
     public void A_run_whose_batch_changes_resumes_exactly_with_its_batch_tau_and_noise_estimates()
@@ -189,10 +190,10 @@ public sealed class CheckpointTests : IDisposable
         var data = SyntheticImages.Create(seed: 5, trainCount: 640, validationCount: 64, testCount: 64);
         var config = new TrainingConfig
         {
-            Dataset = "synthetic", Model = ModelSpec.Mlp(32), GlobalBatch = 64, Steps = 30, EvalEvery = 0, Engine = Engine.Plain,
+            Dataset = "synthetic", Model = ModelSpec.Mlp(64), GlobalBatch = 64, Steps = 30, EvalEvery = 0, Engine = Engine.Plain,
             Optimizer = new OptimizerSettings(OptimizerKind.Momentum), LearningRate = 0.05, BaseBatch = 64,
             LrScaling = Core.Schedules.LrScaling.AdaScale, BatchSchedule = [new(7, 96), new(19, 48)],
-            CheckpointEvery = 8, CheckpointDirectory = _dir,
+            CheckpointEvery = 9, CheckpointDirectory = _dir,
         };
         var initial = ModelFactory.InitialParameters(config.Model, config.Seed);
         var events = new RunEvents(Logger.None, "r");
@@ -200,10 +201,13 @@ public sealed class CheckpointTests : IDisposable
 
         PlainTrainer.Run(config with { Steps = 21 }, data, initial, events, "");
         var checkpoint = new CheckpointStore(_dir, ConfigFingerprint.Of(config)).LoadNewest(out _, out _);
-        Assert.Equal(16, checkpoint.NextStep);
+        Assert.Equal(18, checkpoint.NextStep);
         var sizing = Assert.IsType<Core.BatchSizing.BatchSizingState>(checkpoint.Sizing);
         Assert.Equal(96, sizing.Batch);
         Assert.True(sizing.Tau > 0 && sizing.Noise.Weight > 0);
+        var window = Assert.IsType<Core.Gradients.PersistentGradientState>(sizing.Persistent);
+        Assert.True(window.Window >= 1 && window.Steps > 0, $"window {window.Window}, {window.Steps} steps open"); // one closed, one open
+        Assert.Contains(Enumerable.Range(0, 24), b => window.WindowSum.Skip(b * 2048).Take(2048).All(v => v == 0)); // a block not read
         var resumed = PlainTrainer.Run(config, data, initial, events, "", resumeFrom: checkpoint);
 
         Assert.Equal(30, resumed.Summary.Steps);
