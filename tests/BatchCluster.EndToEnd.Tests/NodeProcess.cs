@@ -50,7 +50,17 @@ public sealed class NodeProcess : IDisposable
     private static extern int kill(int pid, int signal);
 
     /// <summary>Sends a signal (SIGTERM as docker stop does; SIGSTOP/SIGCONT to freeze and thaw a node like a long pause).</summary>
-    public void Signal(int signal) => Signal(_process.Id, signal);
+    /// <exception cref="InvalidOperationException">The node is gone: says how it ended and what it wrote last, so that a node that
+    /// exited on its own (downed, crashed) shows why.</exception>
+    public void Signal(int signal)
+    {
+        if (kill(_process.Id, signal) == 0) return;
+        int errno = Marshal.GetLastWin32Error();
+        _process.WaitForExit(5000);
+        string ended = _process.HasExited ? $"it had exited with code {_process.ExitCode}" : "it is still running";
+        throw new InvalidOperationException(
+            $"kill({_process.Id}, {signal}) failed: errno {errno}; {ended}. Its last output:\n{string.Join('\n', StdOut.TakeLast(30))}\n{string.Join('\n', StdErr.TakeLast(30))}");
+    }
 
     /// <summary>Sends a signal to any process (e.g. SIGINT to a script, as Ctrl-C in its terminal would).</summary>
     public static void Signal(int pid, int signal)
