@@ -88,7 +88,7 @@ public static class BenchSizingCommand
     private static double Bookkeeping()
     {
         var config = new TrainingConfig { GlobalBatch = 128, BaseBatch = 128, Adaptive = new AdaptiveBatch(32, 4096, AdaptEvery: 100), LrScaling = Core.Schedules.LrScaling.AdaScale };
-        var tensors = ModelFactory.LayoutOf(ModelSpec.Mlp()).Entries.Select(e => e.Count).ToList();
+        var tensors = ModelFactory.LayoutOf(ModelSpec.Mlp()).Sizes;
         var sizer = new BatchSizer(config, 55_000, tensors.Sum(), tensors);
         string[] workers = ["akka://batchcluster-local/user/worker-0", "akka://batchcluster-local/user/worker-1", "akka://batchcluster-local/user/worker-2", "akka://batchcluster-local/user/worker-3"];
         var rng = new Random(1);
@@ -114,7 +114,7 @@ public static class BenchSizingCommand
     /// </summary>
     private static double WindowAdd()
     {
-        var tensors = ModelFactory.LayoutOf(ModelSpec.Mlp()).Entries.Select(e => e.Count).ToList();
+        var tensors = ModelFactory.LayoutOf(ModelSpec.Mlp()).Sizes;
         int parameters = tensors.Sum();
         var shares = Enumerable.Range(0, 4).Select(s =>
             new Core.Gradients.ShareGradient(Enumerable.Range(0, parameters).Select(i => 1e-3f * ((i + s) % 11 - 5)).ToArray(), 32, 1, 1, 1)).ToList();

@@ -421,10 +421,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         {
             var first = replica.ComputeGradientSum(_data!.Train, ids[..at], Math.Min(work.MicroBatch, at), gradientSum);
             var second = replica.ComputeGradientSum(_data.Train, ids[at..], Math.Min(work.MicroBatch, count - at), rest);
-            FlatMath.AddInPlace(gradientSum, rest);
+            double sumSquaredNorm = FlatMath.AddInPlaceAndSquaredNorm(gradientSum, rest);
             float[]? batchNormSums = first.BatchNormSums;
             if (batchNormSums is not null && second.BatchNormSums is { } more) FlatMath.AddInPlace(batchNormSums, more);
-            return new ShareGradient(gradientSum, count, first.LossSum + second.LossSum, FlatMath.SquaredNorm(gradientSum),
+            return new ShareGradient(gradientSum, count, first.LossSum + second.LossSum, sumSquaredNorm,
                 first.ComputeMilliseconds + second.ComputeMilliseconds)
             {
                 BatchNormSums = batchNormSums,

@@ -13,6 +13,9 @@ public sealed record ParameterLayout(IReadOnlyList<ParameterLayout.Entry> Entrie
 
     public int TotalCount => Entries.Count == 0 ? 0 : Entries[^1].Offset + Entries[^1].Count;
 
+    /// <summary>Each tensor's number of values, in the flat order.</summary>
+    public IReadOnlyList<int> Sizes => Entries.Select(e => e.Count).ToList();
+
     internal static ParameterLayout Of(nn.Module module)
     {
         var entries = new List<Entry>();

@@ -65,6 +65,25 @@ public static class FlatMath
             Store(Load(y, i) + Load(x, i) * vs, y, i);
     }
 
+    /// <summary>
+    /// y ← y + x, returning Σ y² of the result — the same bits as <see cref="SquaredNorm"/> after the add — taken block by block
+    /// while each block is still in the cache: one pass over memory where the add and the norm apart would take two.
+    /// </summary>
+    public static double AddInPlaceAndSquaredNorm(Span<float> y, ReadOnlySpan<float> x)
+    {
+        const int block = 2048; // a multiple of every vector width: each block but the last holds whole vectors
+        CheckLengths(y.Length, x.Length);
+        var norm = new SquaredNormSum();
+        int whole = y.Length - y.Length % Width;
+        for (int start = 0; start < y.Length; start += block)
+        {
+            var piece = y.Slice(start, Math.Min(block, y.Length - start));
+            AddInPlace(piece, x.Slice(start, piece.Length));
+            norm.AddWholeVectors(piece.Slice(0, Math.Max(0, Math.Min(piece.Length, whole - start))));
+        }
+        return norm.Total(y.Slice(whole));
+    }
+
     /// <summary>Elements per vector.</summary>
     public static int Width => Vector<float>.Count;
 

@@ -93,7 +93,7 @@ public sealed class TrainingSession
     private static IReadOnlyList<int> TensorSizes(Models.ModelSpec model, int parameterCount)
     {
         var layout = Models.ModelFactory.LayoutOf(model);
-        return layout.TotalCount == parameterCount ? layout.Entries.Select(e => e.Count).ToList() : [parameterCount];
+        return layout.TotalCount == parameterCount ? layout.Sizes : [parameterCount];
     }
 
     private void Restore(CheckpointState state)

@@ -5,7 +5,7 @@ namespace BatchCluster.Core.Tests.Numerics;
 /// <summary>The vector loops must equal their scalar definitions exactly, including the partial last vector.</summary>
 public class FlatMathTests
 {
-    public static TheoryData<int> Lengths => new() { 0, 1, 7, 8, 9, 31, 33, 784, 1001 };
+    public static TheoryData<int> Lengths => new() { 0, 1, 7, 8, 9, 31, 33, 784, 1001, 5003 };
 
     private static float[] Values(int n, int seed) => Enumerable.Range(0, n).Select(i => (float)Math.Sin(i * 0.37 + seed) * (seed + 1)).ToArray();
 
@@ -25,6 +25,16 @@ public class FlatMathTests
         var scaled = (float[])y.Clone();
         FlatMath.ScaleInPlace(scaled, 0.3f);
         Assert.Equal(y.Select(a => a * 0.3f), scaled);
+
+        var multiplyAdded = (float[])y.Clone();
+        FlatMath.MultiplyAddInPlace(multiplyAdded, x, 0.3f);
+        Assert.Equal(y.Zip(x, (a, b) => a + b * 0.3f), multiplyAdded);
+
+        // The fused add and norm: the same values as the add, the same bits as the norm taken after it.
+        var fused = (float[])y.Clone();
+        double fusedNorm = FlatMath.AddInPlaceAndSquaredNorm(fused, x);
+        Assert.Equal(sum, fused);
+        Assert.Equal(FlatMath.SquaredNorm(sum), fusedNorm);
 
         double exact = x.Sum(a => (double)a * a);
         Assert.True(Math.Abs(FlatMath.SquaredNorm(x) - exact) <= 1e-6 * exact, "squared norm off by more than 1e-6 relative");
