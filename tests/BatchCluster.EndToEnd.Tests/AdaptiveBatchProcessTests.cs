@@ -101,7 +101,8 @@ public sealed class AdaptiveBatchProcessTests : IDisposable
     /// A cluster of one worker process with AdaScale: its one share per step is computed in two halves whose squared norms travel
     /// back in the result (TrainingProtocol.HalfNorms, the data plane's message frame), so every step has a noise estimate and the
     /// rate its gain — the same halves, estimates, gains and parameters as the plain loop's (which cuts its batch the same way),
-    /// up to float rounding.
+    /// up to float rounding. With --max-lr at 3.5 × --lr the gain (2.9–3.7 here without it) is capped where it would pass 3.5 and left
+    /// alone elsewhere, in the worker process's run as in the plain loop.
     /// </summary>
     [Fact]
     public async Task One_worker_process_estimates_the_noise_from_its_shares_halves()
@@ -109,7 +110,7 @@ public sealed class AdaptiveBatchProcessTests : IDisposable
         string[] Flags(string runId) =>
         [
             "--dataset", "synthetic", "--steps", "30", "--global-batch", "64", "--base-batch", "16", "--lr-scaling", "adascale",
-            "--optimizer", "momentum", "--lr", "0.02", "--eval-every", "0", "--train-eval-samples", "0",
+            "--optimizer", "momentum", "--lr", "0.02", "--max-lr", "0.07", "--eval-every", "0", "--train-eval-samples", "0",
             "--runs-dir", Path.Combine(_dir, "runs"), "--run-id", runId, "--export-params", Path.Combine(_dir, runId + ".f32"),
         ];
         var reference = CliProcess.Run(["train", "--engine", "plain", .. Flags("plain")]);
@@ -125,7 +126,9 @@ public sealed class AdaptiveBatchProcessTests : IDisposable
         var one = Steps("one");
         Assert.Equal(30, one.Count);
         Assert.All(one, e => Assert.True(double.IsFinite(e.GetProperty("TraceSigmaEstimate").GetDouble()), $"step {e.GetProperty("Step")} has no noise estimate"));
-        Assert.Contains(one, e => e.GetProperty("LrGain").GetDouble() > 1.01);
+        Assert.Contains(one, e => e.GetProperty("LrGain").GetDouble() is > 1.01 and < 3.5);
+        Assert.Contains(one, e => e.GetProperty("LrGain").GetDouble() == 0.07 / 0.02);
+        Assert.All(one, e => Assert.True(e.GetProperty("LrGain").GetDouble() <= 0.07 / 0.02, $"step {e.GetProperty("Step")}'s gain passes --max-lr"));
         // The same gains up to float rounding: the two processes' kernels run on different thread counts (measured ~1e-8 apart;
         // a gain without the halves' estimate is 1, and halves cut elsewhere give gains that differ in the second digit).
         var plainGains = Steps("plain").Select(e => e.GetProperty("LrGain").GetDouble()).ToList();

@@ -14,6 +14,8 @@ public sealed class BadInputTests : IDisposable
     [InlineData("--batch-range applies to --global-batch auto only", "--batch-range", "32:64")]
     [InlineData("--noise-window applies where the run estimates the gradient noise: --global-batch auto or --lr-scaling adascale", "--noise-window", "5")]
     [InlineData("--noise-window must be", "--global-batch", "auto", "--noise-window", "-1")]
+    [InlineData("--max-lr caps AdaScale's gain, so it applies with --lr-scaling adascale (the default of --global-batch auto); under another rule give the rate itself with --lr", "--lr-scaling", "linear", "--max-lr", "0.4")]
+    [InlineData("--max-lr 0.05 is below --lr 0.1: the ceiling must be at least the base rate", "--global-batch", "auto", "--max-lr", "0.05")]
     [InlineData("--batch-schedule: its steps must rise, but 3 follows 5 in '5:64,3:128'", "--batch-schedule", "5:64,3:128")]
     [InlineData("give either --global-batch auto or --batch-schedule", "--global-batch", "auto", "--batch-schedule", "0:64")]
     [InlineData("--lr-scaling adascale is derived for SGD (with or without momentum), not adam", "--lr-scaling", "adascale", "--optimizer", "adam")]

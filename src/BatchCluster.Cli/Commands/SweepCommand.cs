@@ -76,6 +76,8 @@ public static class SweepCommand
         var scalings = ParseScalings(r.GetValue(options.LrScalings) ?? "none");
         if (scalings.Contains(LrScaling.AdaScale) && baseConfig.Optimizer.Kind == Core.Optimizers.OptimizerKind.Adam)
             throw new UsageException("--lr-scaling adascale is derived for SGD (with or without momentum), not adam, whose steps are normalised already; with --optimizer adam use sqrt or none");
+        if (baseConfig.MaxLearningRate is not null && !scalings.Contains(LrScaling.AdaScale))
+            throw new UsageException("--max-lr caps AdaScale's gain: add adascale to --lr-scaling (the sweep's other rules take their rates from --lr)");
         int? evalsPerEpoch = r.GetValue(options.EvalsPerEpoch);
         double? warmupEpochs = r.GetValue(options.WarmupEpochs);
         if (warmupEpochs is not null && r.Given(options.Train.WarmupSteps))

@@ -44,6 +44,9 @@ public sealed partial class TrainOptions
     public Option<double?> NoiseWindow { get; } = Opt.Number("noise-window",
         $"with --global-batch auto or --lr-scaling adascale: the noise scale's signal is the gradient's mean over windows of T steps at --base-batch (docs/adaptive-batch.md); 0: each step's own gradient, B_simple [default: {TrainingConfig.DefaultNoiseWindow}]",
         0, 1e6, helpName: "T");
+    public Option<double?> MaxLr { get; } = Opt.Number("max-lr",
+        "with --lr-scaling adascale (the default of --global-batch auto): the most AdaScale's gain may raise the rate to, the rate's stability limit; an auto run also values a batch at no more than it (docs/adaptive-batch.md) [default: none]",
+        0, float.MaxValue, minExclusive: true, helpName: "L");
     public Option<int?> WarmupSteps { get; } = Opt.Int("warmup-steps", "linear warm-up to the peak lr over W steps [default: 0]", 0, helpName: "W");
     public Option<string> Optimizer { get; } = Opt.Choice("optimizer", "optimizer (PyTorch semantics)", "sgd", "sgd", "momentum", "adam");
     public Option<double?> Momentum { get; } = Opt.Number("momentum", "momentum of --optimizer momentum [default: 0.9]", 0, 1, helpName: "μ");
@@ -108,7 +111,7 @@ public sealed partial class TrainOptions
     /// <summary>Every option this instance declares, in help order.</summary>
     public IEnumerable<Option> All => new Option?[]
     {
-        Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, BatchRange, AdaptEvery, BatchSchedule, MicroBatch, BnBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, NoiseWindow, WarmupSteps,
+        Dataset, DataDir, ValidationSize, Model, Hidden, GlobalBatch, BatchRange, AdaptEvery, BatchSchedule, MicroBatch, BnBatch, Workers, Steps, Epochs, Lr, LrScaling, BaseBatch, NoiseWindow, MaxLr, WarmupSteps,
         Optimizer, Momentum, Nesterov, WeightDecay, ClipGradNorm, MaxBadSteps, Seed, Threads, Device, Engine, RunsDir, RunId, EvalEvery, Shuffle,
         TrainEvalSamples, TargetAccuracy, StepDeadline, QuarantineAfterMisses, QuarantineSeconds, QuarantineLimit, OutlierPolicy, Split, TransferPrecision, Reduce, RingChunk, CheckpointEvery, CheckpointDir, Resume, InitParams,
         ExportParams, TensorBoard,
@@ -166,6 +169,14 @@ public sealed partial class TrainOptions
         // A sweep (no --global-batch of its own) may hold an auto run among its batches: there the flag describes it.
         if (r.Given(NoiseWindow) && GlobalBatch is not null && adaptive is null && scaling != Core.Schedules.LrScaling.AdaScale)
             throw new UsageException("--noise-window applies where the run estimates the gradient noise: --global-batch auto or --lr-scaling adascale");
+        double learningRate = r.GetValue(Lr) ?? 0.1;
+        if (r.GetValue(MaxLr) is double maxLr)
+        {
+            if (GlobalBatch is not null && scaling != Core.Schedules.LrScaling.AdaScale)
+                throw new UsageException("--max-lr caps AdaScale's gain, so it applies with --lr-scaling adascale (the default of --global-batch auto); under another rule give the rate itself with --lr");
+            if (maxLr < learningRate)
+                throw new UsageException($"--max-lr {maxLr.ToString(System.Globalization.CultureInfo.InvariantCulture)} is below --lr {learningRate.ToString(System.Globalization.CultureInfo.InvariantCulture)}: the ceiling must be at least the base rate");
+        }
 
         string? runId = r.GetValue(RunId);
         if (runId is not null && (!RunIdPattern().IsMatch(runId) || runId.Trim('.').Length == 0))
@@ -210,11 +221,12 @@ public sealed partial class TrainOptions
             Workers = engine == Core.Training.Engine.Plain ? 1 : workers,
             Steps = r.GetValue(Steps),
             Epochs = r.GetValue(Epochs),
-            LearningRate = r.GetValue(Lr) ?? 0.1,
+            LearningRate = learningRate,
             LrScaling = scaling,
             BaseBatch = r.GetValue(BaseBatch) ?? LearningRateSchedule.DefaultBaseBatch,
             WarmupSteps = r.GetValue(WarmupSteps) ?? 0,
             NoiseWindow = r.GetValue(NoiseWindow),
+            MaxLearningRate = r.GetValue(MaxLr),
             Optimizer = optimizer,
             ClipGradNorm = r.GetValue(ClipGradNorm) ?? 0,
             MaxBadSteps = r.GetValue(MaxBadSteps) ?? 3,

@@ -37,7 +37,8 @@ public sealed class BatchSizer
         Batch = config.BatchSchedule is { Count: > 0 } schedule ? BatchChange.At(schedule, 0, config.GlobalBatch) : config.GlobalBatch;
         if (config.NeedsNoiseEstimate && config.EffectiveNoiseWindow > 0)
             _persistent = new PersistentGradient(parameterCount, config.EffectiveNoiseWindow, tensorSizes, config.Seed);
-        if (config.Adaptive is { } adaptive) _planner = new GoodputPlanner(adaptive.Min, Math.Min(adaptive.Max, trainSamples), ReferenceBatch, config.ShareGranule);
+        if (config.Adaptive is { } adaptive)
+            _planner = new GoodputPlanner(adaptive.Min, Math.Min(adaptive.Max, trainSamples), ReferenceBatch, config.ShareGranule, MaxGain);
     }
 
     /// <summary>The batch the next step takes.</summary>
@@ -79,10 +80,18 @@ public sealed class BatchSizer
     /// <summary>B_noise = tr Σ / <see cref="Signal"/> from the smoothed estimates (NaN before the first).</summary>
     public double NoiseScale => Efficiency.NoiseScale(Signal, _noise.SmoothedTraceSigma);
 
-    /// <summary>The AdaScale gain a step of <paramref name="batch"/> samples gets now (1 without AdaScale).</summary>
-    public double GainAt(int batch) => AdaScale ? Efficiency.AdaScaleGain(batch, ReferenceBatch, Signal, _noise.SmoothedTraceSigma) : 1;
+    /// <summary>
+    /// The most AdaScale's gain may raise the rate (--max-lr ÷ --lr): the rate's stability limit, which the noise does not see.
+    /// +∞ without a ceiling or without AdaScale.
+    /// </summary>
+    public double MaxGain => AdaScale && _config.MaxLearningRate is double max ? max / _config.LearningRate : double.PositiveInfinity;
 
-    public double StatisticalEfficiency(int batch) => Efficiency.Statistical(batch, ReferenceBatch, NoiseScale);
+    /// <summary>The AdaScale gain a step of <paramref name="batch"/> samples gets now, at most <see cref="MaxGain"/> (1 without AdaScale).</summary>
+    public double GainAt(int batch) =>
+        AdaScale ? Math.Min(Efficiency.AdaScaleGain(batch, ReferenceBatch, Signal, _noise.SmoothedTraceSigma), MaxGain) : 1;
+
+    /// <summary>E(M), counting no more of a batch's rate than <see cref="MaxGain"/> lets it have.</summary>
+    public double StatisticalEfficiency(int batch) => Efficiency.Statistical(batch, ReferenceBatch, NoiseScale, MaxGain);
 
     /// <summary>An applied step: its gain (the one its learning rate used) advances τ; its shares feed the noise estimates, its timing the throughput model.</summary>
     /// <param name="shares">Each share's size and the squared norm of its gradient sum.</param>

@@ -18,6 +18,13 @@ public static class Efficiency
         return (noiseScale + referenceBatch) / (noiseScale + batch);
     }
 
+    /// <summary>
+    /// E(M) where the rate may rise at most <paramref name="maxGain"/>-fold over the base rate (--max-lr): a step at M is then worth at
+    /// most maxGain M0-steps, whatever the noise would allow, so a sample at most maxGain · M0 / M of one at M0.
+    /// </summary>
+    public static double Statistical(int batch, int referenceBatch, double noiseScale, double maxGain) =>
+        Math.Min(Statistical(batch, referenceBatch, noiseScale), maxGain * referenceBatch / batch);
+
     /// <summary>B_noise = tr Σ / |G|² from smoothed estimates; +∞ when |G|² is not positive (all noise), NaN when unknown.</summary>
     public static double NoiseScale(double gradSquared, double traceSigma)
     {

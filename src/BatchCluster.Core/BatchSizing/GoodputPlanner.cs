@@ -29,15 +29,18 @@ public sealed class GoodputPlanner
     public const double MaxStep = 2;
 
     private readonly int _referenceBatch;
+    private readonly double _maxGain;
     private readonly Queue<(long Decision, int Left)> _left = new();
     private long _decisions;
 
     /// <param name="granule">Every candidate is a multiple of it (the ghost batch under --bn-batch; else 1).</param>
-    public GoodputPlanner(int min, int max, int referenceBatch, int granule = 1)
+    /// <param name="maxGain">The most the rate may rise over the base rate (--max-lr): a batch is worth no more than that rate makes of it.</param>
+    public GoodputPlanner(int min, int max, int referenceBatch, int granule = 1, double maxGain = double.PositiveInfinity)
     {
         if (min < 1 || max < min) throw new ArgumentOutOfRangeException(nameof(min), $"batch range {min}:{max} is not 1 ≤ MIN ≤ MAX");
         if (granule < 1 || min % granule != 0) throw new ArgumentOutOfRangeException(nameof(granule), $"batch range {min}:{max} does not start at a multiple of {granule}");
         _referenceBatch = referenceBatch;
+        _maxGain = maxGain;
         var candidates = new SortedSet<int>();
         for (int k = 0; ; k++)
         {
@@ -52,7 +55,7 @@ public sealed class GoodputPlanner
     public IReadOnlyList<int> Candidates { get; }
 
     public double Goodput(ThroughputTerms terms, int batch, double noiseScale) =>
-        terms.SamplesPerSecond(batch) * Efficiency.Statistical(batch, _referenceBatch, noiseScale);
+        terms.SamplesPerSecond(batch) * Efficiency.Statistical(batch, _referenceBatch, noiseScale, _maxGain);
 
     public BatchDecision Decide(int current, ThroughputTerms terms, double noiseScale)
     {

@@ -26,6 +26,7 @@ public static class ConfigFingerprint
         if (c.BatchSchedule is { Count: > 0 } schedule) text += "|schedule " + string.Join(',', schedule);
         if (c.BnBatch is int ghost) text += $"|bn {ghost}";
         if (c.NeedsNoiseEstimate) text += $"|noise-window {R(c.EffectiveNoiseWindow)}";
+        if (c.MaxLearningRate is double max && c.LrScaling == Schedules.LrScaling.AdaScale) text += $"|max-lr {R(max)}";
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
     }
 

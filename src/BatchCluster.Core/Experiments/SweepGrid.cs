@@ -71,6 +71,7 @@ public static class SweepGrid
                 Workers = baseConfig.Engine == Engine.Plain ? 1 : w,
                 MicroBatch = micro,
                 LrScaling = scaling,
+                MaxLearningRate = scaling == LrScaling.AdaScale ? baseConfig.MaxLearningRate : null, // only AdaScale has a gain to cap
                 Epochs = budget switch
                 {
                     RunBudget.Epochs e => e.Count,

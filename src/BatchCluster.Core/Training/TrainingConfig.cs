@@ -55,6 +55,13 @@ public sealed record TrainingConfig
     /// <summary>The momentum's horizon 1/(1 − 0.9): the span over which the measured noise scale matched the steps to a target (docs/adaptive-batch.md).</summary>
     public const double DefaultNoiseWindow = 10;
     public double EffectiveNoiseWindow => NoiseWindow ?? DefaultNoiseWindow;
+    /// <summary>
+    /// --max-lr: with AdaScale, the most its gain may raise the rate to (the gain is at most this ÷ <see cref="LearningRate"/>), and
+    /// what an adaptive run's planner counts a large batch's rate at. The noise says what a larger batch is worth at a rate it can
+    /// take; this says which rates it can take. Null: no ceiling.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public double? MaxLearningRate { get; init; }
     /// <summary>Largest forward/backward pass on a worker; defaults to the whole share.</summary>
     public int? MicroBatch { get; init; }
     /// <summary>

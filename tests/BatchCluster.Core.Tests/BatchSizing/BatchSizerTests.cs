@@ -68,4 +68,31 @@ public class BatchSizerTests
         Assert.Equal(12, scheduled.ScheduleProgress(3)); // three steps of 4 × M0
         Assert.Equal(3, fixedBatch.ScheduleProgress(3));
     }
+
+    /// <summary>
+    /// --max-lr caps AdaScale's gain at max-lr ÷ lr, and nothing else: the same all-noise shares (tr Σ 100, |G|² ≈ 0, where the gain
+    /// is S) give 8 at 2,048 with M0 256 without a ceiling, 3 with --max-lr 0.3 at --lr 0.1, and below the ceiling the two agree.
+    /// </summary>
+    [Fact]
+    public void A_rate_ceiling_caps_the_adascale_gain()
+    {
+        var config = new TrainingConfig { GlobalBatch = 256, BaseBatch = 256, LearningRate = 0.1, LrScaling = Core.Schedules.LrScaling.AdaScale, NoiseWindow = 0 };
+        var free = new BatchSizer(config, 60_000, 8);
+        var capped = new BatchSizer(config with { MaxLearningRate = 0.3 }, 60_000, 8);
+        var rng = new SplitMix64(3);
+        double Normal() => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+        for (int step = 0; step < 50; step++)
+        {
+            // Two shares of 128 whose sums are pure noise N(0, 128·I) in 100 dimensions: the mean gradient's norm is noise only.
+            var first = Enumerable.Range(0, 100).Select(_ => Math.Sqrt(128) * Normal()).ToArray();
+            var second = Enumerable.Range(0, 100).Select(_ => Math.Sqrt(128) * Normal()).ToArray();
+            (int, double)[] shares = [(128, first.Sum(x => x * x)), (128, second.Sum(x => x * x))];
+            double mean = first.Zip(second, (a, b) => (a + b) / 256).Sum(x => x * x);
+            foreach (var sizer in new[] { free, capped }) sizer.Observe(256, sizer.GainAt(256), shares, mean, "", new StepTiming(1, 0, 0, 2));
+        }
+        Assert.InRange(free.GainAt(2048), 6, 8);
+        Assert.Equal(3, capped.GainAt(2048), 12);
+        Assert.Equal(free.GainAt(512), capped.GainAt(512), 12);
+        Assert.Equal(double.PositiveInfinity, new BatchSizer(config with { LrScaling = Core.Schedules.LrScaling.Linear, MaxLearningRate = 0.3 }, 60_000, 8).MaxGain);
+    }
 }

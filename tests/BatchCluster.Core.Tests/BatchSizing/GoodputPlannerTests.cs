@@ -42,6 +42,34 @@ public class GoodputPlannerTests
         Assert.InRange(moves, 1, 10);
     }
 
+    /// <summary>
+    /// --max-lr: a slow link (fixed cost 80 ms) and a large noise scale (φ 2,000) put the optimum near M* = √(φ f / b) = 4,000, so the
+    /// planner climbs from M0 = 256 past 2,048. With the rate allowed to rise at most 4 × (a ceiling of 4 × --lr), E(M) is capped at
+    /// 4 · M0 / M, which binds from M = 4 · M0 · φ / (φ − 3 · M0) ≈ 1,662 on: beyond it a larger batch gets no more progress per step
+    /// and costs more per step, so goodput falls. The planner must settle at or below the first candidate past that point (1,722) and
+    /// on the capped goodput's best within the hysteresis; below the cap E(M) is left alone.
+    /// </summary>
+    [Fact]
+    public void A_rate_ceiling_stops_the_batch_where_the_rate_can_no_longer_follow()
+    {
+        var terms = new ThroughputTerms(0.01, 0, 80, 0);
+        const double noise = 2000;
+        int Settle(GoodputPlanner planner)
+        {
+            int current = 256;
+            for (int i = 0; i < 12; i++) current = planner.Decide(current, terms, noise).Chosen;
+            return current;
+        }
+        Assert.True(Settle(new GoodputPlanner(32, 8192, 256)) > 2048);
+        var capped = new GoodputPlanner(32, 8192, 256, maxGain: 4);
+        int settled = Settle(capped);
+        Assert.InRange(settled, 1024, 1722);
+        int brute = capped.Candidates.MaxBy(m => capped.Goodput(terms, m, noise));
+        Assert.True(capped.Goodput(terms, settled, noise) * (1 + GoodputPlanner.Hysteresis) >= capped.Goodput(terms, brute, noise));
+        Assert.Equal(Efficiency.Statistical(512, 256, noise), Efficiency.Statistical(512, 256, noise, maxGain: 4));
+        Assert.Equal(4.0 * 256 / 2048, Efficiency.Statistical(2048, 256, double.PositiveInfinity, maxGain: 4), 12);
+    }
+
     [Fact]
     public void A_gain_under_five_percent_keeps_the_batch()
     {

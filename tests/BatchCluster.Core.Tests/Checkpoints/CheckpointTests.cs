@@ -118,6 +118,10 @@ public sealed class CheckpointTests : IDisposable
         var bn = config with { Model = ModelSpec.Cnn(batchNorm: true) };
         Assert.NotEqual(ConfigFingerprint.Of(bn), ConfigFingerprint.Of(bn with { BnBatch = 16 }));
         Assert.NotEqual(ConfigFingerprint.Of(bn with { BnBatch = 32 }), ConfigFingerprint.Of(bn with { BnBatch = 16 }));
+        // A rate ceiling changes AdaScale's steps, and nothing where there is no gain to cap.
+        var adascale = config with { LrScaling = Core.Schedules.LrScaling.AdaScale };
+        Assert.NotEqual(ConfigFingerprint.Of(adascale), ConfigFingerprint.Of(adascale with { MaxLearningRate = 0.3 }));
+        Assert.Equal(ConfigFingerprint.Of(config), ConfigFingerprint.Of(config with { MaxLearningRate = 0.3 }));
     }
 
     /// <summary>

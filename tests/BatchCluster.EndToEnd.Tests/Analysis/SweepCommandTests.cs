@@ -52,6 +52,8 @@ public sealed class SweepCommandTests : IDisposable
         BadInputTests.AssertRefused(CliProcess.Run("sweep", "--lr-scaling", "none,cubic", "--runs-dir", _runs), "--lr-scaling must be a comma-separated list");
         BadInputTests.AssertRefused(CliProcess.Run("sweep", "--reduce", "ring", "--dataset", "synthetic", "--runs-dir", _runs),
             "--reduce ring reduces around worker processes; a sweep runs the local simulated cluster in one process (scripts/sweep-hosts.sh sweeps worker nodes on simulated hosts)");
+        BadInputTests.AssertRefused(CliProcess.Run("sweep", "--lr-scaling", "linear", "--max-lr", "0.4", "--dataset", "synthetic", "--runs-dir", _runs),
+            "--max-lr caps AdaScale's gain: add adascale to --lr-scaling (the sweep's other rules take their rates from --lr)");
         Assert.Empty(Directory.GetFileSystemEntries(_runs));
     }
 }
