@@ -57,7 +57,13 @@ public sealed class BadMemberProcessTests : IDisposable
             Assert.Contains(quarantined, r => r.Contains("non-finite"));
             Assert.Contains(quarantined, r => r.Contains("missed 1 step deadline"));
             var expelled = events.Where(e => Type(e) == "WorkerLeft").Select(e => e.GetProperty("Reason").GetString()!).Where(r => r.StartsWith("expelled")).ToList();
-            Assert.Equal(2, expelled.Count);
+            // The NaN and the silent worker are expelled during the steps. The evaluation faker is caught on the validation's audit
+            // rows (its one quarantine) and, if its 50 ms are over before the test evaluation starts (a busy machine), caught again
+            // there and expelled too: a bad member either way, and never anyone else.
+            Assert.Single(expelled, r => r.Contains("non-finite"));
+            Assert.Single(expelled, r => r.Contains("missed 1 step deadline"));
+            Assert.InRange(expelled.Count(r => r.Contains("audit rows said")), 0, 1);
+            Assert.True(expelled.Count == 2 || expelled.Count == 3 && expelled.Any(r => r.Contains("audit rows said")), string.Join("\n", expelled));
             // The silent worker had two chances (its first plan, and once after its quarantine): two deadlines, no more.
             Assert.InRange(events.Count(e => Type(e) == "StallReport"), 1, 2);
             Assert.Equal(3, steps[^1].GetProperty("Shares").GetArrayLength()); // the honest, the speed liar, the evaluation faker
