@@ -18,8 +18,8 @@ namespace BatchCluster.Core.Gradients;
 /// </summary>
 public static class ExactAverage
 {
-    /// <summary>Floats per block: 8 KiB, a multiple of any vector width, so blocks hold whole vectors but the last.</summary>
-    public const int BlockFloats = 2048;
+    /// <summary>Floats per block: the cache-sized block of FlatMath's fused passes (8 KiB; blocks hold whole vectors but the last).</summary>
+    public const int BlockFloats = FlatMath.CacheBlockFloats;
 
     public static int Compute(IReadOnlyList<ShareGradient> sharesInPlanOrder, Span<float> mean) =>
         Compute(sharesInPlanOrder, mean, out _);

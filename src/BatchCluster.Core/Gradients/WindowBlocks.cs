@@ -22,6 +22,7 @@ public sealed class WindowBlocks
     public const int MinimumSampledBlocks = 16;
 
     private readonly int[][] _strata;
+    private readonly int[] _order;      // a stratum's blocks, partly shuffled by a draw (reused: a draw allocates nothing)
     private readonly double[] _weights; // per block, in the current window: 0 = not read
     private readonly long _seed;
 
@@ -43,6 +44,7 @@ public sealed class WindowBlocks
             offset += size;
         }
         _strata = [.. strata];
+        _order = new int[_strata.Length == 0 ? 0 : _strata.Max(stratum => stratum.Length)];
         Draw(0);
     }
 
@@ -66,7 +68,8 @@ public sealed class WindowBlocks
         {
             int take = (stratum.Length + SampleEvery - 1) / SampleEvery;
             foreach (int block in stratum) _weights[block] = 0;
-            var order = (int[])stratum.Clone();
+            var order = _order.AsSpan(0, stratum.Length);
+            stratum.CopyTo(order); // from the stratum's own order: the draw depends on the seed and the window only
             for (int i = 0; i < take; i++)
             {
                 int j = i + random.NextInt(order.Length - i);

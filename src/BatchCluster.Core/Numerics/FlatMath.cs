@@ -71,7 +71,7 @@ public static class FlatMath
     /// </summary>
     public static double AddInPlaceAndSquaredNorm(Span<float> y, ReadOnlySpan<float> x)
     {
-        const int block = 2048; // a multiple of every vector width: each block but the last holds whole vectors
+        const int block = CacheBlockFloats;
         CheckLengths(y.Length, x.Length);
         var norm = new SquaredNormSum();
         int whole = y.Length - y.Length % Width;
@@ -83,6 +83,12 @@ public static class FlatMath
         }
         return norm.Total(y.Slice(whole));
     }
+
+    /// <summary>
+    /// Values per block of the passes that do two things to a vector while each block is still in the cache (8 KiB: well inside L1/L2).
+    /// A multiple of every vector width, so that each block but the last holds whole vectors.
+    /// </summary>
+    public const int CacheBlockFloats = 2048;
 
     /// <summary>Elements per vector.</summary>
     public static int Width => Vector<float>.Count;
