@@ -66,6 +66,7 @@ else
   dotnet publish "$root/src/BatchCluster.Cli/BatchCluster.Cli.csproj" -c Release -r linux-x64 --self-contained -o "$context/app" -nologo -v quiet >&2
   # The legacy builder: Debian's docker.io has no buildx, and this single-stage build needs nothing of BuildKit.
   DOCKER_BUILDKIT=0 docker build -q -t "$tag" --build-arg "BASE_IMAGE=$base" "$context" >/dev/null
+  rm -rf "$context" # the image holds it now; ~600 MB
 fi
 
 if [ "$with_prometheus" = true ]; then
