@@ -175,7 +175,7 @@ public sealed partial class TrainOptions
             if (GlobalBatch is not null && scaling != Core.Schedules.LrScaling.AdaScale)
                 throw new UsageException("--max-lr caps AdaScale's gain, so it applies with --lr-scaling adascale (the default of --global-batch auto); under another rule give the rate itself with --lr");
             if (maxLr < learningRate)
-                throw new UsageException($"--max-lr {maxLr.ToString(System.Globalization.CultureInfo.InvariantCulture)} is below --lr {learningRate.ToString(System.Globalization.CultureInfo.InvariantCulture)}: the ceiling must be at least the base rate");
+                throw new UsageException(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"--max-lr {maxLr} is below --lr {learningRate}: the ceiling must be at least the base rate"));
         }
 
         string? runId = r.GetValue(RunId);
